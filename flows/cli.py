@@ -1,0 +1,139 @@
+"""``lmforge``: run the pipeline, show what is cached, open the MLflow UI.
+
+Prefect is imported only by ``run`` (``status`` and ``ui`` stay fast and need no Prefect server).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flows import env
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="default", help="named preset (tiny, default, gpu)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file(s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one config value, e.g. --set clean.min_words=20")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lmforge", description="From a raw corpus to pretrained and fine-tuned LMs.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline (cached stages are skipped)")
+    _config_args(run)
+    sel = run.add_mutually_exclusive_group()
+    sel.add_argument("--stage", help="run this stage alone, inputs from cache")
+    sel.add_argument("--from", dest="from_", metavar="STAGE", help="rerun this stage and everything after it")
+    run.add_argument("--until", metavar="STAGE", help="stop after this stage")
+    run.add_argument("--force", action="store_true", help="ignore every cache of the selected stages")
+    run.add_argument("--workers", type=int, help="processes for sharded stages (default: one per core)")
+    run.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    st = sub.add_parser("status", help="per stage: key, cached or not, folder, producing MLflow run")
+    _config_args(st)
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--verify", action="store_true", help="also check file digests (slower)")
+    ui = sub.add_parser("ui", help="the MLflow UI over this project's store, on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    return ap
+
+
+def _load(args: argparse.Namespace):
+    from pipeline import config
+    overrides = list(args.overrides)
+    if getattr(args, "workers", None) is not None:
+        overrides.append(f"run.workers={args.workers}")
+    if getattr(args, "no_tracking", False):
+        overrides.append("run.tracking=false")
+    data = config.resolve(args.preset, args.config, overrides)
+    from pipeline.configtypes import build, to_dict
+    cfg = build(config.RunConfig, data)
+    return cfg, {"_preset": args.preset, **to_dict(cfg)}
+
+
+def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from pipeline.plan import make_plan
+    cfg, cfg_dict = _load(args)
+    work = root / "data" / "work"
+    plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
+    if args.dry_run:
+        for p in plan:
+            print(f"{p.name:<12} {p.key}  {p.action:<6} {p.reason}")
+        return 0
+    _save_config(root, cfg_dict)
+    from flows import server
+    temp_server = server.start_if_needed()
+    from flows import pipeline
+    t0 = time.perf_counter()
+    print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
+    summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server)
+    built = sum(not s["cached"] for s in summary)
+    print(f"lmforge: {len(summary)} stage(s), {built} built, {len(summary) - built} cached, "
+          f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+def _save_config(root: Path, cfg_dict: dict) -> None:
+    from pipeline.store import atomic_write_text
+    runs = root / "data" / "runs"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    atomic_write_text(runs / f"{stamp}-config.json", json.dumps(cfg_dict, indent=1))
+
+
+def cmd_status(args: argparse.Namespace, root: Path) -> int:
+    from pipeline.plan import compute
+    from pipeline.store import validate
+    cfg, _ = _load(args)
+    rows = []
+    for p in compute(cfg, root / "data" / "work", root):
+        m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
+        rows.append({"stage": p.name, "key": p.key, "cached": m is not None, "path": str(p.path),
+                     "run_id": m.run_id if m else None, **({} if m else {"reason": why})})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            state = "cached" if r["cached"] else f"missing ({r.get('reason', '')})"
+            print(f"{r['stage']:<12} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, root: Path) -> int:
+    from pipeline.tracking import default_uri
+    (root / "mlruns").mkdir(exist_ok=True)
+    uri = default_uri(root)
+    artifacts = (root / "mlruns" / "artifacts").resolve().as_uri()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    environ = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    print(f"lmforge: MLflow UI on http://127.0.0.1:{args.port} over {uri} (Ctrl-C stops it)", file=sys.stderr)
+    proc = subprocess.Popen(cmd, env=environ)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = env.project_root()
+    env.apply(root)
+    args = parser().parse_args(argv)
+    from pipeline.configtypes import ConfigError
+    from pipeline.plan import PlanError
+    try:
+        return {"run": cmd_run, "status": cmd_status, "ui": cmd_ui}[args.command](args, root)
+    except (ConfigError, PlanError) as e:
+        print(f"lmforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

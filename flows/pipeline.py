@@ -1,0 +1,134 @@
+"""The Prefect flow: one task per stage, Prefect's cache keyed by the stage key.
+
+The cache record lives inside the stage's output folder (``<stage>/<key>/.prefect-cache``), so deleting
+the folder invalidates Prefect's cache too; the flow validates each manifest first and refreshes the
+cache of any stage it must run (missing, damaged, forced). Stage functions live in ``pipeline/`` and
+know nothing of Prefect. ``python -m flows.pipeline ...`` is ``lmforge run ...``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flows import env
+
+env.apply(env.project_root())
+
+from prefect import flow, task  # noqa: E402
+from prefect.context import TaskRunContext  # noqa: E402
+
+from pipeline import runner  # noqa: E402
+from pipeline.config import RunConfig  # noqa: E402
+from pipeline.plan import PlannedStage  # noqa: E402
+from pipeline.store import Manifest, validate  # noqa: E402
+from pipeline.tracking import MlflowSession  # noqa: E402
+
+
+@dataclass
+class _Run:
+    """What the tasks of the current flow run share (kept out of task parameters, which stay tiny)."""
+    cfg: RunConfig
+    plan: list[PlannedStage]
+    root: Path
+    work: Path
+    session: MlflowSession | None
+    parent_id: str | None
+    fail_after_shards: dict[str, int]
+
+
+_RUN: _Run | None = None
+
+
+def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"{parameters['stage']}/{parameters['key']}/.prefect-cache"
+
+
+def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
+    r = _RUN
+    assert r is not None, "stage task called outside the lmforge flow"
+    ps = next(p for p in r.plan if p.name == stage and p.key == key)
+    if not fresh:
+        m, _ = validate(ps.path)
+        if m is not None:  # built meanwhile (or Prefect's record is missing): nothing to do
+            return m.to_json()
+    m = runner.execute(ps, r.cfg, r.plan, r.root, r.work, r.session, r.parent_id, fresh=fresh,
+                       fail_after_shards=r.fail_after_shards.get(stage))
+    return m.to_json()
+
+
+stage_task = task(_stage, name="stage", cache_key_fn=_cache_key, persist_result=True,
+                  result_serializer="json")
+
+
+@flow(name="lmforge", log_prints=False, validate_parameters=False)
+def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
+    r = _RUN
+    assert r is not None
+    summary = []
+    for ps in r.plan:
+        if ps.action == "skip":
+            continue
+        t0 = time.perf_counter()
+        refresh = ps.action == "run"
+        fresh = refresh and ps.reason in ("forced", "selected to rerun")
+        result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
+            stage=ps.name, key=ps.key, fresh=fresh)
+        manifest = Manifest.from_json(result, path=ps.path)
+        ps.manifest = manifest
+        cached = not refresh
+        if cached:
+            runner.record_cached(ps, manifest, r.session, r.parent_id)
+        seconds = time.perf_counter() - t0
+        summary.append({"stage": ps.name, "key": ps.key, "cached": cached, "seconds": round(seconds, 2),
+                        "path": str(ps.path), "run_id": manifest.run_id})
+        _say(ps, cached, seconds, manifest)
+    return summary
+
+
+def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
+    figures = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:.4g}"
+               for k, v in list(m.stats.items())[:4] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    state = "cached" if cached else f"built in {m.seconds:.1f}s"
+    print(f"  {ps.name:<12} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
+
+
+def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config_dict: dict[str, Any],
+        fail_after_shards: dict[str, int] | None = None, run_name: str = "pipeline",
+        server: Any = None) -> list[dict[str, Any]]:
+    """Run the flow for a plan; one parent MLflow run holds a child run per executed or cached stage."""
+    global _RUN
+    session = MlflowSession(root, enabled=cfg.run.tracking, experiment=cfg.run.experiment)
+    parent = session.start(run_name, {"lmforge.stages": ",".join(p.name for p in plan if p.action != "skip")})
+    if session.enabled:
+        parent.log_params({"preset": config_dict.get("_preset", ""), **{
+            f"{p.name}.key": p.key for p in plan}})
+        parent.client.log_dict(parent.run_id, config_dict, "config.json")
+    _RUN = _Run(cfg, plan, root, work, session if session.enabled else None, parent.run_id,
+                fail_after_shards or {})
+    status = "FAILED"
+    if server is not None:  # a flows.server.TemporaryServer started by the CLI before our imports
+        server.wait()
+    try:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        # The heartbeat thread costs ~1 s per flow run for nothing on a local run.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            summary = pipeline_flow(run_name)
+        status = "FINISHED"
+        if session.enabled:
+            parent.log_metrics({"stages_run": sum(not s["cached"] for s in summary),
+                                "stages_cached": sum(s["cached"] for s in summary)})
+            parent.client.log_dict(parent.run_id, summary, "summary.json")
+        return summary
+    finally:
+        _RUN = None
+        if session.enabled:
+            parent.finish(status)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+    sys.exit(main(["run", *sys.argv[1:]]))

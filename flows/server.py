@@ -1,0 +1,76 @@
+"""A temporary Prefect API server for one ``lmforge run``, started before prefect is imported.
+
+With no ``PREFECT_API_URL``, Prefect starts the same server itself at the first flow run and waits
+~8 s for it, after importing all of ``prefect.server`` into our process. Starting the server process
+first, from the command line Prefect uses, lets its start-up overlap with ours (imports, MLflow,
+store checks) on the other core, and keeps the server's modules out of our process. The run then
+talks to it as to any configured server, and stops it at exit. A user's own PREFECT_API_URL wins.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+class TemporaryServer:
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        spec = importlib.util.find_spec("prefect")
+        assert spec and spec.submodule_search_locations, "prefect is not installed"
+        app_dir = str(Path(list(spec.submodule_search_locations)[0]).parent)
+        environ = dict(os.environ, PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1",
+                       PREFECT__SERVER_FINAL="1")
+        environ.pop("PREFECT_API_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "error", "--lifespan", "on"],
+            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        atexit.register(self.stop)
+
+    def wait(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                raise RuntimeError(f"the temporary Prefect server exited with code {self.proc.returncode}: {err}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the temporary Prefect server did not answer on {self.url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_if_needed() -> TemporaryServer | None:
+    """Start a temporary server and point PREFECT_API_URL at it, unless the user has a server."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    server = TemporaryServer()
+    os.environ["PREFECT_API_URL"] = server.url
+    return server

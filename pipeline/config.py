@@ -1,0 +1,82 @@
+"""The run's config tree: one typed section per stage plus ``run``, from presets, YAML files and --set.
+
+Resolution order: dataclass defaults (the ``default`` preset) ← ``pipeline/presets/<preset>.yaml`` ←
+each ``--config`` file ← each ``--set a.b=value``. Any unknown key or bad value fails here, before
+any work starts, naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.configtypes import ConfigError, bounded, build, deep_merge, parse_override, set_path, to_dict
+from pipeline.ingest.config import IngestConfig
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """Settings of the run itself; none of them changes any stage's output."""
+    workers: int = bounded(0, ge=0)  # processes for sharded stages; 0 = one per CPU core
+    tracking: bool = True            # MLflow on/off (off also when MLflow is missing or unreachable)
+    experiment: str = "lmforge"
+
+    def n_workers(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run: RunSection = field(default_factory=RunSection)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+
+    def section(self, stage: str) -> Any:
+        return getattr(self, stage)
+
+
+def presets() -> list[str]:
+    return sorted(["default", *(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem != "default")])
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve(preset: str = "default", files: list[str | Path] = (), overrides: list[str] = ()) -> dict[str, Any]:
+    """The merged plain-dict config (before validation)."""
+    if preset not in presets():
+        raise ConfigError(f"--preset: got {preset!r}, allowed: {', '.join(presets())}")
+    data: dict[str, Any] = {}
+    preset_file = PRESETS_DIR / f"{preset}.yaml"
+    if preset_file.exists():
+        data = deep_merge(data, _read_yaml(preset_file))
+    for f in files:
+        data = deep_merge(data, _read_yaml(Path(f)))
+    for assignment in overrides:
+        path, value = parse_override(RunConfig, assignment)
+        set_path(data, path, value)
+    return data
+
+
+def load(preset: str = "default", files: list[str | Path] = (), overrides: list[str] = ()) -> RunConfig:
+    return build(RunConfig, resolve(preset, files, overrides))
+
+
+def dump(cfg: RunConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=1, sort_keys=False)
+
+
+__all__ = ["RunConfig", "RunSection", "ConfigError", "load", "resolve", "dump", "presets", "to_dict"]

@@ -1,0 +1,236 @@
+"""Typed, validated configs built from frozen dataclasses, with no dependency beyond the stdlib.
+
+Why not pydantic: the training entry point must run on a GPU box that has only torch, numpy,
+pyarrow and sentencepiece. A config section is a frozen dataclass whose fields carry types
+(int, float, bool, str, Literal[...], list[...], dict[str, ...], nested dataclasses, X | None) and
+optional bounds in `field(metadata={"ge": 0, "le": 1})`. `build()` turns plain dicts (YAML, JSON,
+``--set`` overrides) into instances and names the key, the value and what is allowed on any error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A config value is unknown or invalid; the message names the key, the value and what is allowed."""
+
+
+def bounded(default: Any, *, ge: float | None = None, le: float | None = None,
+            gt: float | None = None, lt: float | None = None, help: str = "") -> Any:
+    """A dataclass field with numeric bounds checked by `build()`."""
+    meta = {k: v for k, v in dict(ge=ge, le=le, gt=gt, lt=lt, help=help).items() if v not in (None, "")}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls, include_extras=False)
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(tp))}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value in allowed:
+            return value
+        raise ConfigError(f"{key}: got {value!r}, allowed: {', '.join(repr(a) for a in allowed)}")
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value) and isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
+        return build(tp, value, prefix=key)
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()] if value else []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: got {value!r}, expected a list")
+        (item_tp, *_) = get_args(tp) or (Any,)
+        items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: got {value!r}, expected a mapping")
+        _, val_tp = get_args(tp) or (str, Any)
+        return {str(k): _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ConfigError(f"{key}: got {value!r}, expected a boolean (true/false)")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}, expected an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                try:
+                    f = float(value)
+                    if f.is_integer():
+                        return int(f)
+                except ValueError:
+                    pass
+        raise ConfigError(f"{key}: got {value!r}, expected an integer")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}, expected a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: got {value!r}, expected a number")
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: got {value!r}, expected a string")
+        return str(value)
+    return value
+
+
+def _check_bounds(f: dataclasses.Field, value: Any, key: str) -> None:
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    m = f.metadata
+    checks = [("ge", lambda b: value >= b, ">="), ("le", lambda b: value <= b, "<="),
+              ("gt", lambda b: value > b, ">"), ("lt", lambda b: value < b, "<")]
+    for name, ok, sym in checks:
+        if name in m and not ok(m[name]):
+            raise ConfigError(f"{key}: got {value!r}, allowed: a number {sym} {m[name]}")
+
+
+def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
+    """Build a dataclass instance from a plain mapping, rejecting unknown keys and bad values."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]!s}; allowed keys{' in ' + prefix if prefix else ''}: "
+                          f"{', '.join(fields)}")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        value = _coerce(hints[name], data[name], key)
+        _check_bounds(f, value, key)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON-able form of a config (dataclasses → dicts, tuples → lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _field_type(cls: type, path: list[str], full: str) -> Any:
+    tp: Any = cls
+    for i, part in enumerate(path):
+        inner = tp
+        if get_origin(inner) in (Union, types.UnionType):
+            inner = next(a for a in get_args(inner) if a is not type(None))
+        if get_origin(inner) is dict:
+            tp = get_args(inner)[1] if get_args(inner) else Any
+            continue
+        if not dataclasses.is_dataclass(inner):
+            raise ConfigError(f"unknown key {full}: {'.'.join(path[:i])} has no sub-keys")
+        names = [f.name for f in dataclasses.fields(inner)]
+        if part not in names:
+            where = ".".join(path[:i])
+            raise ConfigError(f"unknown key {full}; allowed keys{' in ' + where if where else ''}: {', '.join(names)}")
+        tp = _hints(inner)[part]
+    return tp
+
+
+def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
+    """Parse ``a.b=value`` into a key path and a value of the field's type (JSON for lists/mappings)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    tp = _field_type(cls, path, key.strip())
+    value: Any = raw
+    wants_structure = get_origin(tp) in (list, tuple, dict) or dataclasses.is_dataclass(tp)
+    if raw.strip().lower() in ("null", "none") and _allows_none(tp):
+        value = None
+    elif wants_structure and raw.strip()[:1] in "[{":
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{key}: cannot parse {raw!r} as JSON: {e}") from e
+    return path, _coerce(tp, value, key.strip())
+
+
+def _allows_none(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {part} is not a mapping")
+    node[path[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+__all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "set_path", "deep_merge"]

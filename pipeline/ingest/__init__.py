@@ -1,0 +1,127 @@
+"""Ingest stage: named sources → document shards (Parquet: doc_id, text, source, meta).
+
+Streaming with bounded memory: documents are written in shards of ``docs_per_shard``. A killed run
+re-reads its inputs but skips the shards already written. Every loss is a counted ``Drop`` with a
+reason and the file and line; a sample of each kind goes to ``reports/drops.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipeline import documents
+from pipeline.ingest import stdlib
+from pipeline.ingest.config import IngestConfig, SourceConfig
+from pipeline.ingest.readers import READERS, Doc, Drop, IngestError, resolve_paths
+from pipeline.stage import StageContext
+
+VERSION = "1"
+__all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
+
+
+def fingerprint(cfg: IngestConfig, root: Path) -> str:
+    """A digest of what the sources are now (files' paths, sizes, mtimes; the Python for stdlib)."""
+    h = hashlib.sha256()
+    for src in cfg.sources:
+        if src.kind.startswith("stdlib"):
+            h.update(stdlib.fingerprint().encode())
+            continue
+        for p in resolve_paths(src, root):
+            st = p.stat()
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
+    if src.kind == "stdlib_docs":
+        for local_id, text, meta in stdlib.iter_docs():
+            yield Doc(local_id, text, meta)
+    elif src.kind == "stdlib_source":
+        for local_id, data, meta in stdlib.iter_source():
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield Drop("undecodable_bytes", local_id, f"invalid UTF-8 at byte {e.start}")
+                continue
+            yield Doc(local_id, text, meta) if text.strip() else Drop("empty_file", local_id)
+    else:
+        reader = READERS[src.kind]
+        for path in resolve_paths(src, root):
+            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+            try:
+                yield from reader(path, rel, src)
+            except OSError as e:
+                yield Drop("unreadable_file", rel, f"{type(e).__name__}: {e}")
+
+
+def split_huge(text: str, limit: int) -> list[str]:
+    """Split a text longer than ``limit`` chars at paragraph (else line, else hard) breaks."""
+    if len(text) <= limit:
+        return [text]
+    parts, start = [], 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"))
+        cut = cut + 1 if cut > limit // 2 else limit
+        parts.append(text[start:start + cut])
+        start += cut
+    parts.append(text[start:])
+    return parts
+
+
+def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:
+    for src in cfg.sources:
+        n = 0
+        for item in _source_items(src, root):
+            if isinstance(item, Drop):
+                counts[f"dropped.{item.reason}"] += 1
+                counts[f"source.{src.name}.dropped"] += 1
+                if len(drops[item.reason]) < cfg.samples_per_reason:
+                    drops[item.reason].append({"source": src.name, "where": item.where, "detail": item.detail})
+                continue
+            if src.max_docs is not None and n >= src.max_docs:
+                break
+            n += 1
+            pieces = split_huge(item.text, cfg.max_doc_chars)
+            if len(pieces) > 1:
+                counts["split_huge_docs"] += 1
+            for i, piece in enumerate(pieces):
+                meta = dict(item.meta, part=i) if len(pieces) > 1 else item.meta
+                doc_id = f"{src.name}:{item.local_id}" + (f"#{i}" if len(pieces) > 1 else "")
+                counts[f"source.{src.name}.docs"] += 1
+                counts["chars"] += len(piece)
+                yield {"doc_id": doc_id, "text": piece, "source": src.name, "meta": stdlib.meta_json(meta)}
+
+
+def run(cfg: IngestConfig, ctx: StageContext) -> dict[str, Any]:
+    drops: dict[str, list] = defaultdict(list)
+    counts: Counter = Counter()
+    progress = ctx.progress(unit="docs")
+    shard, batch, docs = 0, [], 0
+
+    def flush() -> None:
+        nonlocal shard, batch
+        rel = documents.shard_name(shard)
+        if not ctx.shard_done(rel):
+            table = documents.docs_table(batch)
+            ctx.write_shard(rel, lambda tmp: documents.write_table(table, tmp))
+        shard, batch = shard + 1, []
+
+    for row in _rows(cfg, ctx.root, drops, counts):
+        batch.append(row)
+        docs += 1
+        progress.update(1)
+        if len(batch) >= cfg.docs_per_shard:
+            flush()
+    if batch:
+        flush()
+    progress.close()
+    if docs == 0:
+        raise IngestError("ingest produced no documents: every input was empty or dropped "
+                          f"({dict(counts)}); see the sources in the ingest config")
+    ctx.write_report("drops.json", {"counts": {k: v for k, v in counts.items() if k.startswith("dropped.")},
+                                    "samples": drops})
+    return {"docs": docs, "shards": shard, "dropped": sum(v for k, v in counts.items() if k.startswith("dropped.")),
+            **dict(counts)}

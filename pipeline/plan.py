@@ -1,0 +1,103 @@
+"""Which stages run, which are served from cache: a pure function of the config and the store.
+
+Keys are computed in order before anything runs (each includes its inputs' keys, so a change
+propagates downstream). Selection follows DVC/Kedro: ``stage`` runs one stage from cached inputs,
+``from_`` reruns a stage and everything after it, ``until`` stops after a stage, ``force`` ignores
+every cache. A stage that is not selected but feeds a selected one must be cached, else a clear error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline import stages as registry
+from pipeline.config import RunConfig
+from pipeline.configtypes import to_dict
+from pipeline.store import Manifest, stage_dir, stage_key, validate
+
+Action = Literal["run", "cached", "skip"]
+
+
+class PlanError(RuntimeError):
+    """The selection cannot run (e.g. an upstream output is missing)."""
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    key: str
+    version: str
+    config: dict[str, Any]
+    inputs: dict[str, str]          # role -> upstream key (or the external fingerprint)
+    input_stages: dict[str, str]    # role -> upstream stage name
+    path: Path
+    action: Action = "skip"
+    reason: str = ""
+    manifest: Manifest | None = field(default=None, repr=False)
+
+
+def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
+    return to_dict(cfg.section(name))
+
+
+def compute(cfg: RunConfig, work: Path, root: Path) -> list[PlannedStage]:
+    """Keys and cache state of every stage, with no selection applied."""
+    keys: dict[str, str] = {}
+    out = []
+    for spec in registry.STAGES:
+        inputs = {role: keys[up] for role, up in spec.inputs.items()}
+        if spec.external_inputs:
+            inputs["external"] = spec.load().fingerprint(cfg.section(spec.name), root)
+        conf = stage_config(cfg, spec.name)
+        key = stage_key(spec.name, spec.version, conf, inputs)
+        keys[spec.name] = key
+        path = stage_dir(work, spec.name, key)
+        manifest, why = validate(path)
+        ps = PlannedStage(spec.name, key, spec.version, conf, inputs, dict(spec.inputs), path,
+                          action="cached" if manifest else "run", reason=why, manifest=manifest)
+        if ps.action == "run" and path.exists():
+            ps.reason = f"damaged output ({why})"
+        elif ps.action == "run":
+            ps.reason = "not built yet"
+        out.append(ps)
+    return out
+
+
+def select(planned: list[PlannedStage], stage: str | None = None, from_: str | None = None,
+           until: str | None = None, force: bool = False) -> list[PlannedStage]:
+    names = [p.name for p in planned]
+    for flag, value in (("--stage", stage), ("--from", from_), ("--until", until)):
+        if value is not None and value not in names:
+            raise PlanError(f"{flag}: got {value!r}, allowed: {', '.join(names)}")
+    if stage and from_:
+        raise PlanError("--stage and --from cannot be combined")
+    last = names.index(until) if until else len(names) - 1
+    if stage:
+        selected, forced = {stage}, {stage}
+    elif from_:
+        selected = set(names[names.index(from_):last + 1])
+        forced = set(selected)
+    else:
+        selected, forced = set(names[:last + 1]), set()
+    if force:
+        forced = set(selected)
+    by_name = {p.name: p for p in planned}
+    for p in planned:
+        if p.name not in selected:
+            p.action, p.reason = "skip", "not selected"
+        elif p.name in forced:
+            p.action, p.reason = "run", "forced" if force else "selected to rerun"
+    for p in planned:  # every input of a selected stage must come from somewhere
+        if p.action == "skip":
+            continue
+        for up in p.input_stages.values():
+            u = by_name[up]
+            if u.action == "skip" and u.manifest is None:
+                raise PlanError(f"stage {p.name} needs {up}/{u.key}, which is missing or incomplete "
+                                f"({u.reason or 'not built'}); run it first: lmforge run --until {up}")
+    return planned
+
+
+def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[PlannedStage]:
+    return select(compute(cfg, work, root), **selection)

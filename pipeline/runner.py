@@ -1,0 +1,91 @@
+"""Execute one planned stage (or record a cached one), with tracking. No Prefect here.
+
+The flow wraps ``execute`` in a Prefect task; tests and the plain entry points call it directly.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline import stages as registry
+from pipeline.config import RunConfig
+from pipeline.plan import PlannedStage
+from pipeline.stage import StageContext
+from pipeline.store import Manifest, Workspace, validate
+from pipeline.tracking import MlflowRun, MlflowSession, NullTracker, numeric_metrics
+
+log = logging.getLogger("pipeline.runner")
+
+
+def _inputs(ps: PlannedStage, by_name: dict[str, PlannedStage]) -> dict[str, Manifest]:
+    out = {}
+    for role, up in ps.input_stages.items():
+        m, why = validate(by_name[up].path)
+        if m is None:
+            raise RuntimeError(f"stage {ps.name}: input {up}/{by_name[up].key} is not usable: {why}")
+        out[role] = m
+    return out
+
+
+def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None) -> dict[str, str]:
+    tags = {"stage": ps.name, "stage.key": ps.key, "stage.version": ps.version, "cached": str(cached).lower(),
+            "stage.path": str(ps.path)}
+    tags.update({f"input.{role}": key for role, key in ps.inputs.items()})
+    if built_by:
+        tags["built_by"] = built_by
+    return tags
+
+
+def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path,
+            session: MlflowSession | None, parent_id: str | None, fresh: bool,
+            fail_after_shards: int | None = None) -> Manifest:
+    """Run the stage into its partial folder (resuming unless ``fresh``), publish, and track it."""
+    spec = registry.get(ps.name)
+    module = spec.load()
+    by_name = {p.name: p for p in plan}
+    inputs = _inputs(ps, by_name)
+    tracker = session.start(ps.name, _tags(ps, cached=False), parent_id) if session else NullTracker()
+    ws = Workspace(work, ps.name, ps.key)
+    out = ws.open(fresh=fresh)
+    ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
+                       workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards)
+    tracker.log_params(ps.config)
+    t0 = time.perf_counter()
+    try:
+        stats = module.run(cfg.section(ps.name), ctx)
+    except BaseException:
+        if isinstance(tracker, MlflowRun):
+            tracker.finish("FAILED")
+        raise
+    seconds = time.perf_counter() - t0
+    manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
+    _log_outcome(tracker, manifest, seconds)
+    if isinstance(tracker, MlflowRun):
+        tracker.finish()
+    return manifest
+
+
+def _log_outcome(tracker: Any, manifest: Manifest, seconds: float) -> None:
+    metrics = numeric_metrics(manifest.stats)
+    metrics["stage_seconds"] = seconds
+    tracker.log_metrics(metrics)
+    tracker.flush()
+    reports = manifest.path / "reports"
+    if reports.is_dir():
+        tracker.log_artifact(reports, "reports")
+    tracker.log_artifact(manifest.path / "manifest.json")
+
+
+def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession | None,
+                  parent_id: str | None) -> str | None:
+    """A child run for a stage served from cache, pointing to the run that built it."""
+    if session is None or not session.enabled:
+        return None
+    built_by = manifest.run_id or session.find_stage_run(ps.name, ps.key)
+    tracker = session.start(ps.name, _tags(ps, cached=True, built_by=built_by), parent_id)
+    tracker.log_params(ps.config)
+    tracker.log_metrics(numeric_metrics(manifest.stats))
+    tracker.finish()
+    return tracker.run_id

@@ -1,0 +1,80 @@
+"""The stage contract: what a stage function receives and returns.
+
+A stage is a plain function ``run(cfg, ctx) -> stats`` in ``pipeline/<stage>/`` with a module constant
+``VERSION`` (bump it on any change that alters the output). It knows nothing of Prefect or MLflow:
+
+- ``cfg`` is the stage's validated config section (a frozen dataclass);
+- ``ctx.out`` is the folder to write into. It persists across a killed run (it is ``<key>.partial``),
+  so a stage that works in shards skips the shard files already there (``ctx.shard_done``) and
+  writes each new one atomically (``ctx.write_shard``). Everything in it is published at the end;
+- ``ctx.inputs[name]`` is the manifest of an upstream stage (``.path`` is its folder, ``.stats``
+  its figures);
+- ``ctx.tracker`` logs step metrics (buffered), params and artifacts, or does nothing when tracking is
+  off. Reports (JSON, samples, PNG plots) written under ``ctx.reports`` are logged as artifacts by the
+  runner after the stage returns;
+- the returned dict holds the stage's figures: numbers become MLflow metrics, everything goes into the
+  manifest's ``stats``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.progress import Progress
+from pipeline.store import Manifest, atomic_output, atomic_write_text
+from pipeline.tracking import NullTracker, Tracker
+
+
+@dataclass
+class StageContext:
+    name: str
+    key: str
+    out: Path
+    inputs: dict[str, Manifest] = field(default_factory=dict)
+    tracker: Tracker = field(default_factory=NullTracker)
+    workers: int = 1
+    root: Path = Path(".")  # the project folder (holds data/ and mlruns/)
+    work: Path = Path("data/work")  # the stage store; a stage may keep a private cache under work/_cache
+    fail_after_shards: int | None = None  # test hook: simulate a crash after N new shards
+
+    def __post_init__(self) -> None:
+        self.log = logging.getLogger(f"pipeline.{self.name}")
+        self._new_shards = 0
+
+    @property
+    def reports(self) -> Path:
+        p = self.out / "reports"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def input(self, name: str) -> Manifest:
+        if name not in self.inputs:
+            raise KeyError(f"stage {self.name} has no input {name!r}; it has {sorted(self.inputs)}")
+        return self.inputs[name]
+
+    def shard_done(self, rel: str) -> bool:
+        return (self.out / rel).exists()
+
+    def write_shard(self, rel: str, write: Callable[[Path], Any]) -> Any:
+        """Write one resumable unit atomically; a crash leaves either the whole file or none."""
+        result = atomic_output(self.out / rel, write)
+        self._new_shards += 1
+        if self.fail_after_shards is not None and self._new_shards >= self.fail_after_shards:
+            raise InjectedFailure(f"{self.name}: injected failure after {self._new_shards} shard(s)")
+        return result
+
+    def write_report(self, name: str, obj: Any) -> Path:
+        path = self.reports / name
+        text = obj if isinstance(obj, str) else json.dumps(obj, indent=1, ensure_ascii=False, default=str)
+        atomic_write_text(path, text)
+        return path
+
+    def progress(self, total: int | None = None, unit: str = "items", label: str | None = None) -> Progress:
+        return Progress(label or self.name, total=total, unit=unit)
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the ``fail_after_shards`` test hook."""

@@ -1,0 +1,42 @@
+"""The stage registry: the pipeline's table of contents, in execution order.
+
+Each entry names the module holding the stage (``VERSION``, ``run``), the config section it reads,
+and its inputs as role → upstream stage. Adding a stage means adding a line here and a section to
+``pipeline.config.RunConfig``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    module: str
+    inputs: dict[str, str] = field(default_factory=dict)
+    external_inputs: bool = False  # reads files outside the store: its key includes their fingerprint
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def version(self) -> str:
+        return str(self.load().VERSION)
+
+
+STAGES: list[StageSpec] = [
+    StageSpec("ingest", "pipeline.ingest", external_inputs=True),
+]
+
+
+def names() -> list[str]:
+    return [s.name for s in STAGES]
+
+
+def get(name: str) -> StageSpec:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(names())}")

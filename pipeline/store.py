@@ -1,0 +1,164 @@
+"""Content-addressed stage outputs: keys, manifests, atomic publication and validation.
+
+A stage's output lives in ``<work>/<stage>/<key>/`` and exists only if its ``manifest.json`` is valid
+(every listed file present with its recorded size). Work in progress goes to ``<key>.partial/``, which
+survives a killed run so that the stage can resume at the shard where it stopped; the finished folder is
+published with one ``os.replace``. The manifest is written last.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+MANIFEST = "manifest.json"
+KEY_LEN = 16
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def stage_key(stage: str, version: str, config: Any, inputs: dict[str, str]) -> str:
+    """Merkle-style key: the stage, its code VERSION, its validated config and its inputs' keys/digests."""
+    payload = canonical_json({"stage": stage, "version": version, "config": config, "inputs": inputs})
+    return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LEN]
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    stage: str
+    key: str
+    version: str
+    config: Any
+    inputs: dict[str, str]
+    files: dict[str, dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    created: float = 0.0
+    seconds: float = 0.0
+    path: Path | None = None  # the published folder; not serialised
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "path"}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> "Manifest":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "path"}
+        return cls(**fields, path=path)
+
+    def file(self, rel: str) -> Path:
+        assert self.path is not None, "manifest not bound to a folder"
+        return self.path / rel
+
+    def files_matching(self, prefix: str, suffix: str = "") -> list[Path]:
+        """Listed files under a sub-folder (sorted, so readers see shards in a stable order)."""
+        return [self.file(r) for r in sorted(self.files) if r.startswith(prefix) and r.endswith(suffix)]
+
+
+def stage_dir(work: Path, stage: str, key: str) -> Path:
+    return work / stage / key
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return Manifest.from_json(data, path=folder)
+
+
+def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
+    """Return (manifest, "") if the folder holds a complete output, else (None, the reason)."""
+    m = read_manifest(folder)
+    if m is None:
+        return None, f"no valid {MANIFEST} in {folder}"
+    if folder.name != m.key:
+        return None, f"manifest key {m.key} does not match folder {folder.name}"
+    for rel, info in m.files.items():
+        p = folder / rel
+        try:
+            size = p.stat().st_size
+        except OSError:
+            return None, f"missing file {rel}"
+        if size != info["size"]:
+            return None, f"size of {rel} is {size}, manifest says {info['size']}"
+        if deep and file_digest(p) != info["digest"]:
+            return None, f"digest of {rel} does not match the manifest"
+    return m, ""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_output(path: Path, write: Callable[[Path], Any]) -> Any:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        result = write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return result
+
+
+class Workspace:
+    """The ``<key>.partial`` folder a stage writes into, and its publication as ``<key>``."""
+
+    def __init__(self, work: Path, stage: str, key: str):
+        self.final = stage_dir(work, stage, key)
+        self.partial = self.final.with_name(f"{key}.partial")
+        self.stage, self.key = stage, key
+
+    def open(self, fresh: bool) -> Path:
+        """Create the partial folder; keep what a killed run left there unless ``fresh``."""
+        if fresh and self.partial.exists():
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True, exist_ok=True)
+        return self.partial
+
+    def publish(self, version: str, config: Any, inputs: dict[str, str], stats: dict[str, Any],
+                run_id: str | None, seconds: float) -> Manifest:
+        files = {}
+        for p in sorted(self.partial.rglob("*")):
+            rel = p.relative_to(self.partial).as_posix()
+            if p.is_file() and not p.name.startswith(".") and rel != MANIFEST:
+                files[rel] = {"size": p.stat().st_size, "digest": file_digest(p)}
+        m = Manifest(stage=self.stage, key=self.key, version=version, config=config, inputs=inputs,
+                     files=files, stats=stats, run_id=run_id, created=time.time(), seconds=seconds)
+        for p in self.partial.rglob(".*.tmp-*"):
+            p.unlink()
+        atomic_write_text(self.partial / MANIFEST, json.dumps(m.to_json(), indent=1, default=str))
+        if self.final.exists():  # an invalid or forced-over older output
+            trash = self.final.with_name(f"{self.key}.old-{os.getpid()}-{time.time_ns()}")
+            os.replace(self.final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(self.partial, self.final)
+        m.path = self.final
+        return m

@@ -1,0 +1,167 @@
+"""Experiment tracking: the only module that imports mlflow, and only lazily.
+
+Stages and the trainer see a ``Tracker`` (``NullTracker`` when MLflow is missing, unreachable or
+switched off). ``MlflowSession`` owns one parent run per ``lmforge run`` and one child run per stage,
+talking to ``MlflowClient`` with explicit run ids (the fluent API's active run is thread-local, and
+Prefect may run tasks on worker threads). Step metrics are buffered and sent with ``log_batch``:
+one SQL round trip per flush, never one per value.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+log = logging.getLogger("pipeline.tracking")
+EXPERIMENT = "lmforge"
+_FLUSH_EVERY = 500
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def flush(self) -> None: ...
+
+
+class NullTracker:
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: pass
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: pass
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: pass
+    def set_tags(self, tags: Mapping[str, str]) -> None: pass
+    def flush(self) -> None: pass
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def numeric_metrics(stats: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers in a (nested) stats dict, as flat metric names."""
+    return {k: float(v) for k, v in flatten(stats).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+
+
+class MlflowRun:
+    """A Tracker bound to one MLflow run id."""
+
+    def __init__(self, client: Any, run_id: str):
+        self.client, self.run_id = client, run_id
+        self._buffer: list[Any] = []
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+        flat = [Param(k[:250], str(v)[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(flat), 100):
+            self.client.log_batch(self.run_id, params=flat[i:i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+        ts = int(time.time() * 1000)
+        self._buffer += [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        if len(self._buffer) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        for i in range(0, len(self._buffer), 1000):
+            self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
+        self._buffer = []
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        elif path.exists():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def default_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlruns' / 'mlflow.db').resolve()}"
+
+
+class MlflowSession:
+    """Parent/child runs for one pipeline invocation; ``enabled`` is False when MLflow is unusable."""
+
+    def __init__(self, root: Path, enabled: bool = True, experiment: str = EXPERIMENT):
+        self.root, self.enabled, self.client, self.experiment_id = root, enabled, None, None
+        if not enabled:
+            return
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        try:
+            import warnings
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
+            from mlflow.tracking import MlflowClient
+            uri = default_uri(root)
+            if uri.startswith("sqlite:///"):
+                Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            _quiet_alembic()
+            self.client = MlflowClient(tracking_uri=uri)
+            self.uri = uri
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                artifacts = (root / "mlruns" / "artifacts").resolve().as_uri()
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+            else:
+                self.experiment_id = exp.experiment_id
+        except Exception as e:  # missing package, unreachable server, broken store: run untracked
+            print(f"lmforge: tracking is off ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+            self.enabled, self.client = False, None
+
+    def start(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> MlflowRun | NullTracker:
+        if not self.enabled:
+            return NullTracker()
+        tags = dict(tags)
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        return MlflowRun(self.client, run.info.run_id)
+
+    def find_stage_run(self, stage: str, key: str) -> str | None:
+        """The finished, executed (not cached) run that built ``stage``/``key``."""
+        if not self.enabled:
+            return None
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.stage = '{stage}' and tags.`stage.key` = '{key}' and tags.cached = 'false' "
+                          "and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def register_model(self, name: str, run: MlflowRun, artifact_path: str, tags: Mapping[str, str]) -> None:
+        """Register a logged checkpoint folder in the model registry, with lineage tags."""
+        if not self.enabled or not isinstance(run, MlflowRun):
+            return
+        from mlflow.exceptions import MlflowException
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+        source = f"runs:/{run.run_id}/{artifact_path}"
+        self.client.create_model_version(name, source, run_id=run.run_id, tags=dict(tags))
+
+
+def _quiet_alembic() -> None:
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)

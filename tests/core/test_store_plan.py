@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import config
+from pipeline.plan import PlanError, compute, select
+from pipeline.store import Workspace, stage_key, validate
+
+
+def test_stage_key_is_stable_and_sensitive():
+    k = stage_key("clean", "1", {"a": 1, "b": [1, 2]}, {"docs": "abc"})
+    assert k == stage_key("clean", "1", {"b": [1, 2], "a": 1}, {"docs": "abc"})  # order-free
+    assert len(k) == 16
+    assert k != stage_key("clean", "2", {"a": 1, "b": [1, 2]}, {"docs": "abc"})
+    assert k != stage_key("clean", "1", {"a": 2, "b": [1, 2]}, {"docs": "abc"})
+    assert k != stage_key("clean", "1", {"a": 1, "b": [1, 2]}, {"docs": "abd"})
+
+
+def test_workspace_publish_and_validate(tmp_path):
+    ws = Workspace(tmp_path, "s", "k1")
+    out = ws.open(fresh=True)
+    (out / "a.txt").write_text("hello")
+    (out / "sub").mkdir()
+    (out / "sub" / "b.bin").write_bytes(b"\0" * 10)
+    m = ws.publish("1", {"x": 1}, {}, {"n": 2}, None, 0.1)
+    assert m.path == tmp_path / "s" / "k1" and not ws.partial.exists()
+    assert set(m.files) == {"a.txt", "sub/b.bin"} and m.files["sub/b.bin"]["size"] == 10
+    assert validate(m.path)[0] is not None
+    (m.path / "sub" / "b.bin").write_bytes(b"\0" * 9)
+    assert "size of sub/b.bin is 9" in validate(m.path)[1]
+    (m.path / "sub" / "b.bin").write_bytes(b"\1" * 10)  # same size, other bytes
+    assert validate(m.path)[0] is not None and "digest" in validate(m.path, deep=True)[1]
+    (m.path / "a.txt").unlink()
+    assert validate(m.path) == (None, "missing file a.txt")
+    (m.path / "manifest.json").unlink()
+    assert validate(m.path)[0] is None
+
+
+def test_partial_folder_survives_for_resume(tmp_path):
+    ws = Workspace(tmp_path, "s", "k")
+    (ws.open(fresh=False) / "part-0").write_text("done")
+    assert (Workspace(tmp_path, "s", "k").open(fresh=False) / "part-0").read_text() == "done"
+    assert not (Workspace(tmp_path, "s", "k").open(fresh=True) / "part-0").exists()
+
+
+def _publish(plan_stage):
+    ws = Workspace(plan_stage.path.parent.parent, plan_stage.name, plan_stage.key)
+    (ws.open(fresh=True) / "x").write_text(plan_stage.name)
+    return ws.publish(plan_stage.version, plan_stage.config, plan_stage.inputs, {}, None, 0.0)
+
+
+def test_keys_propagate_downstream(tmp_path):
+    a = compute(config.load("tiny"), tmp_path, tmp_path)
+    b = compute(config.load("tiny", overrides=["ingest.docs_per_shard=7"]), tmp_path, tmp_path)
+    assert a[0].key != b[0].key
+    assert all(x.key != y.key for x, y in zip(a, b))  # every downstream key changes too
+    c = compute(config.load("tiny"), tmp_path, tmp_path)
+    assert [x.key for x in a] == [x.key for x in c]
+
+
+def test_selection_and_missing_upstream(tmp_path):
+    cfg = config.load("tiny")
+    plan = compute(cfg, tmp_path, tmp_path)
+    assert [p.action for p in plan] == ["run"] * len(plan)
+    _publish(plan[0])
+    plan = select(compute(cfg, tmp_path, tmp_path))
+    assert plan[0].action == "cached"
+    plan = select(compute(cfg, tmp_path, tmp_path), force=True)
+    assert plan[0].action == "run" and plan[0].reason == "forced"
+    plan = select(compute(cfg, tmp_path, tmp_path), stage=plan[0].name)
+    assert plan[0].reason == "selected to rerun"
+    with pytest.raises(PlanError, match="--stage: got 'nope', allowed: ingest"):
+        select(compute(cfg, tmp_path, tmp_path), stage="nope")

@@ -1,0 +1,149 @@
+"""The whole flow on the tiny preset, in-process, with a temporary Prefect server and MLflow store."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, prefect_server):
+    root = tmp_path_factory.mktemp("project")
+    return root
+
+
+def lmforge(root: Path, monkeypatch, *args: str) -> int:
+    from flows.cli import main
+    monkeypatch.chdir(root)
+    return main(list(args))
+
+
+@pytest.fixture
+def executed(monkeypatch):
+    """Names of the stages whose function actually ran."""
+    from pipeline import runner
+    calls: list[str] = []
+    real = runner.execute
+
+    def spy(ps, *a, **k):
+        calls.append(ps.name)
+        return real(ps, *a, **k)
+    monkeypatch.setattr(runner, "execute", spy)
+    return calls
+
+
+def status(root: Path, monkeypatch, capsys, *extra: str) -> list[dict]:
+    capsys.readouterr()
+    assert lmforge(root, monkeypatch, "status", "--json", "--preset", "tiny", *extra) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def mlflow_runs(root: Path):
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lmforge")
+    return client, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_full_run_then_cached(project, monkeypatch, capsys, executed):
+    from pipeline import stages
+    names = stages.names()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    assert executed == names
+    rows = status(project, monkeypatch, capsys)
+    assert [r["stage"] for r in rows] == names and all(r["cached"] for r in rows)
+    mtimes = {r["stage"]: (Path(r["path"]) / "manifest.json").stat().st_mtime_ns for r in rows}
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    assert executed == []  # nothing ran the second time
+    assert {r["stage"]: (Path(r["path"]) / "manifest.json").stat().st_mtime_ns
+            for r in status(project, monkeypatch, capsys)} == mtimes
+
+    client, runs = mlflow_runs(project)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 2 * len(names)
+    built = [r for r in children if r.data.tags["cached"] == "false"]
+    cached = [r for r in children if r.data.tags["cached"] == "true"]
+    assert sorted(r.data.tags["stage"] for r in built) == sorted(names)
+    by_key = {r.data.tags["stage.key"]: r.info.run_id for r in built}
+    assert all(r.data.tags["built_by"] == by_key[r.data.tags["stage.key"]] for r in cached)
+    ingest_run = next(r for r in built if r.data.tags["stage"] == "ingest")
+    assert ingest_run.data.metrics["docs"] == 120 and "stage_seconds" in ingest_run.data.metrics
+    assert ingest_run.data.params["docs_per_shard"] == "50"
+    assert rows[0]["run_id"] == ingest_run.info.run_id
+
+
+def test_rerun_selections(project, monkeypatch, capsys, executed):
+    from pipeline import stages
+    names = stages.names()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--stage", names[0]) == 0
+    assert executed == [names[0]]
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--from", names[-1]) == 0
+    assert executed == [names[-1]]
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--force", "--until", names[0]) == 0
+    assert executed == [names[0]]
+    executed.clear()
+    # a changed value changes that stage's key and every key downstream
+    before = {r["stage"]: r["key"] for r in status(project, monkeypatch, capsys)}
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--set", "ingest.docs_per_shard=40") == 0
+    assert executed == names
+    after = {r["stage"]: r["key"] for r in status(project, monkeypatch, capsys, "--set", "ingest.docs_per_shard=40")}
+    assert all(before[n] != after[n] for n in names)
+
+
+def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, executed):
+    from pipeline import stages
+    names = stages.names()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    rows = status(project, monkeypatch, capsys)
+    shutil.rmtree(rows[0]["path"])
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    assert executed == [names[0]]  # deterministic output: the same key, downstream stays cached
+    shard = sorted((Path(rows[0]["path"]) / "docs").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    assert executed == [names[0]]
+    assert all(r["cached"] for r in status(project, monkeypatch, capsys, "--verify"))
+
+
+def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from pipeline import stages
+    names = stages.names()
+    if len(names) < 2:
+        pytest.skip("needs at least two stages")
+    assert lmforge(tmp_path, monkeypatch, "run", "--preset", "tiny", "--stage", names[1]) == 2
+    err = capsys.readouterr().err
+    assert f"needs {names[0]}/" in err and f"lmforge run --until {names[0]}" in err
+
+
+def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_server):
+    from flows import pipeline as flow
+    from pipeline import config
+    from pipeline.configtypes import to_dict
+    from pipeline.plan import make_plan
+    from pipeline.stage import InjectedFailure
+    cfg = config.load("tiny", overrides=["run.tracking=false", "ingest.docs_per_shard=20"])
+
+    def run_ingest(root: Path, fail: int | None):
+        work = root / "data" / "work"
+        plan = make_plan(cfg, work, root, until="ingest")
+        return flow.run(cfg, plan, root, work, to_dict(cfg), fail_after_shards={"ingest": fail} if fail else None)
+
+    with pytest.raises(InjectedFailure):
+        run_ingest(tmp_path / "a", 2)
+    partial = list((tmp_path / "a" / "data" / "work" / "ingest").glob("*.partial"))
+    assert len(partial) == 1 and len(list((partial[0] / "docs").glob("*.parquet"))) == 2
+    [resumed] = run_ingest(tmp_path / "a", None)
+    [clean] = run_ingest(tmp_path / "b", None)
+    a = json.loads((Path(resumed["path"]) / "manifest.json").read_text())["files"]
+    b = json.loads((Path(clean["path"]) / "manifest.json").read_text())["files"]
+    assert a == b and len(a) > 3
