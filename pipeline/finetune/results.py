@@ -1,0 +1,35 @@
+"""Reading a finetune stage output back: the runs it made and their scores on the test split.
+
+The evaluate stage calls these; they need only the stage's folder (layout in ``pipeline.finetune``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def list_runs(finetune_out: Path) -> list[dict[str, Any]]:
+    """Every run's ``result.json`` under ``<finetune_out>/runs/<task>/<run>/``, in task, method, init,
+    seed order, each with ``run_dir`` (its folder, a str) added."""
+    out = []
+    for path in sorted(Path(finetune_out).glob("runs/*/*/result.json")):
+        result = json.loads(path.read_text())
+        result["run_dir"] = str(path.parent)
+        out.append(result)
+    return sorted(out, key=lambda r: (r["task"], r["method"], r["init"], r["seed"]))
+
+
+def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
+    """Load a fine-tuned run's best model (``run_dir/model``) and score its task's TEST split.
+
+    ``run_dir`` is ``<finetune_out>/runs/<task>/<method>-<init>-s<seed>``; the test examples are the
+    normalized ``<finetune_out>/tasks/<task>/test.jsonl`` the stage wrote (the same rows the task config
+    gives), tokenized with the tokenizer saved in the model folder, truncated as in training.
+    ``tasks_cfg`` (a ``TasksConfig``) supplies the task's kind and tagging scheme.
+
+    Returns ``{"task", "kind", "method", "init", "seed", "n_test", "truncated"}`` plus, for
+    classification, ``accuracy`` and ``macro_f1`` (and ``per_label``); for tagging, the entity-level
+    ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too) and token ``accuracy``.
+    """
+    raise NotImplementedError("test_metrics: being built (finetune engineer); signature is final")

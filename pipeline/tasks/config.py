@@ -1,0 +1,135 @@
+"""The ``tasks`` config section: the labelled tasks that finetune trains on and evaluate scores.
+
+A task is either read from files (``source: files``) or derived from the default corpus, the Python
+standard library (``source: stdlib_area`` / ``stdlib_names``; see ``pipeline.tasks.stdlib_tasks``),
+so the default run needs no download. The section is passed to decontaminate, finetune and evaluate
+(``ctx.extra["tasks"]``), so changing a task changes those stages' keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.configtypes import ConfigError, bounded
+
+TaskKind = Literal["classification", "pair_classification", "tagging"]
+TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
+FileFormat = Literal["auto", "csv", "tsv", "jsonl", "conll"]
+TagScheme = Literal["auto", "BIO", "BIOES", "BMES"]
+SPLITS = ("train", "validation", "test")
+
+# The default areas of ``stdlib_area``: the stdlib packages with many modules and docstrings, so that
+# whole modules can be held out for test in every area (counts on CPython 3.11: docstrings / modules):
+# tkinter 750/14, asyncio 317/33, email 281/29, importlib 230/24, xml 212/22, unittest 158/13,
+# multiprocessing 146/23, and "net" = http + urllib + wsgiref + xmlrpc 325/21. Single-module areas
+# (logging, mailbox, turtle...) are left out: a module split cannot hold any of them out.
+DEFAULT_AREAS: dict[str, list[str]] = {
+    "asyncio": ["asyncio"],
+    "email": ["email"],
+    "importlib": ["importlib"],
+    "multiprocessing": ["multiprocessing"],
+    "net": ["http", "urllib", "wsgiref", "xmlrpc"],
+    "tkinter": ["tkinter"],
+    "unittest": ["unittest"],
+    "xml": ["xml"],
+}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One task.
+
+    ``kind``: ``classification`` (one text → one label), ``pair_classification`` (two texts, joined with
+    the tokenizer's ``<sep>``), ``tagging`` (one tag per word).
+
+    Files (``source: files``): ``train`` is required; without ``validation`` / ``test`` those splits are
+    cut from train, deterministically from ``split_seed``, in ``val_fraction`` / ``test_fraction``.
+    ``format: auto`` picks by suffix (.csv, .tsv, .jsonl/.json, .conll/.txt/other → conll for tagging).
+    CSV/TSV: ``text_field`` / ``text_pair_field`` / ``label_field`` are column names, or 0-based column
+    indexes when ``header`` is false. JSON Lines: keys. CoNLL: whitespace-separated columns, the word in
+    ``token_column`` and the tag in ``tag_column`` (negative counts from the end), sentences end at
+    blank lines and ``-DOCSTART-`` lines.
+
+    ``labels``: the label list (its order is the class ids); rows with another label are dropped as
+    ``unknown_label``. None: the sorted labels seen in train (for tagging, every tag the scheme allows
+    for the entity types seen). ``scheme``: the tagging scheme, ``auto`` = detected from train's tags
+    (S-/E- → BIOES, M- → BMES, else BIO).
+
+    ``max_train`` / ``max_eval``: keep a deterministic prefix of train / of validation and test (the
+    tiny preset uses small slices). ``areas``: label → stdlib top-level packages, for ``stdlib_area``.
+    """
+    name: str = "stdlib_area"
+    kind: TaskKind = "classification"
+    source: TaskSource = "stdlib_area"
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    format: FileFormat = "auto"
+    header: bool = True
+    text_field: str = "text"
+    text_pair_field: str = "text_pair"
+    label_field: str = "label"
+    token_column: int = 0
+    tag_column: int = -1
+    scheme: TagScheme = "auto"
+    labels: list[str] | None = None
+    split_seed: int = bounded(0, ge=0)
+    val_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
+    max_train: int | None = bounded(None, ge=1)
+    max_eval: int | None = bounded(None, ge=1)
+    areas: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_AREAS.items()})
+
+    def __post_init__(self) -> None:
+        where = f"tasks.tasks[{self.name}]"
+        if not self.name or any(c in self.name for c in "/\\ .:"):
+            raise ConfigError(f"tasks.tasks.name: got {self.name!r}, allowed: a non-empty name without "
+                              "'/', '\\', '.', ':' or spaces")
+        paths = [p for p in (self.train, self.validation, self.test) if p]
+        if self.source == "files" and not self.train:
+            raise ConfigError(f"{where}.train: a files task needs a train file")
+        if self.source != "files" and paths:
+            raise ConfigError(f"{where}: a {self.source} task takes no train/validation/test files")
+        need = {"stdlib_area": "classification", "stdlib_names": "tagging"}.get(self.source)
+        if need and self.kind != need:
+            raise ConfigError(f"{where}.kind: got {self.kind!r}, allowed: {need!r} for source {self.source!r}")
+        if self.format == "conll" and self.kind != "tagging":
+            raise ConfigError(f"{where}.format: 'conll' files hold tagging tasks, got kind {self.kind!r}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(f"{where}: val_fraction + test_fraction = "
+                              f"{self.val_fraction + self.test_fraction}, allowed: < 1")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"{where}.labels: duplicate labels in {self.labels}")
+        if self.source == "stdlib_area" and len(self.areas) < 2:
+            raise ConfigError(f"{where}.areas: got {len(self.areas)} area(s), allowed: at least 2")
+
+    def file(self, split: str) -> str | None:
+        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+
+
+def default_tasks() -> list[TaskConfig]:
+    return [
+        TaskConfig(name="stdlib_area", kind="classification", source="stdlib_area"),
+        TaskConfig(name="stdlib_names", kind="tagging", source="stdlib_names", scheme="BIO"),
+    ]
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """The fine-tuning tasks; defaults: the two tasks derived from the standard library."""
+    tasks: list[TaskConfig] = field(default_factory=default_tasks)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"tasks.tasks: duplicate task name {dup[0]!r}; names must be unique")
+
+    def get(self, name: str) -> TaskConfig:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
+
+
+__all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks"]
