@@ -1,0 +1,185 @@
+"""From a ``TaskConfig`` to checked, normalized examples per split, with every dropped row counted.
+
+Normalized examples (what ``tasks/<task>/<split>.jsonl`` holds, one JSON object a line):
+- classification: ``{"text", "label", "origin"}``; pair_classification adds ``"text_pair"``;
+- tagging: ``{"tokens": [...], "tags": [...], "origin"}``;
+``origin`` is ``file:line`` (or ``module/<m>:<where>`` for a stdlib task, which also carries ``unit``).
+
+Drop reasons: ``missing_label``, ``unknown_label`` (not in the configured label list), ``empty_text``,
+``misaligned_tags`` (token and tag counts differ, or a line lacks a column), ``bad_tag_scheme`` (a tag
+the scheme does not allow), plus the readers' ``missing_field`` / ``bad_json`` and the stdlib tasks'
+``duplicate_text`` / ``unbalanced_marks``.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.tasks import stdlib_tasks
+from pipeline.tasks.config import SPLITS, TaskConfig
+from pipeline.tasks.readers import Drop, Record, TaskError, read_file
+
+PREFIXES = {"BIO": ("B", "I"), "BIOES": ("B", "I", "E", "S"), "BMES": ("B", "M", "E", "S")}
+
+
+@dataclass
+class TaskData:
+    name: str
+    kind: str
+    labels: list[str]
+    scheme: str | None  # tagging only
+    splits: dict[str, list[dict[str, Any]]]
+    drops: list[Drop] = field(default_factory=list)
+
+    def drop_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(d.reason for d in self.drops).items()))
+
+    def drops_report(self, samples_per_reason: int = 20) -> dict[str, Any]:
+        samples: dict[str, list[dict[str, str]]] = {}
+        for d in self.drops:
+            bucket = samples.setdefault(d.reason, [])
+            if len(bucket) < samples_per_reason:
+                bucket.append({"where": d.origin, "detail": d.detail})
+        return {"task": self.name, "counts": self.drop_counts(), "total": len(self.drops), "samples": samples}
+
+
+def detect_scheme(tag_seqs: list[list[str]]) -> str:
+    prefixes = {t.split("-", 1)[0].upper() for tags in tag_seqs for t in tags if "-" in t}
+    if "M" in prefixes:
+        return "BMES"
+    return "BIOES" if prefixes & {"E", "S"} else "BIO"
+
+
+def tag_labels(types: set[str], scheme: str) -> list[str]:
+    return ["O"] + [f"{p}-{t}" for t in sorted(types) for p in PREFIXES[scheme]]
+
+
+def _label_order(labels: set[str]) -> list[str]:
+    if labels and all(lab.lstrip("-").isdigit() for lab in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def _check_tags(rec: Record, scheme: str, allowed: set[str] | None) -> Drop | None:
+    if not rec.tokens:
+        return Drop("empty_text", rec.origin, "no tokens")
+    if len(rec.tokens) != len(rec.tags):
+        return Drop("misaligned_tags", rec.origin, f"{len(rec.tokens)} tokens but {len(rec.tags)} tags")
+    for tag in rec.tags:
+        if allowed is not None and tag not in allowed:
+            return Drop("unknown_label", rec.origin, f"tag {tag!r} is not in the label list")
+        if tag != "O" and (tag.count("-") < 1 or tag.split("-", 1)[0] not in PREFIXES[scheme]
+                           or not tag.split("-", 1)[1]):
+            return Drop("bad_tag_scheme", rec.origin, f"tag {tag!r} is not O or {'/'.join(PREFIXES[scheme])}-TYPE")
+    return None
+
+
+def _check_text(rec: Record, kind: str, allowed: set[str] | None) -> Drop | None:
+    if rec.label is None or not rec.label.strip():
+        return Drop("missing_label", rec.origin)
+    if allowed is not None and rec.label.strip() not in allowed:
+        return Drop("unknown_label", rec.origin, f"label {rec.label.strip()!r} is not in the label list")
+    if rec.text is None or not rec.text.strip():
+        return Drop("empty_text", rec.origin, "text is empty")
+    if kind == "pair_classification" and (rec.text_pair is None or not rec.text_pair.strip()):
+        return Drop("empty_text", rec.origin, "text_pair is empty")
+    return None
+
+
+def _example(rec: Record, kind: str) -> dict[str, Any]:
+    if kind == "tagging":
+        ex: dict[str, Any] = {"tokens": rec.tokens, "tags": rec.tags}
+    else:
+        ex = {"text": rec.text, "label": rec.label.strip()}
+        if kind == "pair_classification":
+            ex["text_pair"] = rec.text_pair
+    ex["origin"] = rec.origin
+    if rec.unit is not None:
+        ex["unit"] = rec.unit
+    return ex
+
+
+def _hash01(seed: int, key: str) -> float:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big") / 2.0**64
+
+
+def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | Drop]], dict[str, str]]:
+    """Records per split from the task's files; splits without a file are cut from train."""
+    out: dict[str, list[Record | Drop]] = {s: [] for s in SPLITS}
+    where: dict[str, str] = {}
+    for split in SPLITS:
+        rel = cfg.file(split)
+        if rel:
+            path = Path(rel) if Path(rel).is_absolute() else root / rel
+            where[split] = rel
+            out[split] = list(read_file(path, rel, cfg))
+    cut = {"test": cfg.test_fraction, "validation": cfg.val_fraction}
+    cut = {s: f for s, f in cut.items() if s not in where}
+    if cut:
+        kept = []
+        for item in out["train"]:
+            x = _hash01(cfg.split_seed, item.origin)
+            if "test" in cut and x < cut["test"]:
+                out["test"].append(item)
+            elif "validation" in cut and x < cut.get("test", 0.0) + cut["validation"]:
+                out["validation"].append(item)
+            else:
+                kept.append(item)
+        out["train"] = kept
+        for s in cut:
+            where[s] = f"{where['train']} (a {cut[s]:.0%} cut, seed {cfg.split_seed})"
+    return out, where
+
+
+def subsample(examples: list[dict[str, Any]], k: int | None, seed: int) -> list[dict[str, Any]]:
+    """A deterministic sample of k examples (by a keyed hash of their origin), in their original order."""
+    if k is None or len(examples) <= k:
+        return examples
+    keep = set(sorted(range(len(examples)), key=lambda i: _hash01(seed, examples[i]["origin"]))[:k])
+    return [ex for i, ex in enumerate(examples) if i in keep]
+
+
+def load_task(cfg: TaskConfig, root: Path = Path(".")) -> TaskData:
+    """Read, check, split and cap one task; raise ``TaskError`` if a split ends up with no usable row."""
+    if cfg.source == "files":
+        raw, where = _file_records(cfg, root)
+    else:
+        raw = stdlib_tasks.records(cfg)
+        where = {s: f"stdlib ({cfg.source}, {s} units)" for s in SPLITS}
+    drops = [x for s in SPLITS for x in raw[s] if isinstance(x, Drop)]
+    recs = {s: [x for x in raw[s] if isinstance(x, Record)] for s in SPLITS}
+    allowed = set(cfg.labels) if cfg.labels is not None else None
+    scheme = None
+    if cfg.kind == "tagging":
+        scheme = cfg.scheme if cfg.scheme != "auto" else detect_scheme([r.tags for r in recs["train"]])
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for s in SPLITS:
+        good = []
+        for rec in recs[s]:
+            bad = _check_tags(rec, scheme, allowed) if cfg.kind == "tagging" else _check_text(rec, cfg.kind, allowed)
+            if bad:
+                drops.append(bad)
+            else:
+                good.append(_example(rec, cfg.kind))
+        if not good:
+            n = sum(1 for d in drops if d.origin.startswith(where[s].split(" ")[0]))
+            raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({n} dropped: "
+                            f"{dict(Counter(d.reason for d in drops))})")
+        splits[s] = good
+    splits["train"] = subsample(splits["train"], cfg.max_train, cfg.split_seed)
+    for s in ("validation", "test"):
+        splits[s] = subsample(splits[s], cfg.max_eval, cfg.split_seed)
+    if cfg.labels is not None:
+        labels = list(cfg.labels)
+    elif cfg.kind == "tagging":
+        types = {t.split("-", 1)[1] for s in SPLITS for ex in splits[s] for t in ex["tags"] if t != "O"}
+        labels = tag_labels(types, scheme)
+    else:
+        labels = _label_order({ex["label"] for s in SPLITS for ex in splits[s]})
+    return TaskData(cfg.name, cfg.kind, labels, scheme, splits, drops)
+
+
+__all__ = ["TaskData", "load_task", "detect_scheme", "tag_labels", "subsample", "PREFIXES"]
