@@ -1,0 +1,93 @@
+"""Per-shard work (run in worker processes): the upstream shard's kept rows, marked where contaminated.
+
+A worker returns the finished Parquet file as bytes; the parent writes it with ``ctx.write_shard`` in shard
+order, so atomicity, resumption and the output's independence of the number of workers stay in one place.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline import documents
+from pipeline.decontaminate.index import EvalIndex
+from pipeline.decontaminate.match import scan
+from pipeline.decontaminate.ngrams import UNITS, window_text
+from pipeline.dedup.shards import read_kept
+
+REASON = "contaminated"
+ADDED = ("drop_reason", "contamination")
+_BATCH_DOCS = 64  # documents hashed together: amortises numpy calls, keeps the arrays small
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    path: str
+    index: EvalIndex
+
+
+def doc_unit(meta: str | None) -> str | None:
+    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta), if any."""
+    if not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
+        return None
+    try:
+        m = json.loads(meta)
+    except ValueError:
+        return None
+    if not isinstance(m, dict):
+        return None
+    if "topic" in m:
+        return f"topic/{m['topic']}"
+    return f"module/{m['module']}" if "module" in m else None
+
+
+def mark(texts: list[str], index: EvalIndex, metas: list[str | None] | None = None) -> list[str | None]:
+    """The ``contamination`` value of each document: JSON naming what matched (the ``task:split`` sets, the
+    first shared n-gram and the number of shared windows, or the held-out unit), None when clean."""
+    found: dict[int, dict[str, Any]] = {}
+    for lo in range(0, len(texts), _BATCH_DOCS):
+        batch = texts[lo:lo + _BATCH_DOCS]
+        m = scan(batch, index)
+        for i, d in enumerate(m.doc.tolist()):
+            unit, start, n = UNITS[int(m.unit[i])], int(m.start[i]), int(m.length[i])
+            found[lo + d] = {"mask": int(m.mask[i]), "unit": unit, "n": n, "windows": int(m.hits[i]),
+                             "ngram": window_text(batch[d], unit, start, n), "held_out_unit": None}
+    if index.heldout and metas is not None:
+        for i, meta in enumerate(metas):
+            if (u := doc_unit(meta)) in index.heldout:
+                entry = found.setdefault(i, {"mask": 0, "unit": None, "n": 0, "windows": 0, "ngram": None})
+                entry["mask"] |= index.heldout[u]
+                entry["held_out_unit"] = u
+    out: list[str | None] = [None] * len(texts)
+    for i, e in found.items():
+        out[i] = json.dumps({"matched": index.sources_of(e.pop("mask")), **e}, ensure_ascii=False)
+    return out
+
+
+def output_table(table: pa.Table, marks: list[str | None]) -> pa.Table:
+    table = table.drop_columns([c for c in ADDED if c in table.column_names])
+    found = pa.array(marks, type=pa.string())
+    clean = found.is_null().to_numpy(zero_copy_only=False)
+    reasons = pa.array(np.where(clean, None, REASON).tolist(), type=pa.string())
+    return table.append_column("drop_reason", reasons).append_column("contamination", found)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    documents.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def decontaminate_shard(task: ShardTask) -> bytes:
+    table = read_kept(Path(task.path))
+    metas = table.column("meta").to_pylist() if "meta" in table.column_names else None
+    return table_bytes(output_table(table, mark(table.column("text").to_pylist(), task.index, metas)))
+
+
+def empty_shard() -> bytes:
+    """A well-formed output shard without rows (for an input without shards)."""
+    return table_bytes(output_table(documents.SCHEMA.empty_table(), []))
