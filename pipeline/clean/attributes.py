@@ -1,0 +1,158 @@
+"""Per-document quality attributes (Gopher quality and repetition, C4 line rules, script), one pass.
+
+A document is tokenized once. Punctuation and symbols are deleted (``bytes.translate`` for ASCII text,
+one regex otherwise; newlines and spaces stay), then the result is split into lines and each line into
+words: whitespace tokens, or, in text with CJK characters, one regex in which every ideograph or kana
+is a word of its own. Every attribute derives from these lists and from whole-string counts (str
+methods, numpy); there is no per-character Python loop and no per-word one outside ``repetition``'s
+rare slow path.
+
+Definitions (thresholds live in ``CleanConfig``, the rules in ``rules.py``):
+- ``n_words``: words as above (Gopher's "non-symbol words": a token of only punctuation is no word);
+  ``mean_word_len`` is their mean length without punctuation;
+- ``symbol_ratio``: (``#`` + ``...`` + ``…``) occurrences per word;
+- ``alpha_words_ratio``: share of whitespace tokens that contain a letter (symbol-only and digit-only
+  tokens do not);
+- ``stopword_count``: how many distinct of {the, be, to, of, and, that, have, with} occur (any case);
+- line ratios are over non-empty lines: bullet (starts with ``•`` or ``-``), ellipsis (ends with ``...``
+  or ``…``), terminal punctuation (ends with . ? ! " ' or a CJK full stop, not ``...``), short (fewer
+  than 3 words, C4), javascript/policy (C4's phrases);
+- ``dup_*``: Gopher's duplicate lines (split on ``\\n+``) and paragraphs (split on ``\\n{2,}``), as a
+  share of elements and of the document's characters; ``top_*`` / ``dup_*gram``: see ``repetition``.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.clean.repetition import DUP_NS, TOP_NS, ngram_chars
+from pipeline.clean.script import CJK_CLASS, codepoints, detect
+
+ATTR_VERSION = "1"  # bump on any change to the attributes or to normalization (it keys the cache)
+
+_ASCII_SYMBOLS = bytes(c for c in range(128) if not chr(c).isalnum() and not chr(c).isspace())
+_CJK_WORDS = re.compile(f"[{CJK_CLASS}]|[^\\s{CJK_CLASS}]+")
+# Tokens of CJK text: an ideograph carries the punctuation written after it, as a Latin word does.
+_CJK_TOKENS = re.compile(f"[{CJK_CLASS}][^\\w\\s]*|[^\\s{CJK_CLASS}]+")
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_STOPWORDS = tuple(f" {w} " for w in ("the", "be", "to", "of", "and", "that", "have", "with"))
+_BULLETS = ("•", "-")
+_TERMINAL = (".", "!", "?", '"', "'", "。", "！", "？", "．", "」", "』", "”", "’", "।", "؟", "۔")
+_POLICY = ("javascript", "terms of use", "privacy policy", "cookie policy", "uses cookies",
+           "use of cookies", "use cookies")
+SHORT_LINE_WORDS = 3  # C4: a line with fewer words is short
+
+# Column name -> Arrow type, in output order. Every row of the stage carries all of them.
+COLUMNS: dict[str, pa.DataType] = {
+    "n_chars": pa.int64(), "n_lines": pa.int32(), "n_words": pa.int32(), "mean_word_len": pa.float64(),
+    "symbol_ratio": pa.float64(), "bullet_lines_ratio": pa.float64(), "ellipsis_lines_ratio": pa.float64(),
+    "alpha_words_ratio": pa.float64(), "stopword_count": pa.int8(),
+    "dup_line_frac": pa.float64(), "dup_line_char_frac": pa.float64(),
+    "dup_para_frac": pa.float64(), "dup_para_char_frac": pa.float64(),
+    **{f"top_{n}gram_char_frac": pa.float64() for n in TOP_NS},
+    **{f"dup_{n}gram_char_frac": pa.float64() for n in DUP_NS},
+    "terminal_punct_lines_ratio": pa.float64(), "short_lines_ratio": pa.float64(),
+    "has_lorem_ipsum": pa.bool_(), "javascript_policy_lines_ratio": pa.float64(),
+    "has_curly_bracket": pa.bool_(), "max_line_len": pa.int32(),
+    "script": pa.string(), "cjk_ratio": pa.float64(),
+}
+
+
+def compute(text: str) -> tuple:
+    """All attributes of one (normalized) document, in ``COLUMNS`` order."""
+    n_chars = len(text)
+    if not text or text.isspace():
+        return empty_row(n_chars)
+    cps = None if text.isascii() else codepoints(text)
+    script, cjk_ratio, n_cjk = detect(text, cps)
+    lines = text.split("\n")
+    bare = _without_symbols(text, cps)
+    split = _CJK_WORDS.findall if n_cjk else str.split
+    line_words = list(map(split, bare.split("\n")))  # "bare" keeps every newline: lines align
+    words = list(chain.from_iterable(line_words))
+    n_words = len(words)
+    tokens = _CJK_TOKENS.findall(text) if n_cjk else text.split()
+    nonempty = [line for line in lines if line and not line.isspace()]
+    n_lines = len(nonempty)
+    long_lines = sum(c >= SHORT_LINE_WORDS for c in map(len, line_words))
+    low = text.lower()
+    # In CJK text the words of an n-gram are not separated by spaces.
+    top, dup = ngram_chars(words, sep=0 if script == "cjk" else 1)
+    return (
+        n_chars, n_lines, n_words, _ratio(len("".join(words)), n_words),
+        _ratio(text.count("#") + text.count("...") + text.count("…"), n_words),
+        sum(line.lstrip().startswith(_BULLETS) for line in nonempty) / n_lines,
+        sum(line.endswith(("...", "…")) for line in nonempty) / n_lines,
+        _ratio(n_words - sum(map(str.isdigit, words)), len(tokens)),
+        _stopwords(words),
+        *_duplicates(nonempty, n_chars),
+        *_duplicates(_paragraphs(text), n_chars),
+        *[c / n_chars for c in top], *[c / n_chars for c in dup],
+        sum(line.endswith(_TERMINAL) and not line.endswith("...") for line in nonempty) / n_lines,
+        (n_lines - long_lines) / n_lines,
+        "lorem ipsum" in low,
+        _policy_lines(low) / n_lines,
+        "{" in text,
+        max(map(len, lines)),
+        script, cjk_ratio,
+    )
+
+
+def _without_symbols(text: str, cps: np.ndarray | None) -> str:
+    """The text with punctuation and symbols (Unicode P* and S*, and ``_``) deleted, whitespace kept.
+
+    ASCII symbols go in one ``bytes.translate`` (UTF-8 never has ASCII bytes inside a multi-byte
+    character); the few distinct non-ASCII symbols of a document are then removed one by one.
+    """
+    if cps is None:
+        return text.encode("ascii").translate(None, _ASCII_SYMBOLS).decode("ascii")
+    bare = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_SYMBOLS).decode("utf-8", "surrogatepass")
+    for cp in np.unique(cps[cps > 127]).tolist():
+        if _is_symbol(cp):
+            bare = bare.replace(chr(cp), "")
+    return bare
+
+
+@lru_cache(maxsize=65536)
+def _is_symbol(cp: int) -> bool:
+    return unicodedata.category(chr(cp))[0] in "PS"
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0
+
+
+def _paragraphs(text: str) -> list[str]:
+    parts = _PARAGRAPHS.split(text) if "\n\n\n" in text else text.split("\n\n")
+    return [p for p in parts if p and not p.isspace()]
+
+
+def _stopwords(words: list[str]) -> int:
+    padded = f" {' '.join(words).lower()} "
+    return sum(w in padded for w in _STOPWORDS)
+
+
+def _duplicates(elements: list[str], n_chars: int) -> tuple[float, float]:
+    """Gopher: (share of elements equal to an earlier one, share of characters in those)."""
+    if not elements:
+        return 0.0, 0.0
+    unique = set(elements)
+    dup_chars = sum(map(len, elements)) - sum(map(len, unique))
+    return (len(elements) - len(unique)) / len(elements), dup_chars / n_chars
+
+
+def _policy_lines(low: str) -> int:
+    if not any(p in low for p in _POLICY):
+        return 0
+    return sum(any(p in line for p in _POLICY) for line in low.split("\n"))
+
+
+def empty_row(n_chars: int = 0) -> tuple:
+    """The attributes of a document without any non-whitespace character."""
+    floats = [0.0] * (4 + len(TOP_NS) + len(DUP_NS) + 2)
+    return (n_chars, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, *floats, False, 0.0, False, 0, "other", 0.0)

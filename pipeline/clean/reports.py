@@ -1,0 +1,132 @@
+"""The stage's figures and reports, computed from the output shards (so a resumed run reports the same).
+
+- stats: ``docs_in``, ``docs_kept``, ``docs_dropped``, ``chars_in``, ``chars_kept`` (normalized text),
+  ``pii_emails``, ``pii_ips``, ``dropped`` = {reason: count} for every rule that applies to a source
+  present (zeros included), ``by_source`` = {source: {docs_in, docs_kept}};
+- ``reports/rules.json``: per rule its column, test, thresholds, the sources it applies to, its count;
+- ``reports/dropped_samples.json``: up to ``samples_per_reason`` dropped documents per reason, in
+  document order, text cut to ``sample_chars``, with the value that failed;
+- ``reports/attributes.png``: histograms of the thresholded attributes (kept vs dropped).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.clean.config import CleanConfig
+from pipeline.clean.rules import RULES, Rule, rules_for_source
+from pipeline.documents import doc_shards
+from pipeline.stage import StageContext
+
+_SUMMARY = ["source", "n_chars", "pii_emails", "pii_ips", "drop_reason"]
+
+
+def write_all(cfg: CleanConfig, ctx: StageContext) -> dict:
+    shards = doc_shards(ctx.out)
+    summary = pa.concat_tables([pq.read_table(p, columns=_SUMMARY) for p in shards]) if shards else None
+    stats = _stats(cfg, summary)
+    rules = [r for r in RULES if r.name in stats["dropped"]]
+    ctx.write_report("rules.json", [_describe(r, cfg, stats) for r in rules])
+    ctx.write_report("dropped_samples.json", _samples(cfg, shards, rules))
+    if cfg.plot and shards:
+        _plot(cfg, shards, rules, ctx.reports / "attributes.png")
+    return stats
+
+
+def _stats(cfg: CleanConfig, t: pa.Table | None) -> dict:
+    if t is None or t.num_rows == 0:
+        return {"docs_in": 0, "docs_kept": 0, "docs_dropped": 0, "chars_in": 0, "chars_kept": 0,
+                "pii_emails": 0, "pii_ips": 0, "dropped": {}, "by_source": {}}
+    kept = t.column("drop_reason").is_null()
+    sources = sorted(set(t.column("source").to_pylist()))
+    applied = {n for s in sources for n in rules_for_source(s, cfg)}
+    counts = Counter(r for r in t.column("drop_reason").to_pylist() if r is not None)
+    by_source = {}
+    for s in sources:
+        mask = pc.equal(t.column("source"), s)
+        by_source[s] = {"docs_in": int(pc.sum(mask).as_py()), "docs_kept": int(pc.sum(pc.and_(mask, kept)).as_py())}
+    docs_kept = int(pc.sum(kept).as_py() or 0)
+    return {
+        "docs_in": t.num_rows, "docs_kept": docs_kept, "docs_dropped": t.num_rows - docs_kept,
+        "chars_in": int(pc.sum(t.column("n_chars")).as_py()),
+        "chars_kept": int(pc.sum(t.column("n_chars").filter(kept)).as_py() or 0),
+        "pii_emails": int(pc.sum(t.column("pii_emails")).as_py()),
+        "pii_ips": int(pc.sum(t.column("pii_ips")).as_py()),
+        "dropped": {r.name: counts.get(r.name, 0) for r in RULES if r.name in applied},
+        "by_source": by_source,
+    }
+
+
+def _describe(rule: Rule, cfg: CleanConfig, stats: dict) -> dict:
+    limits = dict(zip(rule.thresholds, rule.limits(cfg))) if rule.thresholds else {"fixed": rule.fixed}
+    return {"rule": rule.name, "column": rule.column, "drop_if": rule.op, "thresholds": limits,
+            "scripts": list(rule.scripts) if rule.scripts else "all",
+            "sources": [s for s in stats["by_source"] if rule.name in rules_for_source(s, cfg)],
+            "dropped": stats["dropped"][rule.name], "note": rule.why}
+
+
+def _samples(cfg: CleanConfig, shards: list, rules: list[Rule]) -> dict:
+    columns = {r.name: r.column for r in rules}
+    out: dict[str, list] = {r.name: [] for r in rules}
+    if cfg.samples_per_reason == 0:
+        return out
+    for path in shards:
+        t = pq.read_table(path, columns=["drop_reason"])
+        wanted = [n for n, v in out.items() if len(v) < cfg.samples_per_reason]
+        if not wanted:
+            break
+        mask = pc.is_in(t.column("drop_reason"), pa.array(wanted))
+        if not pc.any(mask).as_py():
+            continue
+        rows = pq.read_table(path, columns=["doc_id", "source", "text", "drop_reason", *set(columns.values())])
+        for row in rows.filter(mask).to_pylist():
+            bucket = out[row["drop_reason"]]
+            if len(bucket) < cfg.samples_per_reason:
+                bucket.append({"doc_id": row["doc_id"], "source": row["source"],
+                               "value": row[columns[row["drop_reason"]]],
+                               "text": row["text"][:cfg.sample_chars]})
+    return out
+
+
+def _plot(cfg: CleanConfig, shards: list, rules: list[Rule], path) -> None:
+    """One small-multiples figure: per thresholded attribute, kept and dropped counts (log scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numeric = [r for r in rules if r.op != "true" and r.name != "empty"]
+    columns = sorted({r.column for r in numeric})
+    if not columns:
+        return
+    t = pa.concat_tables([pq.read_table(p, columns=[*columns, "drop_reason"]) for p in shards])
+    kept = t.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
+    ncols = 5
+    nrows = -(-len(columns) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.2 * nrows), squeeze=False)
+    for ax, col in zip(axes.flat, columns):
+        values = t.column(col).to_numpy(zero_copy_only=False).astype(float)
+        edges = np.histogram_bin_edges(values, bins=30)
+        # Precomputed log10 counts drawn as step lines on linear axes with few ticks: ax.hist's patches
+        # and a log axis's minor ticks cost seconds to render.
+        for mask, label, color in ((kept, "kept", "tab:blue"), (~kept, "dropped", "tab:red")):
+            ax.stairs(np.log10(np.histogram(values[mask], edges)[0] + 1), edges, label=label, color=color)
+        ax.locator_params(nbins=4)
+        ax.set_xlim(edges[0], edges[-1])
+        for r in numeric:  # thresholds inside the data's range
+            if r.column == col:
+                for lim in r.limits(cfg):
+                    if edges[0] <= lim <= edges[-1]:
+                        ax.axvline(lim, color="black", lw=0.8, ls="--")
+        ax.set_title(col, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(columns):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    axes.flat[0].set_ylabel("log10(1 + documents)", fontsize=6)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.05, top=0.95, wspace=0.25, hspace=0.6)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
