@@ -93,11 +93,13 @@ def windows(s: Stream, lengths: Sequence[int]) -> Windows:
     pos = _POS[s.unit]
     counts = s.counts()
     first = np.cumsum(counts) - counts  # stream position of each text's first token
-    g = np.zeros(m, np.uint64)
+    g, term = np.zeros(m, np.uint64), np.empty(m, np.uint64)
     parts = []
     for k in range(1, min(max(wanted), m) + 1):
         w = m - k + 1
-        g = g[:w] + s.hashes[k - 1:k - 1 + w] * pos[k - 1]  # wraps modulo 2^64 on purpose
+        g = g[:w]  # in place: window i's sum grows by token i + k - 1 (wrapping modulo 2^64 on purpose)
+        np.multiply(s.hashes[k - 1:k - 1 + w], pos[k - 1], out=term[:w])
+        g += term[:w]
         if k in wanted:
             ok = np.flatnonzero(s.text[:w] == s.text[k - 1:k - 1 + w])
             text = s.text[ok]

@@ -21,7 +21,7 @@ from pipeline.dedup.shards import read_kept
 
 REASON = "contaminated"
 ADDED = ("drop_reason", "contamination")
-_BATCH_DOCS = 64  # documents hashed together: amortises numpy calls, keeps the arrays small
+_BATCH_DOCS = 128  # documents hashed together: amortises numpy calls, keeps the arrays small
 
 
 @dataclass(frozen=True)
