@@ -36,8 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline import documents  # noqa: E402
 from pipeline.dedup import DedupConfig, run  # noqa: E402

@@ -25,8 +25,8 @@ from pipeline.dedup import report
 from pipeline.dedup.clusters import components, exact_representatives
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.lsh import candidate_pairs, optimal_params, s_curve
-from pipeline.dedup.shards import (OutputTask, SetsTask, ShardPool, SignatureTask, empty_output, output_shard,
-                                   read_rows, read_signature_columns, shingle_sets, signature_name,
+from pipeline.dedup.shards import (REASONS, OutputTask, SetsTask, ShardPool, SignatureTask, empty_output,
+                                   output_shard, read_rows, read_signature_columns, shingle_sets, signature_name,
                                    signature_shard, spec_of)
 from pipeline.dedup.shingles import shingle_hashes
 from pipeline.dedup.verify import jaccard, unique_sets
@@ -55,6 +55,17 @@ class Index:
         """Group sorted stream positions by shard: [(shard, rows within the shard)]."""
         shard = np.searchsorted(self.starts, positions, side="right") - 1
         return [(int(s), positions[shard == s] - self.starts[s]) for s in np.unique(shard)]
+
+
+@dataclass
+class Decision:
+    """What the global step decided, per document in stream order, and the pairs it looked at."""
+    labels: np.ndarray  # cluster id = stream position of the cluster's kept (first) document
+    sizes: np.ndarray   # size of the document's cluster
+    reason: np.ndarray  # drop code: 0 kept, 1 exact duplicate, 2 near duplicate (shards.REASONS)
+    pairs: np.ndarray   # LSH candidate pairs (k × 2 stream positions)
+    sims: np.ndarray    # their true Jaccard (ones when verification is off)
+    near: np.ndarray    # the pairs accepted as near-duplicates
 
 
 def _signature_pass(cfg: DedupConfig, ctx: StageContext, pool: ShardPool, inputs: list[Path], bands: int,
@@ -94,8 +105,7 @@ def _true_jaccard(cfg: DedupConfig, pool: ShardPool, inputs: list[Path], index: 
     return jaccard(table, offsets, np.searchsorted(docs, pairs))
 
 
-def _output_pass(ctx: StageContext, pool: ShardPool, inputs: list[Path], index: Index, labels: np.ndarray,
-                 sizes: np.ndarray, reason: np.ndarray) -> None:
+def _output_pass(ctx: StageContext, pool: ShardPool, inputs: list[Path], index: Index, d: Decision) -> None:
     if not inputs:
         rel = documents.shard_name(0)
         if not ctx.shard_done(rel):
@@ -106,37 +116,63 @@ def _output_pass(ctx: StageContext, pool: ShardPool, inputs: list[Path], index: 
     tasks = []
     for i in todo:
         lo, hi = index.starts[i], index.starts[i + 1]
-        tasks.append(OutputTask(str(inputs[i]), labels[lo:hi], sizes[lo:hi], reason[lo:hi]))
+        tasks.append(OutputTask(str(inputs[i]), d.labels[lo:hi], d.sizes[lo:hi], d.reason[lo:hi]))
     for i, data in zip(todo, pool.map(output_shard, tasks)):
         ctx.write_shard(documents.shard_name(i), lambda tmp: tmp.write_bytes(data))
 
 
-def _sample(cfg: DedupConfig, inputs: list[Path], index: Index, labels: np.ndarray, sizes: np.ndarray,
-            reason: np.ndarray) -> list[dict[str, Any]]:
+def _decide(cfg: DedupConfig, pool: ShardPool, inputs: list[Path], index: Index) -> Decision:
+    n = len(index.shingles)
+    pos = np.arange(n, dtype=np.int64)
+    rep = exact_representatives(index.digests) if cfg.exact else pos
+    # Only the first document of each exact group enters LSH; documents without shingles cannot match.
+    members = np.flatnonzero((rep == pos) & (index.shingles > 0))
+    pairs = candidate_pairs(index.bands[members], members, cfg.bucket_window)
+    sims = _true_jaccard(cfg, pool, inputs, index, pairs) if cfg.verify else np.ones(len(pairs))
+    near = pairs[sims >= cfg.threshold]
+    exact_dups = np.flatnonzero(rep != pos)
+    labels = components(n, np.concatenate([np.column_stack([exact_dups, rep[exact_dups]]), near]))
+    reason = np.where(rep != pos, 1, np.where(labels != pos, 2, 0)).astype(np.int8)
+    return Decision(labels, np.bincount(labels, minlength=n)[labels], reason, pairs, sims, near)
+
+
+def _stats(cfg: DedupConfig, index: Index, d: Decision, bands: int, rows: int) -> dict[str, Any]:
+    n = len(d.labels)
+    cluster_sizes = d.sizes[d.labels == np.arange(n)]  # one entry per cluster, at its kept document
+    dropped = {str(REASONS[code]): int(np.count_nonzero(d.reason == code)) for code in (1, 2)}
+    return {
+        "docs": n, "kept": int(np.count_nonzero(d.reason == 0)),
+        "exact_duplicates": dropped["exact_duplicate"], "near_duplicates": dropped["near_duplicate"],
+        "candidate_pairs": len(d.pairs), "verified_pairs": len(d.near),
+        "rejected_pairs": len(d.pairs) - len(d.near),
+        "clusters": int(np.count_nonzero(cluster_sizes > 1)),
+        "largest_cluster": int(cluster_sizes.max()) if n else 0,
+        "docs_without_shingles": int(np.count_nonzero(index.shingles == 0)),
+        "unspaced_docs": int(np.count_nonzero(index.unspaced)),
+        "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
+        "lsh_threshold": round((1.0 / bands) ** (1.0 / rows), 4),  # where the S-curve is steepest
+        "p_candidate_at_threshold": round(float(s_curve(cfg.threshold, bands, rows)), 4),
+        "dropped": dropped,
+        "cluster_size_histogram": report.size_histogram(cluster_sizes),
+    }
+
+
+def _sample(cfg: DedupConfig, inputs: list[Path], index: Index, d: Decision) -> list[dict[str, Any]]:
     """Sampled clusters with texts side by side and each member's true Jaccard to the kept document."""
-    clusters = report.pick_clusters(labels, sizes, cfg.sample_clusters)
-    shown = np.unique(np.concatenate([c[:5] for c in clusters])) if clusters else np.zeros(0, np.int64)
+    clusters = report.pick_clusters(d.labels, d.sizes, cfg.sample_clusters)
+    shown = np.unique(np.concatenate([c[:report.MAX_MEMBERS] for c in clusters])) if clusters else np.zeros(0, int)
     rows: dict[int, dict[str, Any]] = {}
     for s, local in index.locate(shown):
         got = read_rows(inputs[s], local, ["doc_id", "text"])
         for k, p in enumerate(local + index.starts[s]):
-            rows[int(p)] = {"doc_id": got["doc_id"][k], "text": got["text"][k],
-                            "drop_reason": report_reason(reason[p])}
-    pairs = np.array([(c[0], p) for c in clusters for p in c[:5]], dtype=np.int64).reshape(-1, 2)
+            rows[int(p)] = {"doc_id": got["doc_id"][k], "text": got["text"][k], "drop_reason": REASONS[d.reason[p]]}
+    pairs = np.array([(c[0], p) for c in clusters for p in c[:report.MAX_MEMBERS]], dtype=np.int64).reshape(-1, 2)
     sims = {}
     if len(pairs):
-        values = _sets_in_parent(cfg, [rows[int(p)]["text"] for p in shown])
-        sims = dict(zip(pairs[:, 1].tolist(), jaccard(*values, np.searchsorted(shown, pairs)).tolist()))
+        sh = shingle_hashes([rows[int(p)]["text"] for p in shown], spec_of(cfg))
+        values, offsets = unique_sets(sh.hashes, sh.offsets)
+        sims = dict(zip(pairs[:, 1].tolist(), jaccard(values, offsets, np.searchsorted(shown, pairs)).tolist()))
     return [report.cluster_entry(c, rows, sims, cfg.sample_chars) for c in clusters]
-
-
-def report_reason(code: int) -> str | None:
-    return (None, "exact_duplicate", "near_duplicate")[int(code)]
-
-
-def _sets_in_parent(cfg: DedupConfig, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    sh = shingle_hashes(texts, spec_of(cfg))
-    return unique_sets(sh.hashes, sh.offsets)
 
 
 def run(cfg: DedupConfig, ctx: StageContext) -> dict[str, Any]:
@@ -145,41 +181,13 @@ def run(cfg: DedupConfig, ctx: StageContext) -> dict[str, Any]:
     with ShardPool(ctx.workers) as pool:
         _signature_pass(cfg, ctx, pool, inputs, bands, rows)
         index = _load_index(ctx.out, len(inputs), bands)
-        n = len(index.shingles)
-        pos = np.arange(n, dtype=np.int64)
-        rep = exact_representatives(index.digests) if cfg.exact else pos
-        members = np.flatnonzero((rep == pos) & (index.shingles > 0))
-        pairs = candidate_pairs(index.bands[members], members, cfg.bucket_window)
-        sims = _true_jaccard(cfg, pool, inputs, index, pairs) if cfg.verify else np.ones(len(pairs))
-        near = pairs[sims >= cfg.threshold]
-        exact_dups = np.flatnonzero(rep != pos)
-        labels = components(n, np.concatenate([np.column_stack([exact_dups, rep[exact_dups]]), near]))
-        sizes = np.bincount(labels, minlength=n)[labels]
-        reason = np.where(rep != pos, 1, np.where(labels != pos, 2, 0)).astype(np.int8)
-        _output_pass(ctx, pool, inputs, index, labels, sizes, reason)
-
-    cluster_sizes = sizes[labels == pos]  # one entry per cluster (at its kept document)
-    stats: dict[str, Any] = {
-        "docs": n, "kept": int(np.count_nonzero(reason == 0)),
-        "exact_duplicates": int(np.count_nonzero(reason == 1)),
-        "near_duplicates": int(np.count_nonzero(reason == 2)),
-        "candidate_pairs": len(pairs), "verified_pairs": len(near),
-        "rejected_pairs": len(pairs) - len(near) if cfg.verify else 0,
-        "clusters": int(np.count_nonzero(cluster_sizes > 1)),
-        "largest_cluster": int(cluster_sizes.max()) if n else 0,
-        "docs_without_shingles": int(np.count_nonzero(index.shingles == 0)),
-        "unspaced_docs": int(np.count_nonzero(index.unspaced)),
-        "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
-        "lsh_threshold": round((1.0 / bands) ** (1.0 / rows), 4),
-        "p_candidate_at_threshold": round(float(s_curve(cfg.threshold, bands, rows)), 4),
-        "dropped": {"exact_duplicate": int(np.count_nonzero(reason == 1)),
-                    "near_duplicate": int(np.count_nonzero(reason == 2))},
-        "cluster_size_histogram": report.size_histogram(cluster_sizes),
-    }
+        decision = _decide(cfg, pool, inputs, index)
+        _output_pass(ctx, pool, inputs, index, decision)
+    stats = _stats(cfg, index, decision, bands, rows)
     ctx.write_report("dedup_report.json", {
         **stats, "threshold": cfg.threshold, "scheme": cfg.scheme, "verify": cfg.verify,
-        "candidate_jaccard_histogram": report.jaccard_histogram(sims) if cfg.verify else None,
+        "candidate_jaccard_histogram": report.jaccard_histogram(decision.sims) if cfg.verify else None,
     })
-    ctx.write_report("clusters_sample.json", _sample(cfg, inputs, index, labels, sizes, reason))
+    ctx.write_report("clusters_sample.json", _sample(cfg, inputs, index, decision))
     report.plot_s_curve(ctx.reports / "lsh_s_curve.png", bands, rows, cfg.threshold)
     return stats

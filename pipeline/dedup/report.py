@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.dedup.lsh import s_curve
 
 _SIZE_EDGES = [1, 2, 3, 5, 9, 17, 33, 65]  # cluster size bins: 1, 2, 3-4, 5-8, …, 65+
+MAX_MEMBERS = 5  # members shown per sampled cluster (the kept one first)
 
 
 def size_histogram(cluster_sizes: np.ndarray) -> dict[str, int]:
@@ -63,8 +64,9 @@ def pick_clusters(labels: np.ndarray, sizes: np.ndarray, k: int) -> list[np.ndar
 
 
 def cluster_entry(members: np.ndarray, rows: dict[int, dict[str, Any]], sims: dict[int, float],
-                  chars: int, max_members: int = 5) -> dict[str, Any]:
-    shown = members[:max_members]
+                  chars: int) -> dict[str, Any]:
+    """One sampled cluster: id, size and its first members (stream order) with truncated texts."""
+    shown = members[:MAX_MEMBERS]
     return {
         "cluster_id": int(members[0]),
         "cluster_size": len(members),

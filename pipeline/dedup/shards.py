@@ -66,10 +66,10 @@ class ShardPool:
         self.workers, self.pool = workers, None
         if workers > 1:
             # forkserver, not fork: the caller may be a Prefect worker thread, and forking a threaded process
-            # can deadlock on locks held by other threads. Preloading this module in the server makes every
-            # worker start with numpy, pyarrow and the stage's code already imported.
+            # can deadlock on locks held by other threads. Preloading this module and datasketch (which
+            # imports scipy: seconds) in the server makes every worker start with them already imported.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
+            context.set_forkserver_preload([__name__, "datasketch"])
             self.pool = ProcessPoolExecutor(workers, mp_context=context)
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:

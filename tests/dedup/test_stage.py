@@ -74,14 +74,15 @@ def test_byte_identical_for_1_and_2_workers_and_reruns(planted, helpers, tmp_pat
     assert one == helpers.published_files(tmp_path / "w2") == helpers.published_files(tmp_path / "again")
 
 
-@pytest.mark.parametrize("fail_after", [1, 4, 6])  # 4 shards: mid-signatures, at their end, mid-output
-def test_resume_after_injected_failure_is_byte_identical(planted, helpers, tmp_path, fail_after):
+# 4 shards: a failure mid-signatures, at their end, mid-output; and one with a process pool.
+@pytest.mark.parametrize("fail_after,workers", [(1, 1), (4, 1), (6, 1), (2, 2)])
+def test_resume_after_injected_failure_is_byte_identical(planted, helpers, tmp_path, fail_after, workers):
     up = _upstream(helpers, tmp_path, planted[0], per_shard=12)
     helpers.run_stage(CFG, up, tmp_path / "clean")
     with pytest.raises(InjectedFailure):
-        helpers.run_stage(CFG, up, tmp_path / "resumed", fail_after_shards=fail_after)
+        helpers.run_stage(CFG, up, tmp_path / "resumed", workers=workers, fail_after_shards=fail_after)
     assert len(helpers.published_files(tmp_path / "resumed")) == fail_after
-    helpers.run_stage(CFG, up, tmp_path / "resumed")
+    helpers.run_stage(CFG, up, tmp_path / "resumed", workers=workers)
     assert helpers.published_files(tmp_path / "resumed") == helpers.published_files(tmp_path / "clean")
 
 
