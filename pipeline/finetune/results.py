@@ -30,6 +30,31 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
 
     Returns ``{"task", "kind", "method", "init", "seed", "n_test", "truncated"}`` plus, for
     classification, ``accuracy`` and ``macro_f1`` (and ``per_label``); for tagging, the entity-level
-    ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too) and token ``accuracy``.
+    ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too), ``macro_f1`` over entity
+    types and token ``accuracy``. Also the mean test ``loss``.
     """
-    raise NotImplementedError("test_metrics: being built (finetune engineer); signature is final")
+    from pipeline.finetune import modeling
+    from pipeline.finetune.encode import encode
+    from pipeline.finetune.scoring import metrics, predict
+    from pipeline.tokenize.tokenizer import Tokenizer
+
+    run_dir = Path(run_dir)
+    result = json.loads((run_dir / "result.json").read_text())
+    task = tasks_cfg.get(result["task"]) if tasks_cfg is not None else None
+    examples = read_jsonl(run_dir.parents[2] / "tasks" / result["task"] / "test.jsonl")
+    model, mcfg, meta = modeling.load(run_dir / "model")
+    tok = Tokenizer.from_dir(run_dir / "model")
+    labels, kind = meta["labels"], meta["kind"]
+    scheme = meta.get("scheme") or (task.scheme if task is not None and task.scheme != "auto" else None)
+    enc = encode(examples, kind, labels, tok, meta["arch"], meta["max_len"])
+    pad_id = tok.pad_id if tok.pad_id is not None else 0
+    preds, loss = predict(model, enc, kind == "tagging", pad_id, batch_size=64)
+    out = {k: result[k] for k in ("task", "kind", "method", "init", "seed")}
+    out.update(n_test=len(examples), truncated=enc.truncated, loss=loss)
+    out.update(metrics(examples, preds, labels, kind, scheme, detail=True))
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

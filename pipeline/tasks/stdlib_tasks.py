@@ -42,7 +42,7 @@ MAX_WORDS = 48
 # An optional role (":func:", ":py:meth:") then ``double`` or `single` backticks (`link`_ too), or the
 # older `quote' style some modules (cmd, getopt...) still use.
 DOC_MARK = re.compile(r"(?:(?<!\w):[\w.+-]+(?::[\w.+-]+)*:)?"
-                      r"(?:``(?P<dbl>[^`]*?)``|`(?P<old>[^`'\n]+)'|`(?P<sgl>[^`\n]*?)`_{0,2})")
+                      r"(?:``(?P<dbl>[^`]+?)``|`(?P<old>[^`'\n]+)'|`(?P<sgl>[^`\n]+?)`_{0,2})")
 TOPIC_MARK = re.compile(r'"(?P<q>[^"]*)"')
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 

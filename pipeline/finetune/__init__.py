@@ -1,0 +1,44 @@
+"""FINETUNE stage: the pretrained model → task models (heads; full / adapter / LoRA / two-stage), the
+best checkpoint per run by a validation metric, and a from-scratch baseline.
+
+Inputs: ``ctx.input("model").path / "model"`` (the pretrain stage's model folder: weights, config,
+``tokenizer/tokenizer.model``) and the ``tasks`` config section (``ctx.extra["tasks"]``; default: the two
+stdlib tasks). Output layout (the evaluate stage reads it; ``pipeline.finetune.results`` helps):
+
+    tasks/<task>/train.jsonl, validation.jsonl, test.jsonl   normalized examples (pipeline.tasks.load)
+    tasks/<task>/labels.json      {"task", "kind", "labels": [class ids' names in order], "scheme"}
+    tasks/<task>/drops.json       {"task", "counts": {reason: n}, "total", "samples": {reason: [{where, detail}]}}
+    runs/<task>/<method>-<init>-s<seed>/
+        model/                    best checkpoint: model.save_model folder + tokenizer/tokenizer.model;
+                                  meta.json holds task, kind, labels, scheme, arch, max_len, method, init,
+                                  seed and, for adapter runs, "adapters" to re-apply
+                                  (load with pipeline.finetune.modeling.load)
+        result.json               task, kind, method, init ("pretrained" | "scratch"), seed, metric,
+                                  best_epoch, best_step, best (validation metrics of the kept weights),
+                                  curves (one record per evaluation: epoch, step, train_loss, val_*),
+                                  steps, stopped_early, trainable_params, total_params, trainable_share,
+                                  labels, scheme, max_len, n_train, n_validation, truncated, seconds
+    reports/<task>/<run>.per_label.json   per-label (classification) / per-entity-type (tagging) P/R/F1
+    reports/<task>/<run>.confusion.png    classification runs: validation confusion matrix
+    reports/summary.json                  the returned stats
+
+Runs: every method in ``methods`` from the pretrained weights, and with ``baseline`` full fine-tuning
+from random init (``full-scratch-s<seed>``), for every seed. A run whose result.json exists (a killed
+stage's finished runs) is kept, not retrained. Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
+``...best_epoch``, ``...trainable_params``, medians over seeds, ``<task>.<method>.val_gain_over_scratch``,
+and per task the split sizes, truncation and drop counts.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.finetune.config import FinetuneConfig
+from pipeline.stage import StageContext
+
+VERSION = "1"
+__all__ = ["VERSION", "FinetuneConfig", "run"]
+
+
+def run(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
+    from pipeline.finetune.stage import run_stage
+    return run_stage(cfg, ctx)

@@ -1,0 +1,87 @@
+"""Finetune configuration: methods, the recipe, early stopping and the from-scratch baseline."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.configtypes import ConfigError, bounded
+
+Method = Literal["full", "adapter", "lora", "two_stage"]
+Metric = Literal["auto", "accuracy", "macro_f1", "f1", "loss"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Every (task, method, seed) is one run from the pretrained model, plus (with ``baseline``) the
+    same run from random initialization: same architecture, tokenizer and recipe.
+
+    Methods: ``full`` (all weights), ``adapter`` (Houlsby bottleneck adapters after the attention and
+    MLP of each block, plus the head), ``lora`` (low-rank updates of ``lora_targets``, plus the head;
+    merged into the base weights after training, so the saved model is a plain one), ``two_stage``
+    (the head alone for ``head_epochs`` epochs, then ``then``: all weights, adapters or LoRA).
+    Only trainable parameters are reported as trainable.
+
+    Recipe: AdamW with ``lr`` for the body (all non-head trainable weights: the trunk, adapters, LoRA)
+    and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
+    to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends first); evaluation on the
+    validation split after each epoch, or every ``eval_every`` steps when set. Early stopping: stop
+    after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
+    best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for classification and
+    entity F1 for tagging. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
+    ``last`` (the final ``</s>``) for a decoder. Inputs longer than ``max_len`` tokens (capped at the
+    model's block size) are truncated and counted.
+    """
+    methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    baseline: bool = True
+    pooling: Literal["auto", "first", "last", "mean"] = "auto"
+    max_len: int = bounded(128, ge=8)
+    epochs: int = bounded(3, ge=1)
+    max_steps: int | None = bounded(None, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    grad_accum: int = bounded(1, ge=1)
+    eval_batch_size: int = bounded(64, ge=1)
+    eval_every: int | None = bounded(None, ge=1)
+    lr: float = bounded(5e-4, gt=0.0)
+    head_lr: float = bounded(2e-3, gt=0.0)
+    warmup_ratio: float = bounded(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = bounded(0.01, ge=0.0)
+    grad_clip: float = bounded(1.0, ge=0.0)
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head
+    class_weights: bool = False  # inverse-frequency weights in the loss (imbalanced classes)
+    metric: Metric = "auto"
+    patience: int = bounded(2, ge=1)
+    min_delta: float = bounded(0.0, ge=0.0)
+    lora_r: int = bounded(8, ge=1)
+    lora_alpha: float = bounded(16.0, gt=0.0)
+    lora_dropout: float = bounded(0.0, ge=0.0, lt=1.0)
+    lora_targets: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.proj"])
+    adapter_bottleneck: int = bounded(32, ge=1)
+    adapter_where: list[Literal["attn", "mlp"]] = field(default_factory=lambda: ["attn", "mlp"])
+    head_epochs: int = bounded(1, ge=1)  # two_stage: epochs of stage 1 (head only)
+    then: Literal["full", "adapter", "lora"] = "full"  # two_stage: what stage 2 trains
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int = bounded(0, ge=0)  # CPU threads; 0 = one per core
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("finetune.methods: got [], allowed: at least one of full, adapter, lora, two_stage")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"finetune.methods: duplicate method in {self.methods}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"finetune.seeds: got {self.seeds}, allowed: a non-empty list of distinct ints")
+        if not self.lora_targets:
+            raise ConfigError("finetune.lora_targets: got [], allowed: module names such as attn.qkv, mlp.fc")
+        if not self.adapter_where:
+            raise ConfigError("finetune.adapter_where: got [], allowed: attn, mlp or both")
+        if "two_stage" in self.methods and self.head_epochs >= self.epochs:
+            raise ConfigError(f"finetune.head_epochs: got {self.head_epochs}, allowed: < epochs ({self.epochs}) "
+                              "so that stage 2 has epochs left")
+
+    def metric_for(self, kind: str) -> str:
+        if self.metric != "auto":
+            return self.metric
+        return "f1" if kind == "tagging" else "accuracy"
+
+
+__all__ = ["FinetuneConfig", "Method", "Metric"]

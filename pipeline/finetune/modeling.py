@@ -1,0 +1,125 @@
+"""Task models: a head on a pretrained (or freshly initialised) trunk, the fine-tuning methods' surgery
+and freezing, the optimizer's head/body groups, and saving / loading the result.
+
+A saved task model is ``model.save_model``'s folder plus ``tokenizer/tokenizer.model``; its meta records
+the task (kind, labels, scheme), the input layout (arch, max_len) and what to re-apply before loading
+the weights: ``adapters`` (bottleneck, places) when the model has adapters. LoRA is always merged
+before saving, so a LoRA run saves a plain model.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer, apply_adapters, apply_lora,
+                   load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
+                   merge_lora, save_model)
+from model.lora import LoRALinear
+
+HEAD = "head"
+
+
+def resolve_pooling(pooling: str, arch: str) -> str:
+    if pooling != "auto":
+        return pooling
+    return "first" if arch == "encoder" else "last"
+
+
+def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, pooling: str,
+          dropout: float, seed: int) -> nn.Module:
+    """A classifier whose trunk is the pretrained model's (``pretrained`` folder) or a random one
+    (``None``: the from-scratch baseline). The head's init depends on ``seed`` only, so the pretrained
+    run and its baseline start from the same head."""
+    torch.manual_seed(seed)
+    if pretrained is not None:
+        lm, _ = load_model(pretrained)
+        trunk = lm.transformer
+    else:
+        trunk = Transformer(mcfg)
+    if kind == "tagging":
+        model = TokenClassifier(trunk, n_labels, dropout=dropout)
+    else:
+        model = SequenceClassifier(trunk, n_labels, pooling=resolve_pooling(pooling, mcfg.arch), dropout=dropout)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=gen) * 0.02)
+        model.head.bias.zero_()
+    return model
+
+
+def add_method_modules(model: nn.Module, method: str, cfg) -> dict[str, Any]:
+    """Insert LoRA or adapters (both start as the identity); returns what to record in meta."""
+    if method == "lora":
+        apply_lora(model.trunk, cfg.lora_targets, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+        return {}
+    if method == "adapter":
+        apply_adapters(model.trunk, bottleneck=cfg.adapter_bottleneck, where=cfg.adapter_where)
+        return {"adapters": {"bottleneck": cfg.adapter_bottleneck, "where": list(cfg.adapter_where)}}
+    return {}
+
+
+def set_trainable(model: nn.Module, what: str) -> None:
+    """``head`` (head only), ``full``, ``lora`` or ``adapter`` (those and the head)."""
+    if what == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    elif what == "lora":
+        mark_only_lora_trainable(model, keep=(HEAD,))
+    elif what == "adapter":
+        mark_only_adapters_trainable(model, keep=(HEAD,))
+    elif what == "head":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(HEAD + "."))
+    else:
+        raise ValueError(f"set_trainable: unknown {what!r}")
+
+
+def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over trainable parameters: head and body groups with their own lr; matrices decay,
+    biases and norm gains do not."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((name.startswith(HEAD + "."), p.dim() >= 2), []).append(p)
+    param_groups = [{"params": ps, "lr": head_lr if is_head else lr, "base_lr": head_lr if is_head else lr,
+                     "weight_decay": weight_decay if decay else 0.0}
+                    for (is_head, decay), ps in sorted(groups.items())]
+    return torch.optim.AdamW(param_groups, betas=(0.9, 0.999), eps=1e-8)
+
+
+def has_lora(model: nn.Module) -> bool:
+    return any(isinstance(m, LoRALinear) for m in model.modules())
+
+
+def save(model: nn.Module, mcfg: ModelConfig, folder: Path, tokenizer_file: Path, meta: dict[str, Any]) -> Path:
+    """Merge LoRA, write the weights, config and meta, and copy the tokenizer next to them."""
+    if has_lora(model):
+        merge_lora(model)
+    save_model(model, mcfg, folder, extra_meta=meta)
+    (folder / "tokenizer").mkdir(exist_ok=True)
+    shutil.copyfile(tokenizer_file, folder / "tokenizer" / "tokenizer.model")
+    return folder
+
+
+def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """Rebuild a saved task model (re-applying adapters recorded in its meta) and load its weights."""
+    folder = Path(folder)
+    meta, mcfg = load_meta(folder), load_config(folder)
+    if "adapters" not in meta:
+        module, mcfg = load_model(folder, map_location)
+        return module, mcfg, meta
+    kwargs = meta.get("model_kwargs", {})
+    cls = SequenceClassifier if meta["model_class"] == "SequenceClassifier" else TokenClassifier
+    module = cls(Transformer(mcfg), **kwargs)
+    apply_adapters(module.trunk, bottleneck=meta["adapters"]["bottleneck"], where=meta["adapters"]["where"])
+    module.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
+    return module.to(map_location), mcfg, meta
+
+
+__all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
+           "has_lora"]

@@ -1,0 +1,56 @@
+"""Per-run reports: a confusion-matrix PNG (classification) and per-label precision/recall/F1 JSON,
+both on the validation split with the kept (best) weights."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.store import atomic_write_text
+
+
+def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cm = np.asarray(confusion)
+    size = max(3.5, 0.55 * len(labels) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize=9)
+    top = cm.max() if cm.size else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if top and cm[i, j] > top / 2 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_run_reports(reports: Path, task: str, run: str, kind: str, labels: list[str], detail: dict[str, Any]) -> list[Path]:
+    """``reports/<task>/<run>.per_label.json`` and, for classification, ``<run>.confusion.png``."""
+    folder = reports / task
+    folder.mkdir(parents=True, exist_ok=True)
+    table = detail.get("per_type") if kind == "tagging" else detail.get("per_label")
+    body = {"task": task, "run": run, "split": "validation", "kind": kind,
+            "level": "entity" if kind == "tagging" else "class", "per_label": table,
+            **{k: v for k, v in detail.items() if k not in ("per_type", "per_label", "confusion")}}
+    out = [folder / f"{run}.per_label.json"]
+    atomic_write_text(out[0], json.dumps(body, indent=1))
+    if kind != "tagging" and "confusion" in detail:
+        out.append(confusion_png(detail["confusion"], labels, folder / f"{run}.confusion.png",
+                                 f"{task} {run} (validation)"))
+    return out
+
+
+__all__ = ["confusion_png", "write_run_reports"]

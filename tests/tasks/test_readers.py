@@ -1,0 +1,156 @@
+"""Task files: every format, every kind of bad row counted with file and line, splits and caps."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.configtypes import ConfigError, build
+from pipeline.tasks import TaskConfig, TaskError, load_task
+
+
+def task(**kw) -> TaskConfig:
+    return build(TaskConfig, {"source": "files", **kw})
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return path.name
+
+
+def drops_by_reason(data) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for d in data.drops:
+        out.setdefault(d.reason, []).append(d.origin)
+    return out
+
+
+def test_csv_by_name_with_bad_rows(tmp_path):
+    tr = write(tmp_path / "tr.csv", 'text,label\n"good, quoted",pos\nfine,neg\n,pos\nno label,\nweird,maybe\nok,pos\n')
+    va = write(tmp_path / "va.csv", "text,label\nv1,pos\n")
+    te = write(tmp_path / "te.csv", "text,label\nt1,neg\n")
+    data = load_task(task(name="t", train=tr, validation=va, test=te, labels=["neg", "pos"]), tmp_path)
+    assert [ex["text"] for ex in data.splits["train"]] == ["good, quoted", "fine", "ok"]
+    assert data.splits["train"][0]["origin"] == "tr.csv:2"
+    assert drops_by_reason(data) == {"empty_text": ["tr.csv:4"], "missing_label": ["tr.csv:5"],
+                                     "unknown_label": ["tr.csv:6"]}
+    assert data.labels == ["neg", "pos"]
+    assert data.drops_report()["counts"] == {"empty_text": 1, "missing_label": 1, "unknown_label": 1}
+
+
+def test_tsv_by_index_without_header_and_labels_from_data(tmp_path):
+    rows = "".join(f"{i % 3}\tsentence number {i}\n" for i in range(30))
+    tr = write(tmp_path / "d.tsv", rows + "1\n")  # a short row: no text column
+    data = load_task(task(name="t", train=tr, header=False, text_field="1", label_field="0",
+                          val_fraction=0.2, test_fraction=0.2, split_seed=3), tmp_path)
+    assert data.labels == ["0", "1", "2"]  # numeric labels sort as numbers
+    sizes = {s: len(v) for s, v in data.splits.items()}
+    assert sum(sizes.values()) == 30 and min(sizes.values()) > 0
+    origins = [ex["origin"] for s in data.splits.values() for ex in s]
+    assert len(set(origins)) == 30  # the cut splits are disjoint
+    assert drops_by_reason(data) == {"missing_field": ["d.tsv:31"]}
+    again = load_task(task(name="t", train=tr, header=False, text_field="1", label_field="0",
+                           val_fraction=0.2, test_fraction=0.2, split_seed=3), tmp_path)
+    assert again.splits == data.splits  # deterministic from the seed
+    other = load_task(task(name="t", train=tr, header=False, text_field="1", label_field="0",
+                           val_fraction=0.2, test_fraction=0.2, split_seed=4), tmp_path)
+    assert other.splits["test"] != data.splits["test"]
+
+
+def test_tsv_column_by_index_with_header(tmp_path):
+    """SST-2's train calls the text 'sentence' and dev calls it 'content': index 1 reads both."""
+    tr = write(tmp_path / "train.tsv", "label\tsentence\n0\tbad film\n1\tgood \"quoted\" film\n")
+    dv = write(tmp_path / "dev.tsv", "label\tcontent\n1\tnice\n")
+    data = load_task(task(name="s", train=tr, validation=dv, test=dv, text_field="1", label_field="0"), tmp_path)
+    assert [ex["text"] for ex in data.splits["train"]] == ["bad film", 'good "quoted" film']
+    assert data.splits["validation"][0] == {"text": "nice", "label": "1", "origin": "dev.tsv:2"}
+
+
+def test_jsonl_pairs_with_bad_lines(tmp_path):
+    lines = [{"premise": "a cat", "hypothesis": "an animal", "y": "entail"},
+             {"premise": "a cat", "hypothesis": "", "y": "contra"},
+             {"premise": "x", "hypothesis": "y"}]
+    text = "\n".join(json.dumps(x) for x in lines) + "\n{not json\n[1, 2]\n"
+    tr = write(tmp_path / "p.jsonl", text)
+    data = load_task(task(name="p", kind="pair_classification", train=tr, validation=tr, test=tr,
+                          text_field="premise", text_pair_field="hypothesis", label_field="y"), tmp_path)
+    assert data.splits["train"] == [{"text": "a cat", "text_pair": "an animal", "label": "entail", "origin": "p.jsonl:1"}]
+    by = drops_by_reason(data)
+    assert by["empty_text"][:1] == ["p.jsonl:2"]
+    assert by["missing_label"][:1] == ["p.jsonl:3"]
+    assert by["bad_json"][:2] == ["p.jsonl:4", "p.jsonl:5"]
+    assert data.drop_counts() == {"bad_json": 6, "empty_text": 3, "missing_label": 3}  # 3 splits read the file
+
+
+CONLL = """-DOCSTART- -X- O
+
+EU NNP B-ORG
+rejects VBZ O
+German JJ B-MISC
+
+Peter NNP B-PER
+Blackburn NNP I-PER
+-DOCSTART- -X- O
+broken
+line NN O
+
+Bad NN X-PER
+tag NN O
+
+Fine NN S-LOC
+"""
+
+
+def test_conll_sentences_and_bad_rows(tmp_path):
+    tr = write(tmp_path / "train.conll", CONLL)
+    data = load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr, scheme="BIO"), tmp_path)
+    train = data.splits["train"]
+    assert [ex["tokens"] for ex in train] == [["EU", "rejects", "German"], ["Peter", "Blackburn"]]
+    assert [ex["origin"] for ex in train] == ["train.conll:3", "train.conll:7"]
+    by = drops_by_reason(data)
+    assert by["misaligned_tags"][0] == "train.conll:10"  # the line that lacks a tag column
+    assert by["bad_tag_scheme"][:2] == ["train.conll:13", "train.conll:16"]  # X-PER; S- is not BIO
+    assert data.labels == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def test_conll_scheme_detection_and_jsonl_tagging(tmp_path):
+    tr = write(tmp_path / "t.txt", "a S-X\nb B-Y\nc E-Y\n\nd O\n")
+    data = load_task(task(name="n", kind="tagging", train=tr, validation=tr, test=tr, token_column=0,
+                          tag_column=1), tmp_path)
+    assert data.scheme == "BIOES"
+    assert data.labels == ["O", "B-X", "I-X", "E-X", "S-X", "B-Y", "I-Y", "E-Y", "S-Y"]
+    js = write(tmp_path / "t.jsonl", json.dumps({"words": ["a", "b"], "ner": ["B-X"]}) + "\n"
+               + json.dumps({"words": ["a", "b"], "ner": ["B-X", "I-X"]}) + "\n")
+    data = load_task(task(name="j", kind="tagging", train=js, validation=js, test=js, text_field="words",
+                          label_field="ner"), tmp_path)
+    assert data.splits["train"] == [{"tokens": ["a", "b"], "tags": ["B-X", "I-X"], "origin": "t.jsonl:2"}]
+    assert drops_by_reason(data)["misaligned_tags"][0] == "t.jsonl:1"
+
+
+def test_no_usable_rows_is_an_error_naming_the_file(tmp_path):
+    tr = write(tmp_path / "empty.csv", "text,label\n,a\n,b\n")
+    with pytest.raises(TaskError, match=r"no usable train rows in empty\.csv \(2 dropped"):
+        load_task(task(name="t", train=tr, validation=tr, test=tr), tmp_path)
+    with pytest.raises(TaskError, match="does not exist"):
+        load_task(task(name="t", train="missing.csv"), tmp_path)
+
+
+def test_caps_are_deterministic_samples(tmp_path):
+    tr = write(tmp_path / "d.csv", "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(100)))
+    cfg = task(name="t", train=tr, max_train=10, max_eval=5)
+    a, b = load_task(cfg, tmp_path), load_task(cfg, tmp_path)
+    assert len(a.splits["train"]) == 10 and len(a.splits["test"]) == 5
+    assert a.splits == b.splits
+    lines = [int(ex["origin"].split(":")[1]) for ex in a.splits["train"]]
+    assert lines == sorted(lines) and lines[-1] > 20  # a spread-out sample in file order, not a prefix
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="needs a train file"):
+        task(name="t")
+    with pytest.raises(ConfigError, match="kind"):
+        build(TaskConfig, {"name": "t", "source": "stdlib_names", "kind": "classification"})
+    with pytest.raises(ConfigError, match="duplicate task name 'a'"):
+        from pipeline.tasks import TasksConfig
+        build(TasksConfig, {"tasks": [{"name": "a"}, {"name": "a"}]})
