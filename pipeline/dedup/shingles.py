@@ -33,7 +33,7 @@ _CHAR_SALT = np.uint64(0x2545F4914F6CDD1D)
 class ShingleSpec:
     word_ngram: int = 5
     char_ngram: int = 5
-    unspaced_share: float = 0.3  # char n-grams when at least this share of letters is from an unspaced script
+    unspaced_share: float = 0.3  # char n-grams when this share of visible characters is from an unspaced script
 
     def __post_init__(self) -> None:
         assert 1 <= self.word_ngram <= _MAX_N and 1 <= self.char_ngram <= _MAX_N, self

@@ -177,3 +177,26 @@ def test_config_validation_names_the_keys():
         build(DedupConfig, {"threshold": 1.5})
     with pytest.raises(ConfigError, match="scheme"):
         build(DedupConfig, {"scheme": "minhash64"})
+
+
+def test_real_tang_poems_exact_and_variant_character_duplicates(helpers, tmp_path):
+    import re
+    import unicodedata
+
+    from helpers import datasets_or_skip
+    poems = json.loads(datasets_or_skip("chinese_poetry", "tangshi", "poet.tang.0.json").read_text())
+    texts = ["\n".join(p["paragraphs"]) for p in poems]
+    up = helpers.make_upstream(tmp_path / "up", [helpers.rows_of(texts[i:i + 250]) for i in range(0, 1000, 250)])
+    stats = helpers.run_stage(CFG, up, tmp_path / "out")
+    assert stats["unspaced_docs"] == len(texts) == 1000
+    assert stats["exact_duplicates"] == len(texts) - len(set(texts)) == 19
+
+    def grams(t: str) -> set:  # character 5-grams of the text without punctuation or spaces
+        t = re.sub(r"[^\w]|_", "", unicodedata.normalize("NFD", t.lower()))
+        return {t[i:i + 5] for i in range(len(t) - 4)}
+    rows = helpers.output_rows(tmp_path / "out")
+    near = [r for r in rows if r["drop_reason"] == "near_duplicate"]
+    assert len(near) == stats["near_duplicates"] >= 5  # variant characters (e.g. 叡/睿, 尊/樽) in repeated poems
+    for r in near:
+        a, b = grams(r["text"]), grams(rows[r["cluster_id"]]["text"])
+        assert len(a & b) / len(a | b) >= 0.8
