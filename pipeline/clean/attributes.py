@@ -9,7 +9,7 @@ rare slow path.
 
 Definitions (thresholds live in ``CleanConfig``, the rules in ``rules.py``):
 - ``n_words``: words as above (Gopher's "non-symbol words": a token of only punctuation is no word);
-  ``mean_word_len`` is their mean length without punctuation;
+  ``mean_word_len`` is the mean length, without punctuation, of the words that are not CJK characters;
 - ``symbol_ratio``: (``#`` + ``...`` + ``…``) occurrences per word;
 - ``alpha_words_ratio``: share of whitespace tokens that contain a letter (symbol-only and digit-only
   tokens do not);
@@ -84,7 +84,7 @@ def compute(text: str) -> tuple:
     # In CJK text the words of an n-gram are not separated by spaces.
     top, dup = ngram_chars(words, sep=0 if script == "cjk" else 1)
     return (
-        n_chars, n_lines, n_words, _ratio(len("".join(words)), n_words),
+        n_chars, n_lines, n_words, _ratio(len("".join(words)) - n_cjk, n_words - n_cjk),
         _ratio(text.count("#") + text.count("...") + text.count("…"), n_words),
         sum(line.lstrip().startswith(_BULLETS) for line in nonempty) / n_lines,
         sum(line.endswith(("...", "…")) for line in nonempty) / n_lines,

@@ -26,7 +26,8 @@ from pipeline.documents import doc_shards, shard_name, write_table
 from pipeline.stage import StageContext
 
 VERSION = "1"
-_RULE_COLUMNS = sorted({r.column for r in RULES})
+_RULE_COLUMNS = sorted({r.column for r in RULES} | {"n_words"})
+_NAMES = np.array(RULE_NAMES + (None,), dtype=object)  # index -1 (kept) -> None
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,8 @@ def process_shard(job: ShardJob) -> tuple[bool, int, int]:
     table = _read_kept(job.source)
     attrs, computed = cache.load_or_compute(job.cached, table.column("text").to_pylist(),
                                             job.cfg.normalize_options())
-    reason_idx = apply({name: attrs.column(name).to_numpy(zero_copy_only=False) for name in _RULE_COLUMNS},
-                       np.asarray(table.column("source").to_pylist(), dtype=object),
-                       np.asarray(attrs.column("script").to_pylist(), dtype=object), job.cfg)
-    names = np.array(RULE_NAMES + (None,), dtype=object)
-    drop_reason = pa.array(names[reason_idx].tolist(), type=pa.string())  # index -1 -> None
+    reason_idx = _first_failed(attrs, table.column("source").to_pylist(), job.cfg)
+    drop_reason = pa.array(_NAMES[reason_idx].tolist(), type=pa.string())
     out = table.drop_columns([c for c in table.column_names if c in attrs.column_names and c != "text"])
     out = out.set_column(out.column_names.index("text"), "text", attrs.column("text"))
     for name in attrs.column_names[1:]:
@@ -98,6 +96,18 @@ def process_shard(job: ShardJob) -> tuple[bool, int, int]:
     job.tmp.parent.mkdir(parents=True, exist_ok=True)
     write_table(out, job.tmp)
     return computed, int((reason_idx < 0).sum()), out.num_rows
+
+
+def drop_reasons(texts: list[str], sources: list[str], cfg: CleanConfig) -> list[str | None]:
+    """Why each text would be dropped (None: kept), without a stage context: for tests and notebooks."""
+    attrs = cache.compute_table(texts, cfg.normalize_options())
+    return _NAMES[_first_failed(attrs, sources, cfg)].tolist()
+
+
+def _first_failed(attrs: pa.Table, sources: list[str], cfg: CleanConfig) -> np.ndarray:
+    columns = {name: attrs.column(name).to_numpy(zero_copy_only=False) for name in _RULE_COLUMNS}
+    return apply(columns, np.asarray(sources, dtype=object),
+                 np.asarray(attrs.column("script").to_pylist(), dtype=object), cfg)
 
 
 def _read_kept(path: Path) -> pa.Table:
