@@ -1,0 +1,94 @@
+"""The evaluation report: one Markdown page of tables (``report.md``) and the same figures as JSON."""
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.evaluate.scores import METRICS
+
+RUN_METRICS = ("accuracy", "macro_f1", "precision", "recall", "f1")
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.{digits}f}"
+    return str(v).replace("|", "\\|")
+
+
+def pm(mean: float | None, std: float | None) -> str:
+    return fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> list[str]:
+    rows = [[p["what"], p["stage"], f"`{p['key']}`", p.get("note", "")] for p in prov["artifacts"]]
+    lines = ["## Provenance", "", *table(["artifact", "stage", "key", "note"], rows), ""]
+    if decont is not None:
+        by_task = ", ".join(f"{k}: {fmt(v)}" for k, v in decont.get("removed_by_task", {}).items()) or "none"
+        lines += [f"Decontamination removed **{fmt(decont.get('docs_removed'))}** of {fmt(decont.get('docs_in'))} "
+                  f"documents sharing an n-gram with a task's evaluation text (by task: {by_task}).", ""]
+    return lines
+
+
+def lm_lines(lm: dict[str, Any]) -> list[str]:
+    masked = lm["objective"] == "masked"
+    title = "## Language model" + (" (masked LM: loss and accuracy on masked positions; no perplexity)" if masked else "")
+    header = ["data", "scorer", "tokens", "bytes", "loss (nats/token)"]
+    header += ["masked accuracy"] if masked else ["perplexity", "bits per byte"]
+    rows = []
+    for r in lm["rows"]:
+        row = [r["data"], r["scorer"], r.get("tokens"), r.get("bytes"), r.get("loss")]
+        row += [r.get("accuracy")] if masked else [r.get("ppl"), r.get("bpb")]
+        rows.append(row)
+    lines = [title, "", *table(header, rows), ""]
+    if not masked and lm.get("bpb_gain_over_unigram") is not None:
+        lines += [f"Unigram baseline minus pretrained model: **{fmt(lm['bpb_gain_over_unigram'])}** bits per byte "
+                  "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "
+                  "with train-split frequencies and add-one smoothing).", ""]
+    lines += ["Bits per byte = Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens (lm-eval's definition).", ""]
+    return lines
+
+
+def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
+    if not runs:
+        return ["## Fine-tuned tasks (test split)", "", "No fine-tuned runs in the finetune output.", ""]
+    rows = [[r["task"], r["method"], r["init"], fmt(r["seed"]), r["n_test"], *[r.get(m) for m in RUN_METRICS]]
+            for r in runs]
+    return ["## Fine-tuned tasks (test split)", "",
+            *table(["task", "method", "init", "seed", "test examples", *RUN_METRICS], rows),
+            "", "Classification: accuracy and macro-F1; tagging: entity-level precision / recall / F1 (exact "
+            "span and type).", ""]
+
+
+def gains_lines(gains: list[dict[str, Any]]) -> list[str]:
+    if not gains:
+        return []
+    rows = [[g["task"], g["method"], g["metric"], pm(g["pretrained_mean"], g["pretrained_std"]), g["baseline"],
+             pm(g["scratch_mean"], g["scratch_std"]), pm(g["gain_mean"], g["gain_std"]),
+             ", ".join(map(str, g["paired_seeds"] or g["pretrained_seeds"]))] for g in gains]
+    return ["## Gain from pretraining (pretrained − scratch)", "",
+            *table(["task", "method", "metric", "pretrained", "baseline", "scratch", "gain", "seeds"], rows), "",
+            "Mean ± sample standard deviation over seeds; the gain is taken per seed when both ran it. The "
+            "baseline is the same method from scratch, else full fine-tuning from scratch.", ""]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# lmforge evaluation report", ""]
+    lines += provenance_lines(report["provenance"], report.get("decontamination"))
+    lines += lm_lines(report["lm"])
+    lines += runs_lines(report["runs"])
+    lines += gains_lines(report["gains"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+__all__ = ["markdown", "fmt", "METRICS"]

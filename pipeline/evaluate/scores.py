@@ -1,0 +1,84 @@
+"""Fine-tuned runs on their test split, and the gain from pretraining.
+
+Every run of the finetune output is scored by ``pipeline.finetune.results.test_metrics``. The pretrained
+runs of one task and method are compared with their from-scratch baseline over seeds: the gain is
+pretrained minus scratch, per seed when both ran that seed (its mean and standard deviation over those
+seeds), else the difference of the two means. Standard deviations are sample ones (n - 1), absent for a
+single seed.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipeline.finetune.results import list_runs, test_metrics
+
+METRICS = {"classification": ("accuracy", "macro_f1"), "pair_classification": ("accuracy", "macro_f1"),
+           "tagging": ("f1", "precision", "recall")}
+RUN_FIELDS = ("task", "kind", "method", "init", "seed")
+
+
+def score_runs(finetune_dir: Path, tasks_cfg: Any) -> list[dict[str, Any]]:
+    """One row per fine-tuned run: its identity, its test-split size and its headline metrics."""
+    rows = []
+    for run in list_runs(finetune_dir):
+        m = test_metrics(Path(run["run_dir"]), tasks_cfg)
+        kind = run["kind"]
+        if kind not in METRICS:
+            raise ValueError(f"run {run['run_dir']}: unknown task kind {kind!r}; known: {sorted(METRICS)}")
+        rows.append({**{k: run[k] for k in RUN_FIELDS}, "n_test": m["n_test"],
+                     **{k: float(m[k]) for k in METRICS[kind]},
+                     "best_epoch": run.get("best_epoch"), "trainable_params": run.get("trainable_params")})
+    return rows
+
+
+def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
+    v = list(values)
+    if not v:
+        return None, None
+    return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None
+
+
+def gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per task, pretrained method and metric: mean/std over seeds of the pretrained runs and of
+    their baseline, and the gain. The baseline is the same method from scratch when it ran, else full
+    fine-tuning from scratch (the finetune stage's baseline for every method: a frozen random trunk under
+    LoRA or adapters would be a strawman)."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r)
+    out = []
+    for task, runs in sorted(by_task.items()):
+        kind = runs[0]["kind"]
+        scratch_methods = {r["method"] for r in runs if r["init"] == "scratch"}
+        for method in sorted({r["method"] for r in runs if r["init"] == "pretrained"}):
+            base = method if method in scratch_methods else "full"
+            for metric in METRICS[kind]:
+                pre = {r["seed"]: r[metric] for r in runs if r["init"] == "pretrained" and r["method"] == method}
+                scr = {r["seed"]: r[metric] for r in runs if r["init"] == "scratch" and r["method"] == base}
+                out.append({"task": task, "kind": kind, "method": method, "metric": metric,
+                            "baseline": f"{base}-scratch" if scr else None, **_compare(pre, scr)})
+    return out
+
+
+def _compare(pre: dict[int, float], scr: dict[int, float]) -> dict[str, Any]:
+    common = sorted(set(pre) & set(scr))
+    p_mean, p_std = mean_std(pre.values())
+    s_mean, s_std = mean_std(scr.values())
+    if common:
+        g_mean, g_std = mean_std(pre[s] - scr[s] for s in common)
+    else:
+        g_mean = p_mean - s_mean if p_mean is not None and s_mean is not None else None
+        g_std = None
+    return {"pretrained_mean": p_mean, "pretrained_std": p_std, "pretrained_seeds": sorted(pre),
+            "scratch_mean": s_mean, "scratch_std": s_std, "scratch_seeds": sorted(scr),
+            "gain_mean": g_mean, "gain_std": g_std, "paired_seeds": common}
+
+
+def headline(gain_rows: list[dict[str, Any]]) -> dict[str, float]:
+    """``gain.<task>.<method>.<metric>`` → mean gain, for the stage's returned figures."""
+    return {f"gain.{g['task']}.{g['method']}.{g['metric']}": g["gain_mean"] for g in gain_rows
+            if g["gain_mean"] is not None and not math.isnan(g["gain_mean"])}

@@ -1,0 +1,74 @@
+"""The gain from pretraining over seeds, and the report's tables."""
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from pipeline.evaluate.report import markdown
+from pipeline.evaluate.scores import gains, mean_std
+
+
+def row(task, method, init, seed, **m):
+    kind = "tagging" if "f1" in m and "accuracy" not in m else "classification"
+    return {"task": task, "kind": kind, "method": method, "init": init, "seed": seed, "n_test": 10, **m}
+
+
+PRE = [0.80, 0.84, 0.83]
+SCR = [0.70, 0.71, 0.75]
+ROWS = ([row("sst", "full", "pretrained", s, accuracy=a, macro_f1=a - 0.01) for s, a in enumerate(PRE)]
+        + [row("sst", "full", "scratch", s, accuracy=a, macro_f1=a - 0.02) for s, a in enumerate(SCR)]
+        + [row("ner", "lora", "pretrained", 0, f1=0.6, precision=0.5, recall=0.75)]
+        + [row("ner", "full", "scratch", 0, f1=0.4, precision=0.4, recall=0.4)])
+
+
+def test_gain_is_pretrained_minus_scratch_with_mean_and_std_over_seeds():
+    g = {(r["task"], r["method"], r["metric"]): r for r in gains(ROWS)}
+    acc = g[("sst", "full", "accuracy")]
+    assert acc["pretrained_mean"] == pytest.approx(statistics.fmean(PRE))
+    assert acc["pretrained_std"] == pytest.approx(statistics.stdev(PRE))
+    assert acc["scratch_mean"] == pytest.approx(statistics.fmean(SCR))
+    assert acc["gain_mean"] == pytest.approx(statistics.fmean(PRE) - statistics.fmean(SCR))
+    assert acc["gain_std"] == pytest.approx(statistics.stdev([p - s for p, s in zip(PRE, SCR)]))
+    assert acc["paired_seeds"] == [0, 1, 2]
+    f1 = g[("sst", "full", "macro_f1")]
+    assert f1["gain_mean"] == pytest.approx(statistics.fmean(PRE) - statistics.fmean(SCR) + 0.01)
+    assert acc["baseline"] == "full-scratch"
+    # LoRA has no scratch run of its own: its baseline is full fine-tuning from scratch (single seed: no std).
+    lora = g[("ner", "lora", "f1")]
+    assert lora["baseline"] == "full-scratch" and lora["gain_mean"] == pytest.approx(0.6 - 0.4)
+    assert lora["gain_std"] is None and lora["pretrained_std"] is None and lora["paired_seeds"] == [0]
+    assert g[("ner", "lora", "recall")]["gain_mean"] == pytest.approx(0.35)
+    assert sorted(k for k in g if k[0] == "ner") == [("ner", "lora", m) for m in ("f1", "precision", "recall")]
+
+
+def test_unpaired_seeds_fall_back_to_the_difference_of_means():
+    rows = [row("t", "full", "pretrained", 1, accuracy=0.9, macro_f1=0.9),
+            row("t", "full", "pretrained", 2, accuracy=0.8, macro_f1=0.8),
+            row("t", "full", "scratch", 3, accuracy=0.5, macro_f1=0.5)]
+    (acc, _) = gains(rows)
+    assert acc["gain_mean"] == pytest.approx(0.85 - 0.5) and acc["gain_std"] is None and acc["paired_seeds"] == []
+    assert mean_std([]) == (None, None) and mean_std([2.0]) == (2.0, None)
+
+
+def test_report_has_a_row_per_run_and_the_gain_table():
+    report = {
+        "provenance": {"artifacts": [{"what": "corpus", "stage": "decontaminate", "key": "c0ffee", "note": "docs: d"},
+                                     {"what": "pretrained model", "stage": "pretrain", "key": "beef", "note": ""}]},
+        "decontamination": {"docs_in": 100, "docs_removed": 7, "removed_by_task": {"sst": 7}},
+        "lm": {"objective": "causal", "bpb_gain_over_unigram": 1.25, "rows": [
+            {"data": "validation split", "scorer": "pretrained model", "tokens": 10, "bytes": 40, "loss": 2.0,
+             "ppl": 7.389, "bpb": 0.7213},
+            {"data": "validation split", "scorer": "unigram baseline", "tokens": 10, "bytes": 40, "loss": 5.5,
+             "ppl": 244.7, "bpb": 1.9713}]},
+        "runs": ROWS, "gains": gains(ROWS)}
+    md = markdown(report)
+    run_rows = [ln for ln in md.splitlines() if ln.startswith("| sst |") or ln.startswith("| ner |")]
+    assert len([r for r in run_rows if r.count("|") == 11]) == len(ROWS)  # the per-run table
+    assert "| sst | full | pretrained | 1 | 10 | 0.8400 | 0.8300 | — | — | — |" in md
+    gain = statistics.fmean(PRE) - statistics.fmean(SCR)
+    std = statistics.stdev([p - s for p, s in zip(PRE, SCR)])
+    assert f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} | 0, 1, 2 |" in md
+    assert "`c0ffee`" in md and "`beef`" in md and "removed **7** of 100" in md
+    assert "| validation split | unigram baseline | 10 | 40 | 5.5000 | 244.7000 | 1.9713 |" in md
+    assert "pretrained model: **1.2500** bits per byte" in md

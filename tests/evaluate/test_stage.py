@@ -1,0 +1,115 @@
+"""The evaluate stage end to end on tiny real artifacts: tokenize output, a saved pretrained model, and the
+finetune stage's own output (two seeds, pretrained and from scratch)."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.evaluate import EvaluateConfig, run
+from pipeline.finetune import FinetuneConfig
+from pipeline.finetune import run as finetune_run
+from pipeline.finetune import results  # not "import test_metrics": pytest would collect it as a test
+from pipeline.loader import TokenShards
+from pipeline.stage import StageContext
+from pipeline.store import Manifest
+from pipeline.tokenize.tokenizer import Tokenizer
+
+DECONT = {"docs_in": 80, "docs_removed": 3, "removed_by_task": {"animals": 3}}
+
+
+@pytest.fixture(scope="module")
+def finetuned(decoder, tasks_cfg, make_manifest, tmp_path_factory):
+    cfg, root = tasks_cfg
+    ctx = StageContext(name="finetune", key="ft", out=tmp_path_factory.mktemp("ft") / "out", root=root,
+                       inputs={"model": decoder}, extra={"tasks": cfg})
+    stats = finetune_run(FinetuneConfig(methods=["full"], seeds=[0, 1], epochs=1, max_steps=2, batch_size=8,
+                                        max_len=32, device="cpu", threads=1), ctx)
+    return make_manifest("finetune", "ft", ctx.out, stats)
+
+
+def evaluate(tmp_path, tokens, model, tasks_cfg, finetune=None, **cfg):
+    cfg_tasks, root = tasks_cfg
+    inputs = {"model": model, "tokens": tokens,
+              "decontaminate": Manifest("decontaminate", "dc", "1", {}, {"docs": "dd"}, {}, DECONT, path=tmp_path)}
+    if finetune is not None:
+        inputs["finetune"] = finetune
+    ctx = StageContext(name="evaluate", key="ev", out=tmp_path / "out", root=root, inputs=inputs,
+                       extra={"tasks": cfg_tasks})
+    return run(EvaluateConfig(device="cpu", batch_size=4, **cfg), ctx), ctx
+
+
+def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_cfg, finetuned):
+    stats, ctx = evaluate(tmp_path, tokens, decoder, tasks_cfg, finetuned)
+    report = json.loads((ctx.reports / "report.json").read_text())
+    md = (ctx.reports / "report.md").read_text()
+    runs = results.list_runs(finetuned.path)
+    assert [(r["method"], r["init"], r["seed"]) for r in runs] == [
+        ("full", "pretrained", 0), ("full", "pretrained", 1), ("full", "scratch", 0), ("full", "scratch", 1)]
+    assert stats["runs"] == 4 and len(report["runs"]) == 4
+    for r, got in zip(runs, report["runs"]):
+        want = results.test_metrics(Path(r["run_dir"]), tasks_cfg[0])
+        assert got["accuracy"] == want["accuracy"] and got["macro_f1"] == want["macro_f1"]
+        assert got["n_test"] == want["n_test"] == 12
+        line = f"| animals | full | {r['init']} | {r['seed']} | 12 | {want['accuracy']:.4f} | {want['macro_f1']:.4f} |"
+        assert line in md
+    pre = [r["accuracy"] for r in report["runs"] if r["init"] == "pretrained"]
+    scr = [r["accuracy"] for r in report["runs"] if r["init"] == "scratch"]
+    (acc,) = [g for g in report["gains"] if g["metric"] == "accuracy"]
+    assert acc["gain_mean"] == pytest.approx(statistics.fmean(pre) - statistics.fmean(scr))
+    assert acc["gain_std"] == pytest.approx(statistics.stdev([p - s for p, s in zip(pre, scr)]))
+    assert stats["gain"]["animals"]["full"]["accuracy"] == pytest.approx(acc["gain_mean"])
+    for key in ("`dc`", "`tok`", "`pre-decoder`", "`ft`", "docs: dd", "removed **3** of 80"):
+        assert key in md
+    assert stats["docs_removed"] == 3
+
+
+def test_language_model_figures_and_unigram_baseline(tmp_path, tokens, decoder, tasks_cfg):
+    stats, ctx = evaluate(tmp_path, tokens, decoder, tasks_cfg)
+    val, train = TokenShards(tokens.path, "val"), TokenShards(tokens.path, "train")
+    assert stats["val_tokens"] == val.n_tokens - 1 and stats["runs"] == 0
+    assert stats["val_ppl"] == pytest.approx(math.exp(stats["val_loss"]))
+    # The unigram baseline by hand: add-one train frequencies on the same targets.
+    counts = np.zeros(val.vocab_size)
+    for t in train.tokens:
+        counts += np.bincount(t, minlength=val.vocab_size)
+    p = (counts + 1) / (counts.sum() + val.vocab_size)
+    y = val.window(1, val.n_tokens - 1).astype(np.int64)
+    bpb = -np.log(p[y]).sum() / math.log(2) / val.token_bytes[y].sum()
+    assert stats["unigram_bpb"] == pytest.approx(bpb, rel=1e-9)
+    assert stats["bpb_gain_over_unigram"] == pytest.approx(stats["unigram_bpb"] - stats["val_bpb"])
+    md = (ctx.reports / "report.md").read_text()
+    assert f"| validation split | unigram baseline | {len(y):,} |" in md and "No fine-tuned runs" in md
+
+
+def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
+    root = tasks_cfg[1]
+    text = "the cat sat on the mat and then the dog ran.\n" * 30
+    (root / "texts").mkdir(exist_ok=True)
+    (root / "texts" / "story.txt").write_text(text)
+    stats, ctx = evaluate(tmp_path, tokens, decoder, tasks_cfg, extra_texts=["texts/story.txt"])
+    tok = Tokenizer.from_dir(decoder.path / "model")
+    extra = stats["extra"]["texts_story"]
+    assert extra["tokens"] == len(tok.encode(text))
+    (row,) = [r for r in json.loads((ctx.reports / "report.json").read_text())["lm"]["rows"] if r["data"] == "texts_story"]
+    assert row["bytes"] == len(text.encode()) and row["bpb"] == pytest.approx(
+        row["nll_nats"] / math.log(2) / len(text.encode()))
+    with pytest.raises(FileNotFoundError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
+        evaluate(tmp_path / "b", tokens, decoder, tasks_cfg, extra_texts=["texts/story.txt", "texts/nope.txt"])
+
+
+def test_max_eval_tokens_limits_the_validation_targets(tmp_path, tokens, decoder, tasks_cfg):
+    stats, _ = evaluate(tmp_path, tokens, decoder, tasks_cfg, max_eval_tokens=100)
+    assert stats["val_tokens"] == 128  # whole batches: 4 windows of the model's 32 positions
+
+
+def test_encoder_reports_masked_lm_loss_and_accuracy(tmp_path, tokens, encoder, tasks_cfg):
+    stats, ctx = evaluate(tmp_path, tokens, encoder, tasks_cfg)
+    assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 <= stats["val_accuracy"] <= 1.0
+    assert stats["val_loss"] > 0 and stats["val_tokens"] > 0
+    md = (ctx.reports / "report.md").read_text()
+    assert "masked LM: loss and accuracy on masked positions; no perplexity" in md
