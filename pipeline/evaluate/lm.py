@@ -2,9 +2,14 @@
 masked-LM loss and accuracy (encoder).
 
 Windows are the loader's validation windows (``TokenShards.val_batches``): non-overlapping, in stream order,
-so every token but the first is predicted exactly once with the context of its own window. Bits per byte is
-lm-eval's: Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens (``tokenizer/token_bytes.npy``; EOS and
-other specials stand for 0 bytes).
+so every token but the first is predicted exactly once with the context of its own window. A causal LM is
+scored by the shared ``pipeline.lm_eval.evaluate_lm``, so the figures equal the pretrain stage's validation
+figures on the same windows. Bits per byte is lm-eval's: Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted
+tokens (``tokenizer/token_bytes.npy``; EOS and other specials stand for 0 bytes).
+
+A masked LM is scored here rather than by ``evaluate_lm`` (which samples 20 random batches with BERT's
+80/10/10 corruption, a training-time figure): every validation window once, a fixed share of its ordinary
+tokens replaced by the mask id, so the accuracy measures prediction from context alone.
 
 An extra text file becomes a one-document validation split (EOS, then the text's tokens) in a temporary
 folder, so it is windowed and byte-counted by the same code: every token of the text is predicted and the
@@ -16,6 +21,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterable
 
 import numpy as np
@@ -24,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import IGNORE_INDEX, EvalBatch, TokenShards
 from pipeline.pretrain.runtime import Runtime
 from pipeline.tokenize.shards import (META_FILE, TOKEN_BYTES_FILE, DocBatch, shard_name, shard_schema, token_dtype,
@@ -38,24 +45,15 @@ def n_batches(max_tokens: int | None, block_size: int, batch_size: int) -> int |
     return None if max_tokens is None else max(1, math.ceil(max_tokens / (block_size * batch_size)))
 
 
-@torch.no_grad()
-def score_causal(model: nn.Module, batches: Iterable[EvalBatch], rt: Runtime) -> dict[str, float]:
-    was_training = model.training
-    model.eval()
-    nll, tokens, n_bytes = 0.0, 0, 0
-    for b in batches:
-        with rt.autocast():
-            logits, _ = model(b.x.to(rt.device))
-        y = b.y.to(rt.device)
-        nll += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
-                                     ignore_index=IGNORE_INDEX, reduction="sum"))
-        tokens += b.n_targets
-        n_bytes += b.n_bytes
-    model.train(was_training)
-    loss = nll / tokens if tokens else float("nan")
-    return {"loss": loss, "ppl": math.exp(loss) if tokens else float("nan"),
-            "bpb": nll / math.log(2) / n_bytes if n_bytes else float("nan"), "tokens": tokens, "bytes": n_bytes,
-            "nll_nats": nll}
+def score_causal(model: nn.Module, shards: TokenShards, rt: Runtime, block_size: int, batch_size: int,
+                 max_batches: int | None) -> dict[str, float]:
+    """The shared ``evaluate_lm`` (the pretrain stage's validation figures), on every window or the first
+    ``max_batches`` batches of them."""
+    shape = SimpleNamespace(model=SimpleNamespace(block_size=block_size), batch_size=batch_size)
+    out = evaluate_lm(model, shards, shape, rt, max_batches=max_batches)
+    nan = float("nan")
+    return {"loss": out.get("loss", nan), "ppl": out.get("ppl", nan), "bpb": out.get("bpb", nan),
+            "tokens": int(out.get("tokens", 0)), "bytes": int(out.get("bytes", 0))}
 
 
 @torch.no_grad()
@@ -84,8 +82,7 @@ def score_masked(model: nn.Module, batches: Iterable[EvalBatch], rt: Runtime, ma
         masked += len(target)
     model.train(was_training)
     loss = nll / masked if masked else float("nan")
-    return {"loss": loss, "accuracy": correct / masked if masked else float("nan"), "tokens": masked,
-            "nll_nats": nll}
+    return {"loss": loss, "accuracy": correct / masked if masked else float("nan"), "tokens": masked}
 
 
 def text_split(text: str, tok: Tokenizer, folder: Path) -> TokenShards:
@@ -109,10 +106,9 @@ def text_split(text: str, tok: Tokenizer, folder: Path) -> TokenShards:
 def score(model: nn.Module, shards: TokenShards, rt: Runtime, block_size: int, batch_size: int,
           max_batches: int | None, masked: dict[str, Any] | None) -> dict[str, float]:
     """Causal or (with ``masked`` = score_masked's keyword arguments) masked-LM figures of one split."""
-    batches = shards.val_batches(block_size, batch_size, max_batches)
     if masked is None:
-        return score_causal(model, batches, rt)
-    return score_masked(model, batches, rt, **masked)
+        return score_causal(model, shards, rt, block_size, batch_size, max_batches)
+    return score_masked(model, shards.val_batches(block_size, batch_size, max_batches), rt, **masked)
 
 
 def score_text(model: nn.Module, path: Path, tok: Tokenizer, rt: Runtime, block_size: int, batch_size: int,

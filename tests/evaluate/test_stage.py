@@ -97,7 +97,7 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     assert extra["tokens"] == len(tok.encode(text))
     (row,) = [r for r in json.loads((ctx.reports / "report.json").read_text())["lm"]["rows"] if r["data"] == "texts_story"]
     assert row["bytes"] == len(text.encode()) and row["bpb"] == pytest.approx(
-        row["nll_nats"] / math.log(2) / len(text.encode()))
+        row["loss"] * row["tokens"] / math.log(2) / len(text.encode()))
     with pytest.raises(FileNotFoundError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
         evaluate(tmp_path / "b", tokens, decoder, tasks_cfg, extra_texts=["texts/story.txt", "texts/nope.txt"])
 
