@@ -51,19 +51,30 @@ def _unit_hash(seed: int, unit: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{unit}".encode(), digest_size=8).digest(), "big")
 
 
+@lru_cache(maxsize=None)
+def _parse(module: str, path: str) -> tuple[tuple[str, str], ...]:
+    try:
+        tree = ast.parse(open(path, encoding="utf-8", errors="replace").read())
+    except SyntaxError:
+        return ()
+    return tuple((sig.split("(")[0] or "<module>", doc) for _, sig, doc in stdlib.docstrings(tree))
+
+
 @lru_cache(maxsize=1)
-def module_docstrings() -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    """(module, ((where, docstring), ...)) for every stdlib module the ingest corpus holds."""
+def _module_files() -> tuple[tuple[str, str], ...]:
+    return tuple((m, str(p)) for m, p in stdlib.module_files())
+
+
+def module_docstrings(areas: frozenset[str] | None = None) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(module, ((where, docstring), ...)) for the stdlib modules the ingest corpus holds (only those
+    whose top-level package is in ``areas`` when given: parsing the whole stdlib takes seconds)."""
     out = []
-    for module, path in stdlib.module_files():
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-        except SyntaxError:
-            continue
-        docs = tuple((sig.split("(")[0] or "<module>", doc) for _, sig, doc in stdlib.docstrings(tree))
-        if docs:
-            out.append((module, docs))
-    return tuple(out)
+    for module, path in _module_files():
+        if areas is None or stdlib.area(module) in areas:
+            docs = _parse(module, path)
+            if docs:
+                out.append((module, docs))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -72,18 +83,14 @@ def topic_texts() -> tuple[tuple[str, str], ...]:
     return tuple((name, topics[name]) for name in sorted(topics))
 
 
-def all_units() -> dict[str, str]:
-    """unit key -> its stratification group (the module's area, or "topic")."""
-    units = {f"module/{m}": stdlib.area(m) for m, _ in module_docstrings()}
-    units.update({f"topic/{t}": "topic" for t, _ in topic_texts()})
+def unit_table(areas: frozenset[str] | None = None) -> dict[str, tuple[str, int]]:
+    """unit key -> (its stratification group, its weight): a module's group is its area and its weight
+    its docstrings; a topic's group is "topic" and its weight its paragraphs. With ``areas``, only the
+    modules of those areas (their splits do not depend on other groups)."""
+    units = {f"module/{m}": (stdlib.area(m), len(docs)) for m, docs in module_docstrings(areas)}
+    if areas is None:
+        units.update({f"topic/{t}": ("topic", len(_PARAGRAPH.split(text))) for t, text in topic_texts()})
     return units
-
-
-def unit_weights() -> dict[str, int]:
-    """unit key -> its size (docstrings of a module, paragraphs of a topic), to balance the splits."""
-    w = {f"module/{m}": len(docs) for m, docs in module_docstrings()}
-    w.update({f"topic/{t}": len(_PARAGRAPH.split(text)) for t, text in topic_texts()})
-    return w
 
 
 def _take(units: list[str], weight: dict[str, int], target: float) -> list[str]:
@@ -99,12 +106,14 @@ def _take(units: list[str], weight: dict[str, int], target: float) -> list[str]:
     return chosen
 
 
-def unit_splits(seed: int, val_fraction: float, test_fraction: float) -> dict[str, str]:
+def unit_splits(seed: int, val_fraction: float, test_fraction: float,
+                areas: frozenset[str] | None = None) -> dict[str, str]:
     """unit key -> "train" | "validation" | "test" (stratified by area, see the module docstring)."""
+    table = unit_table(areas)
+    weight = {u: w for u, (_, w) in table.items()}
     groups: dict[str, list[str]] = defaultdict(list)
-    for unit, group in all_units().items():
+    for unit, (group, _) in table.items():
         groups[group].append(unit)
-    weight = unit_weights()
     out: dict[str, str] = {}
     for units in groups.values():
         units.sort(key=lambda u: (_unit_hash(seed, u), u))
@@ -133,10 +142,11 @@ def area_label(module: str, areas: dict[str, list[str]]) -> str | None:
 
 
 def area_records(cfg: TaskConfig) -> dict[str, list[Record | Drop]]:
-    splits = unit_splits(cfg.split_seed, cfg.val_fraction, cfg.test_fraction)
+    packages = frozenset(p for ps in cfg.areas.values() for p in ps)
+    splits = unit_splits(cfg.split_seed, cfg.val_fraction, cfg.test_fraction, packages)
     out: dict[str, list[Record | Drop]] = {"train": [], "validation": [], "test": []}
     seen: dict[str, str] = {}
-    for module, docs in module_docstrings():
+    for module, docs in module_docstrings(packages):
         label = area_label(module, cfg.areas)
         if label is None:
             continue
@@ -226,5 +236,5 @@ def records(cfg: TaskConfig) -> dict[str, list[Record | Drop]]:
     return area_records(cfg) if cfg.source == "stdlib_area" else names_records(cfg)
 
 
-__all__ = ["area_records", "names_records", "records", "unit_splits", "marked_words", "windows",
-           "module_docstrings", "topic_texts", "all_units", "MAX_WORDS"]
+__all__ = ["area_records", "names_records", "records", "unit_splits", "unit_table", "marked_words", "windows",
+           "module_docstrings", "topic_texts", "MAX_WORDS"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.configtypes import ConfigError, build
-from pipeline.tasks import TaskConfig, TaskError, load_task
+from pipeline.tasks import TaskConfig, TaskError, TasksConfig, load_task
 
 
 def task(**kw) -> TaskConfig:
@@ -152,5 +152,4 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="kind"):
         build(TaskConfig, {"name": "t", "source": "stdlib_names", "kind": "classification"})
     with pytest.raises(ConfigError, match="duplicate task name 'a'"):
-        from pipeline.tasks import TasksConfig
         build(TasksConfig, {"tasks": [{"name": "a"}, {"name": "a"}]})

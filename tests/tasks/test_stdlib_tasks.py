@@ -64,6 +64,9 @@ def test_unit_split_is_deterministic_and_stratified():
     a, b = unit_splits(0, 0.1, 0.1), unit_splits(0, 0.1, 0.1)
     assert a == b
     assert unit_splits(1, 0.1, 0.1) != a
+    some = frozenset({"email", "xml"})  # a group's split does not depend on the other groups
+    assert unit_splits(0, 0.1, 0.1, some) == {u: s for u, s in a.items() if u.split("/")[1].split(".")[0] in some
+                                              and u.startswith("module/")}
     per_area: dict[str, set[str]] = defaultdict(set)
     for unit, split in a.items():
         if unit.startswith("module/"):

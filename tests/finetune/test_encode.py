@@ -1,0 +1,58 @@
+"""Tokenization for tasks: first-sub-token labels, layouts, truncation counts, collation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.finetune.encode import IGNORE, class_weights, collate, encode
+
+
+def test_tagging_labels_on_first_sub_token_only(tokenizer):
+    words = ["the", "zqxjkv", "parse", "Gammaxyz"]  # unseen words split into several pieces
+    ex = {"tokens": words, "tags": ["O", "B-X", "I-X", "B-X"], "origin": "t:1"}
+    enc = encode([ex], "tagging", ["O", "B-X", "I-X"], tokenizer, "decoder", max_len=64)
+    ids, lab, first = enc.ids[0], enc.labels[0], enc.first[0]
+    pieces = [tokenizer.encode(w if i == 0 else " " + w) for i, w in enumerate(words)]
+    assert any(len(p) > 1 for p in pieces)
+    assert ids.tolist() == sum(pieces, []) + [tokenizer.eos_id]
+    starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
+    assert first.tolist() == starts.tolist()
+    expected = np.full(len(ids), IGNORE)
+    expected[starts] = [0, 1, 2, 1]
+    assert lab.tolist() == expected.tolist()
+    assert tokenizer.decode(ids[:-1]) == " ".join(words)  # same pieces as the running text
+    assert enc.truncated == 0
+
+
+def test_tagging_truncation_marks_lost_words(tokenizer):
+    words = ["message"] * 30
+    ex = {"tokens": words, "tags": ["O"] * 30, "origin": "t:1"}
+    enc = encode([ex], "tagging", ["O"], tokenizer, "encoder", max_len=12)
+    assert len(enc.ids[0]) == 12 and enc.truncated == 1
+    assert enc.ids[0][0] == tokenizer.cls_id and enc.ids[0][-1] == tokenizer.eos_id
+    kept = enc.first[0] >= 0
+    assert kept.sum() == (enc.labels[0] != IGNORE).sum() and kept.sum() < 30
+    assert (enc.first[0][kept] < 11).all() and (enc.first[0][~kept] == -1).all()
+
+
+def test_classification_pairs_and_truncation(tokenizer):
+    exs = [{"text": "parse the file", "text_pair": "socket error", "label": "b", "origin": "1"},
+           {"text": "word " * 40, "text_pair": "x", "label": "a", "origin": "2"}]
+    enc = encode(exs, "pair_classification", ["a", "b"], tokenizer, "decoder", max_len=16)
+    a, b = tokenizer.encode("parse the file"), tokenizer.encode("socket error")
+    assert enc.ids[0].tolist() == a + [tokenizer.sep_id] + b + [tokenizer.eos_id]
+    assert [int(x) for x in enc.labels] == [1, 0]
+    assert len(enc.ids[1]) == 16 and enc.truncated == 1
+    assert enc.ids[1][-3:].tolist() == [tokenizer.sep_id, *tokenizer.encode("x"), tokenizer.eos_id]
+
+
+def test_collate_pads_right_and_masks(tokenizer):
+    exs = [{"text": "a", "label": "a", "origin": "1"}, {"text": "list dict string", "label": "b", "origin": "2"}]
+    enc = encode(exs, "classification", ["a", "b"], tokenizer, "decoder", max_len=32)
+    idx, mask, lab = collate(enc, [0, 1], pad_id=0, tagging=False)
+    n0, n1 = len(enc.ids[0]), len(enc.ids[1])
+    assert idx.shape == (2, max(n0, n1))
+    assert mask.sum(dim=1).tolist() == [n0, n1]
+    assert (idx[0, n0:] == 0).all() and lab.tolist() == [0, 1]
+    w = class_weights(enc, 3)
+    assert w.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])  # N / (K * count); an unseen class gets 1

@@ -1,0 +1,152 @@
+"""Fine-tuning methods: what each one trains, LoRA merging, two-stage freezing, early stopping."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from model import trainable_summary
+from pipeline.finetune import modeling, trainer
+from pipeline.finetune.config import FinetuneConfig
+from pipeline.finetune.encode import encode
+from pipeline.finetune.scoring import predict
+
+LABELS = ["neg", "pos"]
+
+
+def examples(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = LABELS[i % 2]
+        word = "error" if label == "neg" else "value"
+        words = [rng.choice(["the", "a", "list", "file"]) for _ in range(rng.randint(2, 6))] + [word]
+        out.append({"text": " ".join(words), "label": label, "origin": f"x:{i}"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tokenizer):
+    train, val = examples(48), examples(16, seed=1)
+    return (train, val, encode(train, "classification", LABELS, tokenizer, "decoder", 32),
+            encode(val, "classification", LABELS, tokenizer, "decoder", 32))
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def changed(before, model) -> set[str]:
+    return {k for k, v in model.named_parameters() if not torch.equal(before[k], v.detach())}
+
+
+def build(pretrained_root, method, cfg, seed=0):
+    model = modeling.build("classification", 2, modeling.load_config(pretrained_root / "model"),
+                           pretrained_root / "model", "auto", 0.0, seed)
+    modeling.add_method_modules(model, cfg.then if method == "two_stage" else method, cfg)
+    return model
+
+
+def run_fit(model, method, data, cfg, log=None):
+    train, val, tr_enc, va_enc = data
+    return trainer.fit(model, method, tr_enc, val, va_enc, LABELS, "classification", None, cfg, 0, 0, log=log)
+
+
+CFG = FinetuneConfig(epochs=2, batch_size=8, lr=5e-3, head_lr=5e-3, warmup_ratio=0.0, patience=5, weight_decay=0.0)
+
+
+@pytest.mark.parametrize("method,own", [("lora", ("lora_A", "lora_B")), ("adapter", (".adapter_",))])
+def test_peft_changes_only_its_own_and_the_head_parameters(pretrained_root, data, method, own):
+    model = build(pretrained_root, method, CFG)
+    before = snapshot(model)
+    run_fit(model, method, data, CFG)
+    moved = changed(before, model)
+    assert {k for k in moved if k.startswith("head.")} == {"head.weight", "head.bias"}
+    body = moved - {"head.weight", "head.bias"}
+    assert body and all(any(o in k for o in own) for k in body)
+    n_own = sum(v.numel() for k, v in model.named_parameters() if any(o in k for o in own))
+    trainable, total = trainable_summary(model)
+    assert trainable == n_own + model.head.weight.numel() + model.head.bias.numel() < total
+
+
+def test_full_changes_the_trunk(pretrained_root, data):
+    model = build(pretrained_root, "full", CFG)
+    before = snapshot(model)
+    run_fit(model, "full", data, CFG)
+    assert any(k.startswith("trunk.blocks.0.attn") for k in changed(before, model))
+
+
+def test_lora_merge_gives_the_same_outputs(pretrained_root, data, tokenizer, tmp_path):
+    model = build(pretrained_root, "lora", CFG)
+    run_fit(model, "lora", data, CFG)
+    model.eval()
+    _, _, tr_enc, va_enc = data
+    idx = torch.tensor(va_enc.ids[0])[None]
+    with torch.no_grad():
+        unmerged = model(idx)[0]
+    assert modeling.has_lora(model)
+    modeling.save(model, modeling.load_config(pretrained_root / "model"), tmp_path / "m",
+                  pretrained_root / "model" / "tokenizer" / "tokenizer.model", {"labels": LABELS})
+    assert not modeling.has_lora(model)  # merged in place before saving
+    with torch.no_grad():
+        merged = model(idx)[0]
+    reloaded, _, meta = modeling.load(tmp_path / "m")
+    reloaded.eval()
+    with torch.no_grad():
+        again = reloaded(idx)[0]
+    assert torch.allclose(unmerged, merged, atol=1e-5)
+    assert torch.allclose(unmerged, again, atol=1e-5)
+    assert "adapters" not in meta and not modeling.has_lora(reloaded)
+
+
+def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path):
+    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=5e-3, adapter_bottleneck=4, adapter_where=["mlp"])
+    model = build(pretrained_root, "adapter", cfg)
+    meta = modeling.add_method_modules(modeling.build("classification", 2, modeling.load_config(
+        pretrained_root / "model"), None, "auto", 0.0, 0), "adapter", cfg)
+    run_fit(model, "adapter", data, cfg)
+    modeling.save(model, modeling.load_config(pretrained_root / "model"), tmp_path / "a",
+                  pretrained_root / "model" / "tokenizer" / "tokenizer.model", meta)
+    reloaded, _, m = modeling.load(tmp_path / "a")
+    assert m["adapters"] == {"bottleneck": 4, "where": ["mlp"]}
+    _, _, _, va_enc = data
+    p1, l1 = predict(model, va_enc, False, 0, 8)
+    p2, l2 = predict(reloaded, va_enc, False, 0, 8)
+    assert p1 == p2 and l1 == pytest.approx(l2, abs=1e-6)
+
+
+def test_two_stage_freezes_the_body_in_stage_one(pretrained_root, data):
+    cfg = FinetuneConfig(methods=["two_stage"], epochs=2, head_epochs=1, then="full", batch_size=8, lr=5e-3,
+                         head_lr=5e-3, patience=5)
+    model = build(pretrained_root, "two_stage", cfg)
+    before = snapshot(model)
+    seen = []
+    run_fit(model, "two_stage", data, cfg, log=lambda m, i: seen.append(changed(before, model)))
+    after_stage1, after_stage2 = seen[0], seen[-1]
+    assert after_stage1 == {"head.weight", "head.bias"}
+    assert any(k.startswith("trunk.") for k in after_stage2)
+
+
+def test_early_stopping_restores_the_best(pretrained_root, data, monkeypatch):
+    """Validation accuracy peaks at the 2nd evaluation: with patience 2 training stops after the 4th,
+    and the model ends with the 2nd evaluation's weights."""
+    scripted = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2, 0.1, 0.0])
+    monkeypatch.setattr(trainer, "metrics", lambda *a, **k: {"accuracy": next(scripted)})
+    cfg = FinetuneConfig(epochs=8, batch_size=8, lr=5e-3, head_lr=5e-3, patience=2, warmup_ratio=0.0)
+    model = build(pretrained_root, "full", cfg)
+    states = []
+    result = run_fit(model, "full", data, cfg,
+                     log=lambda m, i: states.append({k: v.clone() for k, v in model.state_dict().items()}))
+    assert [round(c["val_accuracy"], 2) for c in result.curves] == [0.5, 0.9, 0.6, 0.4]
+    assert result.stopped_early and result.best_epoch == 2.0 and result.best["accuracy"] == 0.9
+    assert result.steps == 4 * 6  # 48 examples / batch 8 = 6 steps an epoch
+    final = model.state_dict()
+    assert all(torch.equal(final[k], states[1][k]) for k in final)
+    assert not all(torch.equal(final[k], states[3][k]) for k in final)
+
+
+def test_loss_metric_is_minimised_and_schedule_warms_up():
+    assert trainer._improved(0.4, 0.5, "loss", 0.0) and not trainer._improved(0.6, 0.5, "loss", 0.0)
+    assert not trainer._improved(0.505, 0.5, "accuracy", 0.01)
+    assert [round(trainer.lr_scale(s, 10, 2), 3) for s in (0, 1, 2, 6, 9)] == [0.5, 1.0, 1.0, 0.5, 0.125]

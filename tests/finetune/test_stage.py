@@ -1,0 +1,135 @@
+"""The FINETUNE stage end to end on a tiny pretrained model folder built in the test."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune.tiny_pretrained import make_pretrained
+from pipeline.configtypes import build
+from pipeline.finetune import FinetuneConfig, run
+from pipeline.finetune.results import list_runs, test_metrics
+from pipeline.stage import StageContext
+from pipeline.store import Manifest
+from pipeline.tasks import TasksConfig
+
+TASKS = {"tasks": [
+    {"name": "stdlib_area", "source": "stdlib_area", "max_train": 48, "max_eval": 24},
+    {"name": "ner", "kind": "tagging", "source": "files", "train": "ner.conll", "val_fraction": 0.25,
+     "test_fraction": 0.25},
+]}
+WORDS = ["the", "socket", "file", "error", "list", "value"]
+
+
+def write_ner(folder: Path) -> None:
+    lines = []
+    for i in range(48):
+        w = [WORDS[(i + j) % 6] for j in range(5)]
+        tags = ["B-CODE" if x in ("socket", "error") else "O" for x in w]
+        lines += [f"{a} {t}" for a, t in zip(w, tags)] + [""]
+    lines += ["-DOCSTART- O", "", "lonely"]  # one bad row: no tag column
+    (folder / "ner.conll").write_text("\n".join(lines) + "\n")
+
+
+def context(tmp_path: Path, pretrained: Path, tasks: TasksConfig) -> StageContext:
+    manifest = Manifest(stage="pretrain", key="p", version="1", config={}, inputs={}, files={}, path=pretrained)
+    return StageContext(name="finetune", key="k", out=tmp_path / "out", inputs={"model": manifest},
+                        root=tmp_path, extra={"tasks": tasks})
+
+
+CFG = FinetuneConfig(methods=["full", "lora", "adapter", "two_stage"], epochs=2, head_epochs=1, batch_size=16,
+                     max_len=48, threads=1, lora_r=4, adapter_bottleneck=8)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, pretrained_root):
+    tmp = tmp_path_factory.mktemp("stage")
+    write_ner(tmp)
+    tasks = build(TasksConfig, TASKS)
+    ctx = context(tmp, pretrained_root, tasks)
+    return ctx, tasks, run(CFG, ctx)
+
+
+def test_layout_and_stats(finished):
+    ctx, tasks, stats = finished
+    out = ctx.out
+    for task in ("stdlib_area", "ner"):
+        for split in ("train", "validation", "test"):
+            assert (out / "tasks" / task / f"{split}.jsonl").stat().st_size > 0
+    labels = json.loads((out / "tasks" / "ner" / "labels.json").read_text())
+    assert labels == {"task": "ner", "kind": "tagging", "labels": ["O", "B-CODE", "I-CODE"], "scheme": "BIO"}
+    drops = json.loads((out / "tasks" / "ner" / "drops.json").read_text())
+    assert drops["counts"] == {"misaligned_tags": 1}
+    assert drops["samples"]["misaligned_tags"][0]["where"].startswith("ner.conll:")
+    area = [json.loads(x) for x in (out / "tasks" / "stdlib_area" / "train.jsonl").read_text().splitlines()]
+    assert len(area) == 48 and all(ex["unit"].startswith("module/") for ex in area)
+    runs = list_runs(out)
+    assert [(r["task"], r["method"], r["init"]) for r in runs][:5] == [
+        ("ner", "adapter", "pretrained"), ("ner", "full", "pretrained"), ("ner", "full", "scratch"),
+        ("ner", "lora", "pretrained"), ("ner", "two_stage", "pretrained")]
+    assert stats["runs"] == 10 and stats["runs_resumed"] == 0
+    for r in runs:
+        metric = "f1" if r["task"] == "ner" else "accuracy"
+        assert stats[f"{r['task']}.{r['method']}.{r['init']}.s0.val_{metric}"] == r["best"][metric]
+        assert len(r["curves"]) == 2 and {"train_loss", f"val_{metric}", "val_loss"} <= set(r["curves"][0])
+        assert r["best"][metric] == max(c[f"val_{metric}"] for c in r["curves"])
+        assert (Path(r["run_dir"]) / "model" / "tokenizer" / "tokenizer.model").exists()
+    by = {(r["task"], r["method"], r["init"]): r for r in runs}
+    full, lora, adapter = (by[("stdlib_area", m, "pretrained")] for m in ("full", "lora", "adapter"))
+    assert full["trainable_params"] == full["total_params"]
+    assert 0 < lora["trainable_share"] < 0.5 and 0 < adapter["trainable_share"] < 0.5
+    assert stats["stdlib_area.n_train"] == 48 and stats["stdlib_area.n_test"] == 24
+    assert stats["ner.dropped.misaligned_tags"] == 1
+    gain = stats["stdlib_area.lora.val_gain_over_scratch"]
+    assert gain == pytest.approx(lora["best"]["accuracy"] - by[("stdlib_area", "full", "scratch")]["best"]["accuracy"])
+
+
+def test_reports(finished):
+    ctx, _, _ = finished
+    rep = ctx.out / "reports"
+    assert (rep / "stdlib_area" / "lora-pretrained-s0.confusion.png").stat().st_size > 1000
+    per = json.loads((rep / "ner" / "full-pretrained-s0.per_label.json").read_text())
+    assert per["level"] == "entity" and set(per["per_label"] or {}) <= {"CODE"}
+    cls = json.loads((rep / "stdlib_area" / "full-scratch-s0.per_label.json").read_text())
+    assert set(cls["per_label"]) == set(json.loads(
+        (ctx.out / "tasks" / "stdlib_area" / "labels.json").read_text())["labels"])
+
+
+def test_test_metrics_for_every_run(finished):
+    ctx, tasks, _ = finished
+    for r in list_runs(ctx.out):
+        m = test_metrics(Path(r["run_dir"]), tasks)
+        assert m["task"] == r["task"] and m["n_test"] == (24 if r["task"] == "stdlib_area" else m["n_test"])
+        if r["task"] == "ner":
+            assert {"precision", "recall", "f1", "per_type"} <= set(m) and 0 <= m["f1"] <= 1
+        else:
+            assert 0 <= m["accuracy"] <= 1 and len(m["confusion"]) == len(r["labels"])
+            assert sum(map(sum, m["confusion"])) == 24
+
+
+def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):
+    ctx, tasks, stats = finished
+    import shutil
+    out2 = tmp_path / "out"
+    shutil.copytree(ctx.out, out2)
+    (out2 / "runs" / "ner" / "lora-pretrained-s0" / "result.json").unlink()
+    kept = (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text()
+    (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())
+    again = run(CFG, context(tmp_path, pretrained_root, tasks))
+    assert again["runs_resumed"] == 9
+    assert (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text() == kept
+    assert again["ner.lora.pretrained.s0.val_f1"] == pytest.approx(stats["ner.lora.pretrained.s0.val_f1"])
+
+
+def test_encoder_trunk_pools_first_token(tmp_path):
+    root = make_pretrained(tmp_path / "enc", arch="encoder")
+    tasks = build(TasksConfig, {"tasks": [{"name": "ner", "kind": "tagging", "source": "files",
+                                           "train": "ner.conll"}, {"name": "c", "source": "files", "train": "c.csv"}]})
+    write_ner(tmp_path)
+    (tmp_path / "c.csv").write_text("text,label\n" + "".join(f"{WORDS[i % 6]} x,{i % 2}\n" for i in range(40)))
+    cfg = FinetuneConfig(methods=["full"], baseline=False, epochs=1, threads=1, max_len=32)
+    stats = run(cfg, context(tmp_path, root, tasks))
+    meta = json.loads((tmp_path / "out" / "runs" / "c" / "full-pretrained-s0" / "model" / "meta.json").read_text())
+    assert meta["model_kwargs"]["pooling"] == "first" and meta["arch"] == "encoder"
+    assert stats["runs"] == 2 and "c.full.pretrained.s0.val_accuracy" in stats
