@@ -22,6 +22,7 @@ TOP_NS = (2, 3, 4)
 DUP_NS = (5, 6, 7, 8, 9, 10)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant for the rolling hash of long documents
 _INT64 = 2 ** 63
+_NO_REPEAT = np.zeros(0, dtype=np.int64)  # marker: no 4-gram occurs twice
 
 
 def ngram_chars(words: list[str], sep: int = 1) -> tuple[list[int], list[int]]:
@@ -40,7 +41,8 @@ def ngram_chars(words: list[str], sep: int = 1) -> tuple[list[int], list[int]]:
 
 
 def _top(ids: np.ndarray, words: list[str], sep: int) -> tuple[list[int], np.ndarray | None]:
-    """Top n-gram chars, and the packed keys of the last n-grams (None if they did not fit int64)."""
+    """Top n-gram chars, and the packed keys of the 4-grams: ``_NO_REPEAT`` if no 4-gram repeats (so
+    no 5-gram can), None if they do not fit an int64."""
     base = len(ids)
     out = []
     keys: np.ndarray | None = ids
@@ -62,20 +64,22 @@ def _top(ids: np.ndarray, words: list[str], sep: int) -> tuple[list[int], np.nda
             top = int(counts.max())
             first = int(firsts[counts == top].min())
         out.append((sum(map(len, words[first:first + n])) + sep * (n - 1)) * top)
-    return out, keys
+    return out, (keys if top > 1 else _NO_REPEAT)
 
 
 def _most_frequent(keys: np.ndarray) -> tuple[int, int]:
     """(count of the most frequent key, first position of the earliest such key)."""
+    size = len(keys)
     ordered = np.sort(keys)
-    ends = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))  # last index of each run
-    if len(ends) == len(keys):
+    edges = np.empty(size + 1, dtype=bool)  # True where a run of equal keys starts (and at the end)
+    edges[0] = edges[size] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=edges[1:size])
+    starts = np.flatnonzero(edges)
+    if len(starts) == size + 1:  # every key is unique
         return 1, 0
-    counts = ends.copy()
-    counts[1:] -= ends[:-1]
-    counts[0] += 1
+    counts = starts[1:] - starts[:-1]
     top = counts.max()
-    best = ordered[ends[counts == top]]
+    best = ordered[starts[:-1][counts == top]]
     if len(best) == 1:
         return int(top), int((keys == best[0]).argmax())
     slot = np.minimum(np.searchsorted(best, keys), len(best) - 1)  # membership in sorted ``best``
@@ -86,7 +90,7 @@ def _dup(ids: np.ndarray, words: list[str], keys4: np.ndarray | None) -> list[in
     n_words = len(ids)
     out = [0] * len(DUP_NS)
     n = DUP_NS[0]
-    if n_words <= n:
+    if n_words <= n or keys4 is _NO_REPEAT:
         return out
     if keys4 is not None and len(keys4) == n_words - 3 and n_words ** n < _INT64:
         keys = keys4[:-1] * n_words + ids[n - 1:]  # exact 5-gram keys

@@ -6,7 +6,7 @@
 - ``reports/rules.json``: per rule its column, test, thresholds, the sources it applies to, its count;
 - ``reports/dropped_samples.json``: up to ``samples_per_reason`` dropped documents per reason, in
   document order, text cut to ``sample_chars``, with the value that failed;
-- ``reports/attributes.png``: histograms of the thresholded attributes (kept vs dropped).
+- ``reports/attributes.png``: distributions of the thresholded attributes, with the thresholds.
 """
 from __future__ import annotations
 
@@ -92,41 +92,57 @@ def _samples(cfg: CleanConfig, shards: list, rules: list[Rule]) -> dict:
     return out
 
 
+_PANELS = (  # (title, columns sharing an x axis)
+    ("words (log10 of 1 + n)", ("n_words",)),
+    ("mean word length", ("mean_word_len",)),
+    ("stop words", ("stopword_count",)),
+    ("word ratios", ("symbol_ratio", "alpha_words_ratio")),
+    ("line ratios", ("bullet_lines_ratio", "ellipsis_lines_ratio", "terminal_punct_lines_ratio",
+                     "short_lines_ratio", "javascript_policy_lines_ratio")),
+    ("duplicate lines / paragraphs", ("dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac")),
+    ("top n-gram chars", ("top_2gram_char_frac", "top_3gram_char_frac", "top_4gram_char_frac")),
+    ("duplicated n-gram chars", tuple(f"dup_{n}gram_char_frac" for n in range(5, 11))),
+    ("longest line (code)", ("max_line_len",)),
+)
+
+
 def _plot(cfg: CleanConfig, shards: list, rules: list[Rule], path) -> None:
-    """One small-multiples figure: per thresholded attribute, kept and dropped counts (log scale)."""
+    """Small multiples: per family of thresholded attributes, the distribution over all documents
+    (log10 counts) with each threshold as a dashed line of the same colour."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    numeric = [r for r in rules if r.op != "true" and r.name != "empty"]
-    columns = sorted({r.column for r in numeric})
-    if not columns:
+    limits: dict[str, list[float]] = {}
+    for r in rules:
+        if r.op != "true" and r.name != "empty":
+            limits.setdefault(r.column, []).extend(r.limits(cfg))
+    panels = [(title, [c for c in cols if c in limits]) for title, cols in _PANELS]
+    panels = [(title, cols) for title, cols in panels if cols]
+    if not panels:
         return
-    t = pa.concat_tables([pq.read_table(p, columns=[*columns, "drop_reason"]) for p in shards])
-    kept = t.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
-    ncols = 5
-    nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3 * ncols, 2.2 * nrows), squeeze=False)
-    for ax, col in zip(axes.flat, columns):
-        values = t.column(col).to_numpy(zero_copy_only=False).astype(float)
-        edges = np.histogram_bin_edges(values, bins=30)
-        # Precomputed log10 counts drawn as step lines on linear axes with few ticks: ax.hist's patches
-        # and a log axis's minor ticks cost seconds to render.
-        for mask, label, color in ((kept, "kept", "tab:blue"), (~kept, "dropped", "tab:red")):
-            ax.stairs(np.log10(np.histogram(values[mask], edges)[0] + 1), edges, label=label, color=color)
-        ax.locator_params(nbins=4)
-        ax.set_xlim(edges[0], edges[-1])
-        for r in numeric:  # thresholds inside the data's range
-            if r.column == col:
-                for lim in r.limits(cfg):
-                    if edges[0] <= lim <= edges[-1]:
-                        ax.axvline(lim, color="black", lw=0.8, ls="--")
-        ax.set_title(col, fontsize=8)
+    t = pa.concat_tables([pq.read_table(p, columns=[c for _, cols in panels for c in cols]) for p in shards])
+    # Few axes, no y ticks: matplotlib spends its time laying out axes and tick labels.
+    fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.2 * -(-len(panels) // 2), 5.2), squeeze=False)
+    for ax, (title, cols) in zip(axes.flat, panels):
+        for k, col in enumerate(cols):
+            values = t.column(col).to_numpy(zero_copy_only=False).astype(float)
+            lims = limits[col]
+            if col == "n_words":
+                values, lims = np.log10(1 + values), [float(np.log10(1 + v)) for v in lims]
+            edges = np.histogram_bin_edges(np.concatenate([values, lims]), bins=40)
+            color = f"C{k}"
+            ax.stairs(np.log10(1 + np.histogram(values, edges)[0]), edges, color=color, label=col)
+            for lim in lims:
+                ax.axvline(lim, color=color, lw=0.8, ls="--")
+        ax.set_title(title, fontsize=8)
+        ax.set_yticks([])
         ax.tick_params(labelsize=6)
-    for ax in axes.flat[len(columns):]:
+        ax.locator_params(axis="x", nbins=4)
+        if len(cols) > 1:
+            ax.legend(fontsize=5, frameon=False)
+    for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    axes.flat[0].set_ylabel("log10(1 + documents)", fontsize=6)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.05, top=0.95, wspace=0.25, hspace=0.6)
+    fig.subplots_adjust(left=0.02, right=0.99, bottom=0.07, top=0.93, wspace=0.12, hspace=0.35)
     fig.savefig(path, dpi=72)
     plt.close(fig)
