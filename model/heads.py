@@ -1,0 +1,106 @@
+"""Task heads attached to a (pretrained) `Transformer` trunk by composition.
+
+    lm, cfg = load_model(folder)
+    clf = SequenceClassifier(lm.transformer, n_labels=2, pooling="mean")
+
+Pooling: "first" is BERT's [CLS] position and only makes sense for a bidirectional trunk; a causal
+trunk sees the whole sequence only at its last real token, so use "last" (or "mean") there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.transformer import Transformer
+
+IGNORE_INDEX = -100
+Pooling = Literal["first", "last", "mean"]
+
+
+def _head(n_embd: int, n_labels: int) -> nn.Linear:
+    head = nn.Linear(n_embd, n_labels)
+    nn.init.normal_(head.weight, mean=0.0, std=0.02)
+    nn.init.zeros_(head.bias)
+    return head
+
+
+def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
+    """h: (B, T, C) -> (B, C). Padding is assumed on the right (attention_mask 1 = real token)."""
+    if pooling == "first":
+        return h[:, 0]
+    if attention_mask is None:
+        return h[:, -1] if pooling == "last" else h.mean(dim=1)
+    mask = attention_mask.to(h.dtype)  # (B, T)
+    if pooling == "last":
+        last = (attention_mask.long().sum(dim=1) - 1).clamp(min=0)  # (B,)
+        return h[torch.arange(h.size(0), device=h.device), last]
+    return (h * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+class SequenceClassifier(nn.Module):
+    """One label per sequence: pooled trunk output -> dropout -> linear."""
+
+    def __init__(
+        self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if pooling not in ("first", "last", "mean"):
+            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean')")
+        if n_labels < 1:
+            raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
+        self.n_labels, self.pooling, self.dropout = n_labels, pooling, dropout
+        self.trunk = trunk
+        self.drop = nn.Dropout(dropout)
+        self.head = _head(trunk.n_embd, n_labels)
+
+    def forward(
+        self,
+        idx: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        class_weights: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx: (B, T); labels: (B,), -100 ignored; class_weights: (n_labels,) for imbalanced
+        classes. Returns logits (B, n_labels) and the (weighted) mean cross-entropy."""
+        h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
+        logits = self.head(self.drop(pool(h, attention_mask, self.pooling)))  # (B, n_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+
+class TokenClassifier(nn.Module):
+    """One label per token (tagging, NER): trunk output -> dropout -> linear at every position."""
+
+    def __init__(self, trunk: Transformer, n_labels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if n_labels < 1:
+            raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
+        self.n_labels, self.dropout = n_labels, dropout
+        self.trunk = trunk
+        self.drop = nn.Dropout(dropout)
+        self.head = _head(trunk.n_embd, n_labels)
+
+    def forward(
+        self,
+        idx: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        class_weights: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx: (B, T); labels: (B, T) with -100 on padding and non-first sub-words. Returns
+        logits (B, T, n_labels) and the (weighted) mean cross-entropy over labelled tokens."""
+        h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
+        logits = self.head(self.drop(h))  # (B, T, n_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.view(-1, self.n_labels), labels.reshape(-1),
+                weight=class_weights, ignore_index=IGNORE_INDEX,
+            )
+        return logits, loss

@@ -1,0 +1,98 @@
+"""LoRA (Hu et al. 2021): a frozen Linear plus a trainable low-rank update (alpha/r) * B @ A.
+
+`LoRALinear` reuses the wrapped layer's `weight` and `bias` Parameters under the same names, so a
+model with LoRA still loads a plain pretrained state dict (only `lora_A`/`lora_B` are new keys),
+and `merge_lora` turns it back into plain `nn.Linear` layers with identical outputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.trainable import train_only
+
+# Fused attention input and output projections: the LoRA paper's best budget use (section 7.1)
+# adapts the attention matrices; "mlp.fc" / "mlp.proj" can be added for more capacity.
+DEFAULT_TARGETS = ("attn.qkv", "attn.proj")
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"LoRA r={r!r}: must be an int >= 1")
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        self.weight = base.weight  # the same Parameter: no copy, same state-dict name
+        self.bias = base.bias
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, device=dev, dtype=dt))
+        # B = 0 makes the update zero at init, so the wrapped model starts exactly at the base.
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=dev, dtype=dt))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear / PEFT
+        self.lora_drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        update = F.linear(F.linear(self.lora_drop(x), self.lora_A), self.lora_B)  # (..., out)
+        return F.linear(x, self.weight, self.bias) + self.scaling * update
+
+    def merged_linear(self) -> nn.Linear:
+        """A plain Linear whose weight is W + (alpha/r) * B @ A (the base Parameter, updated)."""
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                           device="meta")
+        with torch.no_grad():
+            self.weight.add_(self.scaling * (self.lora_B @ self.lora_A))
+        linear.weight, linear.bias = self.weight, self.bias
+        return linear
+
+
+def _matches(name: str, targets: Iterable[str]) -> bool:
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, attr, child)
+
+
+def apply_lora(
+    module: nn.Module,
+    targets: Iterable[str] = DEFAULT_TARGETS,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+) -> list[str]:
+    """Wrap every `nn.Linear` whose dotted name equals a target or ends with "." + target
+    (e.g. "qkv", "attn.proj", "mlp.fc") in a `LoRALinear`. Returns the wrapped names; raises if
+    nothing matched, since a typo would otherwise train nothing."""
+    targets = tuple(targets)
+    names = [
+        name for name, sub in module.named_modules()
+        if isinstance(sub, nn.Linear) and _matches(name, targets)
+    ]
+    if not names:
+        raise ValueError(f"apply_lora: no nn.Linear matches targets {targets}")
+    for name in names:
+        _set_child(module, name, LoRALinear(module.get_submodule(name), r, alpha, dropout))
+    return names
+
+
+@torch.no_grad()
+def merge_lora(module: nn.Module) -> list[str]:
+    """Fold each LoRA update into its base weight and put plain `nn.Linear`s back. Returns the
+    merged names. Do not merge into a weight that is tied elsewhere (it would change both)."""
+    names = [name for name, sub in module.named_modules() if isinstance(sub, LoRALinear)]
+    for name in names:
+        _set_child(module, name, module.get_submodule(name).merged_linear())
+    return names
+
+
+def mark_only_lora_trainable(module: nn.Module, keep: Iterable[str] = ()) -> None:
+    """Freeze everything except LoRA matrices and the parameters under the `keep` module paths
+    (pass keep=("head",) to train a task head too)."""
+    train_only(module, lambda name: name.rsplit(".", 1)[-1] in ("lora_A", "lora_B"), keep)

@@ -1,0 +1,64 @@
+"""Sequence and token classification heads on a trunk: pooling, weights, ignored labels."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model import CausalLM, MaskedLM, ModelConfig, SequenceClassifier, TokenClassifier
+from model.heads import pool
+
+
+def encoder_trunk():
+    cfg = ModelConfig(arch="encoder", n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30)
+    return MaskedLM(cfg).transformer
+
+
+def test_pooling_picks_the_right_vectors():
+    h = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    assert torch.equal(pool(h, mask, "first"), h[:, 0])
+    assert torch.equal(pool(h, mask, "last"), torch.stack([h[0, 1], h[1, 3]]))
+    assert torch.allclose(pool(h, mask, "mean"), torch.stack([h[0, :2].mean(0), h[1].mean(0)]))
+    assert torch.equal(pool(h, None, "last"), h[:, -1])
+
+
+@pytest.mark.parametrize("pooling", ["first", "last", "mean"])
+def test_sequence_classifier_shapes_and_weighted_loss(pooling):
+    clf = SequenceClassifier(encoder_trunk(), n_labels=3, pooling=pooling)
+    idx = torch.randint(0, 30, (4, 8))
+    mask = torch.ones(4, 8, dtype=torch.long)
+    mask[0, 5:] = 0
+    labels = torch.tensor([0, 2, 1, -100])
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    logits, loss = clf(idx, mask, labels, class_weights=weights)
+    assert logits.shape == (4, 3)
+    assert torch.allclose(loss, F.cross_entropy(logits[:3], labels[:3], weight=weights), atol=1e-6)
+
+
+def test_last_pooling_on_a_causal_trunk_ignores_right_padding():
+    lm = CausalLM(ModelConfig.nanogpt(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30))
+    clf = SequenceClassifier(lm.transformer, n_labels=2, pooling="last").eval()
+    idx = torch.randint(0, 30, (1, 5))
+    padded = torch.cat([idx, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    a, _ = clf(idx)
+    b, _ = clf(padded, torch.tensor([[1] * 5 + [0] * 3]))
+    assert torch.allclose(a, b, atol=1e-5)
+    assert clf.trunk is lm.transformer  # composition: the pretrained trunk itself
+
+
+def test_token_classifier_ignores_minus_100():
+    clf = TokenClassifier(encoder_trunk(), n_labels=5)
+    idx = torch.randint(0, 30, (2, 8))
+    labels = torch.randint(0, 5, (2, 8))
+    labels[:, 6:] = -100
+    logits, loss = clf(idx, labels=labels)
+    assert logits.shape == (2, 8, 5)
+    assert torch.allclose(loss, F.cross_entropy(logits[:, :6].reshape(-1, 5), labels[:, :6].reshape(-1)), atol=1e-6)
+
+
+def test_bad_head_arguments():
+    with pytest.raises(ValueError, match="pooling='cls'"):
+        SequenceClassifier(encoder_trunk(), 2, pooling="cls")
+    with pytest.raises(ValueError, match="n_labels=0"):
+        TokenClassifier(encoder_trunk(), 0)

@@ -1,0 +1,100 @@
+"""LoRA and Houlsby adapters: identity at init, exact merge, only the right parameters train."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from model import (
+    CausalLM, LoRALinear, MaskedLM, ModelConfig, SequenceClassifier, apply_adapters, apply_lora,
+    mark_only_adapters_trainable, mark_only_lora_trainable, merge_lora, trainable_summary,
+)
+
+
+def lm() -> CausalLM:
+    return CausalLM(ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=40, bias=True))
+
+
+def classifier() -> SequenceClassifier:
+    cfg = ModelConfig(arch="encoder", n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=40)
+    return SequenceClassifier(MaskedLM(cfg).transformer, n_labels=3)
+
+
+def one_step(model: nn.Module, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Snapshot all parameters, take one AdamW step on the trainable ones, return the snapshot."""
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    _, loss = model(idx, labels=torch.tensor([0, 2]))
+    loss.backward()
+    opt.step()
+    return before
+
+
+def changed(model: nn.Module, before: dict[str, torch.Tensor]) -> set[str]:
+    return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+
+
+def test_lora_is_identity_at_init_and_keeps_base_names():
+    model = lm().eval()
+    idx = torch.randint(0, 40, (2, 8))
+    base, _ = model(idx)
+    base_keys = set(model.state_dict())
+    names = apply_lora(model, targets=("qkv", "attn.proj", "mlp.fc"), r=4, alpha=8)
+    assert names == [f"transformer.blocks.{i}.{n}" for i in range(2) for n in ("attn.qkv", "attn.proj", "mlp.fc")]
+    assert torch.equal(model(idx)[0], base)
+    new_keys = set(model.state_dict()) - base_keys
+    assert base_keys <= set(model.state_dict())
+    assert new_keys == {f"{n}.lora_{m}" for n in names for m in "AB"}
+
+
+def test_lora_merge_equals_unmerged_output():
+    model = lm().eval()
+    apply_lora(model, targets=("qkv", "proj"), r=4, alpha=8)  # "proj" = attention and MLP outputs
+    with torch.no_grad():
+        for sub in model.modules():
+            if isinstance(sub, LoRALinear):
+                sub.lora_B.normal_(std=0.1)  # a trained, non-zero update
+    idx = torch.randint(0, 40, (2, 8))
+    unmerged, _ = model(idx)
+    merged_names = merge_lora(model)
+    assert len(merged_names) == 6
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    assert torch.allclose(model(idx)[0], unmerged, atol=1e-5)
+
+
+def test_only_lora_and_head_change_after_a_step():
+    model = classifier()
+    apply_lora(model, r=2)
+    mark_only_lora_trainable(model, keep=("head",))
+    trainable, total = trainable_summary(model)
+    lora_and_head = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n or n.startswith("head."))
+    assert trainable == lora_and_head and total > trainable
+    before = one_step(model, torch.randint(0, 40, (2, 8)))
+    moved = changed(model, before)
+    allowed = {n for n in before if "lora_" in n or n.startswith("head.")}
+    assert moved <= allowed
+    # lora_A gets a zero gradient on the first step (B starts at zero), so require B and the head.
+    assert {n for n in allowed if not n.endswith("lora_A")} <= moved
+
+
+def test_adapters_are_identity_at_init_and_only_they_and_head_train():
+    model = classifier().eval()
+    idx = torch.randint(0, 40, (2, 8))
+    base, _ = model(idx)
+    names = apply_adapters(model, bottleneck=4)
+    assert names == [f"trunk.blocks.{i}.adapter_{p}" for i in range(2) for p in ("attn", "mlp")]
+    assert torch.equal(model(idx)[0], base)
+    mark_only_adapters_trainable(model, keep=("head",))
+    # Per adapter: down 16*4+4, up 4*16+16 = 148; four adapters; head 16*3+3 = 51.
+    assert trainable_summary(model)[0] == 4 * 148 + 51
+    before = one_step(model.train(), idx)
+    moved = changed(model, before)
+    assert moved and all(".adapter_" in n or n.startswith("head.") for n in moved)
+    assert any(n.endswith("up.weight") for n in moved)
+
+
+def test_peft_errors_are_clear():
+    with pytest.raises(ValueError, match="no nn.Linear matches targets"):
+        apply_lora(lm(), targets=("q_proj",))
+    with pytest.raises(ValueError, match="unknown places"):
+        apply_adapters(lm(), where=("ffn",))
