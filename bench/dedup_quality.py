@@ -19,23 +19,26 @@ Two corpora, each run through both systems:
 """
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import os
-import random
-import re
 import sys
-import tempfile
-import time
-import unicodedata
-from collections import defaultdict
-from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ would be first on sys.path, where a file may share a stdlib module's name
+# (bench/tokenize.py shadows `tokenize`, which numpy's import needs): import from the repo root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import unicodedata  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from itertools import combinations  # noqa: E402
 
 from pipeline import documents  # noqa: E402
 from pipeline.dedup import DedupConfig, run  # noqa: E402
