@@ -1,0 +1,243 @@
+"""``Tokenizer``: the project's sentencepiece model with its special ids; imports sentencepiece and numpy only.
+
+``decode(encode(text)) == text`` for every string of Unicode scalar values (lone surrogates cannot be
+UTF-8 encoded and raise ``UnicodeEncodeError``): the model uses identity normalisation, keeps every
+space, adds no dummy prefix, and falls back to bytes for characters outside its pieces. The two inputs
+sentencepiece itself would alter or misread (``▁`` and the text of user-defined symbols) are escaped
+to byte pieces (see ``segment``). Special ids therefore never come from text.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import sentencepiece as spm
+
+from pipeline.tokenize import segment
+
+MODEL_FILE = "tokenizer.model"
+VOCAB_FILE = "tokenizer.vocab"
+NAMED_SPECIALS = {"mask": "<mask>", "sep": "<sep>", "cls": "<cls>"}
+_SENTINEL = re.compile(r"<extra_id_\d+>")
+# Piece kinds. NAMED: this project's user-defined symbols (<mask>, <sep>, <cls>, <extra_id_N>); a
+# reused model's other user-defined symbols cannot be told from ordinary pieces without protobuf and
+# count as text (sentencepiece's default behaviour).
+TEXT, BYTE, CONTROL, NAMED = 0, 1, 2, 3
+
+
+def sentinel(i: int) -> str:
+    return f"<extra_id_{i}>"
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if b < 0x80:
+            return value, i
+
+
+def _field(buf: bytes, number: int) -> bytes | int | None:
+    """The first field ``number`` of a serialized protobuf message (wire types 0, 1, 2, 5)."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        wire = key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 2:
+            size, i = _varint(buf, i)
+            value, i = buf[i:i + size], i + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = buf[i:i + size], i + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if key >> 3 == number:
+            return value
+    return None
+
+
+def model_type(model_bytes: bytes) -> str:
+    """``ModelProto.trainer_spec.model_type`` read from the wire format (protobuf is not a dependency)."""
+    spec = _field(model_bytes, 2)
+    kind = _field(spec, 3) if isinstance(spec, bytes) else None
+    return {1: "unigram", 2: "bpe", 3: "word", 4: "char", None: "unigram"}.get(kind, "unknown")
+
+
+class Tokenizer:
+    """A sentencepiece model plus what the trainers need: special ids, byte pieces, bytes per id."""
+
+    def __init__(self, model: bytes | str | Path):
+        self.model_bytes = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self.sp = spm.SentencePieceProcessor(model_proto=self.model_bytes)
+        self.vocab_size = self.sp.vocab_size()
+        self.digest = hashlib.blake2b(self.model_bytes, digest_size=16).hexdigest()
+        self.pieces = [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
+        self.kinds = np.array([self._kind(i) for i in range(self.vocab_size)], dtype=np.int8)
+        ids = dict(pad=self.sp.pad_id(), unk=self.sp.unk_id(), bos=self.sp.bos_id(), eos=self.sp.eos_id())
+        ids.update({name: self._named(piece) for name, piece in NAMED_SPECIALS.items()})
+        self.special_ids = {k: v for k, v in ids.items() if v is not None and v >= 0}
+        self.sentinel_ids: list[int] = []
+        while (i := self._named(sentinel(len(self.sentinel_ids)))) is not None:
+            self.sentinel_ids.append(i)
+        self._byte_id = np.array([self.sp.piece_to_id(f"<0x{b:02X}>") for b in range(256)], dtype=np.int32)
+        self.has_byte_fallback = bool(np.all(self.kinds[self._byte_id] == BYTE))
+        named = [self.pieces[i] for i in np.flatnonzero(self.kinds == NAMED)]
+        self._escape = segment.escape_pattern(named) if self.has_byte_fallback else None
+        self._named_probe = segment.probe_pattern(named) if self.has_byte_fallback else None
+        self.model_type = model_type(self.model_bytes)
+        # Chunking pays for BPE only: unigram's cost is linear in the input, and there the extra calls
+        # cost ~15% (bench/tokenize.py corpus).
+        self.chunk_chars = segment.CHUNK_CHARS if self.model_type == "bpe" and self._chunks_keep_ids() else None
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> "Tokenizer":
+        """Load from a tokenize output, a checkpoint, or a tokenizer folder (or the .model file itself)."""
+        folder = Path(folder)
+        for p in (folder, folder / MODEL_FILE, folder / "tokenizer" / MODEL_FILE):
+            if p.is_file():
+                return cls(p)
+        raise FileNotFoundError(f"no {MODEL_FILE} in {folder} or {folder / 'tokenizer'}")
+
+    # ids ---------------------------------------------------------------------------------------
+    @property
+    def pad_id(self) -> int | None: return self.special_ids.get("pad")
+    @property
+    def unk_id(self) -> int | None: return self.special_ids.get("unk")
+    @property
+    def bos_id(self) -> int | None: return self.special_ids.get("bos")
+    @property
+    def eos_id(self) -> int | None: return self.special_ids.get("eos")
+    @property
+    def mask_id(self) -> int | None: return self.special_ids.get("mask")
+    @property
+    def sep_id(self) -> int | None: return self.special_ids.get("sep")
+    @property
+    def cls_id(self) -> int | None: return self.special_ids.get("cls")
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Every id that is not text: control, unknown, unused and named pieces (never masked, 0 bytes)."""
+        return np.flatnonzero((self.kinds == CONTROL) | (self.kinds == NAMED)).tolist()
+
+    def byte_mask(self) -> np.ndarray:
+        """``mask[id]`` is True for the 256 byte-fallback pieces."""
+        return self.kinds == BYTE
+
+    def token_bytes(self) -> np.ndarray:
+        """UTF-8 bytes each id stands for in decoded text (0 for special ids): sums to the text's bytes."""
+        out = np.zeros(self.vocab_size, dtype=np.int32)
+        for i in np.flatnonzero(self.kinds == TEXT):
+            out[i] = len(self.pieces[i].replace(segment.META, " ").encode("utf-8"))
+        out[self.kinds == BYTE] = 1
+        return out
+
+    def id_to_piece(self, i: int) -> str:
+        return self.pieces[int(i)]
+
+    def piece_to_id(self, piece: str) -> int:
+        return self.sp.piece_to_id(piece)
+
+    # encode / decode ---------------------------------------------------------------------------
+    def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
+        flat, _ = self.encode_flat([text], bos=bos, eos=eos)
+        return flat.tolist()
+
+    def encode_batch(self, texts: Sequence[str], bos: bool = False, eos: bool = False,
+                     num_threads: int = 1) -> list[list[int]]:
+        flat, lengths = self.encode_flat(texts, bos=bos, eos=eos, num_threads=num_threads)
+        return [a.tolist() for a in np.split(flat, np.cumsum(lengths)[:-1])] if len(texts) else []
+
+    def encode_flat(self, texts: Sequence[str], bos: bool = False, eos: bool = False,
+                    num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """All texts' ids back to back (int32) and each text's length: no Python int per token.
+
+        Plain texts (the common case) go through one multi-threaded sentencepiece call; texts that need
+        an escape or are long enough to chunk go through a second one and are reassembled in order.
+        """
+        texts = texts if isinstance(texts, list) else list(texts)
+        special = [i for i, t in enumerate(texts) if self._needs_parts(t)]
+        kw = dict(out_type="numpy", num_threads=num_threads)
+        if not special:
+            arrays = self._sp_encode(texts, add_bos=bos, add_eos=eos, **kw) if texts else []
+        else:
+            special_set = set(special)
+            plain = [t for i, t in enumerate(texts) if i not in special_set]
+            plain_arrays = iter(self._sp_encode(plain, add_bos=bos, add_eos=eos, **kw) if plain else [])
+            arrays = [None if i in special_set else next(plain_arrays) for i in range(len(texts))]
+            for i in special:
+                arrays[i] = self._encode_parts(texts[i], bos, eos, kw)
+        if not arrays:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+        lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+        return np.concatenate(arrays), lengths
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.sp.decode([int(i) for i in ids])
+
+    def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
+        return [self.decode(ids) for ids in batch]
+
+    # internals ---------------------------------------------------------------------------------
+    def _needs_parts(self, text: str) -> bool:
+        if self.chunk_chars is not None and len(text) > self.chunk_chars:
+            return True
+        # '▁' in text is a fast scan (and O(1) for a 1-byte-wide str); the probe regex starts with a
+        # literal '<', which re scans for quickly: 8x cheaper than searching the full escape pattern.
+        if self._escape is None:
+            return False
+        return segment.META in text or (self._named_probe is not None and self._named_probe.search(text) is not None)
+
+    def _sp_encode(self, texts: list[str], **kw) -> list[np.ndarray]:
+        try:
+            return self.sp.encode(texts, **kw)
+        except TypeError:
+            # sentencepiece says only "List elements must be str or bytes"; name the real problem.
+            for t in texts:
+                if not isinstance(t, str):
+                    raise TypeError(f"cannot encode a {type(t).__name__}: texts must be str") from None
+                t.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError with its position
+            raise
+
+    def _encode_parts(self, text: str, bos: bool, eos: bool, kw: dict) -> np.ndarray:
+        pieces = segment.parts(text, self._escape, self.chunk_chars)
+        strings = [p for p in pieces if isinstance(p, str)]
+        encoded = iter(self._sp_encode(strings, **kw) if strings else [])
+        arrays = [next(encoded) if isinstance(p, str) else self._byte_id[np.frombuffer(p, dtype=np.uint8)]
+                  for p in pieces]
+        if bos:
+            arrays.insert(0, np.array([self.sp.bos_id()], dtype=np.int32))
+        if eos:
+            arrays.append(np.array([self.sp.eos_id()], dtype=np.int32))
+        return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+
+    def _kind(self, i: int) -> int:
+        sp = self.sp
+        if sp.is_byte(i):
+            return BYTE
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
+            return CONTROL
+        piece = self.pieces[i]
+        return NAMED if piece in NAMED_SPECIALS.values() or _SENTINEL.fullmatch(piece) else TEXT
+
+    def _named(self, piece: str) -> int | None:
+        i = self.sp.piece_to_id(piece)
+        return i if self.pieces[i] == piece and self.kinds[i] == NAMED else None
+
+    def _chunks_keep_ids(self) -> bool:
+        """Chunking is on only if no piece can cross a cut, checked on the vocabulary and on a probe."""
+        inner_meta = re.compile(f"[^{segment.META}]{segment.META}")
+        for i in np.flatnonzero(self.kinds == TEXT):
+            if "\n" in self.pieces[i] or inner_meta.search(self.pieces[i]):
+                return False
+        probe = "ab cd\n  ef  gh\ni\n\n j"
+        whole = self.sp.encode(probe)
+        cut = [0, *segment.cut_points(probe, 3), len(probe)]
+        pieces = sum((self.sp.encode(probe[a:b]) for a, b in zip(cut, cut[1:])), [])
+        return pieces == whole and self.sp.decode(whole) == probe
