@@ -31,10 +31,11 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.clean.repetition import DUP_NS, TOP_NS, ngram_chars
-from pipeline.clean.script import CJK_CLASS, codepoints, detect
+from pipeline.clean.script import CJK_CLASS, profile
 
 ATTR_VERSION = "1"  # bump on any change to the attributes or to normalization (it keys the cache)
 
+_ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])  # str.split's ASCII whitespace
 _ASCII_SYMBOLS = bytes(c for c in range(128) if not chr(c).isalnum() and not chr(c).isspace())
 _CJK_WORDS = re.compile(f"[{CJK_CLASS}]|[^\\s{CJK_CLASS}]+")
 # Tokens of CJK text: an ideograph carries the punctuation written after it, as a Latin word does.
@@ -45,6 +46,7 @@ _BULLETS = ("•", "-")
 _TERMINAL = (".", "!", "?", '"', "'", "。", "！", "？", "．", "」", "』", "”", "’", "।", "؟", "۔")
 _POLICY = ("javascript", "terms of use", "privacy policy", "cookie policy", "uses cookies",
            "use of cookies", "use cookies")
+_POLICY_HINTS = ("javascript", "cookie", "terms of use", "privacy policy")  # every phrase contains one
 SHORT_LINE_WORDS = 3  # C4: a line with fewer words is short
 
 # Column name -> Arrow type, in output order. Every row of the stage carries all of them.
@@ -68,15 +70,14 @@ def compute(text: str) -> tuple:
     n_chars = len(text)
     if not text or text.isspace():
         return empty_row(n_chars)
-    cps = None if text.isascii() else codepoints(text)
-    script, cjk_ratio, n_cjk = detect(text, cps)
+    script, cjk_ratio, n_cjk, non_ascii = profile(text)
     lines = text.split("\n")
-    bare = _without_symbols(text, cps)
+    bare = _without_symbols(text, non_ascii)
     split = _CJK_WORDS.findall if n_cjk else str.split
     line_words = list(map(split, bare.split("\n")))  # "bare" keeps every newline: lines align
     words = list(chain.from_iterable(line_words))
     n_words = len(words)
-    tokens = _CJK_TOKENS.findall(text) if n_cjk else text.split()
+    n_tokens = _token_count(text, n_cjk, non_ascii)  # whitespace tokens, symbol-only ones included
     nonempty = [line for line in lines if line and not line.isspace()]
     n_lines = len(nonempty)
     long_lines = sum(c >= SHORT_LINE_WORDS for c in map(len, line_words))
@@ -88,7 +89,7 @@ def compute(text: str) -> tuple:
         _ratio(text.count("#") + text.count("...") + text.count("…"), n_words),
         sum(line.lstrip().startswith(_BULLETS) for line in nonempty) / n_lines,
         sum(line.endswith(("...", "…")) for line in nonempty) / n_lines,
-        _ratio(n_words - sum(map(str.isdigit, words)), len(tokens)),
+        _ratio(n_words - sum(map(str.isdigit, words)), n_tokens),
         _stopwords(words),
         *_duplicates(nonempty, n_chars),
         *_duplicates(_paragraphs(text), n_chars),
@@ -103,19 +104,30 @@ def compute(text: str) -> tuple:
     )
 
 
-def _without_symbols(text: str, cps: np.ndarray | None) -> str:
+def _without_symbols(text: str, non_ascii: np.ndarray) -> str:
     """The text with punctuation and symbols (Unicode P* and S*, and ``_``) deleted, whitespace kept.
 
     ASCII symbols go in one ``bytes.translate`` (UTF-8 never has ASCII bytes inside a multi-byte
-    character); the few distinct non-ASCII symbols of a document are then removed one by one.
+    character); the few distinct non-ASCII symbols (``non_ascii``: the distinct code points above 127)
+    are then removed one by one.
     """
-    if cps is None:
+    if not len(non_ascii):
         return text.encode("ascii").translate(None, _ASCII_SYMBOLS).decode("ascii")
     bare = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_SYMBOLS).decode("utf-8", "surrogatepass")
-    for cp in np.unique(cps[cps > 127]).tolist():
+    for cp in non_ascii.tolist():
         if _is_symbol(cp):
             bare = bare.replace(chr(cp), "")
     return bare
+
+
+def _token_count(text: str, n_cjk: int, non_ascii: np.ndarray) -> int:
+    if n_cjk:
+        return len(_CJK_TOKENS.findall(text))
+    if len(non_ascii):
+        return len(text.split())
+    # ASCII: count whitespace-to-text transitions instead of building the list of tokens.
+    space = _ASCII_SPACE[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    return int(np.count_nonzero(space[:-1] & ~space[1:])) + (not space[0])
 
 
 @lru_cache(maxsize=65536)
@@ -147,7 +159,7 @@ def _duplicates(elements: list[str], n_chars: int) -> tuple[float, float]:
 
 
 def _policy_lines(low: str) -> int:
-    if not any(p in low for p in _POLICY):
+    if not any(p in low for p in _POLICY_HINTS):
         return 0
     return sum(any(p in line for p in _POLICY) for line in low.split("\n"))
 

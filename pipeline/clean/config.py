@@ -31,11 +31,18 @@ class CleanConfig:
     2. else a source in ``code_sources`` gets ``code_rules`` (source code is not prose: no word length,
        stop word, punctuation or line-length-of-prose rules, only size and generated-file rules);
     3. else every rule except the ``code_*`` ones (the "prose" rules).
-    A rule in ``disabled_rules`` applies to no document at all. Word-length and stop-word rules are
-    skipped for documents whose dominant script has no spaces (CJK) or is not Latin (stop words).
-    Defaults follow Gopher and C4/FineWeb, adapted to the default corpus (Python documentation and
-    source): ``min_words`` is low so that a short pydoc entry passes, duplicate-line limits are loose
-    enough for pydoc's `` |`` class layout, and C4's ``{`` rule is off.
+    A rule in ``disabled_rules`` applies to no document at all. Two more conditions are fixed:
+    word-length rules skip documents whose dominant script has no spaces (CJK) and the English
+    stop-word rule skips non-Latin ones; the statistical rules (every ratio and repetition rule) skip
+    documents shorter than ``stats_min_words`` words (CJK: characters), the length Gopher calibrated
+    them on: one repeated bigram is 20% of a ten-word docstring.
+
+    Thresholds are Gopher's (Rae et al. 2021) and C4/FineWeb's, adapted where the default corpus
+    (Python documentation and source) needs it: ``min_words`` 5 instead of 50, so that a one-line
+    docstring passes; ``min_terminal_punct_lines_ratio`` 0.05 instead of FineWeb's 0.12, because
+    hard-wrapped docstrings end a line with punctuation only where a sentence ends; C4's ``{`` rule
+    off. A web-text preset would set ``min_words: 50``, ``stats_min_words: 0``,
+    ``min_terminal_punct_lines_ratio: 0.12``.
     """
     # --- normalization (cached with the attributes) ---
     unify_newlines: bool = True

@@ -68,13 +68,18 @@ def _top(ids: np.ndarray, words: list[str], sep: int) -> tuple[list[int], np.nda
 
 
 def _most_frequent(keys: np.ndarray) -> tuple[int, int]:
-    """(count of the most frequent key, first position of the earliest such key)."""
+    """(count of the most frequent key, first position of the earliest such key).
+
+    Array methods rather than numpy functions throughout: on arrays this small, the functions'
+    Python wrappers cost more than the work.
+    """
     size = len(keys)
-    ordered = np.sort(keys)
+    ordered = keys.copy()
+    ordered.sort()
     edges = np.empty(size + 1, dtype=bool)  # True where a run of equal keys starts (and at the end)
     edges[0] = edges[size] = True
     np.not_equal(ordered[1:], ordered[:-1], out=edges[1:size])
-    starts = np.flatnonzero(edges)
+    starts = edges.nonzero()[0]
     if len(starts) == size + 1:  # every key is unique
         return 1, 0
     counts = starts[1:] - starts[:-1]
@@ -82,7 +87,8 @@ def _most_frequent(keys: np.ndarray) -> tuple[int, int]:
     best = ordered[starts[:-1][counts == top]]
     if len(best) == 1:
         return int(top), int((keys == best[0]).argmax())
-    slot = np.minimum(np.searchsorted(best, keys), len(best) - 1)  # membership in sorted ``best``
+    slot = best.searchsorted(keys)  # membership in sorted ``best``
+    slot[slot == len(best)] = 0
     return int(top), int((best[slot] == keys).argmax())
 
 
@@ -98,19 +104,20 @@ def _dup(ids: np.ndarray, words: list[str], keys4: np.ndarray | None) -> list[in
         keys = (ids + 1).astype(np.uint64)
         for k in range(1, n):
             keys = keys[:-1] * _MIX + (ids[k:] + 1).astype(np.uint64)
-    ordered = np.sort(keys)
+    ordered = keys.copy()
+    ordered.sort()
     same = ordered[1:] == ordered[:-1]
     if not same.any():  # no 5-gram repeats, so no longer n-gram does
         return out
     repeated = ordered[1:][same]
-    slot = np.minimum(np.searchsorted(repeated, keys), len(repeated) - 1)
-    positions = np.flatnonzero(repeated[slot] == keys).tolist()
-    id_list = ids.tolist()
-    # Exact keys from here on: a tuple of the 5 ids, then (key of the (n-1)-gram, next id).
-    candidates = [(p, tuple(id_list[p:p + n])) for p in positions]
+    slot = repeated.searchsorted(keys)
+    slot[slot == len(repeated)] = 0
+    positions = (repeated[slot] == keys).nonzero()[0].tolist()
+    # Exact keys from here on: the tuple of the 5 words, then (key of the (n-1)-gram, next word).
+    candidates = [(p, tuple(words[p:p + n])) for p in positions]
     for j, n in enumerate(DUP_NS):
         if j:
-            candidates = [(p, (key, id_list[p + n - 1])) for p, key in candidates if p + n <= n_words]
+            candidates = [(p, (key, words[p + n - 1])) for p, key in candidates if p + n <= n_words]
         counts = Counter(key for _, key in candidates)
         candidates = [(p, key) for p, key in candidates if counts[key] > 1]
         if not candidates:

@@ -43,6 +43,8 @@ def _table() -> np.ndarray:
 
 _CLASS_OF = _table()
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
+_ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+_NONE_FOUND = np.zeros(0, dtype=np.uint32)
 CJK_CLASS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES)
 
 
@@ -50,21 +52,28 @@ def codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def script_counts(cps: np.ndarray) -> np.ndarray:
-    """Letters per class: [none, latin, cjk, cyrillic, other]."""
-    return np.bincount(_CLASS_OF[cps], minlength=5)
+def profile(text: str) -> tuple[str, float, int, np.ndarray]:
+    """(dominant script, share of CJK among letters, number of CJK characters, the distinct non-ASCII
+    code points of the text).
 
-
-def detect(text: str, cps: np.ndarray | None = None) -> tuple[str, float, int]:
-    """(dominant script, share of CJK among letters, number of CJK characters).
-
-    ``cps`` are the text's code points when the caller has them. A document without any letter
-    (digits, symbols) is "other"; ties go to the earlier script in ``SCRIPTS``.
+    A document without any letter (digits, symbols) is "other"; ties go to the earlier script in
+    ``SCRIPTS``. ASCII letters are counted with ``bytes.translate``; the other characters through
+    their distinct code points, so the class table is consulted once per distinct character.
     """
     if text.isascii():
-        return ("latin" if _ASCII_LETTER.search(text) else "other"), 0.0, 0
-    counts = script_counts(codepoints(text) if cps is None else cps)[1:]
-    letters = int(counts.sum())
+        return ("latin" if _ASCII_LETTER.search(text) else "other"), 0.0, 0, _NONE_FOUND
+    raw = text.encode("utf-8", "surrogatepass")
+    cps = codepoints(text)
+    distinct, counts = np.unique(cps[cps > 127], return_counts=True)
+    per_class = np.bincount(_CLASS_OF[distinct], weights=counts, minlength=5)[1:]
+    per_class[0] += len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+    letters = per_class.sum()
+    n_cjk = int(per_class[1])
     if letters == 0:
-        return "other", 0.0, 0
-    return SCRIPTS[int(np.argmax(counts))], float(counts[1]) / letters, int(counts[1])
+        return "other", 0.0, 0, distinct
+    return SCRIPTS[int(np.argmax(per_class))], n_cjk / float(letters), n_cjk, distinct
+
+
+def detect(text: str) -> tuple[str, float, int]:
+    """(dominant script, share of CJK among letters, number of CJK characters)."""
+    return profile(text)[:3]
