@@ -42,6 +42,17 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--verify", action="store_true", help="also check file digests (slower)")
     ui = sub.add_parser("ui", help="the MLflow UI over this project's store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
+    gen.add_argument("--prompt", default="")
+    gen.add_argument("--max-tokens", type=int, default=100)
+    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--top-k", type=int, default=50)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained decoder)")
+    fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK]")
+    fm.add_argument("text")
+    fm.add_argument("--top-k", type=int, default=5)
+    fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder)")
     return ap
 
 
@@ -122,6 +133,21 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
         return proc.wait()
 
 
+def cmd_generate(args: argparse.Namespace, root: Path) -> int:
+    from pipeline import inference
+    folder = args.model or inference.latest_model(root / "data" / "work", "CausalLM")
+    print(inference.generate(folder, args.prompt, args.max_tokens, args.temperature, args.top_k or None, args.seed))
+    return 0
+
+
+def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
+    from pipeline import inference
+    folder = args.model or inference.latest_model(root / "data" / "work", "MaskedLM")
+    for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k)):
+        print(f"mask {i + 1}: " + "  ".join(f"{piece!r} {p:.3f}" for piece, p in preds))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     root = env.project_root()
     env.apply(root)
@@ -129,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.configtypes import ConfigError
     from pipeline.plan import PlanError
     try:
-        return {"run": cmd_run, "status": cmd_status, "ui": cmd_ui}[args.command](args, root)
-    except (ConfigError, PlanError) as e:
+        commands = {"run": cmd_run, "status": cmd_status, "ui": cmd_ui, "generate": cmd_generate,
+                    "fill-mask": cmd_fill_mask}
+        return commands[args.command](args, root)
+    except (ConfigError, PlanError, FileNotFoundError, ValueError) as e:
         print(f"lmforge: error: {e}", file=sys.stderr)
         return 2
 

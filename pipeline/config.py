@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.configtypes import ConfigError, bounded, build, deep_merge, parse_override, set_path, to_dict
+from pipeline.clean.config import CleanConfig
+from pipeline.decontaminate.config import DecontaminateConfig
+from pipeline.dedup.config import DedupConfig
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
+from pipeline.pretrain.config import PretrainConfig
+from pipeline.tasks.config import TasksConfig
+from pipeline.tokenize.config import TokenizeConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -33,6 +41,14 @@ class RunSection:
 class RunConfig:
     run: RunSection = field(default_factory=RunSection)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)  # fine-tuning tasks (read by several stages)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def section(self, stage: str) -> Any:
         return getattr(self, stage)

@@ -50,6 +50,8 @@ def compute(cfg: RunConfig, work: Path, root: Path) -> list[PlannedStage]:
         if spec.external_inputs:
             inputs["external"] = spec.load().fingerprint(cfg.section(spec.name), root)
         conf = stage_config(cfg, spec.name)
+        if spec.sections:
+            conf = {**conf, "_sections": {name: stage_config(cfg, name) for name in spec.sections}}
         key = stage_key(spec.name, spec.version, conf, inputs)
         keys[spec.name] = key
         path = stage_dir(work, spec.name, key)

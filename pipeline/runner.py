@@ -50,7 +50,8 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     ws = Workspace(work, ps.name, ps.key)
     out = ws.open(fresh=fresh)
     ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
-                       workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards)
+                       workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
+                       extra={name: cfg.section(name) for name in spec.sections})
     tracker.log_params(ps.config)
     t0 = time.perf_counter()
     try:
@@ -62,6 +63,12 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     seconds = time.perf_counter() - t0
     manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
     _log_outcome(tracker, manifest, seconds)
+    registered = getattr(module, "REGISTER_MODEL", None)
+    if registered and session is not None and isinstance(tracker, MlflowRun):
+        # lineage: the keys of every input (the tokenize key, and through it corpus and config)
+        session.register_model(registered, tracker, "model", {"stage.key": ps.key, **{
+            f"input.{role}": key for role, key in ps.inputs.items()}, **{
+            k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
     if isinstance(tracker, MlflowRun):
         tracker.finish()
     return manifest

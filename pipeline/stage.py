@@ -7,6 +7,8 @@ A stage is a plain function ``run(cfg, ctx) -> stats`` in ``pipeline/<stage>/`` 
 - ``ctx.out`` is the folder to write into. It persists across a killed run (it is ``<key>.partial``),
   so a stage that works in shards skips the shard files already there (``ctx.shard_done``) and
   writes each new one atomically (``ctx.write_shard``). Everything in it is published at the end;
+- ``ctx.extra[section]`` holds the other config sections the stage reads (e.g. ``tasks``); they are
+  part of its key;
 - ``ctx.inputs[name]`` is the manifest of an upstream stage (``.path`` is its folder, ``.stats``
   its figures);
 - ``ctx.tracker`` logs step metrics (buffered), params and artifacts, or does nothing when tracking is
@@ -38,6 +40,7 @@ class StageContext:
     workers: int = 1
     root: Path = Path(".")  # the project folder (holds data/ and mlruns/)
     work: Path = Path("data/work")  # the stage store; a stage may keep a private cache under work/_cache
+    extra: dict[str, Any] = field(default_factory=dict)  # other config sections the stage reads
     fail_after_shards: int | None = None  # test hook: simulate a crash after N new shards
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ class StageSpec:
     module: str
     inputs: dict[str, str] = field(default_factory=dict)
     external_inputs: bool = False  # reads files outside the store: its key includes their fingerprint
+    sections: tuple[str, ...] = ()  # other config sections it reads (passed as ctx.extra, keyed)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -28,6 +29,15 @@ class StageSpec:
 
 STAGES: list[StageSpec] = [
     StageSpec("ingest", "pipeline.ingest", external_inputs=True),
+    StageSpec("clean", "pipeline.clean", {"docs": "ingest"}),
+    StageSpec("dedup", "pipeline.dedup", {"docs": "clean"}),
+    StageSpec("decontaminate", "pipeline.decontaminate", {"docs": "dedup"}, sections=("tasks",)),
+    StageSpec("tokenize", "pipeline.tokenize", {"docs": "decontaminate"}),
+    StageSpec("pretrain", "pipeline.pretrain", {"tokens": "tokenize"}),
+    StageSpec("finetune", "pipeline.finetune", {"model": "pretrain"}, sections=("tasks",)),
+    StageSpec("evaluate", "pipeline.evaluate",
+              {"model": "pretrain", "tokens": "tokenize", "finetune": "finetune", "decontaminate": "decontaminate"},
+              sections=("tasks",)),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -50,10 +51,18 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def metric_name(key: str) -> str:
+    """MLflow allows alphanumerics, ``_ - . : /`` and spaces in names; map anything else."""
+    return _BAD_NAME.sub("_", key.replace("+", "plus").replace("<", "lt").replace(">", "gt"))
+
+
+_BAD_NAME = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
 def numeric_metrics(stats: Mapping[str, Any]) -> dict[str, float]:
     """The numbers in a (nested) stats dict, as flat metric names."""
-    return {k: float(v) for k, v in flatten(stats).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+    return {metric_name(k): float(v) for k, v in flatten(stats).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")}
 
 
 class MlflowRun:
@@ -72,7 +81,8 @@ class MlflowRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
-        self._buffer += [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        self._buffer += [Metric(metric_name(k), float(v), ts, step or 0) for k, v in metrics.items()
+                         if v == v and abs(v) != float("inf")]
         if len(self._buffer) >= _FLUSH_EVERY:
             self.flush()
 

@@ -15,3 +15,32 @@ def datasets_or_skip(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/datasets is not available here)")
     return path
+
+
+def token_shards(folder: Path, n_docs: int = 120, seed: int = 0, vocab_size: int = 600) -> Path:
+    """A real tokenize-stage output (BPE tokenizer + train/val shards) for a small synthetic corpus."""
+    import random
+
+    from pipeline import documents
+    from pipeline.configtypes import build
+    from pipeline.stage import StageContext
+    from pipeline.store import Workspace
+    from pipeline.tokenize import TokenizeConfig, run
+
+    words = ("the a of and to in is was for on that with as by at from it he she they we you story river "
+             "light cat dog house tree water stone king queen small big old new red blue green happy sad "
+             "walk run see said found made went came little day night time year way people").split()
+    rng = random.Random(seed)
+    texts = [" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))).capitalize() + "."
+                      for _ in range(rng.randint(3, 8))) for _ in range(n_docs)]
+    ws = Workspace(folder / "work", "dedup", "upstream")
+    out = ws.open(fresh=True)
+    rows = [{"doc_id": f"d:{i}", "text": t, "source": "t", "meta": "{}"} for i, t in enumerate(texts)]
+    (out / documents.DOCS_DIR).mkdir(parents=True, exist_ok=True)
+    documents.write_table(documents.docs_table(rows), out / documents.shard_name(0))
+    manifest = ws.publish("1", {}, {}, {}, None, 0.0)
+    cfg = build(TokenizeConfig, {"model_type": "bpe", "vocab_size": vocab_size, "sentinels": 4,
+                                 "val_fraction": 0.15, "seed": seed})
+    shards = folder / "tokens"
+    run(cfg, StageContext(name="tokenize", key="k", out=shards, inputs={"docs": manifest}))
+    return shards

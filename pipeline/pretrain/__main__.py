@@ -1,0 +1,49 @@
+"""Plain entry point for GPU boxes that have only torch, numpy, pyarrow and sentencepiece:
+
+    python -m pipeline.pretrain --shards DATA/work/tokenize/<key> --out OUT [--set max_steps=100 ...]
+    torchrun --nproc_per_node 8 -m pipeline.pretrain --shards ... --out ...   # DDP, same entry point
+
+``--shards`` is a tokenize stage output (train/ and val/ Arrow shards, meta.json, tokenizer/).
+Rerunning with the same ``--out`` resumes from ``OUT/checkpoint``. Figures go to stdout as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.configtypes import ConfigError, build, deep_merge, parse_override, set_path
+from pipeline.pretrain.config import PretrainConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.pretrain", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shards", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--preset", help="take the pretrain section of pipeline/presets/<name>.yaml (needs pyyaml)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="a pretrain config value, e.g. --set model.n_layer=12 --set compile=true")
+    args = ap.parse_args(argv)
+    data: dict = {}
+    try:
+        if args.preset:
+            import yaml
+            preset = Path(__file__).resolve().parents[1] / "presets" / f"{args.preset}.yaml"
+            data = deep_merge(data, (yaml.safe_load(preset.read_text()) or {}).get("pretrain", {}))
+        for assignment in args.overrides:
+            path, value = parse_override(PretrainConfig, assignment)
+            set_path(data, path, value)
+        cfg = build(PretrainConfig, data)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from pipeline.pretrain.trainer import train
+    stats = train(cfg, args.shards, args.out)
+    print(json.dumps(stats, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

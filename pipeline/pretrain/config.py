@@ -1,0 +1,79 @@
+"""Pretrain configuration: the model's shape and the training recipe."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.configtypes import ConfigError, bounded
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """The model, minus its vocabulary (that comes from the tokenizer). See model.ModelConfig."""
+    arch: Literal["decoder", "encoder"] = "decoder"
+    n_layer: int = bounded(4, ge=1)
+    n_head: int = bounded(4, ge=1)
+    n_embd: int = bounded(256, ge=8)
+    block_size: int = bounded(256, ge=8)
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    mlp: Literal["gelu", "swiglu", "relu2"] = "relu2"
+    pos: Literal["learned", "rotary"] = "rotary"
+    bias: bool = False
+    dropout: float = bounded(0.0, ge=0.0, lt=1.0)
+    tie_embeddings: bool = True
+    qk_norm: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"pretrain.model.n_embd: got {self.n_embd}, allowed: a multiple of "
+                              f"pretrain.model.n_head ({self.n_head})")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Objective ``auto`` is causal LM for a decoder and masked LM for an encoder.
+
+    The global batch is ``batch_size × block_size × grad_accum × world size`` tokens; with
+    ``global_batch_tokens`` set, ``grad_accum`` is derived from it. ``schedule``: linear warmup then
+    cosine decay to ``min_lr_ratio × lr``, or warmup-stable-decay (``wsd``: flat, then a linear cool-down
+    over the last ``decay_frac`` of the steps). ``init_from``: a pretrained model folder to continue
+    pretraining from (same architecture and tokenizer).
+    """
+    model: ModelSection = field(default_factory=ModelSection)
+    objective: Literal["auto", "causal", "masked"] = "auto"
+    mask_rate: float = bounded(0.15, gt=0.0, lt=1.0)
+    max_steps: int = bounded(800, ge=1)
+    batch_size: int = bounded(16, ge=1)
+    grad_accum: int = bounded(1, ge=1)
+    global_batch_tokens: int | None = bounded(None, ge=1)
+    lr: float = bounded(2e-3, gt=0.0)
+    min_lr_ratio: float = bounded(0.1, ge=0.0, le=1.0)
+    warmup_steps: int = bounded(50, ge=0)
+    schedule: Literal["cosine", "wsd"] = "wsd"
+    decay_frac: float = bounded(0.3, gt=0.0, le=1.0)
+    weight_decay: float = bounded(0.1, ge=0.0)
+    beta1: float = bounded(0.9, ge=0.0, lt=1.0)
+    beta2: float = bounded(0.95, ge=0.0, lt=1.0)
+    grad_clip: float = bounded(1.0, ge=0.0)
+    eval_every: int = bounded(100, ge=1)
+    eval_batches: int = bounded(20, ge=1)
+    checkpoint_every: int = bounded(200, ge=1)
+    log_every: int = bounded(10, ge=1)
+    seed: int = 1337
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    compile: bool = False
+    threads: int = bounded(0, ge=0)  # CPU threads; 0 = one per core
+    init_from: str | None = None
+
+    @property
+    def resolved_objective(self) -> str:
+        if self.objective == "auto":
+            return "causal" if self.model.arch == "decoder" else "masked"
+        return self.objective
+
+    def __post_init__(self) -> None:
+        obj = self.resolved_objective
+        if (obj == "causal") != (self.model.arch == "decoder"):
+            raise ConfigError(f"pretrain.objective: got {self.objective!r} for arch {self.model.arch!r}, allowed: "
+                              "'causal' with a decoder, 'masked' with an encoder (or 'auto')")

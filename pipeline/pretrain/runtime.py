@@ -1,0 +1,70 @@
+"""Device, precision, threads and (optional) DDP for the trainer."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    dtype: str          # "fp32" or "bf16"
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.dtype == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise ValueError("pretrain.device: got 'cuda', but no CUDA device is available; allowed: auto, cpu")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("pretrain.device: got 'mps', but MPS is not available; allowed: auto, cpu")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def setup(device: str, dtype: str, threads: int) -> Runtime:
+    """Pick the device and precision; join the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    dev = pick_device(device)
+    if world > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+    if dev.type == "cpu":
+        # One thread per core (per process under DDP); more oversubscribes and slows matmuls.
+        n = threads or max(1, (os.cpu_count() or 1) // world)
+        torch.set_num_threads(n)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    resolved = dtype if dtype != "auto" else ("bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
+    return Runtime(dev, resolved, rank, world)
+
+
+def all_reduce_mean(value: torch.Tensor, rt: Runtime) -> torch.Tensor:
+    if rt.world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value = value / rt.world
+    return value

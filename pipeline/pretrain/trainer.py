@@ -1,0 +1,223 @@
+"""The pretraining loop, readable top to bottom. No Prefect, no MLflow: figures go to a Tracker.
+
+Exact resume: batches are a pure function of (seed, step), the checkpoint holds model, optimizer,
+RNG state and step, so a run stopped at step k and resumed gives the same losses at every later step
+as the uninterrupted run (on CPU, fp32).
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model import CausalLM, MaskedLM, ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, \
+    param_count
+from pipeline.lm_eval import evaluate_lm
+from pipeline.loader import CausalBatches, MaskedBatches, TokenShards
+from pipeline.pretrain import state
+from pipeline.pretrain.config import PretrainConfig
+from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
+from pipeline.pretrain.schedule import lr_at
+from pipeline.progress import Progress
+from pipeline.tracking import NullTracker, Tracker
+
+CHECKPOINT, BEST, METRICS = "checkpoint", "model", "reports/metrics.jsonl"
+
+
+def model_config(cfg: PretrainConfig, vocab_size: int) -> ModelConfig:
+    return ModelConfig(vocab_size=vocab_size, **asdict(cfg.model))
+
+
+def build_model(mcfg: ModelConfig) -> torch.nn.Module:
+    return CausalLM(mcfg) if mcfg.arch == "decoder" else MaskedLM(mcfg)
+
+
+def grad_accum_steps(cfg: PretrainConfig, world: int) -> int:
+    if cfg.global_batch_tokens is None:
+        return cfg.grad_accum
+    per_step = cfg.batch_size * cfg.model.block_size * world
+    return max(1, math.ceil(cfg.global_batch_tokens / per_step))
+
+
+def make_batches(cfg: PretrainConfig, shards: TokenShards, rt: Runtime):
+    """Each step's micro-batch holds every rank's rows; a rank takes its slice, so a DDP run sees
+    exactly the data of one process with the same global batch."""
+    rows = cfg.batch_size * rt.world
+    if cfg.resolved_objective == "causal":
+        return CausalBatches(shards, cfg.model.block_size, rows, cfg.seed)
+    return MaskedBatches(shards, cfg.model.block_size, rows, cfg.seed, mask_rate=cfg.mask_rate)
+
+
+def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | None = None,
+          meta: dict[str, Any] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Train into ``out`` (resuming from ``out/checkpoint`` if present); return the final figures.
+
+    ``stop_after`` ends the run after that many steps without finishing (tests of exact resume).
+    """
+    tracker = tracker or NullTracker()
+    rt = setup(cfg.device, cfg.dtype, cfg.threads)
+    train_shards, val_shards = TokenShards(shards_dir, "train"), TokenShards(shards_dir, "val")
+    vocab = int(train_shards.meta["vocab_size"])
+    mcfg = model_config(cfg, vocab)
+    torch.manual_seed(cfg.seed)
+    model = build_model(mcfg)
+    if cfg.init_from:
+        _init_from(model, mcfg, Path(cfg.init_from))
+    model.to(rt.device)
+    opt = build_adamw(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
+    accum = grad_accum_steps(cfg, rt.world)
+    ckpt = out / CHECKPOINT
+    step, best, best_step = 0, math.inf, -1
+    if state.is_complete(ckpt):
+        resumed = state.load_trainer(ckpt)
+        model.load_state_dict(load_model(ckpt, map_location=rt.device)[0].state_dict())
+        state.load_optimizer(opt, ckpt, rt.device)
+        state.restore_rng(resumed)
+        step, best, best_step = resumed["step"], resumed["best_val_loss"], resumed["best_step"]
+    metrics_log = _MetricsLog(out / METRICS, keep_before=step)
+    run_model = torch.compile(model) if cfg.compile else model
+    if rt.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        run_model = DistributedDataParallel(run_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    batches = make_batches(cfg, train_shards, rt)
+    tokens_per_step = cfg.batch_size * cfg.model.block_size * accum * rt.world
+    flops_tok = flops_per_token(mcfg, cfg.model.block_size)
+    peak = device_peak_flops(torch.cuda.get_device_name(rt.device)) if rt.device.type == "cuda" else None
+    extra_meta = {**(meta or {}), "objective": cfg.resolved_objective}
+    progress = Progress("pretrain", total=cfg.max_steps, unit="steps", enabled=rt.is_main)
+    progress.done = step
+    t_start, t_window, tok_window = time.perf_counter(), time.perf_counter(), 0
+    last_eval: dict[str, float] = {}
+    tok_s = 0.0
+    steps_this_run = 0
+    model.train()
+    while step < cfg.max_steps:
+        lr = lr_at(step, lr=cfg.lr, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_steps,
+                   schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio, decay_frac=cfg.decay_frac)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss_sum = torch.zeros((), device=rt.device)
+        for micro in range(accum):
+            x, y = batches.get(step * accum + micro)
+            x = x[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True)
+            y = y[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True)
+            sync = rt.world == 1 or micro == accum - 1
+            ctx = run_model.no_sync() if not sync else _null()
+            with ctx, rt.autocast():
+                _, loss = run_model(x, y)
+                (loss / accum).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        steps_this_run += 1
+        tok_window += tokens_per_step
+        train_loss = float(all_reduce_mean(loss_sum / accum, rt))  # one host sync per step
+        record = {"step": step, "train_loss": train_loss, "lr": lr}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            now = time.perf_counter()
+            tok_s = tok_window / max(now - t_window, 1e-9)
+            t_window, tok_window = now, 0
+            record["tokens_per_s"] = tok_s
+            record["achieved_tflops"] = tok_s * flops_tok / 1e12
+            if peak:
+                record["mfu"] = tok_s * flops_tok / peak
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            # periodic evals use the same leading val windows; the last one scores the whole val stream
+            last_eval = evaluate_lm(model, val_shards, cfg, rt,
+                                    max_batches=None if step == cfg.max_steps else cfg.eval_batches)
+            record.update({f"val_{k}": v for k, v in last_eval.items()})
+            if last_eval["loss"] < best:
+                best, best_step = last_eval["loss"], step
+                if rt.is_main:
+                    _save_best(out / BEST, model, mcfg, shards_dir, {**extra_meta, "step": step, **{
+                        f"val_{k}": v for k, v in last_eval.items()}})
+        if rt.is_main:
+            metrics_log.write(record)
+            tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
+        progress.update(1, extra=f"loss {train_loss:.4f}  {tok_s:,.0f} tok/s  lr {lr:.2e}")
+        done = step == cfg.max_steps
+        if rt.is_main and (step % cfg.checkpoint_every == 0 or done or stop_after == steps_this_run):
+            state.save_state(ckpt, model, mcfg, opt, {"step": step, "best_val_loss": best, "best_step": best_step},
+                             extra_meta)
+        if stop_after is not None and steps_this_run >= stop_after and not done:
+            progress.close()
+            return {"stopped_at": step}
+    progress.close()
+    seconds = time.perf_counter() - t_start
+    tracker.flush()
+    stats = {"steps": step, "tokens": step * tokens_per_step, "grad_accum": accum, "world_size": rt.world,
+             "params": param_count(model), "params_total": param_count(model, non_embedding=False),
+             "flops_per_token": flops_tok, "final_train_loss": train_loss if steps_this_run else float("nan"),
+             "tokens_per_s": tok_s, "achieved_tflops": tok_s * flops_tok / 1e12,
+             "best_val_loss": best, "best_step": best_step, "train_seconds": seconds,
+             "device": str(rt.device), "dtype": rt.dtype,
+             **{f"val_{k}": v for k, v in last_eval.items()}}
+    if peak:
+        stats["mfu"] = tok_s * flops_tok / peak
+    if rt.is_main:
+        from pipeline.pretrain.plots import loss_curve
+        loss_curve(out / METRICS, out / "reports" / "loss_curve.png")
+    return stats
+
+
+class _null:
+    def __enter__(self): return self
+    def __exit__(self, *a): return False
+
+
+def _init_from(model: torch.nn.Module, mcfg: ModelConfig, folder: Path) -> None:
+    """Continued pretraining: start from a saved model of the same architecture and vocabulary."""
+    src, src_cfg = load_model(folder)
+    if src_cfg != mcfg:
+        diff = {k: (v, getattr(mcfg, k)) for k, v in src_cfg.to_dict().items() if getattr(mcfg, k) != v}
+        raise ValueError(f"pretrain.init_from: {folder} has a different model config {diff}; "
+                         "continued pretraining needs the same architecture and tokenizer")
+    model.load_state_dict(src.state_dict())
+
+
+def _save_best(folder: Path, model: torch.nn.Module, mcfg: ModelConfig, shards_dir: Path, meta: dict) -> None:
+    from model import save_model
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(model, mcfg, tmp, extra_meta=meta)
+    tok = shards_dir / "tokenizer"
+    if tok.is_dir():
+        shutil.copytree(tok, tmp / "tokenizer")
+    if (shards_dir / "meta.json").exists():
+        shutil.copy(shards_dir / "meta.json", tmp / "tokens_meta.json")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+class _MetricsLog:
+    """Per-step figures as JSON lines; on resume, lines past the checkpoint are dropped first."""
+
+    def __init__(self, path: Path, keep_before: int):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = path.read_text().splitlines() if path.exists() else []
+        kept = [ln for ln in lines if ln.strip() and _step_of(ln) is not None and _step_of(ln) <= keep_before]
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import REPO, token_shards
+from pipeline.configtypes import build
+from pipeline.loader import TokenShards
+from pipeline.pretrain.config import PretrainConfig
+from pipeline.pretrain.schedule import lr_at
+from pipeline.pretrain.trainer import train
+
+TINY_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return token_shards(tmp_path_factory.mktemp("pretrain"))
+
+
+def cfg(**over) -> PretrainConfig:
+    base = {"model": dict(TINY_MODEL), "max_steps": 12, "batch_size": 4, "warmup_steps": 2, "eval_every": 4,
+            "eval_batches": 2, "checkpoint_every": 100, "log_every": 2, "lr": 3e-3, "threads": 1}
+    for k, v in over.items():
+        if isinstance(v, dict):
+            base[k] = {**base.get(k, {}), **v}
+        else:
+            base[k] = v
+    return build(PretrainConfig, base)
+
+
+def losses(out: Path) -> list[float]:
+    return [json.loads(line)["train_loss"] for line in (out / "reports" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_schedules():
+    kw = dict(lr=1.0, max_steps=100, warmup_steps=10, min_lr_ratio=0.1, decay_frac=0.2)
+    assert lr_at(0, schedule="cosine", **kw) == pytest.approx(0.1)
+    assert lr_at(9, schedule="cosine", **kw) == pytest.approx(1.0)
+    assert lr_at(55, schedule="cosine", **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_at(99, schedule="cosine", **kw) == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(50, schedule="wsd", **kw) == 1.0 and lr_at(79, schedule="wsd", **kw) == 1.0
+    assert lr_at(89, schedule="wsd", **kw) == pytest.approx(0.55)
+    assert lr_at(99, schedule="wsd", **kw) == pytest.approx(0.1)
+
+
+def test_exact_resume(shards, tmp_path):
+    c = cfg()
+    full = train(c, shards, tmp_path / "full")
+    first = train(c, shards, tmp_path / "resumed", stop_after=5)
+    assert first == {"stopped_at": 5}
+    assert json.loads((tmp_path / "resumed" / "checkpoint" / "trainer.json").read_text())["step"] == 5
+    resumed = train(c, shards, tmp_path / "resumed")
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "full")  # bit-identical at every step
+    assert len(losses(tmp_path / "full")) == 12
+    assert resumed["val_loss"] == full["val_loss"] and resumed["best_step"] == full["best_step"]
+
+
+def test_causal_figures_and_outputs(shards, tmp_path):
+    stats = train(cfg(max_steps=30), shards, tmp_path / "o")
+    first, last = losses(tmp_path / "o")[0], stats["final_train_loss"]
+    assert last < first - 0.5  # it learns
+    val = TokenShards(shards, "val")
+    assert stats["val_tokens"] == val.n_tokens - 1  # every val target scored once
+    # bits per byte: nats per token -> bits per byte via the val stream's bytes per target
+    assert stats["val_bpb"] == pytest.approx(stats["val_loss"] * stats["val_tokens"] / math.log(2) / stats["val_bytes"])
+    assert (tmp_path / "o" / "model" / "tokenizer" / "tokenizer.model").exists()
+    assert (tmp_path / "o" / "reports" / "loss_curve.png").stat().st_size > 1000
+    meta = json.loads((tmp_path / "o" / "model" / "meta.json").read_text())
+    assert meta["model_class"] == "CausalLM" and meta["step"] == stats["best_step"]
+
+
+def test_masked_lm_pretraining(shards, tmp_path):
+    stats = train(cfg(model={"arch": "encoder"}, max_steps=20, lr=5e-3), shards, tmp_path / "m")
+    ls = losses(tmp_path / "m")
+    assert sum(ls[-4:]) / 4 < sum(ls[:4]) / 4 - 0.3
+    assert 0.0 <= stats["val_accuracy"] <= 1.0 and "val_bpb" not in stats
+    assert json.loads((tmp_path / "m" / "model" / "meta.json").read_text())["model_class"] == "MaskedLM"
+
+
+def test_objective_must_match_arch():
+    with pytest.raises(ValueError, match="pretrain.objective: got 'masked' for arch 'decoder'"):
+        cfg(objective="masked")
+
+
+def test_global_batch_tokens_sets_accumulation(shards, tmp_path):
+    stats = train(cfg(max_steps=2, global_batch_tokens=4 * 32 * 3), shards, tmp_path / "g")
+    assert stats["grad_accum"] == 3 and stats["tokens"] == 2 * 4 * 32 * 3
+
+
+def test_continued_pretraining_starts_from_weights(shards, tmp_path):
+    train(cfg(max_steps=20), shards, tmp_path / "base")
+    cont = train(cfg(max_steps=2, init_from=str(tmp_path / "base" / "model")), shards, tmp_path / "cont")
+    fresh = train(cfg(max_steps=2), shards, tmp_path / "fresh")
+    assert cont["val_loss"] < fresh["val_loss"] - 0.3
+    with pytest.raises(ValueError, match="different model config"):
+        train(cfg(max_steps=1, model={"n_embd": 64}, init_from=str(tmp_path / "base" / "model")), shards,
+              tmp_path / "bad")
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def test_plain_entry_point(shards, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipeline.pretrain", "--shards", str(shards), "--out", str(tmp_path / "e"),
+                        "--set", "max_steps=3", "--set", "model.n_layer=1", "--set", "model.n_embd=32",
+                        "--set", "model.n_head=2", "--set", "model.block_size=32", "--set", "batch_size=2",
+                        "--set", "threads=1"], capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["steps"] == 3
+    bad = subprocess.run([sys.executable, "-m", "pipeline.pretrain", "--shards", str(shards), "--out", "x",
+                          "--set", "model.norm=batchnorm"], capture_output=True, text=True, env=_env())
+    assert bad.returncode == 2 and "model.norm: got 'batchnorm', allowed: 'layernorm', 'rmsnorm'" in bad.stderr
+
+
+def test_ddp_two_processes_match_one(shards, tmp_path):
+    """torchrun with 2 CPU processes (gloo), batch 2 each, equals one process with batch 4."""
+    common = ["--set", "max_steps=4", "--set", "model.n_layer=1", "--set", "model.n_embd=32", "--set",
+              "model.n_head=2", "--set", "model.block_size=32", "--set", "threads=1", "--set", "eval_every=4",
+              "--set", "warmup_steps=0", "--set", "log_every=1"]
+    single = subprocess.run([sys.executable, "-m", "pipeline.pretrain", "--shards", str(shards), "--out",
+                             str(tmp_path / "one"), "--set", "batch_size=4", *common],
+                            capture_output=True, text=True, env=_env())
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "pipeline.pretrain", "--shards", str(shards), "--out", str(tmp_path / "two"),
+                          "--set", "batch_size=2", *common], capture_output=True, text=True, env=_env(), timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(a) == len(b) == 4
+    assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
