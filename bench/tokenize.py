@@ -22,29 +22,39 @@ count text tokens (EOS excluded) per CPU second; ``same_tokens`` checks the stag
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the standard library's tokenize module, which inspect and linecache import:
-# drop bench/ (the script's folder, sys.path[0]) before anything imports it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
 import argparse
+import importlib
 import json
+import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline import documents  # noqa: E402
-from pipeline.configtypes import build  # noqa: E402
-from pipeline.stage import StageContext  # noqa: E402
-from pipeline.store import Workspace  # noqa: E402
-from pipeline.tokenize import TokenizeConfig, Tokenizer, run  # noqa: E402
+# This file shares its name with the standard library's tokenize, which numpy, inspect and linecache
+# import. Run as a script, bench/ is first on sys.path: drop it before importing anything else. And
+# when another bench script (bench/ on its path) gets this file for ``import tokenize``, hand it the real
+# module instead (the import system returns whatever sys.modules holds once this file has run).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if __name__ == "tokenize":
+    _saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+    del sys.modules["tokenize"]
+    try:
+        sys.modules["tokenize"] = importlib.import_module("tokenize")
+    finally:
+        sys.path[:] = _saved
+else:
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pipeline import documents
+    from pipeline.configtypes import build
+    from pipeline.stage import StageContext
+    from pipeline.store import Workspace
+    from pipeline.tokenize import TokenizeConfig, Tokenizer, run
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LMFORGE_DATASETS", REPO.parent / "shared" / "datasets"))

@@ -17,6 +17,7 @@ Output (``ctx.out``)::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -50,13 +51,21 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def _source_options(path: Path, model: bytes) -> dict:
+    """The training options of a reused model, when it comes from a tokenize output (same digest)."""
+    try:
+        meta = json.loads((path.parent.parent / META_FILE).read_text())["tokenizer"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    same = meta.get("digest") == hashlib.blake2b(model, digest_size=16).hexdigest()
+    return meta.get("options", {}) if same else {}
+
+
 def _new_tokenizer(cfg: TokenizeConfig, ctx: StageContext, folder: Path, plan: SplitPlan) -> tuple[bytes, dict]:
     if cfg.tokenizer_path is not None:
         path = train.resolve_model_path(cfg.tokenizer_path, ctx.root)
-        source_meta = path.parent.parent / META_FILE
-        options = json.loads(source_meta.read_text())["tokenizer"].get("options", {}) \
-            if source_meta.exists() else {}
-        return path.read_bytes(), {"trained": False, "source": str(path), "options": options}
+        model = path.read_bytes()
+        return model, {"trained": False, "source": str(path), "options": _source_options(path, model)}
     lines = train.training_sample(folder, plan, cfg)
     coverage, keep, coverage_info = train.auto_coverage(lines, cfg)
     if cfg.character_coverage is not None:

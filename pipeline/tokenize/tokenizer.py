@@ -5,6 +5,10 @@ UTF-8 encoded and raise ``UnicodeEncodeError``): the model uses identity normali
 space, adds no dummy prefix, and falls back to bytes for characters outside its pieces. The two inputs
 sentencepiece itself would alter or misread (``▁`` and the text of user-defined symbols) are escaped
 to byte pieces (see ``segment``). Special ids therefore never come from text.
+
+Special ids: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3 (control pieces: they decode to nothing),
+then the user-defined ``<mask>`` 4, ``<sep>`` 5, ``<cls>`` 6, ``<extra_id_0>`` 7, ... (they decode to
+their text). A reused model may lack some: the properties are then None.
 """
 from __future__ import annotations
 
@@ -16,58 +20,19 @@ from typing import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
-from pipeline.tokenize import segment
+from pipeline.tokenize import modelproto, segment
 
 MODEL_FILE = "tokenizer.model"
 VOCAB_FILE = "tokenizer.vocab"
 NAMED_SPECIALS = {"mask": "<mask>", "sep": "<sep>", "cls": "<cls>"}
-_SENTINEL = re.compile(r"<extra_id_\d+>")
-# Piece kinds. NAMED: this project's user-defined symbols (<mask>, <sep>, <cls>, <extra_id_N>); a
-# reused model's other user-defined symbols cannot be told from ordinary pieces without protobuf and
-# count as text (sentencepiece's default behaviour).
-TEXT, BYTE, CONTROL, NAMED = 0, 1, 2, 3
+# Piece kinds: TEXT (normal pieces), BYTE (<0x00>..<0xFF>), CONTROL (control, unknown, unused: decode to
+# nothing), USER (user-defined symbols: <mask>, <sep>, <cls>, <extra_id_N>, ...).
+TEXT, BYTE, CONTROL, USER = 0, 1, 2, 3
+_KINDS = {modelproto.NORMAL: TEXT, modelproto.BYTE: BYTE, modelproto.USER_DEFINED: USER}
 
 
 def sentinel(i: int) -> str:
     return f"<extra_id_{i}>"
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = buf[i]
-        value |= (b & 0x7F) << shift
-        i, shift = i + 1, shift + 7
-        if b < 0x80:
-            return value, i
-
-
-def _field(buf: bytes, number: int) -> bytes | int | None:
-    """The first field ``number`` of a serialized protobuf message (wire types 0, 1, 2, 5)."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        wire = key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            size, i = _varint(buf, i)
-            value, i = buf[i:i + size], i + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, i = buf[i:i + size], i + size
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        if key >> 3 == number:
-            return value
-    return None
-
-
-def model_type(model_bytes: bytes) -> str:
-    """``ModelProto.trainer_spec.model_type`` read from the wire format (protobuf is not a dependency)."""
-    spec = _field(model_bytes, 2)
-    kind = _field(spec, 3) if isinstance(spec, bytes) else None
-    return {1: "unigram", 2: "bpe", 3: "word", 4: "char", None: "unigram"}.get(kind, "unknown")
 
 
 class Tokenizer:
@@ -79,7 +44,9 @@ class Tokenizer:
         self.vocab_size = self.sp.vocab_size()
         self.digest = hashlib.blake2b(self.model_bytes, digest_size=16).hexdigest()
         self.pieces = [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
-        self.kinds = np.array([self._kind(i) for i in range(self.vocab_size)], dtype=np.int8)
+        types = modelproto.piece_types(self.model_bytes)
+        assert len(types) == self.vocab_size, f"{len(types)=} {self.vocab_size=}"
+        self.kinds = np.array([_KINDS.get(t, CONTROL) for t in types], dtype=np.int8)
         ids = dict(pad=self.sp.pad_id(), unk=self.sp.unk_id(), bos=self.sp.bos_id(), eos=self.sp.eos_id())
         ids.update({name: self._named(piece) for name, piece in NAMED_SPECIALS.items()})
         self.special_ids = {k: v for k, v in ids.items() if v is not None and v >= 0}
@@ -88,10 +55,10 @@ class Tokenizer:
             self.sentinel_ids.append(i)
         self._byte_id = np.array([self.sp.piece_to_id(f"<0x{b:02X}>") for b in range(256)], dtype=np.int32)
         self.has_byte_fallback = bool(np.all(self.kinds[self._byte_id] == BYTE))
-        named = [self.pieces[i] for i in np.flatnonzero(self.kinds == NAMED)]
-        self._escape = segment.escape_pattern(named) if self.has_byte_fallback else None
-        self._named_probe = segment.probe_pattern(named) if self.has_byte_fallback else None
-        self.model_type = model_type(self.model_bytes)
+        user = [self.pieces[i] for i in np.flatnonzero(self.kinds == USER)]
+        self._escape = segment.escape_pattern(user) if self.has_byte_fallback else None
+        self._user_probe = segment.probe_pattern(user) if self.has_byte_fallback else None
+        self.model_type = modelproto.model_type(self.model_bytes)
         # Chunking pays for BPE only: unigram's cost is linear in the input, and there the extra calls
         # cost ~15% (bench/tokenize.py corpus).
         self.chunk_chars = segment.CHUNK_CHARS if self.model_type == "bpe" and self._chunks_keep_ids() else None
@@ -123,8 +90,8 @@ class Tokenizer:
 
     @property
     def all_special_ids(self) -> list[int]:
-        """Every id that is not text: control, unknown, unused and named pieces (never masked, 0 bytes)."""
-        return np.flatnonzero((self.kinds == CONTROL) | (self.kinds == NAMED)).tolist()
+        """Every id that is not text: control, unknown, unused, user-defined (never masked, 0 bytes)."""
+        return np.flatnonzero((self.kinds == CONTROL) | (self.kinds == USER)).tolist()
 
     def byte_mask(self) -> np.ndarray:
         """``mask[id]`` is True for the 256 byte-fallback pieces."""
@@ -192,7 +159,7 @@ class Tokenizer:
         # literal '<', which re scans for quickly: 8x cheaper than searching the full escape pattern.
         if self._escape is None:
             return False
-        return segment.META in text or (self._named_probe is not None and self._named_probe.search(text) is not None)
+        return segment.META in text or (self._user_probe is not None and self._user_probe.search(text) is not None)
 
     def _sp_encode(self, texts: list[str], **kw) -> list[np.ndarray]:
         try:
@@ -217,18 +184,9 @@ class Tokenizer:
             arrays.append(np.array([self.sp.eos_id()], dtype=np.int32))
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
 
-    def _kind(self, i: int) -> int:
-        sp = self.sp
-        if sp.is_byte(i):
-            return BYTE
-        if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
-            return CONTROL
-        piece = self.pieces[i]
-        return NAMED if piece in NAMED_SPECIALS.values() or _SENTINEL.fullmatch(piece) else TEXT
-
     def _named(self, piece: str) -> int | None:
         i = self.sp.piece_to_id(piece)
-        return i if self.pieces[i] == piece and self.kinds[i] == NAMED else None
+        return i if self.pieces[i] == piece and self.kinds[i] == USER else None
 
     def _chunks_keep_ids(self) -> bool:
         """Chunking is on only if no piece can cross a cut, checked on the vocabulary and on a probe."""

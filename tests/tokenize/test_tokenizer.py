@@ -101,6 +101,17 @@ def test_from_dir_accepts_output_tokenizer_folder_and_file(built, tok):
         Tokenizer.from_dir(out / "train")
 
 
+def test_piece_kinds_come_from_the_model_proto(tok):
+    from pipeline.tokenize import modelproto
+
+    types = modelproto.piece_types(tok.model_bytes)
+    assert len(types) == tok.vocab_size and modelproto.model_type(tok.model_bytes) == "bpe"
+    assert [i for i, t in enumerate(types) if t == modelproto.BYTE] == [i for i in range(tok.vocab_size)
+                                                                          if tok.sp.is_byte(i)]
+    assert [i for i, t in enumerate(types) if t in (modelproto.CONTROL, modelproto.UNKNOWN)] == [0, 1, 2, 3]
+    assert [i for i, t in enumerate(types) if t == modelproto.USER_DEFINED] == list(range(4, 15))
+
+
 def test_cut_points_respect_the_rules():
     text = "aaaa bbbb\ncccc  dddd    eeee"
     cuts = segment.cut_points(text, 6)
