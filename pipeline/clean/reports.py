@@ -3,7 +3,8 @@
 - stats: ``docs_in``, ``docs_kept``, ``docs_dropped``, ``chars_in``, ``chars_kept`` (normalized text),
   ``pii_emails``, ``pii_ips``, ``dropped`` = {reason: count} for every rule that applies to a source
   present (zeros included), ``by_source`` = {source: {docs_in, docs_kept}};
-- ``reports/rules.json``: per rule its column, test, thresholds, the sources it applies to, its count;
+- ``reports/rules.json``: per rule its column, test, thresholds, the scripts, sources and document
+  lengths it applies to, its count;
 - ``reports/dropped_samples.json``: up to ``samples_per_reason`` dropped documents per reason, in
   document order, text cut to ``sample_chars``, with the value that failed;
 - ``reports/attributes.png``: distributions of the thresholded attributes, with the thresholds.
@@ -65,6 +66,7 @@ def _describe(rule: Rule, cfg: CleanConfig, stats: dict) -> dict:
     limits = dict(zip(rule.thresholds, rule.limits(cfg))) if rule.thresholds else {"fixed": rule.fixed}
     return {"rule": rule.name, "column": rule.column, "drop_if": rule.op, "thresholds": limits,
             "scripts": list(rule.scripts) if rule.scripts else "all",
+            "min_doc_words": cfg.stats_min_words if rule.stats else 0,
             "sources": [s for s in stats["by_source"] if rule.name in rules_for_source(s, cfg)],
             "dropped": stats["dropped"][rule.name], "note": rule.why}
 
@@ -82,7 +84,7 @@ def _samples(cfg: CleanConfig, shards: list, rules: list[Rule]) -> dict:
         mask = pc.is_in(t.column("drop_reason"), pa.array(wanted))
         if not pc.any(mask).as_py():
             continue
-        rows = pq.read_table(path, columns=["doc_id", "source", "text", "drop_reason", *set(columns.values())])
+        rows = pq.read_table(path, columns=["doc_id", "source", "text", "drop_reason", *sorted(set(columns.values()))])
         for row in rows.filter(mask).to_pylist():
             bucket = out[row["drop_reason"]]
             if len(bucket) < cfg.samples_per_reason:

@@ -94,12 +94,6 @@ def rules_for_source(source: str, cfg) -> tuple[str, ...]:
     return tuple(n for n in RULE_NAMES if n in chosen)
 
 
-def active_rules(sources: list[str], cfg) -> list[Rule]:
-    """Rules that apply to at least one of ``sources`` (and the "empty" rule, always reported)."""
-    used = {n for s in sources for n in rules_for_source(s, cfg)}
-    return [r for r in RULES if r.name in used]
-
-
 def apply(columns: dict[str, np.ndarray], sources: np.ndarray, scripts: np.ndarray, cfg) -> np.ndarray:
     """Index into ``RULE_NAMES`` of the first failed rule per document, -1 where it is kept."""
     n = len(sources)
