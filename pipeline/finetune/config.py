@@ -21,8 +21,8 @@ class FinetuneConfig:
     (the head alone for ``head_epochs`` epochs, then ``then``: all weights, adapters or LoRA).
     Only trainable parameters are reported as trainable.
 
-    Recipe: AdamW with ``lr`` for the body (all non-head trainable weights: the trunk, adapters, LoRA)
-    and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
+    Recipe: AdamW with ``lr`` for the trunk's own weights, ``peft_lr`` for adapter / LoRA weights and
+    ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
     to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends first); evaluation on the
     validation split after each epoch, or every ``eval_every`` steps when set. Early stopping: stop
     after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
@@ -35,7 +35,7 @@ class FinetuneConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: bool = True
     pooling: Literal["auto", "first", "last", "mean"] = "auto"
-    max_len: int = bounded(128, ge=8)
+    max_len: int = bounded(64, ge=8)
     epochs: int = bounded(3, ge=1)
     max_steps: int | None = bounded(None, ge=1)
     batch_size: int = bounded(32, ge=1)
@@ -44,6 +44,7 @@ class FinetuneConfig:
     eval_every: int | None = bounded(None, ge=1)
     lr: float = bounded(5e-4, gt=0.0)
     head_lr: float = bounded(2e-3, gt=0.0)
+    peft_lr: float = bounded(2e-3, gt=0.0)  # adapter and LoRA weights (they start at zero and are few)
     warmup_ratio: float = bounded(0.1, ge=0.0, lt=1.0)
     weight_decay: float = bounded(0.01, ge=0.0)
     grad_clip: float = bounded(1.0, ge=0.0)

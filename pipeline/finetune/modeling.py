@@ -79,17 +79,27 @@ def set_trainable(model: nn.Module, what: str) -> None:
         raise ValueError(f"set_trainable: unknown {what!r}")
 
 
-def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over trainable parameters: head and body groups with their own lr; matrices decay,
-    biases and norm gains do not."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+def _group(name: str) -> str:
+    if name.startswith(HEAD + "."):
+        return "head"
+    if ".adapter_" in name or name.rsplit(".", 1)[-1] in ("lora_A", "lora_B"):
+        return "peft"
+    return "body"
+
+
+def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
+              peft_lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW over trainable parameters in groups with their own lr: the head (``head_lr``), adapter /
+    LoRA weights (``peft_lr``, default ``lr``) and the trunk (``lr``). Matrices decay; biases and norm
+    gains do not."""
+    rates = {"head": head_lr, "peft": lr if peft_lr is None else peft_lr, "body": lr}
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((name.startswith(HEAD + "."), p.dim() >= 2), []).append(p)
-    param_groups = [{"params": ps, "lr": head_lr if is_head else lr, "base_lr": head_lr if is_head else lr,
-                     "weight_decay": weight_decay if decay else 0.0}
-                    for (is_head, decay), ps in sorted(groups.items())]
-    return torch.optim.AdamW(param_groups, betas=(0.9, 0.999), eps=1e-8)
+            groups.setdefault((_group(name), p.dim() >= 2), []).append(p)
+    return torch.optim.AdamW([{"params": ps, "lr": rates[g], "base_lr": rates[g], "group": g,
+                               "weight_decay": weight_decay if decay else 0.0}
+                              for (g, decay), ps in sorted(groups.items())], betas=(0.9, 0.999), eps=1e-8)
 
 
 def has_lora(model: nn.Module) -> bool:

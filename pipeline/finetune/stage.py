@@ -114,7 +114,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads or max(1, os.cpu_count() or 1))
     stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0}
     for tcfg in tasks_cfg.tasks:
-        data = load_task(tcfg, ctx.root)
+        data = load_task(tcfg, ctx.root, cache_dir=ctx.work / "_cache")
         write_task_files(ctx.out, data)
         enc = {s: encode(data.splits[s], data.kind, data.labels, tok, mcfg.arch, max_len) for s in ("train", "validation")}
         t = data.name

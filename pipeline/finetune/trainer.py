@@ -109,7 +109,7 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     for phase_no, (what, epochs) in enumerate(plan):
         last_phase = phase_no == len(plan) - 1
         modeling.set_trainable(model, what)
-        opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay)
+        opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr)
         phase_steps = min(epochs * steps_per_epoch, total_steps - step)
         warmup, phase_step = int(cfg.warmup_ratio * phase_steps), 0
         model.train()

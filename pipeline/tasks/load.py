@@ -142,11 +142,14 @@ def subsample(examples: list[dict[str, Any]], k: int | None, seed: int) -> list[
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
-def load_task(cfg: TaskConfig, root: Path = Path(".")) -> TaskData:
-    """Read, check, split and cap one task; raise ``TaskError`` if a split ends up with no usable row."""
+def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = None) -> TaskData:
+    """Read, check, split and cap one task; raise ``TaskError`` if a split ends up with no usable row.
+    ``cache_dir``: where a stdlib task may keep the parsed standard library (see ``stdlib_tasks.use_cache``)."""
     if cfg.source == "files":
         raw, where = _file_records(cfg, root)
     else:
+        if cache_dir is not None:
+            stdlib_tasks.use_cache(cache_dir)
         raw = stdlib_tasks.records(cfg)
         where = {s: f"stdlib ({cfg.source}, {s} units)" for s in SPLITS}
     drops = [x for s in SPLITS for x in raw[s] if isinstance(x, Drop)]

@@ -29,16 +29,20 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from collections import defaultdict
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 from pipeline.ingest import stdlib
 from pipeline.tasks.config import TaskConfig
+from pipeline.store import atomic_write_text
 from pipeline.tasks.readers import Drop, Record
 
 MAX_WORDS = 48
+CACHE_FORMAT = "1"  # bump when the docstring extraction changes
 # An optional role (":func:", ":py:meth:") then ``double`` or `single` backticks (`link`_ too), or the
 # older `quote' style some modules (cmd, getopt...) still use.
 DOC_MARK = re.compile(r"(?:(?<!\w):[\w.+-]+(?::[\w.+-]+)*:)?"
@@ -51,13 +55,32 @@ def _unit_hash(seed: int, unit: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{unit}".encode(), digest_size=8).digest(), "big")
 
 
-@lru_cache(maxsize=None)
+_PARSED: dict[str, tuple[tuple[str, str], ...]] = {}  # module -> its docstrings, for this process
+
+
 def _parse(module: str, path: str) -> tuple[tuple[str, str], ...]:
-    try:
-        tree = ast.parse(open(path, encoding="utf-8", errors="replace").read())
-    except SyntaxError:
-        return ()
-    return tuple((sig.split("(")[0] or "<module>", doc) for _, sig, doc in stdlib.docstrings(tree))
+    if module not in _PARSED:
+        try:
+            tree = ast.parse(open(path, encoding="utf-8", errors="replace").read())
+            _PARSED[module] = tuple((sig.split("(")[0] or "<module>", doc) for _, sig, doc in stdlib.docstrings(tree))
+        except SyntaxError:
+            _PARSED[module] = ()
+    return _PARSED[module]
+
+
+def use_cache(cache_dir: Path) -> Path:
+    """Parsing every stdlib module takes seconds; keep the docstrings in ``cache_dir`` as JSON, keyed by
+    the Python that owns the stdlib (``stdlib.fingerprint``), and load them from there next time."""
+    key = hashlib.blake2b(f"{stdlib.fingerprint()}|{CACHE_FORMAT}".encode(), digest_size=8).hexdigest()
+    path = Path(cache_dir) / f"stdlib-docstrings-{key}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        _PARSED.update({m: tuple(tuple(d) for d in docs) for m, docs in data.items()})
+        return path
+    docs = {m: _parse(m, p) for m, p in _module_files()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(docs))
+    return path
 
 
 @lru_cache(maxsize=1)
@@ -237,4 +260,4 @@ def records(cfg: TaskConfig) -> dict[str, list[Record | Drop]]:
 
 
 __all__ = ["area_records", "names_records", "records", "unit_splits", "unit_table", "marked_words", "windows",
-           "module_docstrings", "topic_texts", "MAX_WORDS"]
+           "module_docstrings", "topic_texts", "use_cache", "MAX_WORDS"]

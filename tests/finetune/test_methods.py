@@ -150,3 +150,18 @@ def test_loss_metric_is_minimised_and_schedule_warms_up():
     assert trainer._improved(0.4, 0.5, "loss", 0.0) and not trainer._improved(0.6, 0.5, "loss", 0.0)
     assert not trainer._improved(0.505, 0.5, "accuracy", 0.01)
     assert [round(trainer.lr_scale(s, 10, 2), 3) for s in (0, 1, 2, 6, 9)] == [0.5, 1.0, 1.0, 0.5, 0.125]
+
+
+def test_optimizer_groups_have_their_own_learning_rates(pretrained_root):
+    cfg = FinetuneConfig()
+    model = build(pretrained_root, "lora", cfg)
+    modeling.set_trainable(model, "lora")
+    opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
+    ids = {g["group"]: {id(p) for p in g["params"]} for g in opt.param_groups if g["weight_decay"] > 0}
+    rates = {g["group"]: g["lr"] for g in opt.param_groups}
+    assert rates == {"head": 1e-2, "peft": 3e-3}  # the frozen trunk is not in the optimizer
+    assert ids["head"] == {id(model.head.weight)}  # the head's bias does not decay
+    modeling.set_trainable(model, "full")
+    opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
+    assert {g["group"]: g["lr"] for g in opt.param_groups} == {"body": 1e-4, "head": 1e-2, "peft": 3e-3}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

@@ -35,7 +35,7 @@ def write_ner(folder: Path) -> None:
 def context(tmp_path: Path, pretrained: Path, tasks: TasksConfig) -> StageContext:
     manifest = Manifest(stage="pretrain", key="p", version="1", config={}, inputs={}, files={}, path=pretrained)
     return StageContext(name="finetune", key="k", out=tmp_path / "out", inputs={"model": manifest},
-                        root=tmp_path, extra={"tasks": tasks})
+                        root=tmp_path, work=tmp_path / "work", extra={"tasks": tasks})
 
 
 CFG = FinetuneConfig(methods=["full", "lora", "adapter", "two_stage"], epochs=2, head_epochs=1, batch_size=16,
@@ -81,6 +81,7 @@ def test_layout_and_stats(finished):
     assert 0 < lora["trainable_share"] < 0.5 and 0 < adapter["trainable_share"] < 0.5
     assert stats["stdlib_area.n_train"] == 48 and stats["stdlib_area.n_test"] == 24
     assert stats["ner.dropped.misaligned_tags"] == 1
+    assert list((ctx.work / "_cache").glob("stdlib-docstrings-*.json"))  # the parsed stdlib, for next time
     gain = stats["stdlib_area.lora.val_gain_over_scratch"]
     assert gain == pytest.approx(lora["best"]["accuracy"] - by[("stdlib_area", "full", "scratch")]["best"]["accuracy"])
 

@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from pipeline.ingest import stdlib
 from pipeline.tasks import TaskConfig, TasksConfig, held_out_units, is_held_out_doc, load_task
+from pipeline.tasks import stdlib_tasks
 from pipeline.tasks.stdlib_tasks import DOC_MARK, TOPIC_MARK, area_label, marked_words, unit_splits, windows
 
 
@@ -86,3 +87,13 @@ def test_held_out_units_are_the_test_examples_units():
     assert is_held_out_doc('{"kind": "module", "module": "%s"}' % module, units)
     train_module = area.splits["train"][0]["unit"].removeprefix("module/")
     assert not is_held_out_doc({"kind": "module", "module": train_module}, units)
+
+
+def test_docstring_cache_round_trips(tmp_path, monkeypatch):
+    path = stdlib_tasks.use_cache(tmp_path)
+    before = stdlib_tasks.module_docstrings(frozenset({"json", "email"}))
+    monkeypatch.setattr(stdlib_tasks, "_PARSED", {})
+    monkeypatch.setattr(stdlib_tasks, "ast", None)  # loading from the cache must not parse anything
+    assert stdlib_tasks.use_cache(tmp_path) == path
+    assert stdlib_tasks.module_docstrings(frozenset({"json", "email"})) == before
+    assert len(before) > 10 and all(docs for _, docs in before)
