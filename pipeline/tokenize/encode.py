@@ -33,7 +33,7 @@ def encode_docs(tok: Tokenizer, doc_ids: pa.Array, texts: pa.Array, dtype: np.dt
     texts = pc.fill_null(texts, "")
     flat, lengths = tok.encode_flat(texts.to_pylist(), eos=True, num_threads=threads)
     n_bytes = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
-    return DocBatch(flat.astype(dtype), lengths, doc_ids, n_bytes, dominant_scripts(texts))
+    return DocBatch(flat.astype(dtype), lengths, doc_ids.cast(pa.string()), n_bytes, dominant_scripts(texts))
 
 
 class SplitWriter:

@@ -33,7 +33,7 @@ CHAR_STATS_LIMIT = 10_000_000  # characters looked at to count the inventory
 
 
 class TokenizerTrainingError(ValueError):
-    """The training sample cannot make a model (no text in the train split)."""
+    """No model can be trained: no text in the train split, or options sentencepiece refuses."""
 
 
 def bounded_lines(text: str, max_chars: int) -> Iterator[str]:
@@ -132,7 +132,13 @@ def trainer_options(cfg: TokenizeConfig, coverage: float) -> dict[str, Any]:
 def train_model(lines: list[str], options: dict[str, Any], seed: int) -> bytes:
     spm.set_random_generator_seed(seed)
     writer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=writer, **options)
+    try:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=writer, **options)
+    except RuntimeError as e:  # e.g. an explicit character_coverage needing more pieces than vocab_size
+        raise TokenizerTrainingError(
+            f"sentencepiece could not train a {options['model_type']} model (vocab_size "
+            f"{options['vocab_size']}, character_coverage {options['character_coverage']}) on "
+            f"{len(lines)} lines: {e}") from e
     return writer.getvalue()
 
 

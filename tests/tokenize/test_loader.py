@@ -28,8 +28,9 @@ def stream(shards: TokenShards) -> np.ndarray:
 
 def test_shards_open_as_zero_copy_views(built, train):
     meta = read_meta(built[0])
-    assert len(train.shards) == meta["splits"]["train"]["shards"].__len__() >= 3
-    assert train.n_tokens == meta["splits"]["train"]["tokens"] and train.n_bytes == meta["splits"]["train"]["bytes"]
+    split = meta["splits"]["train"]
+    assert len(train.shards) == len(split["shards"]) >= 3
+    assert train.n_tokens == split["tokens"] and train.n_bytes == split["bytes"] and train.n_docs == split["documents"]
     assert all(not t.flags.owndata for t in train.tokens)
     starts = train.doc_starts()
     assert len(starts) == train.n_docs and starts[0] == 0
@@ -45,7 +46,8 @@ def test_causal_windows_are_slices_of_the_stream(train):
         assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (16, T)
         assert x.is_contiguous() and y.is_contiguous()
         for row, s in enumerate(batches.starts(step)):
-            assert np.array_equal(x[row].numpy(), flat[s:s + T]) and np.array_equal(y[row].numpy(), flat[s + 1:s + T + 1])
+            assert np.array_equal(x[row].numpy(), flat[s:s + T])
+            assert np.array_equal(y[row].numpy(), flat[s + 1:s + T + 1])
             crossing += int(np.searchsorted(train.shard_starts, s, side="right")
                             != np.searchsorted(train.shard_starts, s + T, side="right"))
     assert crossing > 0  # windows across shard boundaries were exercised

@@ -11,7 +11,7 @@ from pipeline.configtypes import ConfigError, build
 from pipeline.stage import InjectedFailure
 from pipeline.tokenize import TokenizeConfig, TokenizeError, Tokenizer
 from pipeline.tokenize.shards import list_shards, open_shard, read_meta
-from pipeline.tokenize.train import train_model, trainer_options
+from pipeline.tokenize.train import TokenizerTrainingError, train_model, trainer_options
 
 
 def docs_by_split(out):
@@ -129,13 +129,15 @@ def test_workers_do_not_change_the_output(tmp_path, built, corpus, manifest_of, 
 def test_reused_tokenizer_is_copied_not_retrained(tmp_path, built, corpus, manifest_of, h):
     stats = h.run_stage(tmp_path / "out", manifest_of(corpus), tokenizer_path=str(built[0]))
     out = tmp_path / "out"
-    assert (out / "tokenizer" / "tokenizer.model").read_bytes() == (built[0] / "tokenizer" / "tokenizer.model").read_bytes()
+    model = "tokenizer/tokenizer.model"
+    assert (out / model).read_bytes() == (built[0] / model).read_bytes()
     meta = read_meta(out)
     assert meta["tokenizer"]["trained"] is False and meta["tokenizer"]["source"].endswith("tokenizer.model")
     assert meta["tokenizer"]["options"] == read_meta(built[0])["tokenizer"]["options"]
     assert stats["tokens_train"] == built[1]["tokens_train"]
     for split in ("train", "val"):
-        assert [p.read_bytes() for p in list_shards(out, split)] == [p.read_bytes() for p in list_shards(built[0], split)]
+        ours, theirs = list_shards(out, split), list_shards(built[0], split)
+        assert [p.read_bytes() for p in ours] == [p.read_bytes() for p in theirs]
     with pytest.raises(FileNotFoundError, match="no tokenizer model"):
         h.run_stage(tmp_path / "out2", manifest_of(corpus), tokenizer_path=str(tmp_path / "nowhere"))
 
@@ -149,6 +151,14 @@ def test_cjk_heavy_corpus_gets_partial_coverage_and_no_unk(tmp_path, manifest_of
     assert stats["byte_fallback_share"]["cjk"] > 0.5  # most of 3000 rare characters fall back to bytes
     training = json.loads((tmp_path / "out" / "tokenizer" / "training.json").read_text())
     assert training["coverage"]["script_shares"]["cjk"] > 0.9
+
+
+def test_impossible_explicit_coverage_is_a_clear_error(tmp_path, manifest_of, h):
+    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    texts = ["".join(chars[i::50]) for i in range(50)]  # 3000 characters, each once
+    with pytest.raises(TokenizerTrainingError, match=r"could not train a bpe model \(vocab_size 600, "
+                                                     r"character_coverage 0.9995\).*smaller than required_chars"):
+        h.run_stage(tmp_path / "out", manifest_of(texts), character_coverage=0.9995)
 
 
 def test_unigram_training_is_deterministic_and_chunking_keeps_its_ids(corpus):
