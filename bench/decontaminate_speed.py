@@ -8,7 +8,9 @@ evaluation texts of 8-12 words (20-49 characters), and must flag exactly the sam
 - ours: ``pipeline.decontaminate.shards.mark`` (numpy window hashes, one ``searchsorted`` per batch);
 - baseline: the usual loop (datatrove's ``NGramsDecontFilter`` style): split each normalized document into
   words, build every n-gram string, hash it with xxh64 and look it up in a Python set.
-Rounds are interleaved so load from other processes hits both alike; medians are reported.
+Rounds are interleaved so load from other processes hits both alike; medians are reported. Besides the
+planted texts, one WikiText piece (repeated to fill the document count) is flagged on its own: it quotes an
+SST-2 test sentence ("... throw 100 years of cinematic history down the toilet ...").
 
     python bench/decontaminate_speed.py          # ~1 minute
     python bench/decontaminate_speed.py --long   # more documents and rounds
@@ -53,7 +55,7 @@ def pieces(lines: list[str], target_bytes: int = 2500) -> list[str]:
     return docs
 
 
-def load(n_docs: int) -> tuple[list[str], list[tuple[str, list[str]]]]:
+def load(n_docs: int) -> tuple[list[str], list[tuple[str, list[str]]], dict[int, str]]:
     d = datasets_dir()
     en = "\n".join((d / p).read_text() for p in ("wikitext2_tokenized/test.txt", "wikitext2_tokenized/valid.txt",
                                                  "tinystories_slice/tinystories_val_head.txt"))
@@ -69,10 +71,17 @@ def load(n_docs: int) -> tuple[list[str], list[tuple[str, list[str]]]]:
     sources = [("sst2:test", sst), ("conll:test", conll), ("tang:test", tang)]
     rng = random.Random(1)
     flat = sst + conll + tang
+    planted = {}
     for i in rng.sample(range(len(docs)), len(docs) // 100):
-        planted = rng.choice(flat)
-        docs[i] = docs[i][:1000] + " " + (planted.upper() if rng.random() < 0.5 else planted) + " " + docs[i][1000:]
-    return docs, sources
+        planted[i] = rng.choice(flat)
+        text = planted[i].upper() if rng.random() < 0.5 else planted[i]
+        docs[i] = docs[i][:1000] + " " + text + " " + docs[i][1000:]
+    return docs, sources, planted
+
+
+def protected(text: str, cfg: DecontaminateConfig) -> bool:
+    """Long enough to be matched: SST-2 has many sentences under ``min_words`` words, left unprotected."""
+    return len(simplify(text).split()) >= cfg.min_words or len(unspaced_chars(text)) >= cfg.min_chars
 
 
 class NaiveIndex:
@@ -116,7 +125,8 @@ def main() -> None:
     args = ap.parse_args()
     n_docs, rounds = (16000, 5) if args.long else (4000, 3)
     cfg = DecontaminateConfig()
-    docs, sources = load(n_docs)
+    docs, sources, planted = load(n_docs)
+    expected = sorted(i for i, t in planted.items() if protected(t, cfg))
     mb = sum(len(t.encode()) for t in docs) / 1e6
     t_index, index = timed(lambda: build_index(sources, spec_of(cfg)))
     t_naive_index, naive = timed(lambda: NaiveIndex(sources, cfg))
@@ -134,17 +144,20 @@ def main() -> None:
         print(f"round {r + 1}: ours {rates['ours'][-1]:.2f} MB/s  naive {rates['naive'][-1]:.2f} MB/s")
     med = {k: statistics.median(v) for k, v in rates.items()}
     agree = flagged["ours"] == flagged["naive"]
+    found = set(expected) <= set(flagged["ours"])
     print(f"ours {med['ours']:.2f} MB/s/core, naive loop {med['naive']:.2f} MB/s/core, speedup "
-          f"{med['ours'] / med['naive']:.1f}x; {len(flagged['ours'])} documents flagged, same set: {agree}")
+          f"{med['ours'] / med['naive']:.1f}x; {len(flagged['ours'])} documents flagged, same set: {agree}; "
+          f"{len(planted)} planted, {len(expected)} of them long enough to protect, all found: {found}")
     result = {
         "bench": "decontaminate_speed", "docs": len(docs), "mb": round(mb, 2), "eval_ngrams": int(len(index.keys)),
-        "flagged_docs": len(flagged["ours"]), "planted_docs": len(docs) // 100, "same_flagged_set": agree,
+        "flagged_docs": len(flagged["ours"]), "planted_docs": len(planted), "planted_protected": len(expected),
+        "planted_protected_found": found, "same_flagged_set": agree,
         "mb_per_s_per_core": round(med["ours"], 2), "index_seconds": round(t_index, 3),
         "baseline": "per-n-gram string + xxh64 + Python set (datatrove-style loop), same normalization",
         "baseline_mb_per_s_per_core": round(med["naive"], 2), "baseline_index_seconds": round(t_naive_index, 3),
         "speedup": round(med["ours"] / med["naive"], 2), "load_average": round(os.getloadavg()[0], 2),
         **TARGETS,
-        "met": agree and med["ours"] >= TARGETS["target_mb_per_s_per_core"]
+        "met": agree and found and med["ours"] >= TARGETS["target_mb_per_s_per_core"]
         and med["ours"] / med["naive"] >= TARGETS["target_speedup"],
     }
     print(json.dumps(result))
