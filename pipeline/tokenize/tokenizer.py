@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -125,21 +125,21 @@ class Tokenizer:
                     num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """All texts' ids back to back (int32) and each text's length: no Python int per token.
 
-        Plain texts (the common case) go through one multi-threaded sentencepiece call; texts that need
-        an escape or are long enough to chunk go through a second one and are reassembled in order.
+        Two multi-threaded sentencepiece calls at most: one for the plain texts (the common case), one
+        for all the strings of the texts that need an escape or are long enough to chunk; the pieces
+        are reassembled in order. (Every call hands work to a new C++ thread pool: on a loaded box a
+        call per text would cost more in hand-offs than in encoding.)
         """
         texts = texts if isinstance(texts, list) else list(texts)
-        special = [i for i, t in enumerate(texts) if self._needs_parts(t)]
         kw = dict(out_type="numpy", num_threads=num_threads)
-        if not special:
-            arrays = self._sp_encode(texts, add_bos=bos, add_eos=eos, **kw) if texts else []
-        else:
-            special_set = set(special)
-            plain = [t for i, t in enumerate(texts) if i not in special_set]
-            plain_arrays = iter(self._sp_encode(plain, add_bos=bos, add_eos=eos, **kw) if plain else [])
-            arrays = [None if i in special_set else next(plain_arrays) for i in range(len(texts))]
-            for i in special:
-                arrays[i] = self._encode_parts(texts[i], bos, eos, kw)
+        parts = {i: segment.parts(t, self._escape, self.chunk_chars) for i, t in enumerate(texts)
+                 if self._needs_parts(t)}
+        plain = [t for i, t in enumerate(texts) if i not in parts] if parts else texts
+        plain_arrays = iter(self._sp_encode(plain, add_bos=bos, add_eos=eos, **kw) if plain else [])
+        strings = [p for pieces in parts.values() for p in pieces if isinstance(p, str)]
+        part_arrays = iter(self._sp_encode(strings, **kw) if strings else [])
+        arrays = [self._assemble(parts[i], part_arrays, bos, eos) if i in parts else next(plain_arrays)
+                  for i in range(len(texts))]
         if not arrays:
             return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
         lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
@@ -172,10 +172,9 @@ class Tokenizer:
                 t.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError with its position
             raise
 
-    def _encode_parts(self, text: str, bos: bool, eos: bool, kw: dict) -> np.ndarray:
-        pieces = segment.parts(text, self._escape, self.chunk_chars)
-        strings = [p for p in pieces if isinstance(p, str)]
-        encoded = iter(self._sp_encode(strings, **kw) if strings else [])
+    def _assemble(self, pieces: list[str | bytes], encoded: Iterator[np.ndarray], bos: bool,
+                  eos: bool) -> np.ndarray:
+        """One text's ids from its parts: the next encoded array for each string, byte ids for bytes."""
         arrays = [next(encoded) if isinstance(p, str) else self._byte_id[np.frombuffer(p, dtype=np.uint8)]
                   for p in pieces]
         if bos:
