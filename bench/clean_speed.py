@@ -212,6 +212,18 @@ def baseline(upstream: Manifest, out: Path, cfg: CleanConfig) -> int:
 
 # --- measurement -------------------------------------------------------------------------------
 
+def python_loop_us() -> float:
+    """CPU microseconds for ``sum(range(1000))`` (best of 5): how fast this core runs plain Python,
+    to compare figures across machines (the stage is Python-bound)."""
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.process_time()
+        for _ in range(2000):
+            sum(range(1000))
+        best = min(best, (time.process_time() - c0) / 2000 * 1e6)
+    return best
+
+
 def timed(fn) -> tuple[float, float]:
     c0, w0 = time.process_time(), time.perf_counter()
     fn()
@@ -256,14 +268,17 @@ def main() -> None:
     rate = 1 / statistics.median(c for c, _ in ours)
     base_rate = 1 / statistics.median(c for c, _ in base)
     wall_rate = 1 / statistics.median(w for _, w in ours)
-    print(f"ours:     {rate:,.0f} docs/s per core (CPU time), {wall_rate:,.0f} docs/s wall")
+    loop_us = python_loop_us()
+    print(f"ours:     {rate:,.0f} docs/s per core (CPU time), {wall_rate:,.0f} docs/s wall; "
+          f"this core runs sum(range(1000)) in {loop_us:.1f} us; load average {os.getloadavg()[0]:.1f}")
     print(f"baseline: {base_rate:,.0f} docs/s per core; speedup {rate / base_rate:.1f}x; "
           f"same drop decision on {agree:.1%} of the baseline's documents")
     print(json.dumps({"bench": "clean_speed", "docs_per_s_per_core": round(rate, 1),
                       "baseline_docs_per_s_per_core": round(base_rate, 1), "target": TARGET,
                       "met": rate >= TARGET, "wall_docs_per_s": round(wall_rate, 1),
                       "speedup": round(rate / base_rate, 2), "docs": len(docs), "mean_doc_bytes": round(mb * 1e6 / len(docs)),
-                      "rounds": rounds, "keep_decision_agreement": round(agree, 4)}))
+                      "rounds": rounds, "keep_decision_agreement": round(agree, 4),
+                      "python_loop_us": round(loop_us, 2), "load_average": round(os.getloadavg()[0], 2)}))
 
 
 def _agreement(ours: Path, base: Path) -> float:

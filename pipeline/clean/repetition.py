@@ -15,6 +15,7 @@ positions, and a document without a repeated 5-gram never enters it.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import compress
 
 import numpy as np
 
@@ -114,19 +115,22 @@ def _dup(ids: np.ndarray, words: list[str], keys4: np.ndarray | None) -> list[in
     slot[slot == len(repeated)] = 0
     positions = (repeated[slot] == keys).nonzero()[0].tolist()
     # Exact keys from here on: the tuple of the 5 words, then (key of the (n-1)-gram, next word).
-    candidates = [(p, tuple(words[p:p + n])) for p in positions]
+    keys = [tuple(words[p:p + n]) for p in positions]
     for j, n in enumerate(DUP_NS):
         if j:
-            candidates = [(p, (key, words[p + n - 1])) for p, key in candidates if p + n <= n_words]
-        counts = Counter(key for _, key in candidates)
-        candidates = [(p, key) for p, key in candidates if counts[key] > 1]
-        if not candidates:
+            while positions and positions[-1] + n > n_words:  # positions ascend: only the tail ends early
+                positions.pop()
+            keys = [(key, words[p + n - 1]) for p, key in zip(positions, keys)]
+        counts = Counter(keys)
+        if not counts or max(counts.values()) < 2:
             break
-        out[j] = _scan(candidates, words, n)
+        repeats = [c > 1 for c in map(counts.__getitem__, keys)]
+        positions, keys = list(compress(positions, repeats)), list(compress(keys, repeats))
+        out[j] = _scan(positions, keys, words, n)
     return out
 
 
-def _scan(candidates: list[tuple[int, tuple]], words: list[str], n: int) -> int:
+def _scan(positions: list[int], keys: list[tuple], words: list[str], n: int) -> int:
     """Gopher's non-overlapping left-to-right scan, visiting only positions whose n-gram repeats.
 
     Skipping the others is exact: a position whose n-gram occurs once adds to the "seen" set a key
@@ -134,7 +138,7 @@ def _scan(candidates: list[tuple[int, tuple]], words: list[str], n: int) -> int:
     """
     seen: set[tuple] = set()
     resume = chars = 0
-    for p, key in candidates:
+    for p, key in zip(positions, keys):
         if p < resume:
             continue
         if key in seen:
