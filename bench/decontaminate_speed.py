@@ -64,10 +64,12 @@ def load(n_docs: int) -> tuple[list[str], list[tuple[str, list[str]]], dict[int,
     docs = pieces([x.strip() for x in en.splitlines() if x.strip()]) + pieces(zh, 1500)
     random.Random(0).shuffle(docs)
     docs = (docs * (n_docs // len(docs) + 1))[:n_docs]
-    sst = [ln.split("\t", 1)[1] for f in ("dev.tsv", "test.tsv") for ln in (d / "sst2" / f).read_text().splitlines()[1:]]
-    conll = [" ".join(w.split()[0] for w in s.splitlines()) for s in (d / "conll2003/test.txt").read_text().split("\n\n")
-             if s.strip()]
-    tang = ["".join(p["paragraphs"]) for p in json.loads((d / "chinese_poetry/tangshi/poet.tang.0.json").read_text())[:200]]
+    sst = [ln.split("\t", 1)[1] for f in ("dev.tsv", "test.tsv")
+           for ln in (d / "sst2" / f).read_text().splitlines()[1:]]
+    conll = [" ".join(w.split()[0] for w in s.splitlines())
+             for s in (d / "conll2003/test.txt").read_text().split("\n\n") if s.strip()]
+    poems = json.loads((d / "chinese_poetry/tangshi/poet.tang.0.json").read_text())[:200]
+    tang = ["".join(p["paragraphs"]) for p in poems]
     sources = [("sst2:test", sst), ("conll:test", conll), ("tang:test", tang)]
     rng = random.Random(1)
     flat = sst + conll + tang

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +77,18 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
         masked = {"mask_id": tok.mask_id, "special": special, "pad_id": val.pad_id, "mask_rate": cfg.mask_rate}
     T, B = mcfg.block_size, cfg.batch_size
     limit = lm.n_batches(cfg.max_eval_tokens, T, B)
+    t0 = time.perf_counter()
     v = lm.score(model, val, rt, T, B, limit, masked)
+    ctx.log.info("validation split: %d tokens scored in %.1fs", v["tokens"], time.perf_counter() - t0)
     logp = unigram.log_probs(unigram.train_counts(train))
     u = unigram.score(logp, unigram.targets(val, cfg.max_eval_tokens if masked else v["tokens"]), val.token_bytes)
     rows = [{"data": "validation split", "scorer": "pretrained model", **v},
             {"data": "validation split", "scorer": "unigram baseline", **u}]
     for name, path in texts:
-        ctx.log.info("scoring %s", path)
+        t0 = time.perf_counter()
         rows.append({"data": name, "scorer": "pretrained model", "path": str(path),
                      **lm.score_text(model, path, tok, rt, T, B, limit, masked)})
+        ctx.log.info("%s: %d tokens scored in %.1fs", path, rows[-1]["tokens"], time.perf_counter() - t0)
     out = {"objective": "masked" if masked else "causal", "rows": rows, "block_size": T,
            "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"]}
     return out, param_count(model, non_embedding=False)

@@ -17,6 +17,7 @@ bytes are the text's UTF-8 bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tempfile
@@ -113,9 +114,12 @@ def score(model: nn.Module, shards: TokenShards, rt: Runtime, block_size: int, b
 
 def score_text(model: nn.Module, path: Path, tok: Tokenizer, rt: Runtime, block_size: int, batch_size: int,
                max_batches: int | None, masked: dict[str, Any] | None) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    text = data.decode("utf-8")
     with tempfile.TemporaryDirectory(prefix="lmforge-eval-") as tmp:
         shards = text_split(text, tok, Path(tmp))
         out = score(model, shards, rt, block_size, batch_size, max_batches, masked)
         del shards  # release the memory map before the folder goes
-    return {**out, "chars": len(text), "text_bytes": len(text.encode("utf-8"))}
+    # The file is not part of the stage key (only its path is): its digest tells which contents were scored.
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    return {**out, "chars": len(text), "text_bytes": len(data), "digest": digest}

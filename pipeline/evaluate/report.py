@@ -42,7 +42,9 @@ def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> lis
 
 def lm_lines(lm: dict[str, Any]) -> list[str]:
     masked = lm["objective"] == "masked"
-    title = "## Language model" + (" (masked LM: loss and accuracy on masked positions; no perplexity)" if masked else "")
+    title = "## Language model"
+    if masked:
+        title += " (masked LM: loss and accuracy on masked positions; no perplexity)"
     header = ["data", "scorer", "tokens", "bytes", "loss (nats/token)"]
     header += ["masked accuracy"] if masked else ["perplexity", "bits per byte"]
     rows = []
@@ -51,6 +53,11 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
         row += [r.get("accuracy")] if masked else [r.get("ppl"), r.get("bpb")]
         rows.append(row)
     lines = [title, "", *table(header, rows), ""]
+    for r in lm["rows"]:
+        if "path" in r:
+            lines += [f"- `{r['data']}`: {r['path']} (blake2b-128 `{r['digest']}`, {fmt(r['chars'])} characters)"]
+    if any("path" in r for r in lm["rows"]):
+        lines += [""]
     if not masked and lm.get("bpb_gain_over_unigram") is not None:
         lines += [f"Unigram baseline minus pretrained model: **{fmt(lm['bpb_gain_over_unigram'])}** bits per byte "
                   "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "

@@ -68,7 +68,8 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     assert "| sst | full | pretrained | 1 | 10 | 0.8400 | 0.8300 | — | — | — |" in md
     gain = statistics.fmean(PRE) - statistics.fmean(SCR)
     std = statistics.stdev([p - s for p, s in zip(PRE, SCR)])
-    assert f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} | 0, 1, 2 |" in md
+    assert (f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} "
+            "| 0, 1, 2 |") in md
     assert "`c0ffee`" in md and "`beef`" in md and "removed **7** of 100" in md
     assert "| validation split | unigram baseline | 10 | 40 | 5.5000 | 244.7000 | 1.9713 |" in md
     assert "pretrained model: **1.2500** bits per byte" in md

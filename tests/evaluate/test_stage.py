@@ -2,6 +2,7 @@
 finetune stage's own output (two seeds, pretrained and from scratch)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -95,7 +96,10 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     tok = Tokenizer.from_dir(decoder.path / "model")
     extra = stats["extra"]["texts_story"]
     assert extra["tokens"] == len(tok.encode(text))
-    (row,) = [r for r in json.loads((ctx.reports / "report.json").read_text())["lm"]["rows"] if r["data"] == "texts_story"]
+    rows = json.loads((ctx.reports / "report.json").read_text())["lm"]["rows"]
+    (row,) = [r for r in rows if r["data"] == "texts_story"]
+    assert row["digest"] == hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    assert f"(blake2b-128 `{row['digest']}`, {len(text):,} characters)" in (ctx.reports / "report.md").read_text()
     assert row["bytes"] == len(text.encode()) and row["bpb"] == pytest.approx(
         row["loss"] * row["tokens"] / math.log(2) / len(text.encode()))
     with pytest.raises(FileNotFoundError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
