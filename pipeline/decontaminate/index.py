@@ -22,7 +22,7 @@ _FILTER_SLOTS_PER_KEY = 32  # prefilter size: ~3 % of absent hashes reach the bi
 def prefilter(keys: np.ndarray) -> tuple[np.ndarray, np.uint64]:
     """A table of 2^b flags indexed by a hash's top b bits: the lookup's cheap first test. A binary search
     over the keys costs a cache miss per step; one gather into a table of a few MB does not."""
-    bits = int(np.clip(np.ceil(np.log2(max(1, len(keys)) * _FILTER_SLOTS_PER_KEY)), 16, 28))
+    bits = int(np.clip(np.ceil(np.log2(max(1, len(keys)) * _FILTER_SLOTS_PER_KEY)), 16, 26))
     table = np.zeros(1 << bits, dtype=bool)
     shift = np.uint64(64 - bits)
     table[keys >> shift] = True
@@ -48,6 +48,14 @@ class EvalIndex:
 
     def __post_init__(self) -> None:
         self._table, self._shift = prefilter(self.keys)
+
+    def __getstate__(self) -> dict:
+        # Sent to every worker with each shard task: the table is rebuilt there rather than pickled.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_table", "_shift")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions of the hashes present in the index, and their source masks."""
