@@ -40,7 +40,9 @@ def resolve_texts(cfg: EvaluateConfig, root: Path) -> list[tuple[str, Path]]:
         path = Path(rel) if Path(rel).is_absolute() else root / rel
         if not path.is_file():
             raise FileNotFoundError(f"evaluate.extra_texts[{i}]: no file {rel!r} (resolved to {path.resolve()})")
-        out.append((re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}/{path.stem}").strip("_"), path))
+        name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}/{path.stem}").strip("_")
+        taken = {n for n, _ in out}
+        out.append((name if name not in taken else f"{name}_{i}", path))
     return out
 
 

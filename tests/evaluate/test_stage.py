@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.evaluate import EvaluateConfig, run
+from pipeline.evaluate import EvaluateConfig, resolve_texts, run
 from pipeline.finetune import FinetuneConfig
 from pipeline.finetune import run as finetune_run
 from pipeline.finetune import results  # not "import test_metrics": pytest would collect it as a test
@@ -102,6 +102,8 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     assert f"(blake2b-128 `{row['digest']}`, {len(text):,} characters)" in (ctx.reports / "report.md").read_text()
     assert row["bytes"] == len(text.encode()) and row["bpb"] == pytest.approx(
         row["loss"] * row["tokens"] / math.log(2) / len(text.encode()))
+    names = [n for n, _ in resolve_texts(EvaluateConfig(extra_texts=["texts/story.txt"] * 2), root)]
+    assert names == ["texts_story", "texts_story_1"]
     with pytest.raises(FileNotFoundError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
         evaluate(tmp_path / "b", tokens, decoder, tasks_cfg, extra_texts=["texts/story.txt", "texts/nope.txt"])
 
