@@ -70,6 +70,9 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from flows import server
+    # Start Prefect's server first: it boots on the other core while we load configs and check the store.
+    temp_server = None if args.dry_run else server.start_if_needed()
     from pipeline.plan import make_plan
     cfg, cfg_dict = _load(args)
     work = root / "data" / "work"
@@ -79,12 +82,13 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
             print(f"{p.name:<12} {p.key}  {p.action:<6} {p.reason}")
         return 0
     _save_config(root, cfg_dict)
-    from flows import server
-    temp_server = server.start_if_needed()
     from flows import pipeline
     t0 = time.perf_counter()
     print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
     summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server)
+    report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"), None)
+    if report is not None and report.exists():
+        print("\n" + report.read_text(), flush=True)
     built = sum(not s["cached"] for s in summary)
     print(f"lmforge: {len(summary)} stage(s), {built} built, {len(summary) - built} cached, "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)

@@ -92,7 +92,7 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
 def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
     figures = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:.4g}"
                for k, v in list(m.stats.items())[:4] if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    state = "cached" if cached else f"built in {m.seconds:.1f}s"
+    state = f"cached ({seconds:.2f}s)" if cached else f"built in {m.seconds:.1f}s"
     print(f"  {ps.name:<12} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
 
 

@@ -45,9 +45,11 @@ def iter_tables(folder: Path, columns: list[str] | None = None, prefix: str = DO
                 kept_only: bool = True) -> Iterator[pa.Table]:
     """Yield each shard as a table; rows with a non-null ``drop_reason`` are skipped unless asked for."""
     for path in doc_shards(folder, prefix):
-        table = pq.read_table(path, columns=columns)
+        # one thread: pyarrow's pool costs more than it saves on shards of a few MB, and stages
+        # already parallelise across shards
+        table = pq.read_table(path, columns=columns, use_threads=False)
         if kept_only and "drop_reason" in pq.read_schema(path).names:
-            mask = pq.read_table(path, columns=["drop_reason"]).column(0).is_null()
+            mask = pq.read_table(path, columns=["drop_reason"], use_threads=False).column(0).is_null()
             table = table.filter(mask)
         yield table
 

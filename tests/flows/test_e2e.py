@@ -52,8 +52,11 @@ def mlflow_runs(root: Path):
 def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     from pipeline import stages
     names = stages.names()
+    capsys.readouterr()
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
     assert executed == names
+    out = capsys.readouterr().out
+    assert "# lmforge evaluation report" in out and "bits per byte" in out  # the report ends the run
     rows = status(project, monkeypatch, capsys)
     assert [r["stage"] for r in rows] == names and all(r["cached"] for r in rows)
     mtimes = {r["stage"]: (Path(r["path"]) / "manifest.json").stat().st_mtime_ns for r in rows}
@@ -90,12 +93,17 @@ def test_rerun_selections(project, monkeypatch, capsys, executed):
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--force", "--until", names[0]) == 0
     assert executed == [names[0]]
     executed.clear()
-    # a changed value changes that stage's key and every key downstream
+    # a changed value changes that stage's key and every key downstream, and nothing upstream
     before = {r["stage"]: r["key"] for r in status(project, monkeypatch, capsys)}
-    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--set", "ingest.docs_per_shard=40") == 0
-    assert executed == names
-    after = {r["stage"]: r["key"] for r in status(project, monkeypatch, capsys, "--set", "ingest.docs_per_shard=40")}
-    assert all(before[n] != after[n] for n in names)
+    change = ("--set", "tokenize.vocab_size=900")
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--from", "tokenize", *change) == 0
+    later = names[names.index("tokenize"):]
+    assert executed == later
+    after = {r["stage"]: r["key"] for r in status(project, monkeypatch, capsys, *change)}
+    assert [n for n in names if before[n] != after[n]] == later
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", *change) == 0
+    assert executed == []
 
 
 def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, executed):
@@ -113,6 +121,15 @@ def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, exec
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
     assert executed == [names[0]]
     assert all(r["cached"] for r in status(project, monkeypatch, capsys, "--verify"))
+
+
+def test_generate_from_the_pipeline_model(project, monkeypatch, capsys):
+    capsys.readouterr()
+    assert lmforge(project, monkeypatch, "generate", "--prompt", "The ", "--max-tokens", "8") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("The ") and len(out.strip()) > len("The")
+    assert lmforge(project, monkeypatch, "fill-mask", "The [MASK] module") == 2
+    assert "no pretrained masked LM (encoder)" in capsys.readouterr().err
 
 
 def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
