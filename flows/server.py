@@ -29,19 +29,25 @@ class TemporaryServer:
         environ = dict(os.environ, PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1",
                        PREFECT__SERVER_FINAL="1")
         environ.pop("PREFECT_API_URL", None)
+        # The server's own output goes to a file: a pipe nobody reads would block it once full.
+        home = Path(environ.get("PREFECT_HOME", Path.home() / ".prefect"))
+        home.mkdir(parents=True, exist_ok=True)
+        self.log_path = home / "server.log"
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"],
-            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=environ, stdout=self._log, stderr=subprocess.STDOUT)
         atexit.register(self.stop)
 
     def wait(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
-                raise RuntimeError(f"the temporary Prefect server exited with code {self.proc.returncode}: {err}")
+                err = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the temporary Prefect server exited with code {self.proc.returncode} "
+                                   f"(log: {self.log_path}): {err}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
                     if r.status == 200:
@@ -52,6 +58,7 @@ class TemporaryServer:
         raise RuntimeError(f"the temporary Prefect server did not answer on {self.url} within {timeout:.0f}s")
 
     def stop(self) -> None:
+        self._log.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

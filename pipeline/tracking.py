@@ -124,6 +124,8 @@ class MlflowSession:
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
             from mlflow.tracking import MlflowClient
             uri = default_uri(root)
+            if uri.startswith(("http://", "https://")):
+                _probe(uri)
             if uri.startswith("sqlite:///"):
                 Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             _quiet_alembic()
@@ -170,6 +172,14 @@ class MlflowSession:
             self.client.create_registered_model(name)
         source = f"runs:/{run.run_id}/{artifact_path}"
         self.client.create_model_version(name, source, run_id=run.run_id, tags=dict(tags))
+
+
+def _probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast on an unreachable server (MLflow's client would retry for minutes)."""
+    import urllib.request
+    with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+        if r.status != 200:
+            raise ConnectionError(f"{uri} answered {r.status} on /health")
 
 
 def _quiet_alembic() -> None:
