@@ -23,4 +23,4 @@ def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:
     lineage = {"tokenizer_key": tokens.key, "corpus_key": tokens.inputs.get("docs", ""), "pretrain_key": ctx.key}
     stats = train(cfg, tokens.path, ctx.out, ctx.tracker, meta=lineage)
     ctx.tracker.log_artifact(ctx.out / "model", "model")
-    return stats
+    return {**stats, **lineage}

@@ -79,6 +79,15 @@ def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     assert ingest_run.data.metrics["docs"] == 120 and "stage_seconds" in ingest_run.data.metrics
     assert ingest_run.data.params["docs_per_shard"] == "50"
     assert rows[0]["run_id"] == ingest_run.info.run_id
+    # the pretrained model is registered, with its lineage
+    pretrain_run = next(r for r in built if r.data.tags["stage"] == "pretrain")
+    [version] = client.search_model_versions("name = 'lmforge-pretrained'")
+    assert version.run_id == pretrain_run.info.run_id
+    tokenize_key = next(r["key"] for r in rows if r["stage"] == "tokenize")
+    assert version.tags["input.tokens"] == tokenize_key and version.tags["tokenizer_key"] == tokenize_key
+    artifacts = {a.path for a in client.list_artifacts(pretrain_run.info.run_id)}
+    assert {"model", "reports", "manifest.json"} <= artifacts
+    assert "loss_curve.png" in {a.path.split("/")[-1] for a in client.list_artifacts(pretrain_run.info.run_id, "reports")}
 
 
 def test_rerun_selections(project, monkeypatch, capsys, executed):
