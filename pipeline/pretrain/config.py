@@ -42,13 +42,13 @@ class PretrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     objective: Literal["auto", "causal", "masked"] = "auto"
     mask_rate: float = bounded(0.15, gt=0.0, lt=1.0)
-    max_steps: int = bounded(800, ge=1)
+    max_steps: int = bounded(400, ge=1)
     batch_size: int = bounded(16, ge=1)
     grad_accum: int = bounded(1, ge=1)
     global_batch_tokens: int | None = bounded(None, ge=1)
     lr: float = bounded(2e-3, gt=0.0)
     min_lr_ratio: float = bounded(0.1, ge=0.0, le=1.0)
-    warmup_steps: int = bounded(50, ge=0)
+    warmup_steps: int = bounded(40, ge=0)
     schedule: Literal["cosine", "wsd"] = "wsd"
     decay_frac: float = bounded(0.3, gt=0.0, le=1.0)
     weight_decay: float = bounded(0.1, ge=0.0)
@@ -57,7 +57,7 @@ class PretrainConfig:
     grad_clip: float = bounded(1.0, ge=0.0)
     eval_every: int = bounded(100, ge=1)
     eval_batches: int = bounded(20, ge=1)
-    checkpoint_every: int = bounded(200, ge=1)
+    checkpoint_every: int = bounded(100, ge=1)
     log_every: int = bounded(10, ge=1)
     seed: int = 1337
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
