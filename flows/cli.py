@@ -153,6 +153,9 @@ def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM ends the run like Ctrl-C: atexit handlers (the temporary Prefect server) still run,
+    # and the stage's partial folder stays for the next run to resume from.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = env.project_root()
     env.apply(root)
     args = parser().parse_args(argv)
