@@ -1,8 +1,9 @@
 """Examples to token ids with the pretrained model's tokenizer, and padded batches.
 
-Layout, matching how the model saw text in pretraining (documents end with ``</s>``):
-- decoder: ``text </s>``; a pair is ``text <sep> text_pair </s>``; pooled at the last real token;
-- encoder: ``<cls> text </s>`` (pairs likewise), pooled at ``<cls>``.
+Layout (pretraining saw documents that end with ``</s>``):
+- decoder: ``text``; a pair is ``text <sep> text_pair``; pooled at the last real token, the only one
+  that has seen the whole text (not at a ``</s>``: see ``special_layout``);
+- encoder: ``<cls> text </s>`` (pairs ``<cls> text <sep> text_pair </s>``), pooled at ``<cls>``.
 Tagging encodes each word on its own (with the space that precedes it in running text, so pieces match
 the running text's), labels the FIRST sub-token of each word and puts -100 on the others; predictions
 map back to words through ``first`` (-1 for a word cut off by truncation, predicted ``O``).
@@ -37,11 +38,14 @@ class Encoded:
 
 
 def special_layout(tok: Tokenizer, arch: str) -> tuple[list[int], list[int], list[int]]:
-    """(prefix, separator, suffix) ids for this model family."""
+    """(prefix, separator, suffix) ids for this model family. A decoder gets no ``</s>``: pretraining
+    packs documents after ``</s>``, so the model learns to carry nothing of a text past it, and a
+    pooled ``</s>`` holds no trace of the text (measured on SST-2: chance-level features)."""
     eos = [tok.eos_id] if tok.eos_id is not None else []
-    prefix = [tok.cls_id] if arch == "encoder" and tok.cls_id is not None else []
     sep = [tok.sep_id] if tok.sep_id is not None else eos
-    return prefix, sep, eos
+    if arch == "encoder":
+        return ([tok.cls_id] if tok.cls_id is not None else []), sep, eos
+    return [], sep, []
 
 
 def _fit_pair(a: np.ndarray, b: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,11 +138,21 @@ def collate(enc: Encoded, rows: np.ndarray | list[int], pad_id: int, tagging: bo
     return torch.from_numpy(idx), torch.from_numpy(mask), torch.from_numpy(lab)
 
 
-def train_batches(n: int, batch_size: int, seed: int, epoch: int) -> Iterator[np.ndarray]:
-    """A seeded shuffle per epoch, cut into batches (the last one may be short)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
+def train_batches(lengths: np.ndarray | list[int], batch_size: int, seed: int, epoch: int,
+                  bucket: int = 32) -> Iterator[np.ndarray]:
+    """A seeded shuffle per epoch, cut into batches of similar lengths (less padding): the shuffled
+    rows are taken ``bucket`` batches at a time, sorted by length inside, cut into batches, and all
+    batches are shuffled again. Every row appears once an epoch; only the very last batch may be short."""
+    rng = np.random.default_rng([seed, epoch])
+    lengths = np.asarray(lengths)
+    order = rng.permutation(len(lengths))
+    batches = []
+    for i in range(0, len(order), batch_size * bucket):
+        chunk = order[i:i + batch_size * bucket]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    for k in rng.permutation(len(batches)):
+        yield batches[k]
 
 
 def eval_batches(enc: Encoded, batch_size: int) -> Iterator[np.ndarray]:

@@ -97,7 +97,8 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     model.to(device)
     val = _Validation(model, val_examples, val_enc, labels, kind, scheme, pad_id, cfg, device, log)
     weights = class_weights(train_enc, len(labels)).to(device) if cfg.class_weights else None
-    batches_per_epoch = math.ceil(len(train_enc) / cfg.batch_size)
+    lengths = [len(x) for x in train_enc.ids]
+    batches_per_epoch = math.ceil(len(lengths) / cfg.batch_size)  # buckets hold whole batches but the last
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     plan = phases(method, cfg)
     total_steps = sum(e for _, e in plan) * steps_per_epoch
@@ -117,7 +118,7 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
             if stop or step >= total_steps:
                 break
             epoch_no += 1
-            for micro, rows in enumerate(train_batches(len(train_enc), cfg.batch_size, seed, epoch_no), 1):
+            for micro, rows in enumerate(train_batches(lengths, cfg.batch_size, seed, epoch_no), 1):
                 idx, mask, lab = collate(train_enc, rows, pad_id, tagging)
                 _, loss = model(idx.to(device), mask.to(device), lab.to(device), weights)
                 (loss / cfg.grad_accum).backward()

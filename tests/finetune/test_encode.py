@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.finetune.encode import IGNORE, class_weights, collate, encode
+from pipeline.finetune.encode import IGNORE, class_weights, collate, encode, train_batches
 
 
 def test_tagging_labels_on_first_sub_token_only(tokenizer):
@@ -14,13 +14,13 @@ def test_tagging_labels_on_first_sub_token_only(tokenizer):
     ids, lab, first = enc.ids[0], enc.labels[0], enc.first[0]
     pieces = [tokenizer.encode(w if i == 0 else " " + w) for i, w in enumerate(words)]
     assert any(len(p) > 1 for p in pieces)
-    assert ids.tolist() == sum(pieces, []) + [tokenizer.eos_id]
+    assert ids.tolist() == sum(pieces, [])  # a decoder gets no </s> (see special_layout)
     starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
     assert first.tolist() == starts.tolist()
     expected = np.full(len(ids), IGNORE)
     expected[starts] = [0, 1, 2, 1]
     assert lab.tolist() == expected.tolist()
-    assert tokenizer.decode(ids[:-1]) == " ".join(words)  # same pieces as the running text
+    assert tokenizer.decode(ids) == " ".join(words)  # same pieces as the running text
     assert enc.truncated == 0
 
 
@@ -40,10 +40,13 @@ def test_classification_pairs_and_truncation(tokenizer):
            {"text": "word " * 40, "text_pair": "x", "label": "a", "origin": "2"}]
     enc = encode(exs, "pair_classification", ["a", "b"], tokenizer, "decoder", max_len=16)
     a, b = tokenizer.encode("parse the file"), tokenizer.encode("socket error")
-    assert enc.ids[0].tolist() == a + [tokenizer.sep_id] + b + [tokenizer.eos_id]
+    assert enc.ids[0].tolist() == a + [tokenizer.sep_id] + b
     assert [int(x) for x in enc.labels] == [1, 0]
     assert len(enc.ids[1]) == 16 and enc.truncated == 1
-    assert enc.ids[1][-3:].tolist() == [tokenizer.sep_id, *tokenizer.encode("x"), tokenizer.eos_id]
+    x = tokenizer.encode("x")
+    assert enc.ids[1][-len(x) - 1:].tolist() == [tokenizer.sep_id, *x]
+    enc = encode(exs, "pair_classification", ["a", "b"], tokenizer, "encoder", max_len=16)
+    assert enc.ids[0].tolist() == [tokenizer.cls_id, *a, tokenizer.sep_id, *b, tokenizer.eos_id]
 
 
 def test_collate_pads_right_and_masks(tokenizer):
@@ -56,3 +59,18 @@ def test_collate_pads_right_and_masks(tokenizer):
     assert (idx[0, n0:] == 0).all() and lab.tolist() == [0, 1]
     w = class_weights(enc, 3)
     assert w.tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])  # N / (K * count); an unseen class gets 1
+
+
+def test_train_batches_cover_every_row_once_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1000)
+    batches = list(train_batches(lengths, 16, seed=1, epoch=2, bucket=8))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000)) and len(batches) == 63  # ceil(1000 / 16)
+    assert [len(b) for b in batches].count(16) == 62
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 15  # a random batch of 16 spans ~50
+    again = list(train_batches(lengths, 16, seed=1, epoch=2, bucket=8))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    other = list(train_batches(lengths, 16, seed=1, epoch=3, bucket=8))
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, other))
