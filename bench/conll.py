@@ -64,6 +64,7 @@ def main() -> None:
         "val_fraction": 0.05, "test_fraction": 0.0, "max_train": n_train, "max_eval": 1000}]})
     cfg = FinetuneConfig(methods=METHODS, seeds=seeds, baseline=True, epochs=args.epochs, max_len=96,
                          batch_size=32, lr=5e-4, head_lr=2e-3, peft_lr=3e-3, warmup_ratio=0.1, patience=2,
+                         class_weights=False,
                          threads=threads)
     out = CACHE / f"conll-{int(time.time())}"
     t1 = time.perf_counter()

@@ -28,8 +28,9 @@ class FinetuneConfig:
     after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
     best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for classification and
     entity F1 for tagging. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
-    ``last`` (the final ``</s>``) for a decoder. Inputs longer than ``max_len`` tokens (capped at the
-    model's block size) are truncated and counted.
+    ``last`` (the last text token) for a decoder; ``mean`` did better on a small pretrained decoder
+    (bench/sst2.py: +3.6 points over scratch with mean, none with last). Inputs longer than
+    ``max_len`` tokens (capped at the model's block size) are truncated and counted.
     """
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -49,7 +50,9 @@ class FinetuneConfig:
     weight_decay: float = bounded(0.01, ge=0.0)
     grad_clip: float = bounded(1.0, ge=0.0)
     dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head
-    class_weights: bool = False  # inverse-frequency weights in the loss (imbalanced classes)
+    # Inverse-frequency class weights in the loss. On by default: the default tagging task is ~90% O and,
+    # in a minutes-long run, an unweighted tagger settles on all-O (val F1 0.00 vs 0.26 weighted, measured).
+    class_weights: bool = True
     metric: Metric = "auto"
     patience: int = bounded(2, ge=1)
     min_delta: float = bounded(0.0, ge=0.0)

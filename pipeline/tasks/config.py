@@ -111,9 +111,9 @@ def default_tasks() -> list[TaskConfig]:
     """The two stdlib tasks, sampled so the default finetune stage takes minutes on 2 CPU cores
     (full data: ~1,800 / 280 / 300 area examples and ~1,600 / 290 / 230 names windows)."""
     return [
-        TaskConfig(name="stdlib_area", kind="classification", source="stdlib_area", max_train=1000, max_eval=300),
-        TaskConfig(name="stdlib_names", kind="tagging", source="stdlib_names", scheme="BIO", max_train=1000,
-                   max_eval=300),
+        TaskConfig(name="stdlib_area", kind="classification", source="stdlib_area", max_train=600, max_eval=200),
+        TaskConfig(name="stdlib_names", kind="tagging", source="stdlib_names", scheme="BIO", max_train=600,
+                   max_eval=200),
     ]
 
 
