@@ -35,7 +35,7 @@ from typing import Any
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.stage import StageContext
 
-VERSION = "1"
+VERSION = "2"  # 2: pooling auto = mean for decoders
 __all__ = ["VERSION", "FinetuneConfig", "run"]
 
 

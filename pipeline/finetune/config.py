@@ -28,8 +28,8 @@ class FinetuneConfig:
     after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
     best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for classification and
     entity F1 for tagging. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
-    ``last`` (the last text token) for a decoder; ``mean`` did better on a small pretrained decoder
-    (bench/sst2.py: +3.6 points over scratch with mean, none with last). Inputs longer than
+    ``mean`` for a decoder: on a small pretrained decoder mean pooling did better than the last text
+    token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available. Inputs longer than
     ``max_len`` tokens (capped at the model's block size) are truncated and counted.
     """
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])

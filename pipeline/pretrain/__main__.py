@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+# Before torch loads OpenMP: sleeping, not spinning, idle threads (a shared machine loses a core
+# to each spinning thread).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pipeline.configtypes import ConfigError, build, deep_merge, parse_override, set_path
 from pipeline.pretrain.config import PretrainConfig
