@@ -17,11 +17,11 @@ class Progress:
     """``Progress("clean", total=n, unit="docs")``; call ``update(k)``; prints at most every ``every`` s."""
 
     def __init__(self, label: str, total: int | None = None, unit: str = "items", every: float = 2.0,
-                 stream=None, enabled: bool = True):
+                 stream=None, enabled: bool = True, start: int = 0):
         self.label, self.total, self.unit, self.every = label, total, unit, every
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.done = 0
+        self.done = self.start = start  # ``start``: already done before (a resumed run); not in the rate
         self.t0 = self.last = time.perf_counter()
         self.extra = ""
 
@@ -36,7 +36,7 @@ class Progress:
 
     def _print(self, now: float, final: bool = False) -> None:
         el = now - self.t0
-        rate = self.done / el if el > 0 else 0.0
+        rate = (self.done - self.start) / el if el > 0 else 0.0
         parts = [f"[{self.label}]"]
         if self.total:
             pct = 100.0 * self.done / self.total

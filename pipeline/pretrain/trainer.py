@@ -90,8 +90,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     flops_tok = flops_per_token(mcfg, cfg.model.block_size)
     peak = device_peak_flops(torch.cuda.get_device_name(rt.device)) if rt.device.type == "cuda" else None
     extra_meta = {**(meta or {}), "objective": cfg.resolved_objective}
-    progress = Progress("pretrain", total=cfg.max_steps, unit="steps", enabled=rt.is_main)
-    progress.done = step
+    progress = Progress("pretrain", total=cfg.max_steps, unit="steps", enabled=rt.is_main, start=step)
     t_start, t_window, tok_window = time.perf_counter(), time.perf_counter(), 0
     last_eval: dict[str, float] = {}
     tok_s = 0.0
