@@ -296,7 +296,8 @@ def timed_steps(stepper: Stepper, batches, n: int, accum: int) -> float:
 
 
 def throughput_section(dev: torch.device, smoke: bool, micro: int, batches_of: tuple[int, ...], rounds: int,
-                       compile_: bool) -> dict:
+                       compile_: bool, deadline: float) -> dict:
+    """Rounds after the first that would start past ``deadline`` (time.monotonic) are dropped."""
     from model import flops_per_token, ModelConfig
     shape = gpt2_shape(smoke)
     T, V = shape["block_size"], shape["vocab_size"]
@@ -320,6 +321,9 @@ def throughput_section(dev: torch.device, smoke: bool, micro: int, batches_of: t
         n = max(2, (2 if smoke else 20) * 64 // batch)  # ~2 s a round on an H100-class GPU
         times: dict[str, list[float]] = {name: [] for name in steppers}
         for r in range(rounds):
+            if r and time.monotonic() > deadline - 10:
+                res[f"truncated_b{batch}"] = f"{r} of {rounds} rounds (time budget)"
+                break
             for name in (list(steppers) if r % 2 == 0 else list(steppers)[::-1]):
                 times[name].append(timed_steps(steppers[name], batches, n, accum) / n)
         for name, ts in times.items():
@@ -412,7 +416,8 @@ def e2e_section(chk: Check, dev: torch.device, smoke: bool) -> dict:
             loaded, _ = load_model(out / "model", map_location=dev)
             res["first"]["model_loads_on"] = next(loaded.parameters()).device.type
             res["ok"] = res["ok"] and res["first"]["model_loads_on"] == dev.type
-        if res["ok"] and chk.left() > (20 if smoke else 75):  # resume from the checkpoint for 10 more steps
+        # resume from the checkpoint for 10 more steps, unless it would cost micro-batch 64 its turn
+        if res["ok"] and chk.left() > (20 if smoke else 170):
             rc2, st2 = pretrain_cli(chk, shards, out, sets + [f"max_steps={steps + 10}"], chk.left() - 5)
             res["resume"] = run_figures(out, rc2, st2, dev)
             res["ok"] = rc2 == 0 and st2.get("steps") == steps + 10 and res["resume"]["metrics_rows"] == steps + 10
@@ -500,9 +505,10 @@ def main() -> int:
         mb_small, mb_big = (4, 8) if smoke else (16, 64)
         chk.section("checks", 15 if smoke else 60, checks_section, dev, smoke)
         chk.section("throughput_mb16", 20 if smoke else 170, throughput_section, dev, smoke, mb_small,
-                    (mb_small, 4 * mb_small), 3, not smoke)
+                    (mb_small, 4 * mb_small), 3, not smoke, chk.deadline)
         chk.section("e2e", 20 if smoke else 100, e2e_section, chk, dev, smoke)
-        chk.section("throughput_mb64", 20 if smoke else 120, throughput_section, dev, smoke, mb_big, (mb_big,), 3, not smoke)
+        chk.section("throughput_mb64", 20 if smoke else 120, throughput_section, dev, smoke, mb_big, (mb_big,), 3,
+                    not smoke, chk.deadline)
         if not args.no_pytest and importable("pytest"):
             chk.section("pytest", 60, pytest_section, chk)
     line = summary(chk, dev)
