@@ -1,23 +1,10 @@
 """Dedup stage: exact duplicates by hash, then near-duplicates by MinHash LSH with verified Jaccard.
 
-The stage code, with its heavy imports, lives in ``stage.py`` and loads on first use of ``run`` (or any
-other name below), so that reading configs and computing stage keys stays cheap.
+The stage code, with its heavy imports, lives in ``stage.py`` and loads on first use of ``run``, so that reading configs and computing stage keys stays cheap.
 """
-import importlib
-
+from pipeline.lazy import stage_exports
 from pipeline.dedup.config import DedupConfig
 
 VERSION = "1"
 __all__ = ["VERSION", "DedupConfig", "run"]
-
-
-_FROM_STAGE = {'lsh_params', 'run'}
-
-
-def __getattr__(name: str):
-    # Only the stage's own exports: any other lookup (a submodule being imported, say) must not
-    # import the stage, which imports those submodules itself.
-    if name not in _FROM_STAGE:
-        raise AttributeError(f"module 'pipeline.dedup' has no attribute {name!r}")
-    stage = importlib.import_module("pipeline.dedup.stage")
-    return getattr(stage, name)
+__getattr__ = stage_exports(__name__, {'lsh_params', 'run'})
