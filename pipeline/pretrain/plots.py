@@ -11,7 +11,10 @@ def loss_curve(metrics: Path, out: Path) -> Path | None:
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     if not rows:
         return None
-    import matplotlib
+    try:  # a bare GPU box may lack matplotlib: the figures are in metrics.jsonl anyway
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
