@@ -44,7 +44,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline import documents  # noqa: E402
-from pipeline.clean import CleanConfig, run  # noqa: E402
+from pipeline.clean import CleanConfig, attributes, run  # noqa: E402
 from pipeline.stage import StageContext  # noqa: E402
 from pipeline.store import Manifest  # noqa: E402
 
@@ -278,7 +278,8 @@ def main() -> None:
                       "met": rate >= TARGET, "wall_docs_per_s": round(wall_rate, 1),
                       "speedup": round(rate / base_rate, 2), "docs": len(docs), "mean_doc_bytes": round(mb * 1e6 / len(docs)),
                       "rounds": rounds, "keep_decision_agreement": round(agree, 4),
-                      "python_loop_us": round(loop_us, 2), "load_average": round(os.getloadavg()[0], 2)}))
+                      "python_loop_us": round(loop_us, 2), "load_average": round(os.getloadavg()[0], 2),
+                      "compiled_kernels": attributes.kernels_built()}))
 
 
 def _agreement(ours: Path, base: Path) -> float:

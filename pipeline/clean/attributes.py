@@ -33,6 +33,11 @@ import pyarrow as pa
 from pipeline.clean.repetition import DUP_NS, TOP_NS, ngram_chars
 from pipeline.clean.script import CJK_CLASS, profile
 
+try:  # the C kernels (setup.py); optional: without them the Python code below computes the same values
+    from pipeline.clean import _ctext
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _ctext = None
+
 ATTR_VERSION = "1"  # bump on any change to the attributes or to normalization (it keys the cache)
 
 _ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])  # str.split's ASCII whitespace
@@ -65,14 +70,26 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 
-def compute(text: str) -> tuple:
-    """All attributes of one (normalized) document, in ``COLUMNS`` order."""
+def kernels_built() -> bool:
+    """Whether the C kernels are built (``pip install`` compiles them where a C compiler exists)."""
+    return _ctext is not None
+
+
+def compute(text: str, compiled: bool = True) -> tuple:
+    """All attributes of one (normalized) document, in ``COLUMNS`` order.
+
+    Text without CJK characters goes to the C kernels when they are built (``compiled=False`` forces
+    the Python code, the reference the tests compare them with); text with CJK characters, or with
+    digits outside ASCII (``str.isdigit`` knows them, the kernel does not), always takes the Python path.
+    """
     n_chars = len(text)
     if not text or text.isspace():
         return empty_row(n_chars)
     script, cjk_ratio, n_cjk, non_ascii = profile(text)
-    lines = text.split("\n")
     bare = _without_symbols(text, non_ascii)
+    if compiled and _ctext is not None and not n_cjk and not any(map(_is_digit, non_ascii.tolist())):
+        return _compute_compiled(text, bare, script, cjk_ratio)
+    lines = text.split("\n")
     split = _CJK_WORDS.findall if n_cjk else str.split
     line_words = list(map(split, bare.split("\n")))  # "bare" keeps every newline: lines align
     words = list(chain.from_iterable(line_words))
@@ -100,6 +117,28 @@ def compute(text: str) -> tuple:
         _policy_lines(low) / n_lines,
         "{" in text,
         max(map(len, lines)),
+        script, cjk_ratio,
+    )
+
+
+def _compute_compiled(text: str, bare: str, script: str, cjk_ratio: float) -> tuple:
+    """``compute`` for text without CJK characters, by the C kernels (same definitions, same floats)."""
+    n_chars = len(text)
+    raw = text.encode("utf-8", "surrogatepass")
+    (n_words, word_chars, digit_words, stopwords, long_lines, n_tokens, *grams) = _ctext.word_stats(
+        bare.encode("utf-8", "surrogatepass"), raw, 1)
+    (n_lines, bullets, ellipsis, terminal, max_line_len, dup_lines, dup_line_chars, n_paras, dup_paras,
+     dup_para_chars) = _ctext.line_stats(raw)
+    low = text.lower()
+    return (
+        n_chars, n_lines, n_words, _ratio(word_chars, n_words),
+        _ratio(text.count("#") + text.count("...") + text.count("…"), n_words),
+        bullets / n_lines, ellipsis / n_lines, _ratio(n_words - digit_words, n_tokens), stopwords,
+        dup_lines / n_lines, dup_line_chars / n_chars,
+        _ratio(dup_paras, n_paras), dup_para_chars / n_chars,
+        *[c / n_chars for c in grams],
+        terminal / n_lines, (n_lines - long_lines) / n_lines,
+        "lorem ipsum" in low, _policy_lines(low) / n_lines, "{" in text, max_line_len,
         script, cjk_ratio,
     )
 
@@ -133,6 +172,11 @@ def _token_count(text: str, n_cjk: int, non_ascii: np.ndarray) -> int:
 @lru_cache(maxsize=65536)
 def _is_symbol(cp: int) -> bool:
     return unicodedata.category(chr(cp))[0] in "PS"
+
+
+@lru_cache(maxsize=65536)
+def _is_digit(cp: int) -> bool:
+    return chr(cp).isdigit()
 
 
 def _ratio(a: int, b: int) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.clean import cache, reports
+from pipeline.clean import attributes, cache, reports
 from pipeline.clean.config import CleanConfig
 from pipeline.clean.rules import RULE_NAMES, RULES, apply
 from pipeline.documents import doc_shards, shard_name, write_table
@@ -60,6 +60,7 @@ def run(cfg: CleanConfig, ctx: StageContext) -> dict:
     stats = reports.write_all(cfg, ctx)
     stats["attr_shards_computed"] = computed
     stats["attr_shards_reused"] = len(jobs) - computed
+    stats["compiled_kernels"] = attributes.kernels_built()  # False: the slower pure-Python attributes
     return stats
 
 
