@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pipeline.store import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LMFORGE_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -15,6 +18,38 @@ def datasets_or_skip(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared/datasets is not available here)")
     return path
+
+
+def make_upstream(folder: Path, shards: list[list[dict[str, Any]]], drop_reasons: list[list] | None = None,
+                  stage: str = "ingest", key: str = "up") -> Manifest:
+    """An upstream docs folder with these shards (rows: doc_id, text, source, meta), optionally with a
+    ``drop_reason`` column per shard."""
+    import pyarrow as pa
+
+    from pipeline import documents
+
+    (folder / "docs").mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(shards):
+        table = documents.docs_table(rows)
+        if drop_reasons is not None:
+            table = table.append_column("drop_reason", pa.array(drop_reasons[i], type=pa.string()))
+        documents.write_table(table, folder / documents.shard_name(i))
+    return Manifest(stage=stage, key=key, version="1", config={}, inputs={}, files={}, path=folder)
+
+
+def output_rows(out: Path) -> list[dict[str, Any]]:
+    """Every row of a stage's docs shards, in order."""
+    import pyarrow.parquet as pq
+
+    from pipeline import documents
+
+    return [r for p in documents.doc_shards(out) for r in pq.read_table(p).to_pylist()]
+
+
+def published_files(out: Path) -> dict[str, bytes]:
+    """Every file a runner would publish (hidden temporaries excluded), by relative path."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def token_shards(folder: Path, n_docs: int = 120, seed: int = 0, vocab_size: int = 600) -> Path:

@@ -5,14 +5,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import documents
 from pipeline.clean import CleanConfig, run
 from pipeline.stage import StageContext
 from pipeline.store import Manifest
+
+from helpers import make_upstream, output_rows, published_files
 
 # Written for these tests: plain English prose, five lines, ~100 words, no repetition.
 PROSE = """The river wound slowly through the valley, carrying melted snow from distant mountains toward the sea.
@@ -60,18 +59,6 @@ def main(argv):
 '''
 
 
-def make_upstream(folder: Path, shards: list[list[dict[str, Any]]], drop_reasons: list[list] | None = None,
-                  key: str = "up") -> Manifest:
-    """An upstream docs folder with these shards (rows: doc_id, text, source, meta)."""
-    (folder / "docs").mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(shards):
-        table = documents.docs_table(rows)
-        if drop_reasons is not None:
-            table = table.append_column("drop_reason", pa.array(drop_reasons[i], type=pa.string()))
-        documents.write_table(table, folder / documents.shard_name(i))
-    return Manifest(stage="ingest", key=key, version="1", config={}, inputs={}, files={}, path=folder)
-
-
 def rows_of(texts: list[str], source: str = "docs", prefix: str = "d") -> list[dict[str, Any]]:
     return [{"doc_id": f"{prefix}{i}", "text": t, "source": source, "meta": "{}"} for i, t in enumerate(texts)]
 
@@ -81,16 +68,6 @@ def run_stage(cfg: CleanConfig, manifest: Manifest, out: Path, work: Path, worke
     ctx = StageContext(name="clean", key="k", out=out, inputs={"docs": manifest}, workers=workers,
                        work=work, fail_after_shards=fail_after_shards)
     return run(cfg, ctx)
-
-
-def output_rows(out: Path) -> list[dict[str, Any]]:
-    return [r for p in documents.doc_shards(out) for r in pq.read_table(p).to_pylist()]
-
-
-def published_files(out: Path) -> dict[str, bytes]:
-    """Every file a runner would publish (hidden temporaries excluded), by relative path."""
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import documents
 from pipeline.dedup import DedupConfig, run
 from pipeline.stage import StageContext
 from pipeline.store import Manifest
+
+import helpers as helpers_module
+from helpers import output_rows, published_files
 
 
 def _vocab(rng: random.Random, n: int = 3000) -> list[str]:
@@ -57,14 +57,8 @@ def rows_of(texts: list[str], prefix: str = "d") -> list[dict[str, Any]]:
 
 
 def make_upstream(folder: Path, shards: list[list[dict[str, Any]]], drop_reasons: list[list] | None = None) -> Manifest:
-    """An upstream stage folder with the given document shards (optionally with a drop_reason column)."""
-    (folder / "docs").mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(shards):
-        table = documents.docs_table(rows)
-        if drop_reasons is not None:
-            table = table.append_column("drop_reason", pa.array(drop_reasons[i], type=pa.string()))
-        documents.write_table(table, folder / documents.shard_name(i))
-    return Manifest(stage="clean", key="up", version="1", config={}, inputs={}, files={}, path=folder)
+    """An upstream clean-stage folder with the given document shards."""
+    return helpers_module.make_upstream(folder, shards, drop_reasons, stage="clean")
 
 
 def run_stage(cfg: DedupConfig, manifest: Manifest, out: Path, workers: int = 1,
@@ -72,16 +66,6 @@ def run_stage(cfg: DedupConfig, manifest: Manifest, out: Path, workers: int = 1,
     ctx = StageContext(name="dedup", key="k", out=out, inputs={"docs": manifest}, workers=workers,
                        fail_after_shards=fail_after_shards)
     return run(cfg, ctx)
-
-
-def output_rows(out: Path) -> list[dict[str, Any]]:
-    return [r for p in documents.doc_shards(out) for r in pq.read_table(p).to_pylist()]
-
-
-def published_files(out: Path) -> dict[str, bytes]:
-    """Every file a runner would publish (hidden temporaries excluded), by relative path."""
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
 
 
 @pytest.fixture
