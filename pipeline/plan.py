@@ -49,6 +49,9 @@ def compute(cfg: RunConfig, work: Path, root: Path) -> list[PlannedStage]:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
         if spec.external_inputs:
             inputs["external"] = spec.load().fingerprint(cfg.section(spec.name), root)
+        for section in spec.sections:
+            if (fp := registry.section_fingerprint(section, cfg.section(section), root)) is not None:
+                inputs[f"{section}_files"] = fp
         conf = stage_config(cfg, spec.name)
         if spec.sections:
             conf = {**conf, "_sections": {name: stage_config(cfg, name) for name in spec.sections}}

@@ -17,7 +17,8 @@ class StageSpec:
     module: str
     inputs: dict[str, str] = field(default_factory=dict)
     external_inputs: bool = False  # reads files outside the store: its key includes their fingerprint
-    sections: tuple[str, ...] = ()  # other config sections it reads (passed as ctx.extra, keyed)
+    sections: tuple[str, ...] = ()  # other config sections it reads (passed as ctx.extra, keyed, with the
+    # fingerprint of the files they name, from SECTION_FINGERPRINTS)
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -37,8 +38,17 @@ STAGES: list[StageSpec] = [
     StageSpec("finetune", "pipeline.finetune", {"model": "pretrain"}, sections=("tasks",)),
     StageSpec("evaluate", "pipeline.evaluate",
               {"model": "pretrain", "tokens": "tokenize", "finetune": "finetune", "decontaminate": "decontaminate"},
-              sections=("tasks",)),
+              external_inputs=True, sections=("tasks",)),
 ]
+
+# Config sections that name files outside the store: the module whose ``fingerprint(section, root)`` tells
+# what those files are now (it joins the key of every stage that reads the section).
+SECTION_FINGERPRINTS: dict[str, str] = {"tasks": "pipeline.tasks"}
+
+
+def section_fingerprint(section: str, cfg, root) -> str | None:
+    module = SECTION_FINGERPRINTS.get(section)
+    return importlib.import_module(module).fingerprint(cfg, root) if module else None
 
 
 def names() -> list[str]:

@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 MANIFEST = "manifest.json"
 KEY_LEN = 16
@@ -28,6 +28,19 @@ def stage_key(stage: str, version: str, config: Any, inputs: dict[str, str]) -> 
     """Merkle-style key: the stage, its code VERSION, its validated config and its inputs' keys/digests."""
     payload = canonical_json({"stage": stage, "version": version, "config": config, "inputs": inputs})
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LEN]
+
+
+def files_fingerprint(paths: Iterable[Path]) -> str:
+    """What these files are now (path, size, modification time; "missing" for an absent one), for the key
+    of a stage that reads files outside the store: an edited file gives a new key, so a rebuild."""
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = p.stat()
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:16]
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:

@@ -2,9 +2,17 @@
 
 The stage code, with its heavy imports, lives in ``stage.py`` and loads on first use of ``run``, so that reading configs and computing stage keys stays cheap.
 """
-from pipeline.lazy import stage_exports
+from pathlib import Path
+
 from pipeline.evaluate.config import EvaluateConfig
+from pipeline.lazy import stage_exports
+from pipeline.store import files_fingerprint
 
 VERSION = "1"
-__all__ = ["VERSION", "EvaluateConfig", "run"]
+__all__ = ["VERSION", "EvaluateConfig", "fingerprint", "run"]
+
+
+def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
+    """What the ``extra_texts`` files are now (path, size, mtime): an edited file means a new key."""
+    return files_fingerprint(Path(p) if Path(p).is_absolute() else root / p for p in cfg.extra_texts)
 __getattr__ = stage_exports(__name__, {'run', 'resolve_texts'})

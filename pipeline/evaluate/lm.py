@@ -120,6 +120,6 @@ def score_text(model: nn.Module, path: Path, tok: Tokenizer, rt: Runtime, block_
         shards = text_split(text, tok, Path(tmp))
         out = score(model, shards, rt, block_size, batch_size, max_batches, masked)
         del shards  # release the memory map before the folder goes
-    # The file is not part of the stage key (only its path is): its digest tells which contents were scored.
+    # The key holds the file's size and mtime; the digest in the report names the exact contents scored.
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     return {**out, "chars": len(text), "text_bytes": len(data), "digest": digest}

@@ -4,10 +4,10 @@
 ``held_out_units`` / ``is_held_out_doc`` / ``test_texts`` tell decontamination what to keep out of the
 pretraining corpus.
 """
-from pipeline.tasks.config import DEFAULT_AREAS, SPLITS, TaskConfig, TasksConfig, default_tasks
+from pipeline.tasks.config import DEFAULT_AREAS, SPLITS, TaskConfig, TasksConfig, default_tasks, fingerprint
 from pipeline.tasks.heldout import held_out_units, is_held_out_doc, test_texts
 from pipeline.tasks.load import TaskData, load_task
 from pipeline.tasks.readers import TaskError
 
 __all__ = ["DEFAULT_AREAS", "SPLITS", "TaskConfig", "TasksConfig", "TaskData", "TaskError", "default_tasks",
-           "held_out_units", "is_held_out_doc", "load_task", "test_texts"]
+           "fingerprint", "held_out_units", "is_held_out_doc", "load_task", "test_texts"]

@@ -3,11 +3,13 @@
 A task is either read from files (``source: files``) or derived from the default corpus, the Python
 standard library (``source: stdlib_area`` / ``stdlib_names``; see ``pipeline.tasks.stdlib_tasks``),
 so the default run needs no download. The section is passed to decontaminate, finetune and evaluate
-(``ctx.extra["tasks"]``), so changing a task changes those stages' keys.
+(``ctx.extra["tasks"]``), so changing a task changes those stages' keys; so does editing a task's
+files (``fingerprint``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from pipeline.configtypes import ConfigError, bounded
@@ -135,4 +137,16 @@ class TasksConfig:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
 
 
-__all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks"]
+def fingerprint(cfg: TasksConfig, root: Path) -> str:
+    """What the tasks' data is now, for the keys of the stages that read it: each task file's path, size
+    and modification time, and for the tasks derived from the standard library, the Python they come from."""
+    from pipeline.ingest import stdlib
+    from pipeline.store import files_fingerprint
+
+    paths = [Path(f) if Path(f).is_absolute() else root / f
+             for t in cfg.tasks for f in (t.train, t.validation, t.test) if f]
+    derived = any(t.source != "files" for t in cfg.tasks)
+    return files_fingerprint(paths) + (f"|{stdlib.fingerprint()}" if derived else "")
+
+
+__all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint"]

@@ -73,3 +73,25 @@ def test_selection_and_missing_upstream(tmp_path):
     assert plan[0].reason == "selected to rerun"
     with pytest.raises(PlanError, match="--stage: got 'nope', allowed: ingest"):
         select(compute(cfg, tmp_path, tmp_path), stage="nope")
+
+
+def test_editing_task_or_extra_text_files_changes_the_keys_of_their_readers(tmp_path):
+    """Files named in the config (task data, evaluate.extra_texts) are part of the keys of the stages
+    that read them, so an edited file is never served from a stale cache."""
+    data = tmp_path / "task.tsv"
+    data.write_text("label\ttext\npos\tgood\nneg\tbad\n")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("some text\n")
+    task = {"name": "t", "kind": "classification", "source": "files", "train": "task.tsv"}
+    overrides = [f"tasks.tasks=[{json.dumps(task)}]", 'evaluate.extra_texts=["extra.txt"]']
+    keys = lambda: {p.name: p.key for p in compute(config.load("tiny", overrides=overrides), tmp_path, tmp_path)}
+    before = keys()
+    assert keys() == before
+    data.write_text("label\ttext\npos\tgood\nneg\tbad\nneg\tworse\n")
+    after_task = keys()
+    changed = {name for name in before if before[name] != after_task[name]}
+    # decontaminate reads the tasks, and everything downstream of it follows
+    assert changed == {"decontaminate", "tokenize", "pretrain", "finetune", "evaluate"}
+    extra.write_text("other text, longer\n")
+    after_extra = keys()
+    assert {name for name in before if after_task[name] != after_extra[name]} == {"evaluate"}
