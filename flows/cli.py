@@ -40,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
     _config_args(st)
     st.add_argument("--json", action="store_true")
     st.add_argument("--verify", action="store_true", help="also check file digests (slower)")
+    gc = sub.add_parser("gc", help="remove stage outputs, partial folders and caches that no config uses")
+    _config_args(gc)
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    gc.add_argument("--only-current", action="store_true",
+                    help="keep only what this config uses (default: also every config recorded in data/runs/)")
     ui = sub.add_parser("ui", help="the MLflow UI over this project's store, on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
@@ -120,6 +125,22 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace, root: Path) -> int:
+    from pipeline import gc
+    cfg, _ = _load(args)
+    garbage = gc.find(cfg, root, only_current=args.only_current)
+    for path, why in garbage.ignored_configs:
+        print(f"lmforge gc: ignoring {path.name}: no longer a valid config ({why})", file=sys.stderr)
+    for folder in garbage.kept_busy:
+        print(f"keep    {folder}  (written in the last {gc.BUSY_MINUTES:.0f} minutes: a run may be using it)")
+    for folder, size, why in garbage.remove:
+        print(f"{'would remove' if args.dry_run else 'remove'}  {folder}  {size / 1e6:,.1f} MB  ({why})")
+    freed = garbage.bytes if args.dry_run else gc.collect(garbage)
+    print(f"lmforge gc: {len(garbage.remove)} folder(s), {freed / 1e6:,.1f} MB "
+          f"{'would be freed' if args.dry_run else 'freed'}; live configs: {garbage.live_configs}", file=sys.stderr)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, root: Path) -> int:
     from pipeline.tracking import default_uri
     (root / "mlruns").mkdir(exist_ok=True)
@@ -162,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.configtypes import ConfigError
     from pipeline.plan import PlanError
     try:
-        commands = {"run": cmd_run, "status": cmd_status, "ui": cmd_ui, "generate": cmd_generate,
+        commands = {"run": cmd_run, "status": cmd_status, "gc": cmd_gc, "ui": cmd_ui, "generate": cmd_generate,
                     "fill-mask": cmd_fill_mask}
         return commands[args.command](args, root)
     except (ConfigError, PlanError, FileNotFoundError, ValueError) as e:

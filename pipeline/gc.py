@@ -1,0 +1,126 @@
+"""Garbage collection of the stage store: outputs, partial folders and caches that no config uses.
+
+Stage folders are content-addressed, so an old output is never overwritten: after a code VERSION bump,
+an edited input file or an abandoned experiment, its folder stays in ``data/work`` for ever. ``collect``
+finds what no *live* config reaches and removes it:
+
+- live configs: the one given (the current one) and, unless ``only_current``, every config a run
+  recorded in ``data/runs/`` (configs that no longer validate are reported and ignored);
+- live keys: every stage key those configs compute now (``plan.compute``); a stage folder
+  ``<stage>/<key>`` or partial ``<stage>/<key>.partial`` with another key is garbage, and so are the
+  ``.old-*`` folders a crashed publication left;
+- the clean stage's attribute cache: an entry is live when a live clean stage's upstream output
+  exists and maps to it;
+- partial folders written to in the last ``busy_minutes`` are kept (a run may be writing them), and
+  ``_bench`` (the benchmarks' cache) and any other folder not laid out as ``<stage>/<key>`` are left alone.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import plan as planning
+from pipeline import stages as registry
+from pipeline.config import RunConfig
+from pipeline.configtypes import ConfigError, build
+from pipeline.store import read_manifest
+
+BUSY_MINUTES = 15.0
+
+
+@dataclass
+class Garbage:
+    remove: list[tuple[Path, int, str]] = field(default_factory=list)  # (folder, bytes, why)
+    kept_busy: list[Path] = field(default_factory=list)
+    ignored_configs: list[tuple[Path, str]] = field(default_factory=list)
+    live_configs: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size, _ in self.remove)
+
+
+def recorded_configs(root: Path) -> tuple[list[RunConfig], list[tuple[Path, str]]]:
+    """The configs of past runs (``data/runs/*-config.json``), and the files that no longer validate."""
+    configs, bad = [], []
+    for path in sorted((root / "data" / "runs").glob("*-config.json")):
+        try:
+            data = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+            configs.append(build(RunConfig, data))
+        except (OSError, ValueError, ConfigError, TypeError) as e:
+            bad.append((path, f"{type(e).__name__}: {e}"))
+    return configs, bad
+
+
+def find(current: RunConfig, root: Path, only_current: bool = False,
+         busy_minutes: float = BUSY_MINUTES) -> Garbage:
+    """What ``collect`` would remove (nothing is touched)."""
+    work = root / "data" / "work"
+    garbage = Garbage()
+    configs = [current]
+    if not only_current:
+        history, garbage.ignored_configs = recorded_configs(root)
+        configs += history
+    garbage.live_configs = len(configs)
+    live: dict[str, set[str]] = {}
+    live_attr_dirs: set[Path] = set()
+    for cfg in configs:
+        planned = planning.compute(cfg, work, root)
+        for ps in planned:
+            live.setdefault(ps.name, set()).add(ps.key)
+        live_attr_dirs |= _live_attr_dirs(cfg, planned, work)
+    now = time.time()
+    for name in registry.names():
+        folder = work / name
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            key, _, suffix = entry.name.partition(".")
+            if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial")):
+                continue
+            if suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60:
+                garbage.kept_busy.append(entry)
+                continue
+            why = ("partial output of a config no run uses" if suffix == "partial" else
+                   "left by an interrupted publication" if suffix.startswith("old-") else
+                   "output of a config no run uses")
+            garbage.remove.append((entry, _size(entry), why))
+    attrs = work.joinpath("_cache", "clean_attrs")
+    if attrs.is_dir():
+        for entry in sorted(attrs.iterdir()):
+            if entry.is_dir() and entry not in live_attr_dirs:
+                garbage.remove.append((entry, _size(entry), "clean attributes of documents no config uses"))
+    return garbage
+
+
+def collect(garbage: Garbage) -> int:
+    """Remove what ``find`` listed; return the bytes freed."""
+    freed = 0
+    for folder, size, _ in garbage.remove:
+        shutil.rmtree(folder, ignore_errors=True)
+        freed += size if not folder.exists() else 0
+    return freed
+
+
+def _live_attr_dirs(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
+    from pipeline.clean import cache
+
+    by_name = {ps.name: ps for ps in planned}
+    clean = by_name.get("clean")
+    if clean is None:
+        return set()
+    upstream = read_manifest(by_name[clean.input_stages["docs"]].path)
+    if upstream is None:
+        return set()
+    return {cache.attr_dir(work, upstream, cfg.section("clean").normalize_options())}
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])

@@ -1,0 +1,88 @@
+"""``lmforge gc``: what no live config reaches goes; live outputs, busy partials and foreign folders stay."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from pipeline import config, documents, gc
+from pipeline.clean import cache
+from pipeline.configtypes import to_dict
+from pipeline.plan import compute
+from pipeline.store import Workspace
+
+from flows import env
+from flows.cli import main as cli_main
+
+
+def _folder(path, size=100, age_s=0.0):
+    path.mkdir(parents=True)
+    (path / "blob.bin").write_bytes(b"x" * size)
+    if age_s:
+        t = time.time() - age_s
+        for p in (path / "blob.bin", path):
+            os.utime(p, (t, t))
+    return path
+
+
+def _store(tmp_path):
+    """A store with the tiny config's outputs, one recorded older config, and garbage of every kind."""
+    root, work = tmp_path, tmp_path / "data" / "work"
+    cfg = config.load("tiny")
+    keys = {p.name: p.key for p in compute(cfg, work, root)}
+    ws = Workspace(work, "ingest", keys["ingest"])  # a real ingest output, so the attribute cache maps
+    out = ws.open(fresh=True)
+    (out / "docs").mkdir()
+    rows = [{"doc_id": "d:0", "text": "hello world", "source": "s", "meta": "{}"}]
+    documents.write_table(documents.docs_table(rows), out / documents.shard_name(0))
+    upstream = ws.publish("1", {}, {}, {}, None, 0.0)
+    live_attrs = _folder(cache.attr_dir(work, upstream, cfg.section("clean").normalize_options()))
+    for name in ("clean", "tokenize", "pretrain"):
+        _folder(work / name / keys[name])
+    resumable = _folder(work / "finetune" / f"{keys['finetune']}.partial", age_s=3600)
+    older = config.load("tiny", overrides=["pretrain.max_steps=3"])
+    (root / "data" / "runs").mkdir(parents=True)
+    (root / "data" / "runs" / "20260101-000000-config.json").write_text(json.dumps({"_preset": "tiny", **to_dict(older)}))
+    (root / "data" / "runs" / "20250101-000000-config.json").write_text(json.dumps({"pretrain": {"no_such_key": 1}}))
+    older_pretrain = _folder(work / "pretrain" / compute(older, work, root)[5].key)
+    garbage = {
+        "stale": _folder(work / "pretrain" / "deadbeefdeadbeef", size=1000),
+        "abandoned": _folder(work / "tokenize" / "0123456789abcdef.partial", age_s=3600),
+        "old": _folder(work / "dedup" / f"{keys['dedup']}.old-12-34"),
+        "attrs": _folder(work / "_cache" / "clean_attrs" / "00000000"),
+    }
+    kept = {"live_attrs": live_attrs, "resumable": resumable, "older_pretrain": older_pretrain,
+            "busy": _folder(work / "evaluate" / "feedfacefeedface.partial"),
+            "bench": _folder(work / "_bench" / "model"), "ingest": upstream.path}
+    return cfg, garbage, kept
+
+
+def test_find_lists_exactly_the_garbage_and_collect_removes_it(tmp_path):
+    cfg, garbage, kept = _store(tmp_path)
+    found = gc.find(cfg, tmp_path)
+    assert {p for p, _, _ in found.remove} == set(garbage.values())
+    assert found.kept_busy == [kept["busy"]]
+    assert found.live_configs == 2 and [p.name for p, _ in found.ignored_configs] == ["20250101-000000-config.json"]
+    assert found.bytes == 1000 + 3 * 100
+    assert all(p.exists() for p in garbage.values())  # find touches nothing
+    assert gc.collect(found) == 1300
+    assert not any(p.exists() for p in garbage.values())
+    assert all(p.exists() for p in kept.values())
+
+
+def test_only_current_also_drops_what_only_recorded_configs_use(tmp_path):
+    cfg, garbage, kept = _store(tmp_path)
+    found = gc.find(cfg, tmp_path, only_current=True)
+    assert {p for p, _, _ in found.remove} == set(garbage.values()) | {kept["older_pretrain"]}
+
+
+def test_cli_dry_run_removes_nothing(tmp_path, monkeypatch, capsys):
+    _, garbage, _ = _store(tmp_path)
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)  # keep this process's environment as it is
+    assert cli_main(["gc", "--preset", "tiny", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert out.out.count("would remove") == len(garbage) and f"{len(garbage)} folder(s)" in out.err
+    assert all(p.exists() for p in garbage.values())
+    assert cli_main(["gc", "--preset", "tiny"]) == 0
+    assert not any(p.exists() for p in garbage.values())
