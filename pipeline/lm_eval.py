@@ -2,21 +2,27 @@
 
 Bits per byte follows lm-evaluation-harness: the summed negative log-likelihood (nats) of the
 targets, divided by ln 2 and by the UTF-8 bytes those targets stand for. It does not depend on the
-tokenizer, so models with different vocabularies compare. Causal LMs are scored on non-overlapping
-windows covering the validation stream in order; masked LMs on fixed-seed masked batches (their loss
-is a masked-token cross-entropy, so they get an accuracy and a pseudo-perplexity, not bits per byte).
+tokenizer, so models with different vocabularies compare.
+
+Both objectives are scored on the loader's validation windows (non-overlapping, in stream order; the
+first ``max_batches`` batches of them, or all). A masked LM sees a fixed share (``cfg.mask_rate``) of each
+window's ordinary tokens replaced by the mask id, chosen by a fixed seed per batch (no 80/10/10 at
+evaluation: the figure measures prediction from context alone); its loss is a masked-token
+cross-entropy, so it gets an accuracy and a pseudo-perplexity, not bits per byte. The pretrain stage's
+validation figures and the evaluate stage's are this one definition.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.loader import IGNORE_INDEX, MaskedBatches, TokenShards
+from pipeline.loader import IGNORE_INDEX, TokenShards
 
-EVAL_SEED = 1234567  # masked-LM eval batches: fixed, and apart from any training seed
+MASK_SEED = 0  # which positions the masked-LM evaluation masks: fixed, so runs and checkpoints compare
 
 
 @torch.no_grad()
@@ -27,7 +33,7 @@ def evaluate_lm(model: torch.nn.Module, shards: TokenShards, cfg: Any, rt: Any,
     model.eval()
     try:
         if type(model).__name__ == "MaskedLM":
-            return _masked(model, shards, cfg, rt, max_batches or 20, batch_size)
+            return _masked(model, shards, cfg, rt, max_batches, batch_size)
         return _causal(model, shards, cfg, rt, max_batches, batch_size)
     finally:
         model.train(was_training)
@@ -53,17 +59,23 @@ def _causal(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
 
 
 def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
-    if shards.n_tokens <= cfg.model.block_size:
-        return {}
-    batches = MaskedBatches(shards, cfg.model.block_size, batch_size or cfg.batch_size, EVAL_SEED,
-                            mask_rate=getattr(cfg, "mask_rate", 0.15))
+    mask_id, pad_id = shards.special_ids["mask"], shards.pad_id
+    special = np.zeros(shards.vocab_size, dtype=bool)
+    special[np.asarray(shards.meta["all_special_ids"], dtype=np.int64)] = True
+    special[mask_id] = True
+    mask_rate = getattr(cfg, "mask_rate", 0.15)
     nll, n, correct = 0.0, 0, 0
-    for step in range(max_batches):
-        x, labels = batches.get(step)
-        x, labels = x.to(rt.device), labels.to(rt.device)
+    for i, b in enumerate(shards.val_batches(cfg.model.block_size, batch_size or cfg.batch_size, max_batches)):
+        x = b.x.numpy()
+        real = x != pad_id
+        chosen = (np.random.default_rng([MASK_SEED, i]).random(x.shape) < mask_rate) & real & ~special[x]
+        if not chosen.any():
+            continue
+        labels = torch.from_numpy(np.where(chosen, x, IGNORE_INDEX))
+        inputs = torch.from_numpy(np.where(chosen, mask_id, x))
         with rt.autocast():
-            logits, _ = model(x, labels)  # (M, V): only the masked positions
-        target = labels[labels != IGNORE_INDEX]
+            logits, _ = model(inputs.to(rt.device), labels.to(rt.device), torch.from_numpy(real).to(rt.device))
+        target = labels[labels != IGNORE_INDEX].to(rt.device)  # row-major, as MaskedLM returns its logits
         nll += float(F.cross_entropy(logits.float(), target, reduction="sum"))
         correct += int((logits.argmax(-1) == target).sum())
         n += int(target.numel())

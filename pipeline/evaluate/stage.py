@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from model import MaskedLM, load_meta, load_model, param_count
 from pipeline.evaluate import lm, unigram
@@ -72,15 +71,11 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
     tok = Tokenizer.from_dir(model_dir)
     tokens = ctx.input("tokens").path
     val, train = TokenShards(tokens, "val"), TokenShards(tokens, "train")
-    masked = None
-    if isinstance(model, MaskedLM):
-        special = np.zeros(tok.vocab_size, bool)
-        special[tok.all_special_ids] = True
-        masked = {"mask_id": tok.mask_id, "special": special, "pad_id": val.pad_id, "mask_rate": cfg.mask_rate}
+    masked = cfg.mask_rate if isinstance(model, MaskedLM) else None  # the masked LM's eval mask rate
     T, B = mcfg.block_size, cfg.batch_size
     limit = lm.n_batches(cfg.max_eval_tokens, T, B)
     t0 = time.perf_counter()
-    v = lm.score(model, val, rt, T, B, limit, masked)
+    v = lm.score_lm(model, val, rt, T, B, limit, masked)
     ctx.log.info("validation split: %d tokens scored in %.1fs", v["tokens"], time.perf_counter() - t0)
     logp = unigram.log_probs(unigram.train_counts(train))
     u = unigram.score(logp, unigram.targets(val, cfg.max_eval_tokens if masked else v["tokens"]), val.token_bytes)

@@ -12,7 +12,7 @@ from typing import Any
 from pipeline.pretrain.config import ModelSection, PretrainConfig
 from pipeline.stage import StageContext
 
-VERSION = "1"
+VERSION = "2"  # 2: masked-LM validation figures by the one definition of pipeline.lm_eval
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
 __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run"]
 

@@ -82,7 +82,20 @@ def test_masked_lm_pretraining(shards, tmp_path):
     ls = losses(tmp_path / "m")
     assert sum(ls[-4:]) / 4 < sum(ls[:4]) / 4 - 0.3
     assert 0.0 <= stats["val_accuracy"] <= 1.0 and "val_bpb" not in stats
-    assert json.loads((tmp_path / "m" / "model" / "meta.json").read_text())["model_class"] == "MaskedLM"
+    meta = json.loads((tmp_path / "m" / "model" / "meta.json").read_text())
+    assert meta["model_class"] == "MaskedLM"
+    # One definition of the masked-LM validation figures: the evaluate stage's scorer, run on the kept
+    # checkpoint with that eval's window budget, gives back the figures pretraining recorded for it.
+    from model.checkpoint import load_model
+    from pipeline.evaluate import lm
+    from pipeline.pretrain.runtime import Runtime
+
+    model, _ = load_model(tmp_path / "m" / "model")
+    budget = None if meta["step"] == 20 else 2  # the last eval scores every window, the others eval_batches
+    again = lm.score_lm(model, TokenShards(shards, "val"), Runtime(torch.device("cpu"), "fp32"), 32, 4, budget,
+                        mask_rate=0.15)
+    assert again["loss"] == pytest.approx(meta["val_loss"], rel=1e-5)
+    assert again["accuracy"] == pytest.approx(meta["val_accuracy"], abs=1e-9)
 
 
 def test_objective_must_match_arch():
