@@ -43,6 +43,7 @@ from collections import Counter
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from bench.corpora import datasets_dir  # noqa: E402
 from pipeline import documents  # noqa: E402
 from pipeline.clean import CleanConfig, attributes, run  # noqa: E402
 from pipeline.stage import StageContext  # noqa: E402
@@ -50,10 +51,6 @@ from pipeline.store import Manifest  # noqa: E402
 
 TARGET = 2000  # documents per second per core
 DOCS_PER_SHARD = 2000
-
-
-def datasets_dir() -> Path:
-    return Path(os.environ.get("LMFORGE_DATASETS") or ROOT / ".." / "shared" / "datasets").resolve()
 
 
 def make_docs(n_docs: int) -> list[str]:

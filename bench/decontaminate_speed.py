@@ -31,6 +31,7 @@ import xxhash
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.corpora import datasets_dir, english_lines, pieces  # noqa: E402
 from pipeline.decontaminate import DecontaminateConfig, spec_of  # noqa: E402
 from pipeline.decontaminate.index import build_index  # noqa: E402
 from pipeline.decontaminate.ngrams import unspaced_chars  # noqa: E402
@@ -40,28 +41,11 @@ from pipeline.dedup.text import simplify  # noqa: E402
 TARGETS = {"target_mb_per_s_per_core": 4.0, "target_speedup": 3.0}
 
 
-def datasets_dir() -> Path:
-    return Path(os.environ.get("LMFORGE_DATASETS") or ROOT / ".." / "shared" / "datasets").resolve()
-
-
-def pieces(lines: list[str], target_bytes: int = 2500) -> list[str]:
-    docs, cur, size = [], [], 0
-    for line in lines:
-        cur.append(line)
-        size += len(line.encode()) + 1
-        if size >= target_bytes:
-            docs.append("\n".join(cur))
-            cur, size = [], 0
-    return docs
-
-
 def load(n_docs: int) -> tuple[list[str], list[tuple[str, list[str]]], dict[int, str]]:
     d = datasets_dir()
-    en = "\n".join((d / p).read_text() for p in ("wikitext2_tokenized/test.txt", "wikitext2_tokenized/valid.txt",
-                                                 "tinystories_slice/tinystories_val_head.txt"))
     ci = json.loads((d / "chinese_poetry/songci/ci.song.0.json").read_text())
     zh = ["".join(p["paragraphs"]) for p in ci]
-    docs = pieces([x.strip() for x in en.splitlines() if x.strip()]) + pieces(zh, 1500)
+    docs = pieces(english_lines()) + pieces(zh, 1500)
     random.Random(0).shuffle(docs)
     docs = (docs * (n_docs // len(docs) + 1))[:n_docs]
     sst = [ln.split("\t", 1)[1] for f in ("dev.tsv", "test.tsv")

@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import tempfile  # noqa: E402
@@ -40,6 +39,7 @@ import unicodedata  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from itertools import combinations  # noqa: E402
 
+from bench.corpora import datasets_dir  # noqa: E402
 from pipeline import documents  # noqa: E402
 from pipeline.dedup import DedupConfig, run  # noqa: E402
 from pipeline.stage import StageContext  # noqa: E402
@@ -48,10 +48,6 @@ from pipeline.store import Manifest  # noqa: E402
 THRESHOLD = 0.8
 NGRAM = 5
 TARGETS = {"target_precision": 0.99, "target_recall": 0.98}
-
-
-def datasets_dir() -> Path:
-    return Path(os.environ.get("LMFORGE_DATASETS") or ROOT / ".." / "shared" / "datasets").resolve()
 
 
 # ---- real documents -------------------------------------------------------------------------------------

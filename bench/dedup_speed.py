@@ -36,6 +36,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from bench.corpora import datasets_dir, english_lines, pieces  # noqa: E402
 from pipeline import documents  # noqa: E402
 from pipeline.dedup import DedupConfig, lsh_params  # noqa: E402
 from pipeline.dedup import minhash  # noqa: E402
@@ -46,22 +47,8 @@ NUM_PERM = 128
 TARGETS = {"target_docs_per_s_per_core": 3000, "target_speedup_vs_bulk": 2.5, "target_speedup_2_workers": 1.7}
 
 
-def datasets_dir() -> Path:
-    return Path(os.environ.get("LMFORGE_DATASETS") or ROOT / ".." / "shared" / "datasets").resolve()
-
-
 def load_docs(target_bytes: int = 2500) -> list[str]:
-    folder = datasets_dir()
-    text = "\n".join((folder / p).read_text() for p in ("wikitext2_tokenized/test.txt", "wikitext2_tokenized/valid.txt",
-                                                         "tinystories_slice/tinystories_val_head.txt"))
-    docs, cur, size = [], [], 0
-    for line in filter(None, (x.strip() for x in text.splitlines())):
-        cur.append(line)
-        size += len(line.encode()) + 1
-        if size >= target_bytes:
-            docs.append("\n".join(cur))
-            cur, size = [], 0
-    return docs
+    return pieces(english_lines(), target_bytes)
 
 
 def ours(texts: list[str], cfg: DedupConfig) -> None:
