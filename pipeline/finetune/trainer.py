@@ -109,8 +109,10 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     stop = False
     for phase_no, (what, epochs) in enumerate(plan):
         last_phase = phase_no == len(plan) - 1
-        modeling.set_trainable(model, what)
-        opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr)
+        norms = cfg.peft_norms and what in ("lora", "adapter")
+        modeling.set_trainable(model, what, norms=norms)
+        opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr,
+                                 peft_extra=modeling.norm_names(model) if norms else frozenset())
         phase_steps = min(epochs * steps_per_epoch, total_steps - step)
         warmup, phase_step = int(cfg.warmup_ratio * phase_steps), 0
         model.train()

@@ -165,3 +165,33 @@ def test_optimizer_groups_have_their_own_learning_rates(pretrained_root):
     opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
     assert {g["group"]: g["lr"] for g in opt.param_groups} == {"body": 1e-4, "head": 1e-2, "peft": 3e-3}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("method,own", [("lora", ("lora_A", "lora_B")), ("adapter", (".adapter_",))])
+def test_peft_norms_trains_the_norm_gains_at_the_peft_rate(pretrained_root, data, method, own):
+    cfg = FinetuneConfig(epochs=2, batch_size=8, lr=5e-3, head_lr=5e-3, peft_lr=7e-3, warmup_ratio=0.0, patience=5,
+                         weight_decay=0.0, peft_norms=True)
+    model = build(pretrained_root, method, cfg)
+    norms = modeling.norm_names(model)
+    n_layer = len(model.trunk.blocks)
+    assert norms == {f"trunk.blocks.{i}.ln_{j}.weight" for i in range(n_layer) for j in (1, 2)} | {"trunk.ln_f.weight"}
+    before = snapshot(model)
+    run_fit(model, method, data, cfg)
+    moved = changed(before, model) - {"head.weight", "head.bias"}
+    assert norms <= moved and all(k in norms or any(o in k for o in own) for k in moved)
+    n_own = sum(v.numel() for k, v in model.named_parameters() if any(o in k for o in own))
+    n_norms = (2 * n_layer + 1) * model.trunk.n_embd
+    assert trainable_summary(model)[0] == n_own + n_norms + model.head.weight.numel() + model.head.bias.numel()
+    opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=7e-3, peft_extra=norms)
+    peft = {id(p) for g in opt.param_groups if g["group"] == "peft" for p in g["params"]}
+    assert {id(p) for k, p in model.named_parameters() if k in norms} <= peft
+    assert {g["group"] for g in opt.param_groups} == {"head", "peft"}
+
+
+def test_peft_norms_leaves_full_fine_tuning_alone(pretrained_root):
+    model = build(pretrained_root, "full", CFG)
+    modeling.set_trainable(model, "full", norms=True)
+    opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
+    assert {g["group"] for g in opt.param_groups} == {"body", "head"}
+    modeling.set_trainable(model, "head", norms=True)  # two_stage's first phase: the head alone
+    assert trainable_summary(model)[0] == model.head.weight.numel() + model.head.bias.numel()
