@@ -8,6 +8,7 @@ files (``fingerprint``).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -145,8 +146,8 @@ def fingerprint(cfg: TasksConfig, root: Path) -> str:
 
     paths = [Path(f) if Path(f).is_absolute() else root / f
              for t in cfg.tasks for f in (t.train, t.validation, t.test) if f]
-    derived = any(t.source != "files" for t in cfg.tasks)
-    return files_fingerprint(paths) + (f"|{stdlib.fingerprint()}" if derived else "")
+    derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
+    return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 
 
 __all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint"]
