@@ -20,7 +20,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from bench.sst2 import CACHE, FINETUNE, PRETRAIN, pretrained_model, say, sst2_tasks  # noqa: E402
+from bench.sst2 import ARCH, CACHE, FINETUNE, PRETRAIN, pretrained_model, say, sst2_tasks, with_arch  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -50,13 +50,14 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=2000)
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     cfg = FinetuneConfig(**{**FINETUNE, "methods": args.methods, "seeds": list(range(args.seeds)),
                             "baseline": args.baseline, "epochs": args.epochs, "threads": args.threads,
                             **overrides})
-    root = pretrained_model(PRETRAIN, args.threads)
+    root = pretrained_model(with_arch(PRETRAIN, args.arch), args.threads)
     out = CACHE / f"select-{int(time.time())}"
     manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
     ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
