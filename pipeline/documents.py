@@ -9,7 +9,7 @@ documents is part of the output and independent of the number of workers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +25,19 @@ DOCS_DIR = "docs"
 
 def shard_name(index: int, prefix: str = DOCS_DIR) -> str:
     return f"{prefix}/part-{index:05d}.parquet"
+
+
+def pending_shards(ctx: Any, n_inputs: int, empty: Callable[[], bytes]) -> list[int]:
+    """Indices of the docs shards (one per input shard) that ``ctx`` (a StageContext) has not written
+    yet. With no input shard, one empty docs shard (``empty()``'s bytes) is written, so that the next
+    stage still finds a docs folder, and there is nothing left to do."""
+    if not n_inputs:
+        rel = shard_name(0)
+        if not ctx.shard_done(rel):
+            data = empty()
+            ctx.write_shard(rel, lambda tmp: tmp.write_bytes(data))
+        return []
+    return [i for i in range(n_inputs) if not ctx.shard_done(shard_name(i))]
 
 
 def write_table(table: pa.Table, path: Path) -> None:

@@ -45,13 +45,9 @@ def _index(cfg: DecontaminateConfig, ctx: StageContext) -> EvalIndex:
 
 def _scan_shards(ctx: StageContext, index: EvalIndex) -> None:
     inputs = documents.doc_shards(ctx.input("docs").path)
-    if not inputs:
-        rel = documents.shard_name(0)
-        if not ctx.shard_done(rel):
-            data = empty_shard()
-            ctx.write_shard(rel, lambda tmp: tmp.write_bytes(data))
+    todo = documents.pending_shards(ctx, len(inputs), empty_shard)
+    if not todo:
         return
-    todo = [i for i in range(len(inputs)) if not ctx.shard_done(documents.shard_name(i))]
     progress = ctx.progress(total=len(todo), unit="shards")
     with ShardPool(ctx.workers) as pool:
         tasks = [ShardTask(str(inputs[i]), index) for i in todo]

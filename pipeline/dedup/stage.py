@@ -106,13 +106,7 @@ def _true_jaccard(cfg: DedupConfig, pool: ShardPool, inputs: list[Path], index: 
 
 
 def _output_pass(ctx: StageContext, pool: ShardPool, inputs: list[Path], index: Index, d: Decision) -> None:
-    if not inputs:
-        rel = documents.shard_name(0)
-        if not ctx.shard_done(rel):
-            data = empty_output()
-            ctx.write_shard(rel, lambda tmp: tmp.write_bytes(data))
-        return
-    todo = [i for i in range(len(inputs)) if not ctx.shard_done(documents.shard_name(i))]
+    todo = documents.pending_shards(ctx, len(inputs), empty_output)
     tasks = []
     for i in todo:
         lo, hi = index.starts[i], index.starts[i + 1]
