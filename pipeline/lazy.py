@@ -10,11 +10,14 @@ import importlib
 from typing import Any, Callable
 
 
-def stage_exports(package: str, names: set[str]) -> Callable[[str], Any]:
+def stage_exports(package: str, names: set[str], elsewhere: dict[str, str] | None = None) -> Callable[[str], Any]:
+    """``names`` come from ``<package>.stage``; ``elsewhere`` maps other lazy names to their submodule."""
+    where = {**{n: "stage" for n in names}, **(elsewhere or {})}
+
     def __getattr__(name: str) -> Any:
-        # Only the stage's own exports: any other lookup (a submodule being imported, say) must not
+        # Only the package's lazy exports: any other lookup (a submodule being imported, say) must not
         # import the stage, which imports those submodules itself.
-        if name not in names:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.stage"), name)
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
     return __getattr__
