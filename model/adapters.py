@@ -17,15 +17,21 @@ from model.layers import Block
 from model.trainable import train_only
 
 PLACES = ("attn", "mlp")
+# How the down projection starts (the up projection is zero either way, so the adapter starts as the identity):
+# "near_identity": N(0, 1e-3) as in Houlsby et al.'s code; "kaiming": nn.Linear's own uniform init, the
+# scale LoRA gives its A matrix, so the up projection's first updates already see a full-size signal.
+INITS = ("near_identity", "kaiming")
 
 
 class Adapter(nn.Module):
-    def __init__(self, n_embd: int, bottleneck: int) -> None:
+    def __init__(self, n_embd: int, bottleneck: int, init: str = "near_identity") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"Adapter: init={init!r}; allowed {INITS}")
         self.down = nn.Linear(n_embd, bottleneck)
         self.up = nn.Linear(bottleneck, n_embd)
-        # Near-identity init (paper section 2.1): small down projection, zero up projection.
-        nn.init.normal_(self.down.weight, mean=0.0, std=1e-3)
+        if init == "near_identity":
+            nn.init.normal_(self.down.weight, mean=0.0, std=1e-3)
         nn.init.zeros_(self.down.bias)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
@@ -35,10 +41,10 @@ class Adapter(nn.Module):
 
 
 def apply_adapters(
-    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = PLACES
+    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = PLACES, init: str = "near_identity"
 ) -> list[str]:
     """Insert an adapter after the attention and/or MLP sub-layer of every `Block` inside
-    `module`. Returns the names of the new adapter modules."""
+    `module` (``init``: one of `INITS`). Returns the names of the new adapter modules."""
     where = tuple(where)
     unknown = sorted(set(where) - set(PLACES))
     if unknown:
@@ -51,7 +57,7 @@ def apply_adapters(
             continue
         ref = block.ln_1.weight  # follow the block's device and dtype
         for place in where:
-            adapter = Adapter(ref.numel(), bottleneck).to(device=ref.device, dtype=ref.dtype)
+            adapter = Adapter(ref.numel(), bottleneck, init).to(device=ref.device, dtype=ref.dtype)
             setattr(block, f"adapter_{place}", adapter)
             added.append(f"{name}.adapter_{place}" if name else f"adapter_{place}")
     if not added:

@@ -71,6 +71,8 @@ class FinetuneConfig:
     peft_norms: bool = False
     adapter_bottleneck: int = bounded(32, ge=1)
     adapter_where: list[Literal["attn", "mlp"]] = field(default_factory=lambda: ["attn", "mlp"])
+    # the adapters' down projection at the start (model.adapters.INITS); the up projection starts at zero
+    adapter_init: Literal["near_identity", "kaiming"] = "near_identity"
     head_epochs: int = bounded(1, ge=1)  # two_stage: epochs of stage 1 (head only)
     then: Literal["full", "adapter", "lora"] = "full"  # two_stage: what stage 2 trains
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -60,7 +60,7 @@ def add_method_modules(model: nn.Module, method: str, cfg) -> dict[str, Any]:
         apply_lora(model.trunk, cfg.lora_targets, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
         return {}
     if method == "adapter":
-        apply_adapters(model.trunk, bottleneck=cfg.adapter_bottleneck, where=cfg.adapter_where)
+        apply_adapters(model.trunk, bottleneck=cfg.adapter_bottleneck, where=cfg.adapter_where, init=cfg.adapter_init)
         return {"adapters": {"bottleneck": cfg.adapter_bottleneck, "where": list(cfg.adapter_where)}}
     return {}
 

@@ -101,8 +101,11 @@ def test_lora_merge_gives_the_same_outputs(pretrained_root, data, tokenizer, tmp
 
 
 def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path):
-    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=5e-3, adapter_bottleneck=4, adapter_where=["mlp"])
+    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=5e-3, adapter_bottleneck=4, adapter_where=["mlp"],
+                         adapter_init="kaiming")
     model = build(pretrained_root, "adapter", cfg)
+    # the configured init reached the adapters: nn.Linear's scale, not near_identity's N(0, 1e-3)
+    assert model.trunk.blocks[0].adapter_mlp.down.weight.abs().max() > 1e-2
     meta = modeling.add_method_modules(modeling.build("classification", 2, modeling.load_config(
         pretrained_root / "model"), None, "auto", 0.0, 0), "adapter", cfg)
     run_fit(model, "adapter", data, cfg)

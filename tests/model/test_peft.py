@@ -93,8 +93,24 @@ def test_adapters_are_identity_at_init_and_only_they_and_head_train():
     assert any(n.endswith("up.weight") for n in moved)
 
 
+@pytest.mark.parametrize("init, bound", [("near_identity", 1e-2), ("kaiming", 16 ** -0.5)])
+def test_adapter_inits_start_as_identity_at_their_scale(init, bound):
+    torch.manual_seed(0)
+    model = classifier().eval()
+    idx = torch.randint(0, 40, (2, 8))
+    base, _ = model(idx)
+    apply_adapters(model, bottleneck=4, init=init)
+    assert torch.equal(model(idx)[0], base)  # the up projection starts at zero
+    down = torch.cat([m.down.weight.flatten() for n, m in model.named_modules() if n.endswith("adapter_mlp")])
+    # near_identity: N(0, 1e-3), so |w| < 1e-2; kaiming: nn.Linear's U(-1/sqrt(16), 1/sqrt(16)), spread over it
+    assert down.abs().max() <= bound
+    assert down.abs().max() > bound / 2 if init == "kaiming" else down.std() < 2e-3
+
+
 def test_peft_errors_are_clear():
     with pytest.raises(ValueError, match="no nn.Linear matches targets"):
         apply_lora(lm(), targets=("q_proj",))
     with pytest.raises(ValueError, match="unknown places"):
         apply_adapters(lm(), where=("ffn",))
+    with pytest.raises(ValueError, match="allowed"):
+        apply_adapters(lm(), init="xavier")
