@@ -66,7 +66,7 @@ def main() -> None:
                          batch_size=32, lr=5e-4, head_lr=2e-3, peft_lr=3e-3, warmup_ratio=0.1, patience=2,
                          class_weights=False,
                          threads=threads)
-    out = CACHE / f"conll-{int(time.time())}"
+    out = CACHE / f"conll-{int(time.time())}-{os.getpid()}"
     t1 = time.perf_counter()
     scored = finetune(root, tasks, cfg, out)
     t_ft = time.perf_counter() - t1

@@ -16,11 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from bench.sst2 import ARCH, CACHE, FINETUNE, PRETRAIN, pretrained_model, say, sst2_tasks, with_arch  # noqa: E402
+from bench.sst2 import ARCH, CACHE, CORPUS, CORPUS_STYLES, FINETUNE, PRETRAIN, TRAIN_EXAMPLES, pretrained_model, say, \
+    sst2_recipe, sst2_tasks  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -47,18 +49,19 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="also full fine-tuning from scratch")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--train-examples", type=int, default=2000)
+    ap.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES)
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH)
+    ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     cfg = FinetuneConfig(**{**FINETUNE, "methods": args.methods, "seeds": list(range(args.seeds)),
                             "baseline": args.baseline, "epochs": args.epochs, "threads": args.threads,
                             **overrides})
-    root = pretrained_model(with_arch(PRETRAIN, args.arch), args.threads)
-    out = CACHE / f"select-{int(time.time())}"
+    root = pretrained_model(sst2_recipe(PRETRAIN, args.arch, args.corpus), args.threads)
+    out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
     manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
     ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
                        extra={"tasks": sst2_tasks(args.train_examples)})
