@@ -36,6 +36,7 @@ from pipeline.finetune.config import FinetuneConfig
 from pipeline.stage import StageContext
 
 VERSION = "3"  # 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default
+# (adapter_init, kaiming by default, joined the config: the config part of every key changed with it)
 __all__ = ["VERSION", "FinetuneConfig", "run"]
 
 
