@@ -80,7 +80,8 @@ def main() -> None:
     for k, v in summary["median"].items():
         say(f"median dev F1 {k}: {v:.2f}")
     for m, g in summary["gain"].items():
-        say(f"gain of pretrained {m} over scratch: {g:+.2f} F1 points (target >= +3)")
+        seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
+        say(f"gain of pretrained {m} over scratch: {g:+.2f} F1 points (target >= +3); per seed {seeds_txt}")
     wall = time.perf_counter() - t0
     say(f"wall-clock: {wall:.0f} s (pretrain {t_pre:.0f} s, fine-tune {t_ft:.0f} s)")
     print(json.dumps({
@@ -89,6 +90,7 @@ def main() -> None:
         "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
         "baseline": {"full-scratch_median": round(summary["scratch"], 2)},
         "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
+        "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
         "targets": {"gain_over_scratch_points": 3.0}, "met": summary["met"],
         "met_by_method": summary["met_by_method"],
         "seeds": seeds, "train_sentences": n_train, "pretrain": recipe, "finetune": {

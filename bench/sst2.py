@@ -202,16 +202,22 @@ def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> 
 
 def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
     """Median over seeds per (method, init) of the test metric, and each method's gain over scratch.
-    ``met``: full fine-tuning's gain reaches the target (the headline); ``met_by_method`` for each."""
+    ``met``: full fine-tuning's gain reaches the target (the headline); ``met_by_method`` for each.
+    ``gain_per_seed``: each seed's pretrained run minus the scratch run of the same seed (the same head
+    init and batch order), to show how much of the gain is the seed."""
     by: dict[str, list[float]] = {}
-    for r in scored:
+    by_seed: dict[str, dict[int, float]] = {}
+    for r in sorted(scored, key=lambda r: r["seed"]):
         by.setdefault(f"{r['method']}-{r['init']}", []).append(100 * r["test"][metric])
+        by_seed.setdefault(f"{r['method']}-{r['init']}", {})[r["seed"]] = 100 * r["test"][metric]
     med = {k: statistics.median(v) for k, v in by.items()}
     base = med["full-scratch"]
     gains = {m: med[f"{m}-pretrained"] - base for m in METHODS if f"{m}-pretrained" in med}
+    paired = {m: [v - by_seed["full-scratch"][s] for s, v in by_seed[f"{m}-pretrained"].items()
+                  if s in by_seed["full-scratch"]] for m in gains}
     met = {m: g >= target_gain for m, g in gains.items()}
-    return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "met": met.get("full", False),
-            "met_by_method": met}
+    return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "gain_per_seed": paired,
+            "met": met.get("full", False), "met_by_method": met}
 
 
 VAL_SENTENCES = 1000  # held-out validation sentences (early stopping and recipe selection)
@@ -344,7 +350,8 @@ def main() -> None:
         say(f"median dev accuracy {k}: {v:.2f}")
     say(f"bag-of-words logistic regression (all {67349:,} train rows): dev accuracy {100 * bow:.2f}")
     for m, g in summary["gain"].items():
-        say(f"gain of pretrained {m} over scratch: {g:+.2f} points (target >= +3)")
+        seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
+        say(f"gain of pretrained {m} over scratch: {g:+.2f} points (target >= +3); per seed {seeds_txt}")
     wall = time.perf_counter() - t0
     say(f"wall-clock: {wall:.0f} s (pretrain {t_pre:.0f} s, fine-tune {t_ft:.0f} s, bow {t_bow:.0f} s)")
     print(json.dumps({
@@ -353,6 +360,7 @@ def main() -> None:
         "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
         "baseline": {"full-scratch_median": round(summary["scratch"], 2), "bow_logreg": round(100 * bow, 2)},
         "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
+        "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
         "targets": {"gain_over_scratch_points": 3.0}, "met": summary["met"],
         "met_by_method": summary["met_by_method"],
         "seeds": seeds, "train_examples": n_train, "pretrain": recipe, "finetune": {
