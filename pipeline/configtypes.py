@@ -11,11 +11,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import types
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 
 class ConfigError(ValueError):
     """A config value is unknown or invalid; the message names the key, the value and what is allowed."""
+
+
+def config_path(root: Path, path: str | Path) -> Path:
+    """A file a config names: ``~`` expanded, a relative path taken from the project root ``root``
+    (an absolute one stays as it is)."""
+    return Path(root) / Path(path).expanduser()
 
 
 def bounded(default: Any, *, ge: float | None = None, le: float | None = None,

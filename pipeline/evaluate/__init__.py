@@ -4,6 +4,7 @@ The stage code, with its heavy imports, lives in ``stage.py`` and loads on first
 """
 from pathlib import Path
 
+from pipeline.configtypes import config_path
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
@@ -14,5 +15,5 @@ __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "run"]
 
 def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
     """What the ``extra_texts`` files are now (path, size, mtime): an edited file means a new key."""
-    return files_fingerprint(Path(p) if Path(p).is_absolute() else root / p for p in cfg.extra_texts)
+    return files_fingerprint(config_path(root, p) for p in cfg.extra_texts)
 __getattr__ = stage_exports(__name__, {'run', 'resolve_texts'})

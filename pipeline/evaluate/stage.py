@@ -19,6 +19,7 @@ from typing import Any
 
 
 from model import MaskedLM, load_meta, load_model, param_count
+from pipeline.configtypes import config_path
 from pipeline.evaluate import lm, unigram
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.report import markdown
@@ -36,7 +37,7 @@ def resolve_texts(cfg: EvaluateConfig, root: Path) -> list[tuple[str, Path]]:
     """(name, path) of each extra text; a missing file fails before any work, naming the key."""
     out = []
     for i, rel in enumerate(cfg.extra_texts):
-        path = Path(rel) if Path(rel).is_absolute() else root / rel
+        path = config_path(root, rel)
         if not path.is_file():
             raise FileNotFoundError(f"evaluate.extra_texts[{i}]: no file {rel!r} (resolved to {path.resolve()})")
         name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}/{path.stem}").strip("_")

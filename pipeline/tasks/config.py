@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import ConfigError, bounded, config_path
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -144,8 +144,7 @@ def fingerprint(cfg: TasksConfig, root: Path) -> str:
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
-    paths = [Path(f) if Path(f).is_absolute() else root / f
-             for t in cfg.tasks for f in (t.train, t.validation, t.test) if f]
+    paths = [config_path(root, f) for t in cfg.tasks for f in (t.train, t.validation, t.test) if f]
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.configtypes import config_path
 from pipeline.tasks import stdlib_tasks
 from pipeline.tasks.config import SPLITS, TaskConfig
 from pipeline.tasks.readers import Drop, Record, TaskError, read_file
@@ -113,7 +114,7 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     for split in SPLITS:
         rel = cfg.file(split)
         if rel:
-            path = Path(rel) if Path(rel).is_absolute() else root / rel
+            path = config_path(root, rel)
             where[split] = rel
             out[split] = list(read_file(path, rel, cfg))
     cut = {"test": cfg.test_fraction, "validation": cfg.val_fraction}

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import sentencepiece as spm
 
 from pipeline.tokenize import segment
+from pipeline.configtypes import config_path
 from pipeline.tokenize.config import N_BYTE_PIECES, N_FIXED_SPECIALS, TokenizeConfig
 from pipeline.tokenize.scripts import SCRIPTS, byte_classes
 from pipeline.tokenize.read import iter_kept
@@ -148,7 +149,7 @@ def vocab_text(tok: Tokenizer) -> str:
 
 
 def resolve_model_path(path: str, root: Path) -> Path:
-    p = Path(path) if Path(path).is_absolute() else root / path
+    p = config_path(root, path)
     for candidate in (p, p / "tokenizer.model", p / "tokenizer" / "tokenizer.model"):
         if candidate.is_file():
             return candidate

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -77,3 +78,23 @@ def test_source_validation():
         config.load("default", overrides=['ingest.sources=[{"name": "a"}, {"name": "a"}]'])
     with pytest.raises(ConfigError, match=r"ingest.sources\[0\].kind: got 'xml', allowed: 'stdlib_docs'"):
         config.load("default", overrides=['ingest.sources=[{"name": "a", "kind": "xml", "paths": ["x"]}]'])
+
+
+def test_config_path_takes_relative_paths_from_the_root_and_expands_home(monkeypatch, tmp_path):
+    from pipeline.configtypes import config_path
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = tmp_path / "project"
+    assert config_path(root, "data/x.tsv") == root / "data" / "x.tsv"
+    assert config_path(root, "/srv/x.tsv") == Path("/srv/x.tsv")
+    assert config_path(root, "~/x.tsv") == tmp_path / "home" / "x.tsv"
+
+
+def test_task_files_named_from_home_are_read(monkeypatch, tmp_path):
+    from pipeline.tasks import TasksConfig, load_task
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rows = "".join(f"{'pos' if i % 2 else 'neg'}\tfilm number {i}\n" for i in range(40))
+    (tmp_path / "t.tsv").write_text("label\ttext\n" + rows)
+    cfg = build(TasksConfig, {"tasks": [{"name": "t", "kind": "classification", "source": "files",
+                                         "train": "~/t.tsv", "text_field": "text", "label_field": "label"}]})
+    data = load_task(cfg.tasks[0], tmp_path / "elsewhere")
+    assert sum(len(v) for v in data.splits.values()) == 40 and sorted(data.labels) == ["neg", "pos"]
