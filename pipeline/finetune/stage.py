@@ -20,6 +20,7 @@ from pipeline.finetune.reports import write_run_reports
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
+from pipeline.progress import Progress
 from pipeline.stage import StageContext
 from pipeline.store import atomic_write_text
 from pipeline.tasks import SPLITS, TaskData, TasksConfig, load_task
@@ -59,8 +60,10 @@ def tokenizer_file(model_dir: Path) -> Path:
 
 
 def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
-            tok: Tokenizer, method: str, init: str, seed: int, device: torch.device, max_len: int) -> dict[str, Any]:
-    """Train one run, save its best model and reports, return its result (also written as result.json)."""
+            tok: Tokenizer, method: str, init: str, seed: int, device: torch.device, max_len: int,
+            progress: bool = True) -> dict[str, Any]:
+    """Train one run, save its best model and reports, return its result (also written as result.json).
+    ``progress``: its own progress line (off in worker processes: the parent counts runs instead)."""
     t0 = time.perf_counter()
     name = run_name(method, init, seed)
     mcfg = load_config(model_dir)
@@ -73,7 +76,7 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     fitted = fit(model, method, enc["train"], data.splits["validation"], enc["validation"], data.labels, data.kind,
                  data.scheme, cfg, seed, pad_id, device,
                  log=lambda m, step: ctx.tracker.log_metrics({prefix + k: v for k, v in m.items()}, step=step),
-                 label=f"finetune {data.name} {name}")
+                 label=f"finetune {data.name} {name}", progress=progress)
     trainable, total = trainable_summary(model)
     preds, _ = predict(model, enc["validation"], data.kind == "tagging", pad_id, cfg.eval_batch_size, device)
     detail = metrics(data.splits["validation"], preds, data.labels, data.kind, data.scheme, detail=True)
@@ -103,6 +106,16 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     return result
 
 
+def result_path(out: Path, task: str, spec: tuple[str, str, int]) -> Path:
+    return out / "runs" / task / run_name(*spec) / "result.json"
+
+
+def run_threads(cfg: FinetuneConfig) -> int:
+    """CPU threads of one run: ``cfg.threads``, or the cores shared out among a task's runs (at least 1)."""
+    cores = max(1, os.cpu_count() or 1)
+    return cfg.threads or max(1, cores // min(cores, len(run_specs(cfg))))
+
+
 def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     tasks_cfg: TasksConfig = ctx.extra.get("tasks") or TasksConfig()
     model_dir = ctx.input("model").path / "model"
@@ -110,9 +123,16 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     mcfg = load_config(model_dir)
     max_len = min(cfg.max_len, mcfg.block_size)
     device = pick_device(cfg.device)
+    # A task's runs (method x init x seed) are independent: on CPU, up to ``ctx.workers`` of them train at once
+    # in worker processes (a small model gains more from this than from intra-op threads:
+    # bench/finetune_parallel.py). Each run gets ``run_threads`` threads, fixed by the config and the
+    # machine's cores, never by the worker count or by how many runs a resumed stage has left: the thread
+    # count changes float rounding, so this keeps the results independent of both (tests/finetune/test_stage.py).
+    threads = run_threads(cfg)
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or max(1, os.cpu_count() or 1))
+        torch.set_num_threads(threads)
     stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0}
+    prepared: list[tuple[TaskData, dict[str, Encoded]]] = []
     for tcfg in tasks_cfg.tasks:
         data = load_task(tcfg, ctx.root, cache_dir=ctx.work / "_cache")
         write_task_files(ctx.out, data)
@@ -123,15 +143,22 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         stats[f"{t}.n_labels"] = len(data.labels)
         stats[f"{t}.dropped"] = len(data.drops)
         stats.update({f"{t}.dropped.{r}": n for r, n in data.drop_counts().items()})
-        metric = cfg.metric_for(data.kind)
+        prepared.append((data, enc))
+    jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
+    todo = [job for job in jobs if not result_path(ctx.out, job[0].name, job[2]).exists()]
+    stats["runs_resumed"] = len(jobs) - len(todo)  # finished before a kill: kept
+    parallel = min(ctx.workers, len(todo)) if device.type == "cpu" else 1
+    stats["parallel_runs"] = max(1, parallel)
+    if parallel > 1:
+        run_parallel(ctx, cfg, todo, model_dir, device, max_len, parallel, threads)
+    else:
+        for data, enc, (method, init, seed) in todo:
+            one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len)
+    for data, _ in prepared:
+        t, metric = data.name, cfg.metric_for(data.kind)
         by_run: dict[tuple[str, str], list[float]] = {}
         for method, init, seed in run_specs(cfg):
-            done = ctx.out / "runs" / t / run_name(method, init, seed) / "result.json"
-            if done.exists():  # finished before a kill: keep it
-                result = json.loads(done.read_text())
-                stats["runs_resumed"] += 1
-            else:
-                result = one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len)
+            result = json.loads(result_path(ctx.out, t, (method, init, seed)).read_text())
             stats["runs"] += 1
             key = f"{t}.{method}.{init}.s{seed}"
             stats[f"{key}.val_{metric}"] = result["best"][metric]
@@ -142,6 +169,66 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     ctx.tracker.flush()
     ctx.write_report("summary.json", stats)
     return stats
+
+
+class _Recorder:
+    """A worker's stand-in tracker: keeps the metrics a run logs, for the parent to log in run order."""
+    run_id = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, float], int | None]] = []
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.calls.append((dict(metrics), step))
+
+    def log_params(self, params) -> None: pass
+    def log_artifact(self, path, artifact_path=None) -> None: pass
+    def set_tags(self, tags) -> None: pass
+    def flush(self) -> None: pass
+
+
+def _worker_start(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_run(out: Path, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
+                spec: tuple[str, str, int], device: str, max_len: int) -> tuple[dict[str, Any], list]:
+    recorder = _Recorder()
+    ctx = StageContext(name="finetune", key="", out=out, tracker=recorder)
+    result = one_run(ctx, cfg, data, enc, model_dir, Tokenizer.from_dir(model_dir), *spec, torch.device(device),
+                     max_len, progress=False)
+    return result, recorder.calls
+
+
+Job = tuple[TaskData, dict[str, Encoded], tuple[str, str, int]]  # a task, its encoded splits, (method, init, seed)
+
+
+def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_dir: Path, device: torch.device,
+                 max_len: int, parallel: int, threads: int) -> None:
+    """Train the ``todo`` runs (every task's) in ``parallel`` worker processes of ``threads`` threads each. They
+    come from a fork server (a clean process that has imported torch and this module, never run OpenMP:
+    forking it is safe and cheap); each run writes its own folder atomically, as in the sequential path, and
+    the parent logs the runs' metrics in run order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["torch", __name__])
+    progress = Progress("finetune", total=len(todo), unit="runs", every=0.0)
+    with ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,)) as pool:
+        futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len): i
+                   for i, (data, enc, spec) in enumerate(todo)}
+        finished = {}
+        for fut in as_completed(futures):
+            result, calls = fut.result()
+            finished[futures[fut]] = calls
+            progress.update(1, extra=f"{result['task']} {run_name(result['method'], result['init'], result['seed'])} "
+                                     f"{result['seconds']:.0f} s")
+    progress.close()
+    for i in range(len(todo)):  # in run order, whatever order they finished in
+        for metrics_, step in finished[i]:
+            ctx.tracker.log_metrics(metrics_, step=step)
 
 
 def _gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -> dict[str, float]:
@@ -155,4 +242,5 @@ def _gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -
     return out
 
 
-__all__ = ["run_stage", "run_specs", "run_name", "write_task_files", "one_run", "tokenizer_file"]
+__all__ = ["run_stage", "run_specs", "run_name", "write_task_files", "one_run", "run_parallel", "run_threads",
+           "tokenizer_file"]

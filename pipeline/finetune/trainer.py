@@ -91,8 +91,9 @@ class _Validation:
 def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[dict[str, Any]], val_enc: Encoded,
         labels: list[str], kind: str, scheme: str | None, cfg: FinetuneConfig, seed: int, pad_id: int,
         device: torch.device = torch.device("cpu"), log: Callable[[dict[str, float], int], None] | None = None,
-        label: str = "finetune") -> FitResult:
-    """Train ``model`` (method modules already inserted) and leave it holding its best weights."""
+        label: str = "finetune", progress: bool = True) -> FitResult:
+    """Train ``model`` (method modules already inserted) and leave it holding its best weights.
+    ``progress``: print a throttled progress line (``label``)."""
     tagging = kind == "tagging"
     model.to(device)
     val = _Validation(model, val_examples, val_enc, labels, kind, scheme, pad_id, cfg, device, log)
@@ -104,7 +105,7 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     total_steps = sum(e for _, e in plan) * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
-    progress = Progress(label, total=total_steps, unit="steps")
+    bar = Progress(label, total=total_steps, unit="steps", enabled=progress)
     step, epoch_no, loss_acc, loss_n = 0, 0, 0.0, 0
     stop = False
     for phase_no, (what, epochs) in enumerate(plan):
@@ -136,7 +137,7 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 step, phase_step = step + 1, phase_step + 1
-                progress.update(1, extra=f"loss {loss_acc / max(loss_n, 1):.4f}")
+                bar.update(1, extra=f"loss {loss_acc / max(loss_n, 1):.4f}")
                 last_step = step >= total_steps
                 due = cfg.eval_every is not None and step % cfg.eval_every == 0
                 if end_of_epoch or last_step or due:
@@ -146,7 +147,7 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
                     stop = last_phase and val.out_of_patience
                 if stop or last_step:
                     break
-    progress.close()
+    bar.close()
     if val.best_state is not None:
         model.load_state_dict(val.best_state)
     result = val.result

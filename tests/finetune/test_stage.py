@@ -134,3 +134,39 @@ def test_encoder_trunk_pools_first_token(tmp_path):
     meta = json.loads((tmp_path / "out" / "runs" / "c" / "full-pretrained-s0" / "model" / "meta.json").read_text())
     assert meta["model_kwargs"]["pooling"] == "first" and meta["arch"] == "encoder"
     assert stats["runs"] == 2 and "c.full.pretrained.s0.val_accuracy" in stats
+
+
+def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretrained_root):
+    """Two worker processes train the runs at once: the same curves, best scores and weights as one by one,
+    and the parent logs every run's metrics in run order."""
+    from safetensors.torch import load_file
+
+    from pipeline.finetune.config import FinetuneConfig as Cfg
+
+    ctx, tasks, stats = finished
+    logged = []
+
+    class Tracker:
+        run_id = None
+        def log_metrics(self, metrics, step=None): logged.append((dict(metrics), step))
+        def log_params(self, params): pass
+        def log_artifact(self, path, artifact_path=None): pass
+        def set_tags(self, tags): pass
+        def flush(self): pass
+
+    cfg = Cfg(**{**CFG.__dict__, "methods": ["full", "lora"]})  # 6 runs a task is enough here
+    (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())
+    pctx = context(tmp_path, pretrained_root, tasks)
+    pctx.workers, pctx.tracker = 2, Tracker()
+    par = run(cfg, pctx)
+    assert par["parallel_runs"] == 2 and par["runs"] == 6
+    seq = {(r["task"], r["method"], r["init"]): r for r in list_runs(ctx.out)}
+    for r in list_runs(pctx.out):
+        s = seq[(r["task"], r["method"], r["init"])]
+        assert r["curves"] == s["curves"] and r["best"] == s["best"] and r["best_epoch"] == s["best_epoch"]
+        a = load_file(Path(r["run_dir"]) / "model" / "model.safetensors")
+        b = load_file(Path(s["run_dir"]) / "model" / "model.safetensors")
+        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    names = [k for m, _ in logged for k in m if k.endswith(".best_epoch")]
+    assert names == [f"{t}.{m}-{i}-s0.best_epoch" for t in ("stdlib_area", "ner")
+                     for m, i in (("full", "pretrained"), ("lora", "pretrained"), ("full", "scratch"))]
