@@ -35,8 +35,10 @@ from typing import Any
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.stage import StageContext
 
-VERSION = "3"  # 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default
-# (adapter_init, kaiming by default, joined the config: the config part of every key changed with it)
+# 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default (adapter_init, kaiming
+# by default, joined the config later: the config part of every key changed with it); 4: threads auto = the
+# cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding)
+VERSION = "4"
 __all__ = ["VERSION", "FinetuneConfig", "run"]
 
 
