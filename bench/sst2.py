@@ -72,12 +72,15 @@ ARCH = "decoder"
 
 
 CORPUS = "cased"
+DROPOUT = 0.0
 
 
-def sst2_recipe(recipe: dict, arch: str, corpus: str) -> dict:
-    """The recipe with ``model.arch`` set (``encoder``: the same trunk pretrained as a masked LM) and the
-    corpus style (``corpus_documents``; "cased", the default, stays out of the recipe and its cache key)."""
-    out = {**recipe, "model": {**recipe["model"], "arch": arch}}
+def sst2_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0) -> dict:
+    """The recipe with ``model.arch`` set (``encoder``: the same trunk pretrained as a masked LM), the
+    corpus style (``corpus_documents``) and the trunk's dropout (pretraining and fine-tuning both). The
+    defaults ("cased", 0.0) stay out of the recipe and its cache key."""
+    model = {**recipe["model"], "arch": arch, **({"dropout": dropout} if dropout else {})}
+    out = {**recipe, "model": model}
     return out if corpus == "cased" else {**out, "corpus": corpus}
 
 
@@ -186,10 +189,11 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
 
 # -- fine-tuning -----------------------------------------------------------------------------------
 def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> list[dict]:
-    """Run the FINETUNE stage and score every run on the task's test split."""
+    """Run the FINETUNE stage and score every run on the task's test split. Runs of ``cfg.threads`` threads
+    train side by side on the machine's cores (the same results as one at a time)."""
     manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
     ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
-                       extra={"tasks": tasks})
+                       extra={"tasks": tasks}, workers=max(1, (os.cpu_count() or 1) // max(1, cfg.threads)))
     finetune_run(cfg, ctx)
     scored = []
     for r in list_runs(out):
@@ -315,13 +319,14 @@ def main() -> None:
                     help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
     ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
                     help=f"the pretraining corpus as it is or uncased in SST-2's PTB style (default {CORPUS})")
+    ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout (default {DROPOUT})")
     args = ap.parse_args()
     if not (DATASETS / "sst2").exists():
         sys.exit(f"{DATASETS / 'sst2'} is absent: this benchmark needs ../shared/datasets")
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    recipe = sst2_recipe(QUICK_PRETRAIN if args.quick else PRETRAIN, args.arch, args.corpus)
+    recipe = sst2_recipe(QUICK_PRETRAIN if args.quick else PRETRAIN, args.arch, args.corpus, args.dropout)
     seeds = list(range(args.seeds if args.seeds else 1 if args.quick else 3))
     n_train = args.train_examples or (1000 if args.quick else TRAIN_EXAMPLES)
     say(f"sst2 bench: {'quick' if args.quick else 'default'}; seeds {seeds}; {n_train} train examples; "

@@ -21,8 +21,8 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from bench.sst2 import ARCH, CACHE, CORPUS, CORPUS_STYLES, FINETUNE, PRETRAIN, TRAIN_EXAMPLES, pretrained_model, say, \
-    sst2_recipe, sst2_tasks  # noqa: E402
+from bench.sst2 import (ARCH, CACHE, CORPUS, CORPUS_STYLES, DROPOUT, FINETUNE, PRETRAIN, TRAIN_EXAMPLES,  # noqa: E402
+                        pretrained_model, say, sst2_recipe, sst2_tasks)  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -54,17 +54,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH)
     ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS)
+    ap.add_argument("--dropout", type=float, default=DROPOUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     cfg = FinetuneConfig(**{**FINETUNE, "methods": args.methods, "seeds": list(range(args.seeds)),
                             "baseline": args.baseline, "epochs": args.epochs, "threads": args.threads,
                             **overrides})
-    root = pretrained_model(sst2_recipe(PRETRAIN, args.arch, args.corpus), args.threads)
+    root = pretrained_model(sst2_recipe(PRETRAIN, args.arch, args.corpus, args.dropout), args.threads)
     out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
     manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
     ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
-                       extra={"tasks": sst2_tasks(args.train_examples)})
+                       extra={"tasks": sst2_tasks(args.train_examples)},
+                       workers=max(1, (os.cpu_count() or 1) // args.threads))  # runs at once, same results
     t0 = time.perf_counter()
     finetune_run(cfg, ctx)
     by: dict[str, list[float]] = {}
