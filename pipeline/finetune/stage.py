@@ -213,8 +213,11 @@ def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    mp = multiprocessing.get_context("forkserver")
-    mp.set_forkserver_preload(["torch", __name__])
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        mp = multiprocessing.get_context("forkserver")
+        mp.set_forkserver_preload(["torch", __name__])
+    else:  # Windows: fresh interpreters
+        mp = multiprocessing.get_context("spawn")
     progress = Progress("finetune", total=len(todo), unit="runs", every=0.0)
     with ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,)) as pool:
         futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len): i
