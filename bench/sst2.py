@@ -190,13 +190,18 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------
-def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> list[dict]:
-    """Run the FINETUNE stage and score every run on the task's test split. Runs of ``cfg.threads`` threads
-    train side by side on the machine's cores (the same results as one at a time)."""
+def run_stage(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> None:
+    """The FINETUNE stage on the pretrained model in ``root``, writing into ``out``. Runs of ``cfg.threads``
+    threads train side by side on the machine's cores (the same results as one at a time)."""
     manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
     ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
                        extra={"tasks": tasks}, workers=max(1, (os.cpu_count() or 1) // max(1, cfg.threads)))
     finetune_run(cfg, ctx)
+
+
+def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> list[dict]:
+    """Run the FINETUNE stage and score every run on the task's test split."""
+    run_stage(root, tasks, cfg, out)
     scored = []
     for r in list_runs(out):
         m = test_metrics(Path(r["run_dir"]), tasks)
@@ -211,15 +216,14 @@ def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
     ``met``: full fine-tuning's gain reaches the target (the headline); ``met_by_method`` for each.
     ``gain_per_seed``: each seed's pretrained run minus the scratch run of the same seed (the same head
     init and batch order), to show how much of the gain is the seed."""
-    by: dict[str, list[float]] = {}
     by_seed: dict[str, dict[int, float]] = {}
-    for r in sorted(scored, key=lambda r: r["seed"]):
-        by.setdefault(f"{r['method']}-{r['init']}", []).append(100 * r["test"][metric])
+    for r in scored:
         by_seed.setdefault(f"{r['method']}-{r['init']}", {})[r["seed"]] = 100 * r["test"][metric]
+    by = {k: [v[seed] for seed in sorted(v)] for k, v in by_seed.items()}
     med = {k: statistics.median(v) for k, v in by.items()}
     base = med["full-scratch"]
     gains = {m: med[f"{m}-pretrained"] - base for m in METHODS if f"{m}-pretrained" in med}
-    paired = {m: [v - by_seed["full-scratch"][s] for s, v in by_seed[f"{m}-pretrained"].items()
+    paired = {m: [v - by_seed["full-scratch"][s] for s, v in sorted(by_seed[f"{m}-pretrained"].items())
                   if s in by_seed["full-scratch"]] for m in gains}
     met = {m: g >= target_gain for m, g in gains.items()}
     return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "gain_per_seed": paired,

@@ -16,20 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
 from bench.sst2 import (ARCH, CACHE, CORPUS, CORPUS_STYLES, DROPOUT, FINETUNE, PRETRAIN, TRAIN_EXAMPLES,  # noqa: E402
-                        pretrained_model, say, sst2_recipe, sst2_tasks)  # noqa: E402
+                        pretrained_model, run_stage, say, sst2_recipe, sst2_tasks)
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
-from pipeline.finetune import run as finetune_run  # noqa: E402
 from pipeline.finetune.results import list_runs  # noqa: E402
-from pipeline.stage import StageContext  # noqa: E402
-from pipeline.store import Manifest  # noqa: E402
 
 
 def parse_set(items: list[str]) -> dict:
@@ -63,12 +60,8 @@ def main() -> None:
                             **overrides})
     root = pretrained_model(sst2_recipe(PRETRAIN, args.arch, args.corpus, args.dropout), args.threads)
     out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
-    manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
-    ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
-                       extra={"tasks": sst2_tasks(args.train_examples)},
-                       workers=max(1, (os.cpu_count() or 1) // args.threads))  # runs at once, same results
     t0 = time.perf_counter()
-    finetune_run(cfg, ctx)
+    run_stage(root, sst2_tasks(args.train_examples), cfg, out)
     by: dict[str, list[float]] = {}
     for r in list_runs(out):
         curve = [round(100 * c["val_accuracy"], 1) for c in r["curves"]]

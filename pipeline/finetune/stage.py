@@ -24,6 +24,7 @@ from pipeline.progress import Progress
 from pipeline.stage import StageContext
 from pipeline.store import atomic_write_text
 from pipeline.tasks import SPLITS, TaskData, TasksConfig, load_task
+from pipeline.tracking import NullTracker
 from pipeline.tokenize.tokenizer import MODEL_FILE, Tokenizer
 
 
@@ -171,20 +172,14 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     return stats
 
 
-class _Recorder:
+class _Recorder(NullTracker):
     """A worker's stand-in tracker: keeps the metrics a run logs, for the parent to log in run order."""
-    run_id = None
 
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, float], int | None]] = []
 
     def log_metrics(self, metrics, step=None) -> None:
         self.calls.append((dict(metrics), step))
-
-    def log_params(self, params) -> None: pass
-    def log_artifact(self, path, artifact_path=None) -> None: pass
-    def set_tags(self, tags) -> None: pass
-    def flush(self) -> None: pass
 
 
 def _worker_start(threads: int) -> None:

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow.compute as pc
 import sentencepiece as spm
 
-from pipeline.tokenize import segment
 from pipeline.configtypes import config_path
+from pipeline.tokenize import segment
 from pipeline.tokenize.config import N_BYTE_PIECES, N_FIXED_SPECIALS, TokenizeConfig
 from pipeline.tokenize.scripts import SCRIPTS, byte_classes
 from pipeline.tokenize.read import iter_kept
