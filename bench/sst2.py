@@ -75,11 +75,16 @@ CORPUS = "cased"
 DROPOUT = 0.0
 
 
-def sst2_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0) -> dict:
+# Trunk sizes (head width 32 in both); "small" is PRETRAIN's own model.
+TRUNKS = {"small": {"n_layer": 4, "n_head": 4, "n_embd": 128}, "medium": {"n_layer": 6, "n_head": 6, "n_embd": 192}}
+TRUNK = "small"
+
+
+def sst2_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0, trunk: str = "small") -> dict:
     """The recipe with ``model.arch`` set (``encoder``: the same trunk pretrained as a masked LM), the
-    corpus style (``corpus_documents``) and the trunk's dropout (pretraining and fine-tuning both). The
-    defaults ("cased", 0.0) stay out of the recipe and its cache key."""
-    model = {**recipe["model"], "arch": arch, **({"dropout": dropout} if dropout else {})}
+    trunk's size (``TRUNKS``), the corpus style (``corpus_documents``) and the trunk's dropout (pretraining
+    and fine-tuning both). The defaults ("cased", 0.0) stay out of the recipe and its cache key."""
+    model = {**recipe["model"], **TRUNKS[trunk], "arch": arch, **({"dropout": dropout} if dropout else {})}
     out = {**recipe, "model": model}
     return out if corpus == "cased" else {**out, "corpus": corpus}
 
@@ -111,6 +116,20 @@ RECORDED = ("epochs", "max_len", "batch_size", "lr", "head_lr", "peft_lr", "peft
 # (+2.7). The small trunk needs a few thousand examples to use its features; 4,000 (a 2x longer run than
 # 2,000, 8,000 another 2x) is the default.
 TRAIN_EXAMPLES = 4000
+
+
+def add_recipe_args(ap: argparse.ArgumentParser) -> None:
+    """The pretraining recipe's options (this bench and bench/sst2_select.py)."""
+    ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH,
+                    help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
+    ap.add_argument("--trunk", choices=sorted(TRUNKS), default=TRUNK, help=f"the trunk's size (default {TRUNK})")
+    ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
+                    help=f"the pretraining corpus as it is or uncased in SST-2's PTB style (default {CORPUS})")
+    ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout (default {DROPOUT})")
+
+
+def recipe_from_args(recipe: dict, args: argparse.Namespace) -> dict:
+    return sst2_recipe(recipe, args.arch, args.corpus, args.dropout, args.trunk)
 
 
 def say(msg: str) -> None:
@@ -321,18 +340,14 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=None, help=f"SST-2 train sample (default {TRAIN_EXAMPLES})")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
-    ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH,
-                    help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
-    ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
-                    help=f"the pretraining corpus as it is or uncased in SST-2's PTB style (default {CORPUS})")
-    ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout (default {DROPOUT})")
+    add_recipe_args(ap)
     args = ap.parse_args()
     if not (DATASETS / "sst2").exists():
         sys.exit(f"{DATASETS / 'sst2'} is absent: this benchmark needs ../shared/datasets")
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    recipe = sst2_recipe(QUICK_PRETRAIN if args.quick else PRETRAIN, args.arch, args.corpus, args.dropout)
+    recipe = recipe_from_args(QUICK_PRETRAIN if args.quick else PRETRAIN, args)
     seeds = list(range(args.seeds if args.seeds else 1 if args.quick else 3))
     n_train = args.train_examples or (1000 if args.quick else TRAIN_EXAMPLES)
     say(f"sst2 bench: {'quick' if args.quick else 'default'}; seeds {seeds}; {n_train} train examples; "

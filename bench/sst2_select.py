@@ -21,8 +21,8 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from bench.sst2 import (ARCH, CACHE, CORPUS, CORPUS_STYLES, DROPOUT, FINETUNE, PRETRAIN, TRAIN_EXAMPLES,  # noqa: E402
-                        pretrained_model, run_stage, say, sst2_recipe, sst2_tasks)
+from bench.sst2 import (CACHE, FINETUNE, PRETRAIN, TRAIN_EXAMPLES, add_recipe_args, pretrained_model,  # noqa: E402
+                        recipe_from_args, run_stage, say, sst2_tasks)
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -49,16 +49,14 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES)
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH)
-    ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS)
-    ap.add_argument("--dropout", type=float, default=DROPOUT)
+    add_recipe_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     overrides = parse_set(args.set)
     cfg = FinetuneConfig(**{**FINETUNE, "methods": args.methods, "seeds": list(range(args.seeds)),
                             "baseline": args.baseline, "epochs": args.epochs, "threads": args.threads,
                             **overrides})
-    root = pretrained_model(sst2_recipe(PRETRAIN, args.arch, args.corpus, args.dropout), args.threads)
+    root = pretrained_model(recipe_from_args(PRETRAIN, args), args.threads)
     out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
     t0 = time.perf_counter()
     run_stage(root, sst2_tasks(args.train_examples), cfg, out)
