@@ -28,7 +28,7 @@ import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 
 from bench.sst2 import CACHE, DATASETS, METHODS, PRETRAIN, QUICK_PRETRAIN, finetune, pretrained_model, say, \
-    summarize  # noqa: E402  (sets OMP_WAIT_POLICY before torch starts)
+    say_summary, summarize, summary_fields  # noqa: E402  (sets OMP_WAIT_POLICY before torch starts)
 import torch  # noqa: E402
 
 from pipeline.configtypes import build  # noqa: E402
@@ -77,22 +77,12 @@ def main() -> None:
             f"best epoch {r['best_epoch']}, trainable {r['trainable_params']:,}/{r['total_params']:,}, "
             f"{r['seconds']:.0f} s)")
     summary = summarize(scored, "f1", 3.0)
-    for k, v in summary["median"].items():
-        say(f"median dev F1 {k}: {v:.2f}")
-    for m, g in summary["gain"].items():
-        seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
-        say(f"gain of pretrained {m} over scratch: {g:+.2f} F1 points (target >= +3); per seed {seeds_txt}")
+    say_summary(summary, "dev F1", "F1 points")
     wall = time.perf_counter() - t0
     say(f"wall-clock: {wall:.0f} s (pretrain {t_pre:.0f} s, fine-tune {t_ft:.0f} s)")
     print(json.dumps({
         "bench": "conll", "mode": "quick" if args.quick else "default", "metric": "dev_entity_f1",
-        "figures": {f"{k}_median": round(v, 2) for k, v in summary["median"].items() if k != "full-scratch"},
-        "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
-        "baseline": {"full-scratch_median": round(summary["scratch"], 2)},
-        "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
-        "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
-        "targets": {"gain_over_scratch_points": 3.0}, "met": summary["met"],
-        "met_by_method": summary["met_by_method"],
+        **summary_fields(summary), "baseline": {"full-scratch_median": round(summary["scratch"], 2)},
         "seeds": seeds, "train_sentences": n_train, "pretrain": recipe, "finetune": {
             k: v for k, v in asdict(cfg).items() if k in ("epochs", "max_len", "batch_size", "lr", "head_lr",
                                                           "peft_lr", "lora_r", "adapter_bottleneck")},
