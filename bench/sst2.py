@@ -16,7 +16,7 @@ Target: median pretrained dev accuracy >= scratch + 3 points for full fine-tunin
 check for adapter and LoRA is reported per method (``met_by_method``).
 
     .venv/bin/python bench/sst2.py --threads 1 # default: ~37 min pretraining once (cached), then ~13 min
-    .venv/bin/python bench/sst2.py --quick    # a short check (~2 min)
+    .venv/bin/python bench/sst2.py --quick    # a short check (~5 min: 120 pretraining steps, 1 seed)
 """
 from __future__ import annotations
 
@@ -362,7 +362,7 @@ def read_tsv(path: Path) -> list[tuple[str, int]]:
 # -- main ------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short check: small pretraining, 1 seed, 1k examples")
+    ap.add_argument("--quick", action="store_true", help="short check: 120 pretraining steps, 1 seed, 1k examples")
     ap.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds (default 3; quick 1)")
     ap.add_argument("--train-examples", type=int, default=None, help=f"SST-2 train sample (default {TRAIN_EXAMPLES})")
     ap.add_argument("--epochs", type=int, default=4)
