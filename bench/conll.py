@@ -4,8 +4,9 @@ The pretrained model is ``bench/sst2.py``'s small trunk, ``PRETRAIN`` (4 layers,
 TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare, never CoNLL; cached under data/work/_bench/,
 built here if absent). The FINETUNE stage runs CoNLL-2003 (train: a sample of train.txt; validation: a
 cut of train, for early stopping; test: dev.txt, scored with ``results.test_metrics``) with full, adapter
-and LoRA fine-tuning from the pretrained weights and full fine-tuning from random init, for every seed. Entity-level F1 (CoNLL
-definition: exact span and type) on dev is reported per run and as the median over seeds.
+and LoRA fine-tuning from the pretrained weights and full fine-tuning from random init, for every seed.
+Entity-level F1 (CoNLL definition: exact span and type) on dev is reported per run and as the median over
+seeds.
 
 Target: median pretrained dev F1 >= scratch + 3 points for full fine-tuning (``met``); the same check
 for adapter and LoRA is reported per method (``met_by_method``).
