@@ -1,6 +1,6 @@
 """Fine-tune gain on CoNLL-2003 NER: a small LM pretrained by the pipeline vs. the same model from scratch.
 
-The pretrained model is ``bench/sst2.py``'s small trunk, ``PRETRAIN`` (4 layers, 128 wide; the same corpus:
+The pretrained model is ``bench/pretrained.py``'s small trunk, ``PRETRAIN`` (4 layers, 128 wide; the same corpus:
 TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare, never CoNLL; cached under data/work/_bench/,
 built here if absent). The FINETUNE stage runs CoNLL-2003 (train: a sample of train.txt; validation: a
 cut of train, for early stopping; test: dev.txt, scored with ``results.test_metrics``) with full, adapter
@@ -28,8 +28,8 @@ import os  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 
-from bench.sst2 import CACHE, DATASETS, METHODS, PRETRAIN, QUICK_PRETRAIN, finetune, pretrained_model, say, \
-    say_summary, summarize, summary_fields  # noqa: E402  (sets OMP_WAIT_POLICY before torch starts)
+from bench.pretrained import CACHE, DATASETS, PRETRAIN, QUICK_PRETRAIN, pretrained_model, say  # noqa: E402
+from bench.finetune_gain import METHODS, finetune, say_summary, summarize, summary_fields  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.configtypes import build  # noqa: E402

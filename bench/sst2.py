@@ -1,10 +1,8 @@
 """Fine-tune gain on SST-2: a small LM pretrained by the pipeline vs. the same model from scratch.
 
-1. Pretraining corpus from ../shared/datasets, never SST-2 itself: the TinyStories slice, WikiText-2
-   (valid + test, one document per article) and Tiny Shakespeare (one document per 40 lines).
-2. The pipeline's own stages build the model: ``pipeline.tokenize`` (sentencepiece + token shards)
-   and ``pipeline.pretrain.trainer.train``; the result is cached under data/work/_bench/ (keyed by the
-   settings). The trunk is the "medium" one (6 layers, 192 wide); ``bench/conll.py`` uses the small one.
+1. Pretraining corpus from ../shared/datasets, never SST-2 itself (``bench/pretrained.py``).
+2. The pipeline's own stages build the model, cached under data/work/_bench/ (``bench.pretrained``). The
+   trunk is the "medium" one (6 layers, 192 wide); ``bench/conll.py`` uses the small one.
 3. The FINETUNE stage runs SST-2 (train: a sample of GLUE train; validation: 1,000 whole train sentences
    held out with all their phrases (``sentence_split``), for early stopping and recipe selection; test:
    all of GLUE dev, scored with ``results.test_metrics``) with full, adapter and LoRA
@@ -28,72 +26,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 
-import argparse
-import hashlib
-import json
-import os
-import random
-import re
-import statistics
-import time
-from collections import Counter
-from dataclasses import asdict
-# Idle OpenMP threads sleep instead of spinning: on a shared machine a spinning thread pool made steps
-# 15x slower (measured here: 0.26 s -> 4.0 s a step with 2 threads while other processes ran).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import asdict  # noqa: E402
 
+from bench.pretrained import (CACHE, DATASETS, PRETRAIN, QUICK_PRETRAIN, add_recipe_args,  # noqa: E402
+                              pretrained_model, recipe_from_args, say)  # (sets OMP_WAIT_POLICY before torch)
+from bench.finetune_gain import METHODS, finetune, say_summary, summarize, summary_fields  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline import documents  # noqa: E402
 from pipeline.configtypes import build  # noqa: E402
 from pipeline.finetune import FinetuneConfig  # noqa: E402
-from pipeline.finetune import run as finetune_run  # noqa: E402
-from pipeline.finetune.results import list_runs, test_metrics  # noqa: E402
-from pipeline.pretrain.config import PretrainConfig  # noqa: E402
-from pipeline.stage import StageContext  # noqa: E402
-from pipeline.store import Manifest, Workspace, atomic_write_text  # noqa: E402
+from pipeline.store import atomic_write_text  # noqa: E402
 from pipeline.tasks import TasksConfig  # noqa: E402
-
-DATASETS = Path(os.environ.get("LMFORGE_DATASETS", REPO.parent / "shared" / "datasets"))
-CACHE = REPO / "data" / "work" / "_bench"
-METHODS = ["full", "adapter", "lora"]
-
-PRETRAIN = {  # the default pretraining recipe: 9.8M tokens, ~7 epochs of the 1.43M-token corpus
-    "model": {"arch": "decoder", "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128},
-    "vocab_size": 4096, "max_steps": 2400, "batch_size": 32, "lr": 3e-3, "warmup_steps": 40,
-}
-QUICK_PRETRAIN = {**PRETRAIN, "max_steps": 120}
-
-
-# SST-2's pretrained trunk (bench/conll.py keeps PRETRAIN as it is). The same trunk and 2,400 steps as a masked
-# LM (val loss 3.373) did worse on the sentence-level validation split: full 63.5 vs its scratch 69.5, LoRA
-# 60.75, adapter 63.75 (median of 3 seeds, `bench/sst2_select.py --baseline --arch encoder`).
-ARCH = "decoder"
-
-
-CORPUS = "cased"
-DROPOUT = 0.0
-
-
-# Trunk sizes (head width 32 in both); "small" is PRETRAIN's own model (and bench/conll.py's). SST-2 uses
-# "medium", chosen on the validation split (median of 3 seeds, 4,000 examples, `bench/sst2_select.py
-# --baseline --trunk T`): medium (val loss 3.397 after 2,400 steps; 2,246 s to pretrain on 2 threads)
-# full 72.9 vs its scratch 67.7 (+5.2), LoRA 69.9, adapter 69.1; small (val loss 3.432) full 70.9
-# vs 67.8 (+3.1), LoRA 69.8, adapter 68.2. 6 epochs instead of 4 for medium's PEFT runs: LoRA 70.0, adapter
-# 68.6, so 4 stay. Medium's adapters with peft_lr 5e-3: 68.5; after the MLP only with bottleneck 128 (the same
-# 300k trainable): 70.0 (mean 69.6 vs 69.3), within the seed spread; LoRA rank 32 / alpha 64 (593k trainable):
-# 69.9 (mean 70.23 vs 70.2). The recipe stays as it is.
-TRUNKS = {"small": {"n_layer": 4, "n_head": 4, "n_embd": 128}, "medium": {"n_layer": 6, "n_head": 6, "n_embd": 192}}
-TRUNK = "medium"
-
-
-def sst2_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0, trunk: str = "small") -> dict:
-    """The recipe with ``model.arch`` set (``encoder``: the same trunk pretrained as a masked LM), the
-    trunk's size (``TRUNKS``), the corpus style (``corpus_documents``) and the trunk's dropout (pretraining
-    and fine-tuning both). The defaults ("cased", 0.0) stay out of the recipe and its cache key."""
-    model = {**recipe["model"], **TRUNKS[trunk], "arch": arch, **({"dropout": dropout} if dropout else {})}
-    out = {**recipe, "model": model}
-    return out if corpus == "cased" else {**out, "corpus": corpus}
 
 
 # The fine-tuning recipe (every method and the baseline). Mean pooling: measured on this model, the last
@@ -123,158 +72,6 @@ RECORDED = ("epochs", "max_len", "batch_size", "lr", "head_lr", "peft_lr", "peft
 # (+2.7). The small trunk needs a few thousand examples to use its features; 4,000 (a 2x longer run than
 # 2,000, 8,000 another 2x) is the default.
 TRAIN_EXAMPLES = 4000
-
-
-def add_recipe_args(ap: argparse.ArgumentParser) -> None:
-    """The pretraining recipe's options (this bench and bench/sst2_select.py)."""
-    ap.add_argument("--arch", choices=["decoder", "encoder"], default=ARCH,
-                    help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
-    ap.add_argument("--trunk", choices=sorted(TRUNKS), default=TRUNK, help=f"the trunk's size (default {TRUNK})")
-    ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
-                    help=f"the pretraining corpus as it is or uncased in SST-2's PTB style (default {CORPUS})")
-    ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout (default {DROPOUT})")
-
-
-def recipe_from_args(recipe: dict, args: argparse.Namespace) -> dict:
-    return sst2_recipe(recipe, args.arch, args.corpus, args.dropout, args.trunk)
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-# -- pretraining corpus and model ------------------------------------------------------------------
-# SST-2's text is lowercased and PTB-tokenized ("it 's n't funny , is it ?"): an uncased corpus in that style
-# spends the 4,096-piece vocabulary on the words the task uses instead of on capitalised variants.
-PTB_SPLIT = re.compile(r"(\.\.\.|[.,!?;:()\"])")
-PTB_CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
-WIKI_JOINERS = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
-
-
-def ptb_style(text: str) -> str:
-    """Lowercase, WikiText's @-@ joiners undone, punctuation and clitics split off as SST-2 has them."""
-    for joiner, char in WIKI_JOINERS.items():
-        text = text.replace(joiner, char)
-    text = PTB_SPLIT.sub(r" \1 ", PTB_CLITIC.sub(r" \1", text.lower()))
-    return "\n".join(" ".join(line.split()) for line in text.split("\n"))
-
-
-CORPUS_STYLES = ("cased", "uncased-ptb")
-
-
-def corpus_documents(style: str = "cased") -> list[str]:
-    """The pretraining documents; ``style`` "uncased-ptb" passes each through ``ptb_style``."""
-    docs = []
-    stories = (DATASETS / "tinystories_slice" / "tinystories_val_head.txt").read_text()
-    docs += [p.strip() for p in stories.split("\n\n") if p.strip()]
-    for name in ("valid.txt", "test.txt"):
-        text = (DATASETS / "wikitext2_tokenized" / name).read_text()
-        # one document per article: a " = Title = " line (one '=' each side) starts a new one
-        docs += [a.strip() for a in re.split(r"\n(?= = [^=].* = \n)", text) if a.strip()]
-    lines = (DATASETS / "tinyshakespeare" / "input.txt").read_text().split("\n")
-    docs += ["\n".join(lines[i:i + 40]) for i in range(0, len(lines), 40)]
-    return [d for d in map(ptb_style, docs) if d] if style == "uncased-ptb" else docs
-
-
-def pretrained_model(recipe: dict, threads: int) -> Path:
-    """Tokenize + pretrain once per recipe; returns the folder holding ``model/``."""
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    root = CACHE / f"pretrained-{key}"
-    if (root / "model" / "model.safetensors").exists():
-        say(f"pretrained model: cached at {root}")
-        return root
-    from pipeline.pretrain.trainer import train
-    from pipeline.tokenize import TokenizeConfig
-    from pipeline.tokenize import run as tokenize_run
-    t0 = time.perf_counter()
-    docs = corpus_documents(recipe.get("corpus", "cased"))
-    say(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.2f}M chars "
-        "(TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare; no SST-2)")
-    ws = Workspace(CACHE / "work", "docs", key)
-    out = ws.open(fresh=True)
-    (out / "docs").mkdir(exist_ok=True)
-    rows = [{"doc_id": f"bench:{i}", "text": t, "source": "bench", "meta": "{}"} for i, t in enumerate(docs)]
-    documents.write_table(documents.docs_table(rows), out / documents.shard_name(0))
-    docs_m = ws.publish("1", {}, {}, {}, None, 0.0)
-    tws = Workspace(CACHE / "work", "tokenize", key)
-    tcfg = TokenizeConfig(vocab_size=recipe["vocab_size"], sentinels=0, val_fraction=0.02)
-    tctx = StageContext(name="tokenize", key=key, out=tws.open(fresh=True), inputs={"docs": docs_m}, workers=threads)
-    tstats = tokenize_run(tcfg, tctx)
-    tok_m = tws.publish("1", {}, {}, tstats, None, 0.0)
-    say(f"tokenized: {tstats['tokens_train']:,} train tokens, vocab {tstats['vocab_size']}, "
-        f"{tstats['bytes_per_token']:.2f} bytes/token")
-    pcfg = build(PretrainConfig, {"model": recipe["model"], "max_steps": recipe["max_steps"],
-                                  "batch_size": recipe["batch_size"], "lr": recipe["lr"],
-                                  "warmup_steps": recipe["warmup_steps"], "eval_every": 100, "eval_batches": 8,
-                                  "checkpoint_every": 10_000, "threads": threads})
-    tmp = root.with_name(root.name + ".tmp")
-    stats = train(pcfg, tok_m.path, tmp)
-    os.replace(tmp, root)
-    say(f"pretrained {recipe['max_steps']} steps: val loss {stats['best_val_loss']:.3f}, "
-        f"{stats['tokens']:,} tokens, {stats['tokens_per_s']:,.0f} tok/s, {time.perf_counter() - t0:.0f} s")
-    return root
-
-
-# -- fine-tuning -----------------------------------------------------------------------------------
-def run_stage(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> None:
-    """The FINETUNE stage on the pretrained model in ``root``, writing into ``out``. Runs of ``cfg.threads``
-    threads train side by side on the machine's cores (the same results as one at a time)."""
-    manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
-    ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
-                       extra={"tasks": tasks}, workers=max(1, (os.cpu_count() or 1) // max(1, cfg.threads)))
-    finetune_run(cfg, ctx)
-
-
-def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> list[dict]:
-    """Run the FINETUNE stage and score every run on the task's test split."""
-    run_stage(root, tasks, cfg, out)
-    scored = []
-    for r in list_runs(out):
-        m = test_metrics(Path(r["run_dir"]), tasks)
-        scored.append({**{k: r[k] for k in ("task", "method", "init", "seed", "best_epoch", "seconds",
-                                             "trainable_params", "total_params")},
-                       "val": r["best"], "test": {k: v for k, v in m.items() if isinstance(v, float)}})
-    return scored
-
-
-def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
-    """Median over seeds per (method, init) of the test metric, and each method's gain over scratch.
-    ``met``: full fine-tuning's gain reaches the target (the headline); ``met_by_method`` for each.
-    ``gain_per_seed``: each seed's pretrained run minus the scratch run of the same seed (the same head
-    init and batch order), to show how much of the gain is the seed."""
-    by_seed: dict[str, dict[int, float]] = {}
-    for r in scored:
-        by_seed.setdefault(f"{r['method']}-{r['init']}", {})[r["seed"]] = 100 * r["test"][metric]
-    by = {k: [v[seed] for seed in sorted(v)] for k, v in by_seed.items()}
-    med = {k: statistics.median(v) for k, v in by.items()}
-    base = med["full-scratch"]
-    gains = {m: med[f"{m}-pretrained"] - base for m in METHODS if f"{m}-pretrained" in med}
-    paired = {m: [v - by_seed["full-scratch"][s] for s, v in sorted(by_seed[f"{m}-pretrained"].items())
-                  if s in by_seed["full-scratch"]] for m in gains}
-    met = {m: g >= target_gain for m, g in gains.items()}
-    return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "gain_per_seed": paired,
-            "target": target_gain, "met": met.get("full", False), "met_by_method": met}
-
-
-def say_summary(summary: dict, metric: str, unit: str) -> None:
-    """Print ``summarize``'s medians and gains (the human-readable lines of the fine-tune benches)."""
-    for k, v in summary["median"].items():
-        say(f"median {metric} {k}: {v:.2f}")
-    for m, g in summary["gain"].items():
-        seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
-        say(f"gain of pretrained {m} over scratch: {g:+.2f} {unit} (target >= +{summary['target']:g}); "
-            f"per seed {seeds_txt}")
-
-
-def summary_fields(summary: dict) -> dict:
-    """``summarize``'s figures, rounded, as the fine-tune benches' JSON line holds them."""
-    return {
-        "figures": {f"{k}_median": round(v, 2) for k, v in summary["median"].items() if k != "full-scratch"},
-        "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
-        "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
-        "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
-        "targets": {"gain_over_scratch_points": summary["target"]}, "met": summary["met"],
-        "met_by_method": summary["met_by_method"]}
 
 
 VAL_SENTENCES = 1000  # held-out validation sentences (early stopping and recipe selection)

@@ -21,8 +21,9 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from bench.sst2 import (CACHE, FINETUNE, PRETRAIN, TRAIN_EXAMPLES, add_recipe_args, pretrained_model,  # noqa: E402
-                        recipe_from_args, run_stage, say, sst2_tasks)
+from bench.pretrained import CACHE, PRETRAIN, add_recipe_args, pretrained_model, recipe_from_args, say  # noqa: E402
+from bench.finetune_gain import run_stage  # noqa: E402
+from bench.sst2 import FINETUNE, TRAIN_EXAMPLES, sst2_tasks  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402

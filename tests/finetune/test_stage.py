@@ -142,17 +142,13 @@ def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretraine
     from safetensors.torch import load_file
 
     from pipeline.finetune.config import FinetuneConfig as Cfg
+    from pipeline.tracking import NullTracker
 
     ctx, tasks, stats = finished
     logged = []
 
-    class Tracker:
-        run_id = None
+    class Tracker(NullTracker):
         def log_metrics(self, metrics, step=None): logged.append((dict(metrics), step))
-        def log_params(self, params): pass
-        def log_artifact(self, path, artifact_path=None): pass
-        def set_tags(self, tags): pass
-        def flush(self): pass
 
     cfg = Cfg(**{**CFG.__dict__, "methods": ["full", "lora"]})  # 6 runs a task is enough here
     (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())

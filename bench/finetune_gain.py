@@ -1,0 +1,80 @@
+"""Fine-tuning gain over scratch, shared by bench/sst2.py, bench/sst2_select.py and bench/conll.py: the FINETUNE
+stage on a pretrained model, every run scored on the task's test split, and the medians and gains printed
+and recorded the same way.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+from bench.pretrained import REPO, say
+from pipeline.finetune import FinetuneConfig
+from pipeline.finetune import run as finetune_run
+from pipeline.finetune.results import list_runs, test_metrics
+from pipeline.stage import StageContext
+from pipeline.store import Manifest
+from pipeline.tasks import TasksConfig
+
+METHODS = ["full", "adapter", "lora"]
+
+
+def run_stage(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> None:
+    """The FINETUNE stage on the pretrained model in ``root``, writing into ``out``. Runs of ``cfg.threads``
+    threads train side by side on the machine's cores (the same results as one at a time)."""
+    manifest = Manifest(stage="pretrain", key="bench", version="1", config={}, inputs={}, files={}, path=root)
+    ctx = StageContext(name="finetune", key="bench", out=out, inputs={"model": manifest}, root=REPO,
+                       extra={"tasks": tasks}, workers=max(1, (os.cpu_count() or 1) // max(1, cfg.threads)))
+    finetune_run(cfg, ctx)
+
+
+def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> list[dict]:
+    """Run the FINETUNE stage and score every run on the task's test split."""
+    run_stage(root, tasks, cfg, out)
+    scored = []
+    for r in list_runs(out):
+        m = test_metrics(Path(r["run_dir"]), tasks)
+        scored.append({**{k: r[k] for k in ("task", "method", "init", "seed", "best_epoch", "seconds",
+                                             "trainable_params", "total_params")},
+                       "val": r["best"], "test": {k: v for k, v in m.items() if isinstance(v, float)}})
+    return scored
+
+
+def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
+    """Median over seeds per (method, init) of the test metric, and each method's gain over scratch.
+    ``met``: full fine-tuning's gain reaches the target (the headline); ``met_by_method`` for each.
+    ``gain_per_seed``: each seed's pretrained run minus the scratch run of the same seed (the same head
+    init and batch order), to show how much of the gain is the seed."""
+    by_seed: dict[str, dict[int, float]] = {}
+    for r in scored:
+        by_seed.setdefault(f"{r['method']}-{r['init']}", {})[r["seed"]] = 100 * r["test"][metric]
+    by = {k: [v[seed] for seed in sorted(v)] for k, v in by_seed.items()}
+    med = {k: statistics.median(v) for k, v in by.items()}
+    base = med["full-scratch"]
+    gains = {m: med[f"{m}-pretrained"] - base for m in METHODS if f"{m}-pretrained" in med}
+    paired = {m: [v - by_seed["full-scratch"][s] for s, v in sorted(by_seed[f"{m}-pretrained"].items())
+                  if s in by_seed["full-scratch"]] for m in gains}
+    met = {m: g >= target_gain for m, g in gains.items()}
+    return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "gain_per_seed": paired,
+            "target": target_gain, "met": met.get("full", False), "met_by_method": met}
+
+
+def say_summary(summary: dict, metric: str, unit: str) -> None:
+    """Print ``summarize``'s medians and gains (the human-readable lines of the fine-tune benches)."""
+    for k, v in summary["median"].items():
+        say(f"median {metric} {k}: {v:.2f}")
+    for m, g in summary["gain"].items():
+        seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
+        say(f"gain of pretrained {m} over scratch: {g:+.2f} {unit} (target >= +{summary['target']:g}); "
+            f"per seed {seeds_txt}")
+
+
+def summary_fields(summary: dict) -> dict:
+    """``summarize``'s figures, rounded, as the fine-tune benches' JSON line holds them."""
+    return {
+        "figures": {f"{k}_median": round(v, 2) for k, v in summary["median"].items() if k != "full-scratch"},
+        "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
+        "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
+        "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
+        "targets": {"gain_over_scratch_points": summary["target"]}, "met": summary["met"],
+        "met_by_method": summary["met_by_method"]}
