@@ -23,7 +23,7 @@ import time  # noqa: E402
 
 from bench.pretrained import CACHE, PRETRAIN, add_recipe_args, pretrained_model, recipe_from_args, say  # noqa: E402
 from bench.finetune_gain import run_stage  # noqa: E402
-from bench.sst2 import FINETUNE, TRAIN_EXAMPLES, sst2_tasks  # noqa: E402
+from bench.sst2 import EPOCHS, FINETUNE, TRAIN_EXAMPLES, sst2_tasks  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["full", "adapter", "lora"])
     ap.add_argument("--baseline", action="store_true", help="also full fine-tuning from scratch")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES)
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)

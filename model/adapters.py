@@ -1,9 +1,12 @@
 """Houlsby bottleneck adapters (Houlsby et al. 2019): a small residual MLP applied to the output
-of a block's attention and/or MLP sub-layer, before it is added to the residual stream.
+of a block's attention and/or MLP sub-layer, before it is added to the residual stream, and
+optionally to the token embeddings (place "embed", as MAD-X (Pfeiffer et al. 2020) adapts the
+embedding output with its invertible adapters; here a plain bottleneck adapter).
 
 The up projection starts at zero, so each adapter is the identity and the adapted model equals
-the base model until training moves it. Adapters fill `Block.adapter_attn` / `Block.adapter_mlp`,
-so the base weights keep their names and a plain checkpoint still loads.
+the base model until training moves it. Adapters fill `Block.adapter_attn` / `Block.adapter_mlp`
+(and wrap `Transformer.wte` in an `AdaptedEmbedding`), so the base weights keep their names and a
+plain checkpoint still loads.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from torch import Tensor, nn
 
 from model.layers import Block
 from model.trainable import train_only
+from model.transformer import Transformer
 
-PLACES = ("attn", "mlp")
+PLACES = ("attn", "mlp", "embed")
+DEFAULT_PLACES = ("attn", "mlp")  # Houlsby et al.'s: both sub-layers of every block
 # How the down projection starts (the up projection is zero either way, so the adapter starts as the identity):
 # "near_identity": N(0, 1e-3) as in Houlsby et al.'s code; "kaiming" (the default): nn.Linear's own uniform
 # init, the scale LoRA gives its A matrix, so the up projection's first updates already see a full-size
@@ -41,27 +46,52 @@ class Adapter(nn.Module):
         return x + self.up(F.gelu(self.down(x)))  # (B, T, C)
 
 
+class AdaptedEmbedding(nn.Module):
+    """A token embedding whose rows pass through an adapter: token t's vector is a(e_t) = e_t +
+    up(gelu(down(e_t))). The table keeps its Parameter and state-dict name (``wte.weight``), so an
+    output layer tied to it stays tied and a plain checkpoint still loads."""
+
+    def __init__(self, base: nn.Embedding, adapter: Adapter) -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = base.num_embeddings, base.embedding_dim
+        self.padding_idx = base.padding_idx
+        self.weight = base.weight
+        self.adapter_embed = adapter
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.adapter_embed(F.embedding(idx, self.weight, self.padding_idx))  # (..., C)
+
+
 def apply_adapters(
-    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = PLACES, init: str = "kaiming"
+    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = DEFAULT_PLACES, init: str = "kaiming"
 ) -> list[str]:
     """Insert an adapter after the attention and/or MLP sub-layer of every `Block` inside
-    `module` (``init``: one of `INITS`). Returns the names of the new adapter modules."""
+    `module`, and with "embed" after the token embeddings of every `Transformer` in it (a table
+    two stacks share gets one adapter); ``init``: one of `INITS`. Returns the new adapters' names."""
     where = tuple(where)
     unknown = sorted(set(where) - set(PLACES))
     if unknown:
         raise ValueError(f"apply_adapters: where={where!r} has unknown places {unknown}; allowed {PLACES}")
     if bottleneck < 1:
         raise ValueError(f"apply_adapters: bottleneck={bottleneck!r}: must be >= 1")
-    added = []
-    for name, block in module.named_modules():
-        if not isinstance(block, Block):
-            continue
-        ref = block.ln_1.weight  # follow the block's device and dtype
-        for place in where:
-            adapter = Adapter(ref.numel(), bottleneck, init).to(device=ref.device, dtype=ref.dtype)
-            setattr(block, f"adapter_{place}", adapter)
-            added.append(f"{name}.adapter_{place}" if name else f"adapter_{place}")
-    if not added:
+    added: list[str] = []
+    wrapped: dict[int, AdaptedEmbedding] = {}
+    for name, sub in list(module.named_modules()):
+        prefix = f"{name}." if name else ""
+        if isinstance(sub, Block):
+            ref = sub.ln_1.weight  # follow the block's device and dtype
+            for place in (p for p in where if p != "embed"):
+                adapter = Adapter(ref.numel(), bottleneck, init).to(device=ref.device, dtype=ref.dtype)
+                setattr(sub, f"adapter_{place}", adapter)
+                added.append(f"{prefix}adapter_{place}")
+        elif "embed" in where and isinstance(sub, Transformer) and isinstance(sub.wte, nn.Embedding):
+            if id(sub.wte) not in wrapped:
+                w = sub.wte.weight
+                adapter = Adapter(w.shape[1], bottleneck, init).to(device=w.device, dtype=w.dtype)
+                wrapped[id(sub.wte)] = AdaptedEmbedding(sub.wte, adapter)
+                added.append(f"{prefix}wte.adapter_embed")
+            sub.wte = wrapped[id(sub.wte)]
+    if not any(isinstance(m, Block) for m in module.modules()):
         raise ValueError("apply_adapters: the module contains no transformer Block")
     return added
 

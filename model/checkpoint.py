@@ -17,12 +17,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from model.adapters import apply_adapters
+from model.adapters import AdaptedEmbedding, apply_adapters
 from model.causal_lm import CausalLM
 from model.config import ModelConfig
 from model.heads import SequenceClassifier, TokenClassifier
 from model.layers import Block
-from model.lora import LoRALinear, apply_lora
+from model.lora import LoRAEmbedding, LoRALinear, apply_lora
 from model.masked_lm import MaskedLM
 from model.seq2seq import Seq2SeqLM
 from model.transformer import Transformer
@@ -52,17 +52,19 @@ def _constructor_kwargs(module: nn.Module) -> dict[str, Any]:
 def _peft_layout(module: nn.Module) -> dict[str, Any]:
     """What LoRA / adapter surgery was applied, so `load_model` can redo it before loading."""
     layout: dict[str, Any] = {}
-    lora = {_clean_name(n): m for n, m in module.named_modules() if isinstance(m, LoRALinear)}
+    lora = {_clean_name(n): m for n, m in module.named_modules() if isinstance(m, (LoRALinear, LoRAEmbedding))}
     if lora:
         first = next(iter(lora.values()))
+        drops = [m.lora_drop.p for m in lora.values() if isinstance(m, LoRALinear)]
         layout["lora"] = {"targets": sorted(lora), "r": first.r, "alpha": first.alpha,
-                          "dropout": first.lora_drop.p}
+                          "dropout": drops[0] if drops else 0.0}
         if any((m.r, m.alpha) != (first.r, first.alpha) for m in lora.values()):
             raise ValueError("save_model: LoRA layers with different r/alpha cannot be recorded")
     adapters = {
         place: a for b in module.modules() if isinstance(b, Block)
         for place in ("attn", "mlp") if (a := getattr(b, f"adapter_{place}")) is not None
     }
+    adapters.update({"embed": m.adapter_embed for m in module.modules() if isinstance(m, AdaptedEmbedding)})
     if adapters:
         bottleneck = next(iter(adapters.values())).down.out_features
         layout["adapters"] = {"bottleneck": bottleneck, "where": sorted(adapters)}

@@ -1,4 +1,5 @@
-"""LoRA (Hu et al. 2021): a frozen Linear plus a trainable low-rank update (alpha/r) * B @ A.
+"""LoRA (Hu et al. 2021): a frozen Linear plus a trainable low-rank update (alpha/r) * B @ A, and the
+same for a token embedding table (`LoRAEmbedding`, as PEFT's LoRA for ``nn.Embedding``).
 
 `LoRALinear` reuses the wrapped layer's `weight` and `bias` Parameters under the same names, so a
 model with LoRA still loads a plain pretrained state dict (only `lora_A`/`lora_B` are new keys),
@@ -51,6 +52,37 @@ class LoRALinear(nn.Module):
         return linear
 
 
+class LoRAEmbedding(nn.Module):
+    """A frozen ``nn.Embedding`` plus (alpha/r) * (B @ A)^T: row ``t`` moves by (alpha/r) * B @ A[:, t], so
+    each token gets its own r numbers (A) in a shared r-dimensional basis (B). As PEFT's embedding LoRA,
+    A starts at zero and B at N(0, 1) (the roles swap against ``LoRALinear``, whose input is dense): the
+    update is zero at init, and a token's first gradients reach its own column of A at once."""
+
+    def __init__(self, base: nn.Embedding, r: int, alpha: float) -> None:
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"LoRA r={r!r}: must be an int >= 1")
+        self.num_embeddings, self.embedding_dim = base.num_embeddings, base.embedding_dim
+        self.padding_idx = base.padding_idx
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        self.weight = base.weight  # the same Parameter: no copy, same state-dict name
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_A = nn.Parameter(torch.zeros(r, self.num_embeddings, device=dev, dtype=dt))
+        self.lora_B = nn.Parameter(torch.randn(self.embedding_dim, r, device=dev, dtype=dt))
+
+    def forward(self, idx: Tensor) -> Tensor:
+        update = F.embedding(idx, self.lora_A.t()) @ self.lora_B.t()  # (..., r) @ (r, C)
+        return F.embedding(idx, self.weight, self.padding_idx) + self.scaling * update
+
+    def merged_embedding(self) -> nn.Embedding:
+        """A plain Embedding whose weight is W + (alpha/r) * (B @ A)^T (the base Parameter, updated)."""
+        emb = nn.Embedding(self.num_embeddings, self.embedding_dim, padding_idx=self.padding_idx, device="meta")
+        with torch.no_grad():
+            self.weight.add_(self.scaling * (self.lora_B @ self.lora_A).t())
+        emb.weight = self.weight
+        return emb
+
+
 def _matches(name: str, targets: Iterable[str]) -> bool:
     return any(name == t or name.endswith("." + t) for t in targets)
 
@@ -68,17 +100,27 @@ def apply_lora(
     dropout: float = 0.0,
 ) -> list[str]:
     """Wrap every `nn.Linear` whose dotted name equals a target or ends with "." + target
-    (e.g. "qkv", "attn.proj", "mlp.fc") in a `LoRALinear`. Returns the wrapped names; raises if
-    nothing matched, since a typo would otherwise train nothing."""
+    (e.g. "qkv", "attn.proj", "mlp.fc") in a `LoRALinear`, and every such `nn.Embedding` (e.g. "wte",
+    the token embeddings) in a `LoRAEmbedding` (``dropout`` applies to Linear inputs only). Returns the
+    wrapped names; raises if nothing matched, since a typo would otherwise train nothing."""
     targets = tuple(targets)
     names = [
         name for name, sub in module.named_modules()
-        if isinstance(sub, nn.Linear) and _matches(name, targets)
+        if isinstance(sub, (nn.Linear, nn.Embedding)) and _matches(name, targets)
     ]
     if not names:
-        raise ValueError(f"apply_lora: no nn.Linear matches targets {targets}")
+        raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches targets {targets}")
     for name in names:
-        _set_child(module, name, LoRALinear(module.get_submodule(name), r, alpha, dropout))
+        base = module.get_submodule(name)
+        if isinstance(base, nn.Embedding):
+            tied = [n for n, sub in module.named_modules() if sub is not base and any(
+                p is base.weight for p in sub.parameters(recurse=False))]
+            if tied:  # e.g. a language model's output layer: it would read the table without the update
+                raise ValueError(f"apply_lora: {name} shares its weight with {tied}; LoRA on a tied table would "
+                                 "leave those unadapted and make merge_lora change them")
+        wrapped = (LoRAEmbedding(base, r, alpha) if isinstance(base, nn.Embedding)
+                   else LoRALinear(base, r, alpha, dropout))
+        _set_child(module, name, wrapped)
     return names
 
 
@@ -86,9 +128,10 @@ def apply_lora(
 def merge_lora(module: nn.Module) -> list[str]:
     """Fold each LoRA update into its base weight and put plain `nn.Linear`s back. Returns the
     merged names. Do not merge into a weight that is tied elsewhere (it would change both)."""
-    names = [name for name, sub in module.named_modules() if isinstance(sub, LoRALinear)]
+    names = [name for name, sub in module.named_modules() if isinstance(sub, (LoRALinear, LoRAEmbedding))]
     for name in names:
-        _set_child(module, name, module.get_submodule(name).merged_linear())
+        sub = module.get_submodule(name)
+        _set_child(module, name, sub.merged_linear() if isinstance(sub, LoRALinear) else sub.merged_embedding())
     return names
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer, apply_adapters, apply_lora,
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
-from model.lora import LoRALinear
+from model.lora import LoRAEmbedding, LoRALinear
 
 HEAD = "head"
 
@@ -120,7 +120,7 @@ def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
 
 
 def has_lora(model: nn.Module) -> bool:
-    return any(isinstance(m, LoRALinear) for m in model.modules())
+    return any(isinstance(m, (LoRALinear, LoRAEmbedding)) for m in model.modules())
 
 
 def save(model: nn.Module, mcfg: ModelConfig, folder: Path, tokenizer_file: Path, meta: dict[str, Any]) -> Path:

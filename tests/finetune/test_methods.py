@@ -119,9 +119,14 @@ def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path
     assert p1 == p2 and l1 == pytest.approx(l2, abs=1e-6)
 
 
-def test_two_stage_freezes_the_body_in_stage_one(pretrained_root, data):
-    cfg = FinetuneConfig(methods=["two_stage"], epochs=2, head_epochs=1, then="full", batch_size=8, lr=5e-3,
-                         head_lr=5e-3, patience=5)
+@pytest.mark.parametrize("then, stage2", [
+    ("full", lambda k: True),
+    ("lora", lambda k: k.startswith("head.") or k.endswith(("lora_A", "lora_B"))),  # the LoRA of bench/sst2.py
+    ("adapter", lambda k: k.startswith("head.") or ".adapter_" in k),
+])
+def test_two_stage_freezes_the_body_in_stage_one(pretrained_root, data, then, stage2):
+    cfg = FinetuneConfig(methods=["two_stage"], epochs=2, head_epochs=1, then=then, batch_size=8, lr=5e-3,
+                         head_lr=5e-3, peft_lr=5e-3, patience=5)
     model = build(pretrained_root, "two_stage", cfg)
     before = snapshot(model)
     seen = []
@@ -129,6 +134,7 @@ def test_two_stage_freezes_the_body_in_stage_one(pretrained_root, data):
     after_stage1, after_stage2 = seen[0], seen[-1]
     assert after_stage1 == {"head.weight", "head.bias"}
     assert any(k.startswith("trunk.") for k in after_stage2)
+    assert all(stage2(k) for k in after_stage2)
 
 
 def test_early_stopping_restores_the_best(pretrained_root, data, monkeypatch):

@@ -95,16 +95,33 @@ def test_lora_and_adapter_models_round_trip(tmp_path):
     cfg = CONFIGS["encoder"]
     clf = SequenceClassifier(MaskedLM(cfg).transformer, 2)
     apply_adapters(clf, bottleneck=4, where=("mlp",))
-    apply_lora(clf, targets=("qkv",), r=2, alpha=4.0)
+    apply_lora(clf, targets=("qkv", "wte"), r=2, alpha=4.0)  # (an embedding adapter: the test below)
     with torch.no_grad():
         for p in clf.parameters():
-            p.add_(torch.randn_like(p) * 0.01)  # non-zero LoRA B and adapter up projections
+            p.add_(torch.randn_like(p) * 0.01)  # non-zero LoRA B (embedding: A) and adapter up projections
     save_model(clf, cfg, tmp_path)
     assert json.loads((tmp_path / "meta.json").read_text())["peft"] == {
         "adapters": {"bottleneck": 4, "where": ["mlp"]},
         "lora": {"alpha": 4.0, "dropout": 0.0, "r": 2,
-                 "targets": ["trunk.blocks.0.attn.qkv", "trunk.blocks.1.attn.qkv"]},
+                 "targets": ["trunk.blocks.0.attn.qkv", "trunk.blocks.1.attn.qkv", "trunk.wte"]},
     }
     loaded, _ = load_model(tmp_path)
     idx = torch.randint(0, 50, (2, 8))
     assert torch.equal(loaded.eval()(idx)[0], clf.eval()(idx)[0])
+
+
+def test_embedding_adapter_round_trips_and_a_shared_table_gets_one_adapter(tmp_path):
+    cfg = CONFIGS["seq2seq"]
+    lm = Seq2SeqLM(cfg)
+    names = apply_adapters(lm, bottleneck=4, where=("embed", "mlp"))
+    assert names.count("encoder.wte.adapter_embed") == 1 and not any("decoder.wte" in n for n in names)
+    assert lm.decoder.wte is lm.encoder.wte and lm.lm_head.weight is lm.encoder.wte.weight  # still shared, tied
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    save_model(lm, cfg, tmp_path)
+    assert json.loads((tmp_path / "meta.json").read_text())["peft"] == {
+        "adapters": {"bottleneck": 4, "where": ["embed", "mlp"]}}
+    loaded, _ = load_model(tmp_path)
+    src, tgt = torch.randint(0, 50, (2, 8)), torch.randint(0, 50, (2, 5))
+    assert torch.equal(loaded.eval()(src, tgt)[0], lm.eval()(src, tgt)[0])

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from model import (
-    CausalLM, LoRALinear, MaskedLM, ModelConfig, SequenceClassifier, apply_adapters, apply_lora,
-    mark_only_adapters_trainable, mark_only_lora_trainable, merge_lora, trainable_summary,
+    AdaptedEmbedding, CausalLM, LoRAEmbedding, LoRALinear, MaskedLM, ModelConfig, SequenceClassifier,
+    apply_adapters, apply_lora, mark_only_adapters_trainable, mark_only_lora_trainable, merge_lora, trainable_summary,
 )
 
 
@@ -62,6 +62,31 @@ def test_lora_merge_equals_unmerged_output():
     assert torch.allclose(model(idx)[0], unmerged, atol=1e-5)
 
 
+def test_lora_on_the_token_embedding_starts_at_identity_merges_exactly_and_moves_seen_tokens_only():
+    model = classifier().eval()
+    idx = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 9, 9, 9, 9, 9]])
+    base, _ = model(idx)
+    assert apply_lora(model, targets=("wte", "qkv"), r=4, alpha=8) == [
+        "trunk.wte", "trunk.blocks.0.attn.qkv", "trunk.blocks.1.attn.qkv"]
+    emb = model.trunk.wte
+    assert isinstance(emb, LoRAEmbedding) and emb.weight.shape == (64, 16)  # the vocabulary padded to 64
+    assert torch.equal(model(idx)[0], base)  # A starts at zero
+    mark_only_lora_trainable(model, keep=("head",))
+    # Embedding: A 4x64 + B 16x4; each qkv: A 4x16 + B 48x4; head 16*3+3.
+    assert trainable_summary(model)[0] == (256 + 64) + 2 * (64 + 192) + 51
+    before = one_step(model.train(), idx)
+    a_now, a_before = emb.lora_A.detach(), before["trunk.wte.lora_A"]
+    moved = (a_now != a_before).any(dim=0).nonzero().flatten().tolist()
+    assert moved == list(range(1, 10))  # only the columns of the tokens in the batch
+    unmerged, _ = model.eval()(idx)
+    other = torch.tensor([[0, 10, 20, 30, 39, 1, 2, 3]])
+    unmerged_other, _ = model(other)
+    assert merge_lora(model) == ["trunk.wte", "trunk.blocks.0.attn.qkv", "trunk.blocks.1.attn.qkv"]
+    assert type(model.trunk.wte) is nn.Embedding
+    assert torch.allclose(model(idx)[0], unmerged, atol=1e-5)
+    assert torch.allclose(model(other)[0], unmerged_other, atol=1e-5)
+
+
 def test_only_lora_and_head_change_after_a_step():
     model = classifier()
     apply_lora(model, r=2)
@@ -93,6 +118,21 @@ def test_adapters_are_identity_at_init_and_only_they_and_head_train():
     assert any(n.endswith("up.weight") for n in moved)
 
 
+def test_embedding_adapter_starts_as_identity_and_only_it_and_the_head_train():
+    model = classifier().eval()
+    idx = torch.randint(0, 40, (2, 8))
+    base, _ = model(idx)
+    assert apply_adapters(model, bottleneck=4, where=("embed",)) == ["trunk.wte.adapter_embed"]
+    assert isinstance(model.trunk.wte, AdaptedEmbedding) and "trunk.wte.weight" in model.state_dict()
+    assert torch.equal(model(idx)[0], base)
+    mark_only_adapters_trainable(model, keep=("head",))
+    assert trainable_summary(model)[0] == 148 + 51  # one adapter (16 -> 4 -> 16) and the head
+    before = one_step(model.train(), idx)
+    moved = changed(model, before)
+    assert {"trunk.wte.adapter_embed.up.weight", "head.weight"} <= moved
+    assert all(n.startswith(("trunk.wte.adapter_embed.", "head.")) for n in moved)
+
+
 @pytest.mark.parametrize("init, bound", [("near_identity", 1e-2), ("kaiming", 16 ** -0.5)])
 def test_adapter_inits_start_as_identity_at_their_scale(init, bound):
     torch.manual_seed(0)
@@ -108,8 +148,10 @@ def test_adapter_inits_start_as_identity_at_their_scale(init, bound):
 
 
 def test_peft_errors_are_clear():
-    with pytest.raises(ValueError, match="no nn.Linear matches targets"):
+    with pytest.raises(ValueError, match="no nn.Linear or nn.Embedding matches targets"):
         apply_lora(lm(), targets=("q_proj",))
+    with pytest.raises(ValueError, match=r"transformer.wte shares its weight with \['lm_head'\]"):
+        apply_lora(lm(), targets=("wte",))  # tied to the output layer
     with pytest.raises(ValueError, match="unknown places"):
         apply_adapters(lm(), where=("ffn",))
     with pytest.raises(ValueError, match="allowed"):
