@@ -29,11 +29,20 @@ DEFAULT_PLACES = ("attn", "mlp")  # Houlsby et al.'s: both sub-layers of every b
 INITS = ("near_identity", "kaiming")
 
 
+# "sequential" (Houlsby): the adapter reads the sub-layer's output, a(h) = h + up(gelu(down(h))); "parallel"
+# (He et al. 2022, the scaled parallel adapter): it reads the sub-layer's input n beside it, h + s * up(gelu(down(n))).
+FORMS = ("sequential", "parallel")
+
+
 class Adapter(nn.Module):
-    def __init__(self, n_embd: int, bottleneck: int, init: str = "kaiming") -> None:
+    def __init__(self, n_embd: int, bottleneck: int, init: str = "kaiming", form: str = "sequential",
+                 scale: float = 1.0) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"Adapter: init={init!r}; allowed {INITS}")
+        if form not in FORMS:
+            raise ValueError(f"Adapter: form={form!r}; allowed {FORMS}")
+        self.form, self.scale = form, scale
         self.down = nn.Linear(n_embd, bottleneck)
         self.up = nn.Linear(bottleneck, n_embd)
         if init == "near_identity":
@@ -42,8 +51,10 @@ class Adapter(nn.Module):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.up(F.gelu(self.down(x)))  # (B, T, C)
+    def forward(self, h: Tensor, sublayer_input: Tensor | None = None) -> Tensor:
+        """h: the sub-layer's output (B, T, C); sublayer_input: what it read (the parallel form's input)."""
+        x = sublayer_input if self.form == "parallel" and sublayer_input is not None else h
+        return h + self.scale * self.up(F.gelu(self.down(x)))  # (B, T, C)
 
 
 class AdaptedEmbedding(nn.Module):
@@ -63,7 +74,8 @@ class AdaptedEmbedding(nn.Module):
 
 
 def apply_adapters(
-    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = DEFAULT_PLACES, init: str = "kaiming"
+    module: nn.Module, bottleneck: int = 64, where: Iterable[str] = DEFAULT_PLACES, init: str = "kaiming",
+    form: str = "sequential", scale: float = 1.0,
 ) -> list[str]:
     """Insert an adapter after the attention and/or MLP sub-layer of every `Block` inside
     `module`, and with "embed" after the token embeddings of every `Transformer` in it (a table
@@ -81,13 +93,13 @@ def apply_adapters(
         if isinstance(sub, Block):
             ref = sub.ln_1.weight  # follow the block's device and dtype
             for place in (p for p in where if p != "embed"):
-                adapter = Adapter(ref.numel(), bottleneck, init).to(device=ref.device, dtype=ref.dtype)
+                adapter = Adapter(ref.numel(), bottleneck, init, form, scale).to(device=ref.device, dtype=ref.dtype)
                 setattr(sub, f"adapter_{place}", adapter)
                 added.append(f"{prefix}adapter_{place}")
         elif "embed" in where and isinstance(sub, Transformer) and isinstance(sub.wte, nn.Embedding):
             if id(sub.wte) not in wrapped:
                 w = sub.wte.weight
-                adapter = Adapter(w.shape[1], bottleneck, init).to(device=w.device, dtype=w.dtype)
+                adapter = Adapter(w.shape[1], bottleneck, init, form, scale).to(device=w.device, dtype=w.dtype)
                 wrapped[id(sub.wte)] = AdaptedEmbedding(sub.wte, adapter)
                 added.append(f"{prefix}wte.adapter_embed")
             sub.wte = wrapped[id(sub.wte)]

@@ -66,8 +66,10 @@ def _peft_layout(module: nn.Module) -> dict[str, Any]:
     }
     adapters.update({"embed": m.adapter_embed for m in module.modules() if isinstance(m, AdaptedEmbedding)})
     if adapters:
-        bottleneck = next(iter(adapters.values())).down.out_features
-        layout["adapters"] = {"bottleneck": bottleneck, "where": sorted(adapters)}
+        first = next(iter(adapters.values()))
+        layout["adapters"] = {"bottleneck": first.down.out_features, "where": sorted(adapters)}
+        if (first.form, first.scale) != ("sequential", 1.0):
+            layout["adapters"] |= {"form": first.form, "scale": first.scale}
     return layout
 
 

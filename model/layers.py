@@ -80,17 +80,19 @@ class Block(nn.Module):
         memory: Tensor | None = None,
         memory_mask: Tensor | None = None,
     ) -> Tensor:
-        h = self.attn(self.ln_1(x), attn_mask, rope, cache)  # (B, T, C)
+        n = self.ln_1(x)
+        h = self.attn(n, attn_mask, rope, cache)  # (B, T, C)
         if self.adapter_attn is not None:
-            h = self.adapter_attn(h)
+            h = self.adapter_attn(h, n)
         x = x + h
         if self.cross is not None:
             if memory is None:
                 raise ValueError("a block with cross-attention needs `memory` (the encoder output)")
             x = x + self.cross(self.ln_c(x), memory, memory_mask)
-        h = self.mlp(self.ln_2(x))
+        n = self.ln_2(x)
+        h = self.mlp(n)
         if self.adapter_mlp is not None:
-            h = self.adapter_mlp(h)
+            h = self.adapter_mlp(h, n)
         return x + h
 
 

@@ -25,7 +25,6 @@ from pipeline.clean.rules import RULE_NAMES, RULES, apply
 from pipeline.documents import doc_shards, shard_name, write_table
 from pipeline.stage import StageContext
 
-from pipeline.clean import VERSION  # noqa: E402  (one definition, in the package)
 _RULE_COLUMNS = sorted({r.column for r in RULES} | {"n_words"})
 _NAMES = np.array(RULE_NAMES + (None,), dtype=object)  # index -1 (kept) -> None
 

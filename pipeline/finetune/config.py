@@ -82,6 +82,9 @@ class FinetuneConfig:
     # kaiming measured better on validation (median of 3 seeds, same pretrained decoder): SST-2 64.5 vs 63.2
     # accuracy (bench/sst2_select.py), CoNLL-2003 32.9 vs 31.4 entity F1 (bench/conll.py)
     adapter_init: Literal["near_identity", "kaiming"] = "kaiming"
+    # model.adapters.FORMS: "sequential" (Houlsby) or "parallel" (beside the sub-layer, output times adapter_scale)
+    adapter_form: Literal["sequential", "parallel"] = "sequential"
+    adapter_scale: float = bounded(1.0, gt=0.0)
     head_epochs: int = bounded(1, ge=1)  # two_stage: epochs of stage 1 (head only)
     then: Literal["full", "adapter", "lora"] = "full"  # two_stage: what stage 2 trains
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -60,8 +60,10 @@ def add_method_modules(model: nn.Module, method: str, cfg) -> dict[str, Any]:
         apply_lora(model.trunk, cfg.lora_targets, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
         return {}
     if method == "adapter":
-        apply_adapters(model.trunk, bottleneck=cfg.adapter_bottleneck, where=cfg.adapter_where, init=cfg.adapter_init)
-        return {"adapters": {"bottleneck": cfg.adapter_bottleneck, "where": list(cfg.adapter_where)}}
+        layout = {"bottleneck": cfg.adapter_bottleneck, "where": list(cfg.adapter_where), "form": cfg.adapter_form,
+                  "scale": cfg.adapter_scale}
+        apply_adapters(model.trunk, init=cfg.adapter_init, **layout)
+        return {"adapters": layout}
     return {}
 
 
@@ -143,7 +145,7 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
     kwargs = meta.get("model_kwargs", {})
     cls = SequenceClassifier if meta["model_class"] == "SequenceClassifier" else TokenClassifier
     module = cls(Transformer(mcfg), **kwargs)
-    apply_adapters(module.trunk, bottleneck=meta["adapters"]["bottleneck"], where=meta["adapters"]["where"])
+    apply_adapters(module.trunk, **meta["adapters"])  # bottleneck, where (and form, scale since they exist)
     module.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
     return module.to(map_location), mcfg, meta
 

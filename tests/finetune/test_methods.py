@@ -112,7 +112,7 @@ def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path
     modeling.save(model, modeling.load_config(pretrained_root / "model"), tmp_path / "a",
                   pretrained_root / "model" / "tokenizer" / "tokenizer.model", meta)
     reloaded, _, m = modeling.load(tmp_path / "a")
-    assert m["adapters"] == {"bottleneck": 4, "where": ["mlp"]}
+    assert m["adapters"] == {"bottleneck": 4, "where": ["mlp"], "form": "sequential", "scale": 1.0}
     _, _, _, va_enc = data
     p1, l1 = predict(model, va_enc, False, 0, 8)
     p2, l2 = predict(reloaded, va_enc, False, 0, 8)

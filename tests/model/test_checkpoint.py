@@ -113,7 +113,7 @@ def test_lora_and_adapter_models_round_trip(tmp_path):
 def test_embedding_adapter_round_trips_and_a_shared_table_gets_one_adapter(tmp_path):
     cfg = CONFIGS["seq2seq"]
     lm = Seq2SeqLM(cfg)
-    names = apply_adapters(lm, bottleneck=4, where=("embed", "mlp"))
+    names = apply_adapters(lm, bottleneck=4, where=("embed", "mlp"), form="parallel", scale=2.0)
     assert names.count("encoder.wte.adapter_embed") == 1 and not any("decoder.wte" in n for n in names)
     assert lm.decoder.wte is lm.encoder.wte and lm.lm_head.weight is lm.encoder.wte.weight  # still shared, tied
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_embedding_adapter_round_trips_and_a_shared_table_gets_one_adapter(tmp_p
             p.add_(torch.randn_like(p) * 0.01)
     save_model(lm, cfg, tmp_path)
     assert json.loads((tmp_path / "meta.json").read_text())["peft"] == {
-        "adapters": {"bottleneck": 4, "where": ["embed", "mlp"]}}
+        "adapters": {"bottleneck": 4, "where": ["embed", "mlp"], "form": "parallel", "scale": 2.0}}
     loaded, _ = load_model(tmp_path)
     src, tgt = torch.randint(0, 50, (2, 8)), torch.randint(0, 50, (2, 5))
     assert torch.equal(loaded.eval()(src, tgt)[0], lm.eval()(src, tgt)[0])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model import (
@@ -131,6 +132,31 @@ def test_embedding_adapter_starts_as_identity_and_only_it_and_the_head_train():
     moved = changed(model, before)
     assert {"trunk.wte.adapter_embed.up.weight", "head.weight"} <= moved
     assert all(n.startswith(("trunk.wte.adapter_embed.", "head.")) for n in moved)
+
+
+def test_parallel_adapter_reads_the_sublayer_input_and_scales_its_output():
+    torch.manual_seed(0)
+    model = classifier().eval()
+    idx = torch.randint(0, 40, (2, 8))
+    base, _ = model(idx)
+    apply_adapters(model, bottleneck=4, where=("mlp",), form="parallel", scale=4.0)
+    assert torch.equal(model(idx)[0], base)
+    block = model.trunk.blocks[0]
+    a = block.adapter_mlp
+    with torch.no_grad():
+        a.up.weight.normal_(std=0.1)
+    x = torch.randn(2, 8, 16)
+    n = block.ln_2(x)
+    by_hand = block.mlp(n) + 4.0 * (F.gelu(n @ a.down.weight.T + a.down.bias) @ a.up.weight.T + a.up.bias)
+    assert torch.allclose(a(block.mlp(n), n), by_hand, atol=1e-6)
+    # in the block: x + attn(ln_1 x) (no attention adapter), then + mlp(ln_2 x) + the adapter beside it
+    with torch.no_grad():
+        x1 = x + block.attn(block.ln_1(x))
+        n1 = block.ln_2(x1)
+        expect = x1 + block.mlp(n1) + 4.0 * a.up(F.gelu(a.down(n1)))
+        assert torch.allclose(block(x), expect, atol=1e-5)
+    with pytest.raises(ValueError, match="allowed"):
+        apply_adapters(classifier(), form="serial")
 
 
 @pytest.mark.parametrize("init, bound", [("near_identity", 1e-2), ("kaiming", 16 ** -0.5)])

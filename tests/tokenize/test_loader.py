@@ -64,7 +64,7 @@ def test_doc_aligned_windows_start_at_documents(train):
 def test_same_seed_and_step_give_the_same_batch_in_another_process(built, train):
     x, y = CausalBatches(train, 32, 8, seed=11).get(1234)
     code = ("import sys, numpy as np; from pipeline.loader import TokenShards, CausalBatches\n"
-            f"x, y = CausalBatches(TokenShards(sys.argv[1], 'train'), 32, 8, seed=11).get(1234)\n"
+            "x, y = CausalBatches(TokenShards(sys.argv[1], 'train'), 32, 8, seed=11).get(1234)\n"
             "sys.stdout.write(' '.join(map(str, x.flatten().tolist() + y.flatten().tolist())))\n")
     out = subprocess.run([sys.executable, "-c", code, str(built[0])], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
