@@ -100,9 +100,10 @@ def test_lora_merge_gives_the_same_outputs(pretrained_root, data, tokenizer, tmp
     assert "adapters" not in meta and not modeling.has_lora(reloaded)
 
 
-def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path):
-    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=5e-3, adapter_bottleneck=4, adapter_where=["mlp"],
-                         adapter_init="kaiming")
+@pytest.mark.parametrize("form, scale, where", [("sequential", 1.0, ["mlp"]), ("parallel", 4.0, ["mlp", "embed"])])
+def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path, form, scale, where):
+    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=5e-3, adapter_bottleneck=4, adapter_where=where,
+                         adapter_init="kaiming", adapter_form=form, adapter_scale=scale)
     model = build(pretrained_root, "adapter", cfg)
     # the configured init reached the adapters: nn.Linear's scale, not near_identity's N(0, 1e-3)
     assert model.trunk.blocks[0].adapter_mlp.down.weight.abs().max() > 1e-2
@@ -112,7 +113,8 @@ def test_adapter_model_reloads_with_its_adapters(pretrained_root, data, tmp_path
     modeling.save(model, modeling.load_config(pretrained_root / "model"), tmp_path / "a",
                   pretrained_root / "model" / "tokenizer" / "tokenizer.model", meta)
     reloaded, _, m = modeling.load(tmp_path / "a")
-    assert m["adapters"] == {"bottleneck": 4, "where": ["mlp"], "form": "sequential", "scale": 1.0}
+    assert m["adapters"] == {"bottleneck": 4, "where": where, "form": form, "scale": scale}
+    assert reloaded.trunk.blocks[0].adapter_mlp.form == form
     _, _, _, va_enc = data
     p1, l1 = predict(model, va_enc, False, 0, 8)
     p2, l2 = predict(reloaded, va_enc, False, 0, 8)
