@@ -55,10 +55,11 @@ DROPOUT = 0.0
 # "medium", chosen on the validation split (median of 3 seeds, 4,000 examples, `bench/sst2_select.py
 # --baseline --trunk T`): medium (val loss 3.397 after 2,400 steps; 2,246 s to pretrain on 2 threads)
 # full 72.9 vs its scratch 67.7 (+5.2), LoRA 69.9, adapter 69.1; small (val loss 3.432) full 70.9
-# vs 67.8 (+3.1), LoRA 69.8, adapter 68.2. 6 epochs instead of 4 for medium's PEFT runs: LoRA 70.0, adapter
-# 68.6, so 4 stay. Medium's adapters with peft_lr 5e-3: 68.5; after the MLP only with bottleneck 128 (the same
-# 300k trainable): 70.0 (mean 69.6 vs 69.3), within the seed spread; LoRA rank 32 / alpha 64 (593k trainable):
-# 69.9 (mean 70.23 vs 70.2). The recipe stays as it is.
+# vs 67.8 (+3.1), LoRA 69.8, adapter 68.2 (4 epochs, one-stage PEFT). 6 epochs instead of 4 for medium's PEFT
+# runs: LoRA 70.0, adapter 68.6. Medium's adapters with peft_lr 5e-3: 68.5; after the MLP only with bottleneck 128
+# (the same 300k trainable): 70.0 (mean 69.6 vs 69.3); LoRA rank 32 / alpha 64 (593k trainable): 69.9 (mean
+# 70.23 vs 70.2). The fine-tuning recipe chosen after these (epochs, two-stage PEFT, parallel adapters) is
+# bench/sst2.py's.
 TRUNKS = {"small": {"n_layer": 4, "n_head": 4, "n_embd": 128}, "medium": {"n_layer": 6, "n_head": 6, "n_embd": 192}}
 TRUNK = "medium"
 

@@ -60,7 +60,8 @@ class Adapter(nn.Module):
 class AdaptedEmbedding(nn.Module):
     """A token embedding whose rows pass through an adapter: token t's vector is a(e_t) = e_t +
     up(gelu(down(e_t))). The table keeps its Parameter and state-dict name (``wte.weight``), so an
-    output layer tied to it stays tied and a plain checkpoint still loads."""
+    output layer tied to it stays tied and a plain checkpoint still loads. There is no sub-layer beside it,
+    so both forms read the embedding (the parallel one differs only by its scale)."""
 
     def __init__(self, base: nn.Embedding, adapter: Adapter) -> None:
         super().__init__()

@@ -15,12 +15,12 @@ class FinetuneConfig:
     """Every (task, method, seed) is one run from the pretrained model, plus (with ``baseline``) the
     same run from random initialization: same architecture, tokenizer and recipe.
 
-    Methods: ``full`` (all weights), ``adapter`` (Houlsby bottleneck adapters after the attention and
-    MLP of each block (``adapter_where``; "embed" adds one after the token embeddings), plus the head),
-    ``lora`` (low-rank updates of ``lora_targets``: linear projections by name, and ``wte``, the token
-    embeddings; plus the head; merged into the base weights after training, so the saved model is a
-    plain one), ``two_stage``
-    (the head alone for ``head_epochs`` epochs, then ``then``: all weights, adapters or LoRA).
+    Methods: ``full`` (all weights), ``adapter`` (bottleneck adapters at the attention and MLP of each
+    block, Houlsby's sequential form or the parallel one (``adapter_form``); ``adapter_where`` "embed"
+    adds one after the token embeddings; plus the head), ``lora`` (low-rank updates of ``lora_targets``:
+    linear projections by name, and ``wte``, the token embeddings; plus the head; merged into the base
+    weights after training, so the saved model is a plain one), ``two_stage`` (the head alone for
+    ``head_epochs`` epochs, then ``then``: all weights, adapters or LoRA).
     Only trainable parameters are reported as trainable.
 
     ``peft_norms``: with adapters or LoRA, the trunk's norm gains train too (at ``peft_lr``), as in

@@ -95,7 +95,7 @@ def test_lora_and_adapter_models_round_trip(tmp_path):
     cfg = CONFIGS["encoder"]
     clf = SequenceClassifier(MaskedLM(cfg).transformer, 2)
     apply_adapters(clf, bottleneck=4, where=("mlp",))
-    apply_lora(clf, targets=("qkv", "wte"), r=2, alpha=4.0)  # (an embedding adapter: the test below)
+    apply_lora(clf, targets=("qkv", "wte"), r=2, alpha=4.0)  # LoRA on the token embeddings too
     with torch.no_grad():
         for p in clf.parameters():
             p.add_(torch.randn_like(p) * 0.01)  # non-zero LoRA B (embedding: A) and adapter up projections
