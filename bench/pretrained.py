@@ -23,7 +23,7 @@ from pathlib import Path
 # torch starts: the benches import this module before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.corpora import datasets_dir  # noqa: E402
+from bench.corpora import datasets_dir, pieces  # noqa: E402
 from pipeline import documents  # noqa: E402
 from pipeline.configtypes import build  # noqa: E402
 from pipeline.pretrain.config import PretrainConfig  # noqa: E402
@@ -79,7 +79,8 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
     ap.add_argument("--trunk", choices=sorted(TRUNKS), default=TRUNK, help=f"the trunk's size (default {TRUNK})")
     ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
-                    help=f"the pretraining corpus as it is or uncased in SST-2's PTB style (default {CORPUS})")
+                    help="the pretraining corpus as it is, uncased in SST-2's PTB style, or with CoNLL-2003 train's text "
+                    f"added (default {CORPUS})")
     ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout (default {DROPOUT})")
 
 
@@ -107,11 +108,22 @@ def ptb_style(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n"))
 
 
-CORPUS_STYLES = ("cased", "uncased-ptb")
+CORPUS_STYLES = ("cased", "uncased-ptb", "cased-conll")
 
 
-def corpus_documents(style: str = "cased") -> list[str]:
-    """The pretraining documents; ``style`` "uncased-ptb" passes each through ``ptb_style``."""
+def conll_documents() -> list[str]:
+    """CoNLL-2003 train's sentences (the words of the first column, tags dropped), one per line, in documents
+    of ~2,500 bytes of consecutive sentences (the file has no -DOCSTART- marks). Dev and test stay
+    out, so a trunk pretrained on them would not have seen bench/conll.py's test text."""
+    text = (DATASETS / "conll2003" / "train.txt").read_text()
+    sentences = (" ".join(line.split()[0] for line in block.splitlines() if line.strip())
+                 for block in text.split("\n\n"))
+    return pieces([s for s in sentences if s and s != "-DOCSTART-"])
+
+
+def _base_documents() -> list[str]:
+    """The TinyStories slice (one document per paragraph), WikiText-2 valid + test (one per article) and Tiny
+    Shakespeare (one per 40 lines)."""
     docs = []
     stories = (DATASETS / "tinystories_slice" / "tinystories_val_head.txt").read_text()
     docs += [p.strip() for p in stories.split("\n\n") if p.strip()]
@@ -120,7 +132,15 @@ def corpus_documents(style: str = "cased") -> list[str]:
         # one document per article: a " = Title = " line (one '=' each side) starts a new one
         docs += [a.strip() for a in re.split(r"\n(?= = [^=].* = \n)", text) if a.strip()]
     lines = (DATASETS / "tinyshakespeare" / "input.txt").read_text().split("\n")
-    docs += ["\n".join(lines[i:i + 40]) for i in range(0, len(lines), 40)]
+    return docs + ["\n".join(lines[i:i + 40]) for i in range(0, len(lines), 40)]
+
+
+def corpus_documents(style: str = "cased") -> list[str]:
+    """The pretraining documents (``_base_documents``); ``style`` "uncased-ptb" passes each through
+    ``ptb_style``, "cased-conll" adds CoNLL-2003 train's text (``conll_documents``, 25% more words)."""
+    docs = _base_documents()
+    if style == "cased-conll":
+        docs += conll_documents()
     return [d for d in map(ptb_style, docs) if d] if style == "uncased-ptb" else docs
 
 
@@ -137,7 +157,8 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
     t0 = time.perf_counter()
     docs = corpus_documents(recipe.get("corpus", "cased"))
     say(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.2f}M chars "
-        "(TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare; no SST-2)")
+        "(TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare"
+        f"{' + CoNLL-2003 train' if recipe.get('corpus') == 'cased-conll' else ''}; no SST-2)")
     ws = Workspace(CACHE / "work", "docs", key)
     out = ws.open(fresh=True)
     (out / "docs").mkdir(exist_ok=True)

@@ -1,0 +1,33 @@
+"""bench/pretrained.py's CoNLL-2003 pretraining text: the words of the first column, tags dropped, sentences
+one per line, grouped into documents of consecutive sentences."""
+from __future__ import annotations
+
+import bench.pretrained as bp
+
+
+def test_conll_documents_keep_words_drop_tags_and_docstart(tmp_path, monkeypatch):
+    (tmp_path / "conll2003").mkdir()
+    sentences = [[("EU", "NNP", "B-ORG"), ("rejects", "VBZ", "O"), ("lamb", "NN", "O"), (".", ".", "O")],
+                 [("Peter", "NNP", "B-PER"), ("Blackburn", "NNP", "I-PER")]] * 200
+    blocks = ["-DOCSTART- -X- -X- O"] + ["\n".join(" ".join(t) for t in s) for s in sentences]
+    (tmp_path / "conll2003" / "train.txt").write_text("\n\n".join(blocks) + "\n")
+    monkeypatch.setattr(bp, "DATASETS", tmp_path)
+    docs = bp.conll_documents()
+    lines = [line for d in docs for line in d.split("\n")]
+    assert docs and all(len(d.encode()) + 1 >= 2500 for d in docs)  # bench.corpora.pieces counts each newline
+    assert lines[:2] == ["EU rejects lamb .", "Peter Blackburn"]  # -DOCSTART- gone, one sentence a line
+    assert not any(tag in d for d in docs for tag in ("NNP", "B-ORG", "I-PER", "DOCSTART"))
+    # consecutive sentences in order; only a tail shorter than one document is left out
+    assert lines == [" ".join(w for w, _, _ in s) for s in sentences][:len(lines)]
+    assert len(sentences) - len(lines) < 2500 // len("Peter Blackburn")
+
+
+def test_corpus_style_cased_conll_adds_conll_to_the_cased_corpus(monkeypatch):
+    monkeypatch.setattr(bp, "DATASETS", None)  # nothing read from disk: both sources stubbed below
+    calls = []
+    monkeypatch.setattr(bp, "conll_documents", lambda: calls.append(1) or ["conll doc"])
+    base = ["story", "wiki", "play"]
+    monkeypatch.setattr(bp, "_base_documents", lambda: list(base))
+    assert bp.corpus_documents("cased") == base and not calls
+    assert bp.corpus_documents("cased-conll") == base + ["conll doc"]
+    assert "cased-conll" in bp.CORPUS_STYLES
