@@ -7,11 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import ModelConfig
-from model.layers import vocab_logits
+from model.layers import token_loss, vocab_logits
 from model.transformer import Transformer
-
-IGNORE_INDEX = -100  # PyTorch's cross_entropy default; label positions with it to skip them
-
 
 class CausalLM(nn.Module):
     """A causal `Transformer` plus a linear LM head (tied to the token embedding by default)."""
@@ -35,11 +32,7 @@ class CausalLM(nn.Module):
         and the mean cross-entropy over the non-ignored targets (None without targets)."""
         h = self.transformer.forward_hidden(idx, attention_mask)  # (B, T, C)
         logits = vocab_logits(h, self.lm_head.weight, None, self.vocab_size)  # (B, T, V_padded)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-            )
+        loss = None if targets is None else token_loss(logits, targets)
         return logits[..., : self.vocab_size], loss
 
     @torch.no_grad()

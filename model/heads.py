@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.layers import token_loss
 from model.transformer import Transformer
 
-IGNORE_INDEX = -100
 Pooling = Literal["first", "last", "mean"]
 
 
@@ -41,21 +40,29 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
     return (h * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 
-class SequenceClassifier(nn.Module):
+class _TaskHead(nn.Module):
+    """The trunk, dropout and a linear head to ``n_labels`` (the parts both heads share)."""
+
+    def __init__(self, trunk: Transformer, n_labels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if n_labels < 1:
+            raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
+        self.n_labels, self.dropout = n_labels, dropout
+        self.trunk = trunk
+        self.drop = nn.Dropout(dropout)
+        self.head = _head(trunk.n_embd, n_labels)
+
+
+class SequenceClassifier(_TaskHead):
     """One label per sequence: pooled trunk output -> dropout -> linear."""
 
     def __init__(
         self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
     ) -> None:
-        super().__init__()
         if pooling not in ("first", "last", "mean"):
             raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean')")
-        if n_labels < 1:
-            raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
-        self.n_labels, self.pooling, self.dropout = n_labels, pooling, dropout
-        self.trunk = trunk
-        self.drop = nn.Dropout(dropout)
-        self.head = _head(trunk.n_embd, n_labels)
+        super().__init__(trunk, n_labels, dropout)
+        self.pooling = pooling
 
     def forward(
         self,
@@ -68,23 +75,12 @@ class SequenceClassifier(nn.Module):
         classes. Returns logits (B, n_labels) and the (weighted) mean cross-entropy."""
         h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
         logits = self.head(self.drop(pool(h, attention_mask, self.pooling)))  # (B, n_labels)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE_INDEX)
+        loss = None if labels is None else token_loss(logits, labels, class_weights)
         return logits, loss
 
 
-class TokenClassifier(nn.Module):
+class TokenClassifier(_TaskHead):
     """One label per token (tagging, NER): trunk output -> dropout -> linear at every position."""
-
-    def __init__(self, trunk: Transformer, n_labels: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if n_labels < 1:
-            raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
-        self.n_labels, self.dropout = n_labels, dropout
-        self.trunk = trunk
-        self.drop = nn.Dropout(dropout)
-        self.head = _head(trunk.n_embd, n_labels)
 
     def forward(
         self,
@@ -97,10 +93,5 @@ class TokenClassifier(nn.Module):
         logits (B, T, n_labels) and the (weighted) mean cross-entropy over labelled tokens."""
         h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
         logits = self.head(self.drop(h))  # (B, T, n_labels)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.n_labels), labels.reshape(-1),
-                weight=class_weights, ignore_index=IGNORE_INDEX,
-            )
+        loss = None if labels is None else token_loss(logits, labels, class_weights)
         return logits, loss

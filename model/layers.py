@@ -116,6 +116,17 @@ def init_gpt2_(module: nn.Module, n_layer: int) -> None:
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
 
+IGNORE_INDEX = -100  # cross_entropy's default ignore_index: positions labelled with it add no loss
+
+
+def token_loss(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy of logits (..., K) against class ids (...), positions at IGNORE_INDEX
+    skipped; ``weight`` (K,) weights the classes."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), weight=weight, ignore_index=IGNORE_INDEX
+    )
+
+
 def vocab_logits(h: Tensor, weight: Tensor, bias: Tensor | None, vocab_size: int) -> Tensor:
     """Project hidden states (..., C) to logits (..., V_padded) whose padding columns are -inf.
 

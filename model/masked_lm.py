@@ -15,11 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import ModelConfig
-from model.layers import init_gpt2_, make_norm, vocab_logits
+from model.layers import IGNORE_INDEX, init_gpt2_, make_norm, token_loss, vocab_logits
 from model.transformer import Transformer
-
-IGNORE_INDEX = -100
-
 
 class MLMHead(nn.Module):
     """dense -> GELU -> norm -> decoder over the padded vocab. `decoder_weight` is the token
@@ -70,11 +67,7 @@ class MaskedLM(nn.Module):
         h = self.transformer.forward_hidden(idx, attention_mask)  # (B, T, C)
         if labels is None or predict_all:
             logits = self.head(h)  # (B, T, V_padded)
-            loss = None
-            if labels is not None:
-                loss = F.cross_entropy(
-                    logits.view(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX
-                )
+            loss = None if labels is None else token_loss(logits, labels)
             return logits[..., : self.vocab_size], loss
         picked = labels != IGNORE_INDEX  # (B, T)
         logits = self.head(h[picked])  # (M, V_padded)

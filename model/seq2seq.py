@@ -8,15 +8,11 @@ also cross-attend to the encoder output. Both share one token embedding, tied to
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import ModelConfig
-from model.layers import vocab_logits
+from model.layers import token_loss, vocab_logits
 from model.transformer import Transformer
-
-IGNORE_INDEX = -100
-
 
 class Seq2SeqLM(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
@@ -55,11 +51,7 @@ class Seq2SeqLM(nn.Module):
             tgt_in, tgt_mask, memory=memory, memory_mask=src_mask
         )  # (B, T, C)
         logits = vocab_logits(h, self.lm_head.weight, None, self.vocab_size)  # (B, T, V_padded)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-            )
+        loss = None if targets is None else token_loss(logits, targets)
         return logits[..., : self.vocab_size], loss
 
     @torch.no_grad()
