@@ -73,6 +73,17 @@ class Transformer(nn.Module):
         self.ln_f = make_norm(cfg.norm, cfg.n_embd, cfg.bias)
         init_gpt2_(self, self.n_layer)
 
+    def set_dropout(self, p: float) -> None:
+        """Every dropout of the trunk (embeddings, attention weights and outputs, MLP) to ``p``: a model
+        pretrained with dropout can be fine-tuned without, or the other way round."""
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout={p!r}: must be in [0, 1)")
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+            elif isinstance(m, (SelfAttention, CrossAttention)):
+                m.dropout = p
+
     def new_cache(self) -> KVCache:
         return KVCache(self.n_layer, self.block_size)
 

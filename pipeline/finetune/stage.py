@@ -2,6 +2,7 @@
 docstring for the output layout."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -68,9 +69,11 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     t0 = time.perf_counter()
     name = run_name(method, init, seed)
     mcfg = load_config(model_dir)
+    if cfg.trunk_dropout is not None:  # the saved task model records the dropout it was trained with
+        mcfg = dataclasses.replace(mcfg, dropout=cfg.trunk_dropout)
     pad_id = tok.pad_id if tok.pad_id is not None else 0
     model = modeling.build(data.kind, len(data.labels), mcfg, model_dir if init == "pretrained" else None,
-                           cfg.pooling, cfg.dropout, seed)
+                           cfg.pooling, cfg.dropout, seed, cfg.trunk_dropout)
     last = cfg.then if method == "two_stage" else method
     extra = modeling.add_method_modules(model, last, cfg)
     prefix = f"{data.name}.{name}."

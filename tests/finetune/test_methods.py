@@ -206,3 +206,23 @@ def test_peft_norms_leaves_full_fine_tuning_alone(pretrained_root):
     assert {g["group"] for g in opt.param_groups} == {"body", "head"}
     modeling.set_trainable(model, "head", norms=True)  # two_stage's first phase: the head alone
     assert trainable_summary(model)[0] == model.head.weight.numel() + model.head.bias.numel()
+
+
+def trunk_dropouts(model) -> set[float]:
+    from model.attention import CrossAttention, SelfAttention
+    return ({m.p for m in model.trunk.modules() if isinstance(m, torch.nn.Dropout)}
+            | {m.dropout for m in model.trunk.modules() if isinstance(m, (SelfAttention, CrossAttention))})
+
+
+@pytest.mark.parametrize("trunk_dropout,expect", [(None, 0.3), (0.0, 0.0), (0.1, 0.1)])
+def test_trunk_dropout_overrides_the_model_configs_for_pretrained_and_scratch(tmp_path, trunk_dropout, expect):
+    from finetune.tiny_pretrained import make_pretrained
+    folder = make_pretrained(tmp_path, dropout=0.3) / "model"
+    mcfg = modeling.load_config(folder)
+    x = torch.randint(0, mcfg.vocab_size, (4, 12))
+    for pretrained in (folder, None):
+        model = modeling.build("classification", 2, mcfg, pretrained, "mean", 0.0, 0, trunk_dropout=trunk_dropout)
+        assert trunk_dropouts(model) == {expect}
+        model.train()
+        same = torch.equal(model(x)[0], model(x)[0])  # training mode: only dropout makes two passes differ
+        assert same == (expect == 0.0)

@@ -166,3 +166,16 @@ def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretraine
     names = [k for m, _ in logged for k in m if k.endswith(".best_epoch")]
     assert names == [f"{t}.{m}-{i}-s0.best_epoch" for t in ("stdlib_area", "ner")
                      for m, i in (("full", "pretrained"), ("lora", "pretrained"), ("full", "scratch"))]
+
+
+def test_trunk_dropout_trains_the_runs_without_the_pretrained_dropout_and_records_it(tmp_path):
+    root = make_pretrained(tmp_path / "drop", dropout=0.3)
+    tasks = build(TasksConfig, {"tasks": [{"name": "c", "source": "files", "train": "c.csv"}]})
+    (tmp_path / "c.csv").write_text("text,label\n" + "".join(f"{WORDS[i % 6]} x,{i % 2}\n" for i in range(40)))
+    cfg = FinetuneConfig(methods=["full"], epochs=1, threads=1, max_len=32, trunk_dropout=0.0)
+    run(cfg, context(tmp_path, root, tasks))
+    for init in ("pretrained", "scratch"):
+        saved = json.loads((tmp_path / "out" / "runs" / "c" / f"full-{init}-s0" / "model" / "model_config.json")
+                           .read_text())
+        assert saved["dropout"] == 0.0
+    assert json.loads((root / "model" / "model_config.json").read_text())["dropout"] == 0.3

@@ -28,7 +28,7 @@ def tokenizer_bytes(seed: int = 0) -> bytes:
 
 
 def make_pretrained(root: Path, arch: str = "decoder", n_embd: int = 32, block_size: int = 64, seed: int = 0,
-                    n_layer: int = 2) -> Path:
+                    n_layer: int = 2, dropout: float = 0.0) -> Path:
     """Write ``root/model/`` and return ``root`` (what a pretrain manifest's ``.path`` is)."""
     folder = root / "model"
     (folder / "tokenizer").mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,7 @@ def make_pretrained(root: Path, arch: str = "decoder", n_embd: int = 32, block_s
     (folder / "tokenizer" / "tokenizer.model").write_bytes(data)
     tok = Tokenizer(data)
     mcfg = ModelConfig(arch=arch, n_layer=n_layer, n_head=2, n_embd=n_embd, block_size=block_size,
-                       vocab_size=tok.vocab_size, norm="rmsnorm", pos="rotary", mlp="relu2")
+                       vocab_size=tok.vocab_size, norm="rmsnorm", pos="rotary", mlp="relu2", dropout=dropout)
     torch.manual_seed(seed)
     model = CausalLM(mcfg) if arch == "decoder" else MaskedLM(mcfg)
     save_model(model, mcfg, folder, extra_meta={"objective": "causal" if arch == "decoder" else "masked"})

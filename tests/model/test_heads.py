@@ -62,3 +62,17 @@ def test_bad_head_arguments():
         SequenceClassifier(encoder_trunk(), 2, pooling="cls")
     with pytest.raises(ValueError, match="n_labels=0"):
         TokenClassifier(encoder_trunk(), 0)
+
+
+def test_set_dropout_reaches_every_dropout_of_the_trunk_and_checks_its_value():
+    from model.attention import CrossAttention, SelfAttention
+    from model.transformer import Transformer
+    trunk = Transformer(ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=50, dropout=0.2),
+                        cross=True)
+    trunk.set_dropout(0.05)
+    ps = [m.p for m in trunk.modules() if isinstance(m, torch.nn.Dropout)]
+    attn = [m.dropout for m in trunk.modules() if isinstance(m, (SelfAttention, CrossAttention))]
+    # the embeddings' dropout, then per block: self-attention, cross-attention and MLP outputs
+    assert len(ps) == 1 + 2 * 3 and len(attn) == 4 and set(ps) | set(attn) == {0.05}
+    with pytest.raises(ValueError, match="dropout=1.0"):
+        trunk.set_dropout(1.0)
