@@ -7,7 +7,6 @@ know nothing of Prefect. ``python -m flows.pipeline ...`` is ``lmforge run ...``
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
