@@ -10,6 +10,7 @@ from model.config import ModelConfig
 from model.layers import token_loss, vocab_logits
 from model.transformer import Transformer
 
+
 class CausalLM(nn.Module):
     """A causal `Transformer` plus a linear LM head (tied to the token embedding by default)."""
 

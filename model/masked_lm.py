@@ -18,6 +18,7 @@ from model.config import ModelConfig
 from model.layers import IGNORE_INDEX, init_gpt2_, make_norm, token_loss, vocab_logits
 from model.transformer import Transformer
 
+
 class MLMHead(nn.Module):
     """dense -> GELU -> norm -> decoder over the padded vocab. `decoder_weight` is the token
     embedding when tied; otherwise the head owns a decoder matrix."""

@@ -14,6 +14,7 @@ from model.config import ModelConfig
 from model.layers import token_loss, vocab_logits
 from model.transformer import Transformer
 
+
 class Seq2SeqLM(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
