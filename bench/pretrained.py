@@ -88,10 +88,11 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
                     help=f"the pretrained trunk: causal LM or masked LM (default {ARCH})")
     ap.add_argument("--trunk", choices=sorted(TRUNKS), default=TRUNK, help=f"the trunk's size (default {TRUNK})")
     ap.add_argument("--corpus", choices=CORPUS_STYLES, default=CORPUS,
-                    help="the pretraining corpus as it is, uncased in SST-2's PTB style, or with CoNLL-2003 train's text "
-                    f"added (default {CORPUS})")
-    ap.add_argument("--dropout", type=float, default=DROPOUT, help=f"the trunk's dropout in pretraining, and in fine-tuning unless finetune.trunk_dropout says "
-                    f"otherwise (default {DROPOUT})")
+                    help="the pretraining corpus as it is, uncased in SST-2's PTB style, or with CoNLL-2003 "
+                    f"train's text added (default {CORPUS})")
+    ap.add_argument("--dropout", type=float, default=DROPOUT,
+                    help="the trunk's dropout in pretraining, and in fine-tuning unless finetune.trunk_dropout "
+                    f"says otherwise (default {DROPOUT})")
 
 
 def recipe_from_args(recipe: dict, args: argparse.Namespace) -> dict:

@@ -27,15 +27,15 @@ class FinetuneConfig:
     Houlsby et al. and PEFT's ``modules_to_save``.
 
     Recipe: AdamW with ``lr`` for the trunk's own weights, ``peft_lr`` for adapter / LoRA weights (and
-    norm gains under ``peft_norms``) and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of the steps, then linear decay
-    to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends first); evaluation on the
-    validation split after each epoch, or every ``eval_every`` steps when set. Early stopping: stop
-    after ``patience`` evaluations without an improvement of ``metric`` by more than ``min_delta``; the
-    best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for classification and
+    norm gains under ``peft_norms``) and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of
+    the steps, then linear decay to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends
+    first); evaluation on the validation split after each epoch, or every ``eval_every`` steps when set.
+    Early stopping: stop after ``patience`` evaluations without an improvement of ``metric`` by more than
+    ``min_delta``; the best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for classification and
     entity F1 for tagging. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
     ``mean`` for a decoder: on a small pretrained decoder mean pooling did better than the last text
-    token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available. Inputs longer than
-    ``max_len`` tokens (capped at the model's block size) are truncated and counted.
+    token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available.
+    Inputs longer than ``max_len`` tokens (capped at the model's block size) are truncated and counted.
     """
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
     seeds: list[int] = field(default_factory=lambda: [0])

@@ -33,19 +33,18 @@ def resolve_pooling(pooling: str, arch: str) -> str:
 
 
 def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, pooling: str,
-          dropout: float, seed: int, trunk_dropout: float | None = None) -> nn.Module:
+          dropout: float, seed: int) -> nn.Module:
     """A classifier whose trunk is the pretrained model's (``pretrained`` folder) or a random one
     (``None``: the from-scratch baseline). The head's init depends on ``seed`` only, so the pretrained
-    run and its baseline start from the same head. ``dropout``: before the head; ``trunk_dropout``: the
-    trunk's own dropout while fine-tuning (None: the model config's)."""
+    run and its baseline start from the same head. ``dropout``: before the head; the trunk's own dropout
+    is ``mcfg.dropout`` in both cases (a pretrained trunk is set to it)."""
     torch.manual_seed(seed)
     if pretrained is not None:
         lm, _ = load_model(pretrained)
         trunk = lm.transformer
+        trunk.set_dropout(mcfg.dropout)
     else:
         trunk = Transformer(mcfg)
-    if trunk_dropout is not None:
-        trunk.set_dropout(trunk_dropout)
     if kind == "tagging":
         model = TokenClassifier(trunk, n_labels, dropout=dropout)
     else:

@@ -69,11 +69,11 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     t0 = time.perf_counter()
     name = run_name(method, init, seed)
     mcfg = load_config(model_dir)
-    if cfg.trunk_dropout is not None:  # the saved task model records the dropout it was trained with
+    if cfg.trunk_dropout is not None:  # trains with it, and the saved task model records it
         mcfg = dataclasses.replace(mcfg, dropout=cfg.trunk_dropout)
     pad_id = tok.pad_id if tok.pad_id is not None else 0
     model = modeling.build(data.kind, len(data.labels), mcfg, model_dir if init == "pretrained" else None,
-                           cfg.pooling, cfg.dropout, seed, cfg.trunk_dropout)
+                           cfg.pooling, cfg.dropout, seed)
     last = cfg.then if method == "two_stage" else method
     extra = modeling.add_method_modules(model, last, cfg)
     prefix = f"{data.name}.{name}."
@@ -140,7 +140,8 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     for tcfg in tasks_cfg.tasks:
         data = load_task(tcfg, ctx.root, cache_dir=ctx.work / "_cache")
         write_task_files(ctx.out, data)
-        enc = {s: encode(data.splits[s], data.kind, data.labels, tok, mcfg.arch, max_len) for s in ("train", "validation")}
+        enc = {s: encode(data.splits[s], data.kind, data.labels, tok, mcfg.arch, max_len)
+               for s in ("train", "validation")}
         t = data.name
         stats.update({f"{t}.n_{s}": len(data.splits[s]) for s in SPLITS})
         stats.update({f"{t}.truncated_{s}": e.truncated for s, e in enc.items()})

@@ -1,6 +1,7 @@
 """Fine-tuning methods: what each one trains, LoRA merging, two-stage freezing, early stopping."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -219,9 +220,11 @@ def test_trunk_dropout_overrides_the_model_configs_for_pretrained_and_scratch(tm
     from finetune.tiny_pretrained import make_pretrained
     folder = make_pretrained(tmp_path, dropout=0.3) / "model"
     mcfg = modeling.load_config(folder)
+    if trunk_dropout is not None:  # as the stage does with finetune.trunk_dropout
+        mcfg = dataclasses.replace(mcfg, dropout=trunk_dropout)
     x = torch.randint(0, mcfg.vocab_size, (4, 12))
     for pretrained in (folder, None):
-        model = modeling.build("classification", 2, mcfg, pretrained, "mean", 0.0, 0, trunk_dropout=trunk_dropout)
+        model = modeling.build("classification", 2, mcfg, pretrained, "mean", 0.0, 0)
         assert trunk_dropouts(model) == {expect}
         model.train()
         same = torch.equal(model(x)[0], model(x)[0])  # training mode: only dropout makes two passes differ
