@@ -59,6 +59,10 @@ class FinetuneConfig:
     # baseline alike; None keeps the pretrained model's. A model pretrained with dropout against overfitting
     # a small corpus can be fine-tuned without it.
     trunk_dropout: float | None = bounded(None, ge=0.0, lt=1.0)
+    # Trunk modules kept frozen in every phase and method, by path inside the trunk ("wte", "wpe",
+    # "blocks.0", "blocks.0.attn"...): e.g. ["wte"] keeps pretrained token embeddings, so the words a
+    # small train set never shows stay where the trunk expects them. The baseline freezes the same ones.
+    freeze: list[str] = field(default_factory=list)
     # Inverse-frequency class weights in the loss. On by default: the default tagging task is ~90% O and,
     # in a minutes-long run, an unweighted tagger settles on all-O (val F1 0.00 vs 0.26 weighted, measured).
     class_weights: bool = True
@@ -110,6 +114,10 @@ class FinetuneConfig:
             raise ConfigError("finetune.lora_targets: got [], allowed: module names such as attn.qkv, mlp.fc")
         if not self.adapter_where:
             raise ConfigError("finetune.adapter_where: got [], allowed: any of attn, mlp, embed")
+        bad = [f for f in self.freeze if not isinstance(f, str) or not f.strip() or f.startswith("head")]
+        if bad:
+            raise ConfigError(f"finetune.freeze: got {bad}, allowed: module paths inside the trunk such as "
+                              "wte, wpe, blocks.0 (the head always trains)")
         if "two_stage" in self.methods and self.head_epochs >= self.epochs:
             raise ConfigError(f"finetune.head_epochs: got {self.head_epochs}, allowed: < epochs ({self.epochs}) "
                               "so that stage 2 has epochs left")

@@ -20,6 +20,7 @@ from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
 from model.lora import LoRAEmbedding, LoRALinear
+from pipeline.configtypes import ConfigError
 
 HEAD = "head"
 
@@ -78,9 +79,34 @@ def norm_names(model: nn.Module) -> set[str]:
             for p, _ in mod.named_parameters(recurse=False)}
 
 
-def set_trainable(model: nn.Module, what: str, norms: bool = False) -> None:
+def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set[str]:
+    """The parameters of the trunk under each of ``prefixes`` (module paths inside the trunk: ``wte``,
+    ``wpe``, ``blocks.0``...). A prefix that names no parameter is an error listing the allowed ones."""
+    trunk = "trunk."
+    names = [n for n, _ in model.named_parameters() if n.startswith(trunk)]
+    out: set[str] = set()
+    for prefix in prefixes:
+        hits = {n for n in names if n[len(trunk):] == prefix or n[len(trunk):].startswith(prefix + ".")}
+        if not hits:
+            tops = sorted({n[len(trunk):].split(".")[0] for n in names})
+            blocks = sorted({".".join(n[len(trunk):].split(".")[:2]) for n in names if n.startswith(trunk + "blocks.")})
+            raise ConfigError(f"finetune.freeze: {prefix!r} names no trunk parameter; allowed: module paths such as "
+                             f"{', '.join(tops + blocks[:2])}")
+        out |= hits
+    return out
+
+
+def check_freeze(mcfg: ModelConfig, prefixes: list[str]) -> None:
+    """Fail before any run starts when a ``finetune.freeze`` path names nothing in this trunk."""
+    if prefixes:
+        with torch.device("meta"):
+            frozen_names(SequenceClassifier(Transformer(mcfg), 1), prefixes)
+
+
+def set_trainable(model: nn.Module, what: str, norms: bool = False, freeze: set[str] | frozenset[str] = frozenset()) -> None:
     """``head`` (head only), ``full``, ``lora`` or ``adapter`` (those and the head). ``norms``: with
-    ``lora`` / ``adapter``, the norm gains (and biases) train too."""
+    ``lora`` / ``adapter``, the norm gains (and biases) train too. ``freeze``: parameter names
+    (``frozen_names``) that stay frozen whatever trains."""
     if what == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -98,6 +124,9 @@ def set_trainable(model: nn.Module, what: str, norms: bool = False) -> None:
         for name, p in model.named_parameters():
             if name in names:
                 p.requires_grad_(True)
+    for name, p in model.named_parameters():
+        if name in freeze:
+            p.requires_grad_(False)
 
 
 def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset()) -> str:
@@ -153,4 +182,4 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
 
 
 __all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
-           "has_lora", "norm_names"]
+           "has_lora", "norm_names", "frozen_names", "check_freeze"]

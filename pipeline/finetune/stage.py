@@ -126,6 +126,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     tok = Tokenizer.from_dir(model_dir)
     mcfg = load_config(model_dir)
     max_len = min(cfg.max_len, mcfg.block_size)
+    modeling.check_freeze(mcfg, cfg.freeze)
     device = pick_device(cfg.device)
     # A task's runs (method x init x seed) are independent: on CPU, up to ``ctx.workers`` of them train at once
     # in worker processes (a small model gains more from this than from intra-op threads:

@@ -108,10 +108,11 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     bar = Progress(label, total=total_steps, unit="steps", enabled=progress)
     step, epoch_no, loss_acc, loss_n = 0, 0, 0.0, 0
     stop = False
+    frozen = modeling.frozen_names(model, cfg.freeze)
     for phase_no, (what, epochs) in enumerate(plan):
         last_phase = phase_no == len(plan) - 1
         norms = cfg.peft_norms and what in ("lora", "adapter")
-        modeling.set_trainable(model, what, norms=norms)
+        modeling.set_trainable(model, what, norms=norms, freeze=frozen)
         opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr,
                                  peft_extra=modeling.norm_names(model) if norms else frozenset())
         phase_steps = min(epochs * steps_per_epoch, total_steps - step)

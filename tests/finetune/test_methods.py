@@ -9,6 +9,7 @@ import torch
 
 from model import trainable_summary
 from pipeline.finetune import modeling, trainer
+from pipeline.configtypes import ConfigError
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import encode
 from pipeline.finetune.scoring import predict
@@ -76,6 +77,32 @@ def test_full_changes_the_trunk(pretrained_root, data):
     before = snapshot(model)
     run_fit(model, "full", data, CFG)
     assert any(k.startswith("trunk.blocks.0.attn") for k in changed(before, model))
+
+
+def test_freeze_keeps_the_named_trunk_modules_in_every_phase(pretrained_root, data):
+    cfg = dataclasses.replace(CFG, methods=["two_stage"], then="full", head_epochs=1, weight_decay=0.1,
+                              freeze=["wte", "blocks.0"])
+    model = build(pretrained_root, "two_stage", cfg)
+    frozen = modeling.frozen_names(model, cfg.freeze)
+    assert "trunk.wte.weight" in frozen and "trunk.blocks.0.attn.qkv.weight" in frozen
+    assert not any(k.startswith(("trunk.blocks.1", "trunk.wpe", "head")) for k in frozen)
+    before = snapshot(model)
+    run_fit(model, "two_stage", data, cfg)
+    moved = changed(before, model)
+    assert not moved & frozen  # not trained, and not decayed either
+    assert any(k.startswith("trunk.blocks.1.") for k in moved)
+    n_frozen = sum(p.numel() for k, p in model.named_parameters() if k in frozen)
+    assert trainable_summary(model)[0] == trainable_summary(model)[1] - n_frozen
+    with pytest.raises(ValueError, match=r"finetune.freeze: 'blocks.9' names no trunk parameter.*wte"):
+        modeling.frozen_names(model, ["blocks.9"])
+    with pytest.raises(ValueError, match="finetune.freeze"):
+        modeling.frozen_names(model, ["wt"])  # a path, not a name's prefix
+
+
+@pytest.mark.parametrize("bad", [[""], ["head"], [3]])
+def test_freeze_rejects_what_is_not_a_trunk_path(bad):
+    with pytest.raises(ConfigError, match="finetune.freeze"):
+        FinetuneConfig(freeze=bad)
 
 
 def test_lora_merge_gives_the_same_outputs(pretrained_root, data, tokenizer, tmp_path):

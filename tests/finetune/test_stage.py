@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from finetune.tiny_pretrained import make_pretrained
-from pipeline.configtypes import build
+from pipeline.configtypes import ConfigError, build
 from pipeline.finetune import FinetuneConfig, run
 from pipeline.finetune.results import list_runs, test_metrics
 from pipeline.stage import StageContext
@@ -179,3 +179,11 @@ def test_trunk_dropout_trains_the_runs_without_the_pretrained_dropout_and_record
                            .read_text())
         assert saved["dropout"] == 0.0
     assert json.loads((root / "model" / "model_config.json").read_text())["dropout"] == 0.3
+
+
+def test_a_freeze_path_that_names_nothing_fails_before_any_run(tmp_path, pretrained_root):
+    tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][0]]})
+    cfg = FinetuneConfig(methods=["full"], baseline=False, epochs=1, threads=1, freeze=["wte", "blocks.99"])
+    with pytest.raises(ConfigError, match=r"finetune.freeze: 'blocks.99'.*blocks.0"):
+        run(cfg, context(tmp_path, pretrained_root, tasks))
+    assert not (tmp_path / "out" / "runs").exists()
