@@ -36,8 +36,54 @@ def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> 
         m = test_metrics(Path(r["run_dir"]), tasks)
         scored.append({**{k: r[k] for k in ("task", "method", "init", "seed", "best_epoch", "seconds",
                                              "trainable_params", "total_params")},
-                       "val": r["best"], "test": {k: v for k, v in m.items() if isinstance(v, float)}})
+                       "val": r["best"], "test": {k: v for k, v in m.items() if isinstance(v, float)},
+                       **{k: m[k] for k in ("correct", "span_counts") if k in m}})
     return scored
+
+
+def _units(r: dict) -> list | None:
+    """A scored run's per-example counts that add up to its metric: (correct,) or (correct, predicted, gold)."""
+    if "correct" in r:
+        return [[c] for c in r["correct"]]
+    return r.get("span_counts")
+
+
+def _metric(sums):
+    """Points of accuracy from summed (correct,) with the example count, or of span F1 from summed counts."""
+    import numpy as np
+    if sums.shape[-1] == 1:
+        return 100 * sums[..., 0]
+    return np.divide(200 * sums[..., 0], sums[..., 1] + sums[..., 2],
+                     out=np.zeros(sums.shape[:-1]), where=(sums[..., 1] + sums[..., 2]) > 0)
+
+
+def bootstrap_gain(scored: list[dict], target_gain: float, resamples: int = 2000, seed: int = 0) -> dict:
+    """How much of each method's gain over scratch is the test set's luck: the test examples (sentences, for
+    tagging) are resampled with replacement, the same draw for every run so that the runs stay paired, and on
+    each draw the gain is recomputed as ``summarize`` computes it, median over seeds of the pretrained runs
+    minus that of the scratch runs (accuracy, or span F1 from the summed chunk counts). Returns per method the
+    95% percentile interval of the gain (points) and the share of draws where it reaches ``target_gain``;
+    {} when a run lacks its per-example counts (``test_metrics``' ``correct`` / ``span_counts``)."""
+    units = [_units(r) for r in scored]
+    if not scored or any(u is None for u in units):
+        return {}
+    import numpy as np
+    n = len(units[0])
+    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64) / n  # (resamples, n)
+    by: dict[str, list] = {}
+    for r, u in sorted(zip(scored, units), key=lambda x: x[0]["seed"]):
+        by.setdefault(f"{r['method']}-{r['init']}", []).append(_metric(weights @ np.asarray(u, dtype=np.float64)))
+    med = {k: np.median(np.stack(v), axis=0) for k, v in by.items()}
+    out = {}
+    for key in sorted(med):
+        method, init = key.rsplit("-", 1)
+        if init == "pretrained" and "full-scratch" in med:
+            gain = med[key] - med["full-scratch"]
+            lo, hi = np.percentile(gain, [2.5, 97.5])
+            out[method] = {"ci95": [round(float(lo), 2), round(float(hi), 2)],
+                           "p_reaches_target": round(float((gain >= target_gain - 1e-9).mean()), 3)}
+    return out
 
 
 def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
@@ -56,7 +102,8 @@ def summarize(scored: list[dict], metric: str, target_gain: float) -> dict:
                   if s in by_seed["full-scratch"]] for m in gains}
     met = {m: g >= target_gain for m, g in gains.items()}
     return {"median": med, "per_seed": by, "scratch": base, "gain": gains, "gain_per_seed": paired,
-            "target": target_gain, "met": met.get("full", False), "met_by_method": met}
+            "target": target_gain, "met": met.get("full", False), "met_by_method": met,
+            "bootstrap": bootstrap_gain(scored, target_gain) if metric in ("accuracy", "f1") else {}}
 
 
 def say_summary(summary: dict, metric: str, unit: str) -> None:
@@ -67,6 +114,10 @@ def say_summary(summary: dict, metric: str, unit: str) -> None:
         seeds_txt = " ".join(f"{x:+.2f}" for x in summary["gain_per_seed"][m])
         say(f"gain of pretrained {m} over scratch: {g:+.2f} {unit} (target >= +{summary['target']:g}); "
             f"per seed {seeds_txt}")
+        if m in summary.get("bootstrap", {}):
+            b = summary["bootstrap"][m]
+            say(f"  test-set resampling ({m}): 95% interval of the gain [{b['ci95'][0]:+.2f}, {b['ci95'][1]:+.2f}], "
+                f"reaches the target in {100 * b['p_reaches_target']:.1f}% of draws")
 
 
 def summary_fields(summary: dict) -> dict:
@@ -77,4 +128,4 @@ def summary_fields(summary: dict) -> dict:
         "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
         "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
         "targets": {"gain_over_scratch_points": summary["target"]}, "met": summary["met"],
-        "met_by_method": summary["met_by_method"]}
+        "met_by_method": summary["met_by_method"], "gain_bootstrap": summary.get("bootstrap", {})}

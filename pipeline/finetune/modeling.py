@@ -103,7 +103,8 @@ def check_freeze(mcfg: ModelConfig, prefixes: list[str]) -> None:
             frozen_names(SequenceClassifier(Transformer(mcfg), 1), prefixes)
 
 
-def set_trainable(model: nn.Module, what: str, norms: bool = False, freeze: set[str] | frozenset[str] = frozenset()) -> None:
+def set_trainable(model: nn.Module, what: str, norms: bool = False,
+                  freeze: set[str] | frozenset[str] = frozenset()) -> None:
     """``head`` (head only), ``full``, ``lora`` or ``adapter`` (those and the head). ``norms``: with
     ``lora`` / ``adapter``, the norm gains (and biases) train too. ``freeze``: parameter names
     (``frozen_names``) that stay frozen whatever trains."""

@@ -31,11 +31,14 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     Returns ``{"task", "kind", "method", "init", "seed", "n_test", "truncated"}`` plus, for
     classification, ``accuracy`` and ``macro_f1`` (and ``per_label``); for tagging, the entity-level
     ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too), ``macro_f1`` over entity
-    types and token ``accuracy``. Also the mean test ``loss``.
+    types and token ``accuracy``. Also the mean test ``loss``. Per test example, in file order, for paired
+    resampling of the test set (bench/finetune_gain.py): ``correct`` (1 or 0) for classification,
+    ``span_counts`` ((correct, predicted, gold) chunks, ``pipeline.tasks.metrics.span_counts``) for tagging.
     """
     from pipeline.finetune import modeling
     from pipeline.finetune.encode import encode
     from pipeline.finetune.scoring import metrics, predict
+    from pipeline.tasks.metrics import span_counts
     from pipeline.tokenize.tokenizer import Tokenizer
 
     run_dir = Path(run_dir)
@@ -52,6 +55,11 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     out = {k: result[k] for k in ("task", "kind", "method", "init", "seed")}
     out.update(n_test=len(examples), truncated=enc.truncated, loss=loss)
     out.update(metrics(examples, preds, labels, kind, scheme, detail=True))
+    if kind == "tagging":
+        pred_tags = [[labels[j] for j in p] for p in preds]
+        out["span_counts"] = span_counts([ex["tags"] for ex in examples], pred_tags, scheme or "BIO")
+    else:
+        out["correct"] = [int(ex["label"] == labels[p]) for ex, p in zip(examples, preds)]
     return out
 
 

@@ -106,4 +106,16 @@ def span_f1(gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequ
     return out
 
 
-__all__ = ["accuracy", "macro_f1", "per_label_prf", "spans", "span_f1"]
+def span_counts(gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]],
+                scheme: str = "BIO") -> list[tuple[int, int, int]]:
+    """(correct, predicted, gold) chunk counts per sequence: their sums are ``span_f1``'s n_correct, n_pred
+    and n_gold, so F1 over any multiset of sequences is 2 * correct / (predicted + gold) of the summed counts
+    (how bench/finetune_gain.py resamples a test set)."""
+    out = []
+    for g, p in zip(gold_tag_seqs, pred_tag_seqs, strict=True):
+        gs, ps = set(spans(g, scheme)), set(spans(p, scheme))
+        out.append((len(gs & ps), len(ps), len(gs)))
+    return out
+
+
+__all__ = ["accuracy", "macro_f1", "per_label_prf", "spans", "span_f1", "span_counts"]

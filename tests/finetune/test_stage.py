@@ -103,10 +103,14 @@ def test_test_metrics_for_every_run(finished):
         m = test_metrics(Path(r["run_dir"]), tasks)
         assert m["task"] == r["task"] and m["n_test"] == (24 if r["task"] == "stdlib_area" else m["n_test"])
         if r["task"] == "ner":
-            assert {"precision", "recall", "f1", "per_type"} <= set(m) and 0 <= m["f1"] <= 1
+            assert {"precision", "recall", "f1", "per_type"} <= set(m) and 0 <= m["f1"] <= 1 and "correct" not in m
+            correct, pred, gold = map(sum, zip(*m["span_counts"]))
+            assert len(m["span_counts"]) == m["n_test"] and (pred, gold) == (m["n_pred_spans"], m["n_gold_spans"])
+            assert (2 * correct / (pred + gold) if pred + gold else 0.0) == pytest.approx(m["f1"])
         else:
             assert 0 <= m["accuracy"] <= 1 and len(m["confusion"]) == len(r["labels"])
             assert sum(map(sum, m["confusion"])) == 24
+            assert len(m["correct"]) == 24 and sum(m["correct"]) / 24 == pytest.approx(m["accuracy"])
 
 
 def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):

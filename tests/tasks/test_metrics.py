@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tasks.metrics import accuracy, macro_f1, per_label_prf, span_f1, spans
+from pipeline.tasks.metrics import accuracy, macro_f1, per_label_prf, span_counts, span_f1, spans
 
 
 def test_accuracy_and_macro_f1_by_hand():
@@ -36,6 +36,9 @@ def test_span_f1_partial_overlap_counts_as_error():
     assert s["per_type"]["PER"]["f1"] == 0.0
     assert s["per_type"]["LOC"]["f1"] == 1.0
     assert s["per_type"]["MISC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # per sentence (correct, predicted, gold): they add up to the totals, and F1 = 2 * 2 / (4 + 3)
+    assert span_counts(gold, pred, "BIO") == [(1, 2, 2), (1, 2, 1)]
+    assert s["f1"] == pytest.approx(2 * 2 / (4 + 3))
 
 
 def test_span_f1_wrong_type_same_boundaries_is_error():
