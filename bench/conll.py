@@ -9,7 +9,9 @@ Entity-level F1 (CoNLL definition: exact span and type) on dev is reported per r
 seeds.
 
 Target: median pretrained dev F1 >= scratch + 3 points for full fine-tuning (``met``); the same check
-for adapter and LoRA is reported per method (``met_by_method``).
+for adapter and LoRA is reported per method (``met_by_method``). ``gain_bootstrap``: each gain's 95%
+interval over 2,000 paired resamplings of dev's sentences (F1 from their summed chunk counts) and the share
+of them reaching +3 (``bench.finetune_gain.bootstrap_gain``).
 
     .venv/bin/python bench/conll.py            # default (~10 min on 2 CPU cores, shared pretraining)
     .venv/bin/python bench/conll.py --quick    # a short check
