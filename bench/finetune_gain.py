@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 from bench.pretrained import REPO, say
+from pipeline.evaluate.resample import gain_draws, interval, units_of
 from pipeline.finetune import FinetuneConfig
 from pipeline.finetune import run as finetune_run
 from pipeline.finetune.results import list_runs, test_metrics
@@ -41,47 +42,25 @@ def finetune(root: Path, tasks: TasksConfig, cfg: FinetuneConfig, out: Path) -> 
     return scored
 
 
-def _units(r: dict) -> list | None:
-    """A scored run's per-example counts that add up to its metric: (correct,) or (correct, predicted, gold)."""
-    if "correct" in r:
-        return [[c] for c in r["correct"]]
-    return r.get("span_counts")
-
-
-def _metric(sums):
-    """Points of accuracy from summed (correct,) with the example count, or of span F1 from summed counts."""
-    import numpy as np
-    if sums.shape[-1] == 1:
-        return 100 * sums[..., 0]
-    return np.divide(200 * sums[..., 0], sums[..., 1] + sums[..., 2],
-                     out=np.zeros(sums.shape[:-1]), where=(sums[..., 1] + sums[..., 2]) > 0)
-
-
 def bootstrap_gain(scored: list[dict], target_gain: float, resamples: int = 2000, seed: int = 0) -> dict:
-    """How much of each method's gain over scratch is the test set's luck: the test examples (sentences, for
-    tagging) are resampled with replacement, the same draw for every run so that the runs stay paired, and on
-    each draw the gain is recomputed as ``summarize`` computes it, median over seeds of the pretrained runs
-    minus that of the scratch runs (accuracy, or span F1 from the summed chunk counts). Returns per method the
-    95% percentile interval of the gain (points) and the share of draws where it reaches ``target_gain``;
-    {} when a run lacks its per-example counts (``test_metrics``' ``correct`` / ``span_counts``)."""
-    units = [_units(r) for r in scored]
+    """How much of each method's gain over scratch is the test set's luck (``pipeline.evaluate.resample``):
+    the test examples (sentences, for tagging) are resampled with replacement, the same draw for every run,
+    and on each draw the gain is recomputed as ``summarize`` computes it, median over seeds of the pretrained
+    runs minus that of the scratch runs. Returns per method the 95% interval of the gain (points) and the
+    share of draws where it reaches ``target_gain``; {} when a run lacks its per-example counts."""
+    units = [units_of(r) for r in scored]
     if not scored or any(u is None for u in units):
         return {}
-    import numpy as np
-    n = len(units[0])
-    draws = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64) / n  # (resamples, n)
     by: dict[str, list] = {}
-    for r, u in sorted(zip(scored, units), key=lambda x: x[0]["seed"]):
-        by.setdefault(f"{r['method']}-{r['init']}", []).append(_metric(weights @ np.asarray(u, dtype=np.float64)))
-    med = {k: np.median(np.stack(v), axis=0) for k, v in by.items()}
+    for r, u in zip(scored, units):
+        by.setdefault(f"{r['method']}-{r['init']}", []).append(u)
     out = {}
-    for key in sorted(med):
+    for key in sorted(by):
         method, init = key.rsplit("-", 1)
-        if init == "pretrained" and "full-scratch" in med:
-            gain = med[key] - med["full-scratch"]
-            lo, hi = np.percentile(gain, [2.5, 97.5])
-            out[method] = {"ci95": [round(float(lo), 2), round(float(hi), 2)],
+        if init == "pretrained" and "full-scratch" in by:
+            gain = 100 * gain_draws(by[key], by["full-scratch"], "median", resamples, seed)
+            lo, hi = interval(gain)
+            out[method] = {"ci95": [round(lo, 2), round(hi, 2)],
                            "p_reaches_target": round(float((gain >= target_gain - 1e-9).mean()), 3)}
     return out
 

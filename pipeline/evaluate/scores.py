@@ -4,7 +4,8 @@ Every run of the finetune output is scored by ``pipeline.finetune.results.test_m
 runs of one task and method are compared with their from-scratch baseline over seeds: the gain is
 pretrained minus scratch, per seed when both ran that seed (its mean and standard deviation over those
 seeds), else the difference of the two means. Standard deviations are sample ones (n - 1), absent for a
-single seed.
+single seed. The headline metric's gain (accuracy; span F1 for tagging) also gets a 95% interval from
+paired resampling of the test set (``pipeline.evaluate.resample``), over the same seeds as the gain.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from pipeline.evaluate.resample import gain_draws, interval, units_of
 from pipeline.finetune.results import list_runs, test_metrics
 
 METRICS = {"classification": ("accuracy", "macro_f1"), "pair_classification": ("accuracy", "macro_f1"),
@@ -21,11 +23,18 @@ METRICS = {"classification": ("accuracy", "macro_f1"), "pair_classification": ("
 RUN_FIELDS = ("task", "kind", "method", "init", "seed")
 
 
-def score_runs(finetune_dir: Path, tasks_cfg: Any) -> list[dict[str, Any]]:
-    """One row per fine-tuned run: its identity, its test-split size and its headline metrics."""
+HEADLINE = {"classification": "accuracy", "pair_classification": "accuracy", "tagging": "f1"}
+RunKey = tuple[str, str, str, int]  # task, method, init, seed
+
+
+def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per fine-tuned run: its identity, its test-split size and its headline metrics. ``units``,
+    when given, receives each run's per-example counts (``resample.units_of``) for ``gains``' intervals."""
     rows = []
     for run in list_runs(finetune_dir):
         m = test_metrics(Path(run["run_dir"]), tasks_cfg)
+        if units is not None:
+            units[(run["task"], run["method"], run["init"], run["seed"])] = units_of(m)
         kind = run["kind"]
         if kind not in METRICS:
             raise ValueError(f"run {run['run_dir']}: unknown task kind {kind!r}; known: {sorted(METRICS)}")
@@ -42,11 +51,12 @@ def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None
 
 
-def gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def gains(rows: list[dict[str, Any]], units: dict[RunKey, Any] | None = None) -> list[dict[str, Any]]:
     """One row per task, pretrained method and metric: mean/std over seeds of the pretrained runs and of
     their baseline, and the gain. The baseline is the same method from scratch when it ran, else full
     fine-tuning from scratch (the finetune stage's baseline for every method: a frozen random trunk under
-    LoRA or adapters would be a strawman)."""
+    LoRA or adapters would be a strawman). ``gain_ci95``: the headline metric's gain interval from
+    ``units`` (``score_runs``), None for the other metrics or without the runs' counts."""
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_task[r["task"]].append(r)
@@ -59,9 +69,26 @@ def gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for metric in METRICS[kind]:
                 pre = {r["seed"]: r[metric] for r in runs if r["init"] == "pretrained" and r["method"] == method}
                 scr = {r["seed"]: r[metric] for r in runs if r["init"] == "scratch" and r["method"] == base}
-                out.append({"task": task, "kind": kind, "method": method, "metric": metric,
-                            "baseline": f"{base}-scratch" if scr else None, **_compare(pre, scr)})
+                row = {"task": task, "kind": kind, "method": method, "metric": metric,
+                       "baseline": f"{base}-scratch" if scr else None, **_compare(pre, scr)}
+                row["gain_ci95"] = (_interval(units, task, method, base, row) if metric == HEADLINE.get(kind)
+                                    else None)
+                out.append(row)
     return out
+
+
+def _interval(units: dict[RunKey, Any] | None, task: str, method: str, base: str,
+              row: dict[str, Any]) -> list[float] | None:
+    """The gain's 95% interval over test-set resamples, on the seeds the gain was taken over."""
+    if not units or row["gain_mean"] is None:
+        return None
+    pre_seeds = row["paired_seeds"] or row["pretrained_seeds"]
+    scr_seeds = row["paired_seeds"] or row["scratch_seeds"]
+    pre = [units.get((task, method, "pretrained", s)) for s in pre_seeds]
+    scr = [units.get((task, base, "scratch", s)) for s in scr_seeds]
+    if any(u is None for u in pre + scr):
+        return None
+    return list(interval(gain_draws(pre, scr, "mean")))
 
 
 def _compare(pre: dict[int, float], scr: dict[int, float]) -> dict[str, Any]:

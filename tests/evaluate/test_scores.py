@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
 import pytest
 
 from pipeline.evaluate.report import markdown
+from pipeline.evaluate.resample import gain_draws, metric_draws, units_of
 from pipeline.evaluate.scores import gains, mean_std
 
 
@@ -69,7 +71,41 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     gain = statistics.fmean(PRE) - statistics.fmean(SCR)
     std = statistics.stdev([p - s for p, s in zip(PRE, SCR)])
     assert (f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} "
-            "| 0, 1, 2 |") in md
+            "| — | 0, 1, 2 |") in md  # no per-example counts given: no interval
     assert "`c0ffee`" in md and "`beef`" in md and "removed **7** of 100" in md
     assert "| validation split | unigram baseline | 10 | 40 | 5.5000 | 244.7000 | 1.9713 |" in md
     assert "pretrained model: **1.2500** bits per byte" in md
+
+
+def test_gain_interval_from_paired_test_resampling():
+    """Seed s of the pretrained run is right on the first 80 + s of 100 examples, the scratch run on the first
+    70 + s: on every draw pretrained is right wherever scratch is, so the gain stays within [0, 0.2]."""
+    units = {("sst", "full", init, s): [[int(i < base + s)] for i in range(100)]
+             for init, base in (("pretrained", 80), ("scratch", 70)) for s in range(3)}
+    rows = [row("sst", "full", init, s, accuracy=(base + s) / 100, macro_f1=0.5)
+            for init, base in (("pretrained", 80), ("scratch", 70)) for s in range(3)]
+    acc, f1 = gains(rows, units)
+    assert acc["metric"] == "accuracy" and acc["gain_mean"] == pytest.approx(0.10)
+    lo, hi = acc["gain_ci95"]
+    assert 0.0 < lo < 0.10 < hi < 0.2 and gains(rows, units) == [acc, f1]  # deterministic
+    assert f1["gain_ci95"] is None  # only the headline metric gets one
+    del units[("sst", "full", "scratch", 2)]
+    assert gains(rows, units)[0]["gain_ci95"] is None  # a run without counts: no interval
+    md = markdown({"provenance": {"artifacts": []}, "decontamination": None,
+                   "lm": {"objective": "causal", "rows": []}, "runs": rows, "gains": [acc, f1]})
+    assert f"| 0.1000 ± 0.0000 | [{lo:.4f}, {hi:.4f}] | 0, 1, 2 |" in md
+
+
+def test_resampled_metrics_by_hand():
+    weights = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])  # three draws of 3 examples
+    assert metric_draws([[1], [0], [1]], weights).tolist() == pytest.approx([1.0, 0.5, 2 / 3])
+    # span F1 from (correct, predicted, gold): 2 * 2 / (3 + 2) on example 0 alone
+    spans = [[2, 3, 2], [0, 1, 0], [1, 1, 1]]
+    assert metric_draws(spans, weights).tolist() == pytest.approx([0.8, 2 * 0.5 / (1 + 0.5), 2 * 3 / (5 + 3)])
+    assert units_of({"correct": [1, 0]}) == [[1], [0]] and units_of({"f1": 0.5}) is None
+    same = [[1], [0], [1], [1]]
+    assert not gain_draws([same], [same], resamples=50).any()  # paired: equal runs never differ
+    with pytest.raises(ValueError, match="different sizes"):
+        gain_draws([same], [same[:3]])
+    with pytest.raises(ValueError, match="correct, predicted, gold"):
+        metric_draws([[1, 2]], weights[:, :1])

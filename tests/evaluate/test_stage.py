@@ -64,6 +64,8 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     assert acc["gain_mean"] == pytest.approx(statistics.fmean(pre) - statistics.fmean(scr))
     assert acc["gain_std"] == pytest.approx(statistics.stdev([p - s for p, s in zip(pre, scr)]))
     assert stats["gain"]["animals"]["full"]["accuracy"] == pytest.approx(acc["gain_mean"])
+    lo, hi = acc["gain_ci95"]  # from the runs' per-example scores, around the gain
+    assert lo <= acc["gain_mean"] <= hi and f"[{lo:.4f}, {hi:.4f}]" in md
     for key in ("`dc`", "`tok`", "`pre-decoder`", "`ft`", "docs: dd", "removed **3** of 80"):
         assert key in md
     assert stats["docs_removed"] == 3
