@@ -90,8 +90,8 @@ def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set
         if not hits:
             tops = sorted({n[len(trunk):].split(".")[0] for n in names})
             blocks = sorted({".".join(n[len(trunk):].split(".")[:2]) for n in names if n.startswith(trunk + "blocks.")})
-            raise ConfigError(f"finetune.freeze: {prefix!r} names no trunk parameter; allowed: module paths such as "
-                             f"{', '.join(tops + blocks[:2])}")
+            raise ConfigError(f"finetune.freeze: {prefix!r} names no trunk parameter; allowed: module paths "
+                              f"such as {', '.join(tops + blocks[:2])}")
         out |= hits
     return out
 
