@@ -105,6 +105,9 @@ def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], n_runs: 
     for g in gain_rows:
         if g["gain_mean"] is not None:
             gain.setdefault(g["task"], {}).setdefault(g["method"], {})[g["metric"]] = g["gain_mean"]
+        if g.get("gain_ci95"):  # the headline metric's interval: gain.<task>.<method>.<metric>_ci95_lo / _hi
+            lo, hi = g["gain_ci95"]
+            gain[g["task"]][g["method"]].update({f"{g['metric']}_ci95_lo": lo, f"{g['metric']}_ci95_hi": hi})
     stats.update(gain=gain, runs=n_runs)
     if decont is not None:
         stats["docs_removed"] = decont.get("docs_removed")

@@ -66,6 +66,8 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     assert stats["gain"]["animals"]["full"]["accuracy"] == pytest.approx(acc["gain_mean"])
     lo, hi = acc["gain_ci95"]  # from the runs' per-example scores, around the gain
     assert lo <= acc["gain_mean"] <= hi and f"[{lo:.4f}, {hi:.4f}]" in md
+    full = stats["gain"]["animals"]["full"]  # the stage's figures, logged to MLflow
+    assert (full["accuracy_ci95_lo"], full["accuracy_ci95_hi"]) == (lo, hi) and "macro_f1_ci95_lo" not in full
     for key in ("`dc`", "`tok`", "`pre-decoder`", "`ft`", "docs: dd", "removed **3** of 80"):
         assert key in md
     assert stats["docs_removed"] == 3
