@@ -32,7 +32,7 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     classification, ``accuracy`` and ``macro_f1`` (and ``per_label``); for tagging, the entity-level
     ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too), ``macro_f1`` over entity
     types and token ``accuracy``. Also the mean test ``loss``. Per test example, in file order, for paired
-    resampling of the test set (bench/finetune_gain.py): ``correct`` (1 or 0) for classification,
+    resampling of the test set (pipeline.evaluate.resample): ``correct`` (1 or 0) for classification,
     ``span_counts`` ((correct, predicted, gold) chunks, ``pipeline.tasks.metrics.span_counts``) for tagging.
     """
     from pipeline.finetune import modeling

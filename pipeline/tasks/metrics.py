@@ -8,7 +8,7 @@ so a partial overlap is one false positive and one false negative.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Iterator, Sequence
 
 Span = tuple[str, int, int]  # (type, first word, last word), both inclusive
 
@@ -84,18 +84,24 @@ def spans(tags: Sequence[str], scheme: str = "BIO") -> list[Span]:
     return out
 
 
+def _chunk_sets(gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]],
+                scheme: str, who: str) -> Iterator[tuple[set[Span], set[Span]]]:
+    """Each sequence's (gold, predicted) chunks; sequences must pair up word for word."""
+    if len(gold_tag_seqs) != len(pred_tag_seqs):
+        raise ValueError(f"{who}: {len(gold_tag_seqs)} gold sequences but {len(pred_tag_seqs)} predicted")
+    for i, (g, p) in enumerate(zip(gold_tag_seqs, pred_tag_seqs)):
+        if len(g) != len(p):
+            raise ValueError(f"{who}: sequence {i} has {len(g)} gold tags but {len(p)} predicted")
+        yield set(spans(g, scheme)), set(spans(p, scheme))
+
+
 def span_f1(gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]],
             scheme: str = "BIO") -> dict:
     """Entity-level micro precision/recall/F1 over all sequences, plus ``per_type`` and counts.
 
     ``scheme``: ``BIO``, ``BIOES`` or ``BMES`` (M- read as I-). Sequences must pair up word for word."""
-    if len(gold_tag_seqs) != len(pred_tag_seqs):
-        raise ValueError(f"span_f1: {len(gold_tag_seqs)} gold sequences but {len(pred_tag_seqs)} predicted")
     tp, n_gold, n_pred = Counter(), Counter(), Counter()
-    for i, (g, p) in enumerate(zip(gold_tag_seqs, pred_tag_seqs)):
-        if len(g) != len(p):
-            raise ValueError(f"span_f1: sequence {i} has {len(g)} gold tags but {len(p)} predicted")
-        gs, ps = set(spans(g, scheme)), set(spans(p, scheme))
+    for gs, ps in _chunk_sets(gold_tag_seqs, pred_tag_seqs, scheme, "span_f1"):
         n_gold.update(s[0] for s in gs)
         n_pred.update(s[0] for s in ps)
         tp.update(s[0] for s in gs & ps)
@@ -110,12 +116,9 @@ def span_counts(gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[
                 scheme: str = "BIO") -> list[tuple[int, int, int]]:
     """(correct, predicted, gold) chunk counts per sequence: their sums are ``span_f1``'s n_correct, n_pred
     and n_gold, so F1 over any multiset of sequences is 2 * correct / (predicted + gold) of the summed counts
-    (how bench/finetune_gain.py resamples a test set)."""
-    out = []
-    for g, p in zip(gold_tag_seqs, pred_tag_seqs, strict=True):
-        gs, ps = set(spans(g, scheme)), set(spans(p, scheme))
-        out.append((len(gs & ps), len(ps), len(gs)))
-    return out
+    (how pipeline.evaluate.resample resamples a test set)."""
+    return [(len(gs & ps), len(ps), len(gs))
+            for gs, ps in _chunk_sets(gold_tag_seqs, pred_tag_seqs, scheme, "span_counts")]
 
 
 __all__ = ["accuracy", "macro_f1", "per_label_prf", "spans", "span_f1", "span_counts"]
