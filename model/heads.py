@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from model.layers import token_loss
+from model.layers import IGNORE_INDEX, token_loss, vocab_logits
 from model.transformer import Transformer
 
 Pooling = Literal["first", "last", "mean"]
@@ -51,6 +51,27 @@ class _TaskHead(nn.Module):
         self.trunk = trunk
         self.drop = nn.Dropout(dropout)
         self.head = _head(trunk.n_embd, n_labels)
+        self.aux_lm, self.vocab_size = 0.0, trunk.wte.num_embeddings
+
+    def set_aux_lm(self, weight: float, vocab_size: int | None = None) -> None:
+        """Training only: add ``weight`` x the next-token loss of the input, read through the tied token
+        embeddings, to the task loss (GPT-1's auxiliary LM objective; a causal trunk only). 0 turns it off."""
+        if weight < 0:
+            raise ValueError(f"aux_lm weight={weight!r}: must be >= 0")
+        if weight and not self.trunk.causal:
+            raise ValueError("the auxiliary LM loss needs a causal (decoder) trunk: a bidirectional one sees "
+                             "the token it would predict")
+        self.aux_lm = float(weight)
+        self.vocab_size = vocab_size or self.trunk.wte.num_embeddings
+
+    def _with_aux_lm(self, loss: Tensor | None, h: Tensor, idx: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        if loss is None or not self.aux_lm or not self.training:
+            return loss
+        target = idx[:, 1:]
+        if attention_mask is not None:
+            target = target.masked_fill(attention_mask[:, 1:] == 0, IGNORE_INDEX)
+        logits = vocab_logits(h[:, :-1], self.trunk.wte.weight, None, self.vocab_size)
+        return loss + self.aux_lm * token_loss(logits, target)
 
 
 class SequenceClassifier(_TaskHead):
@@ -76,7 +97,7 @@ class SequenceClassifier(_TaskHead):
         h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
         logits = self.head(self.drop(pool(h, attention_mask, self.pooling)))  # (B, n_labels)
         loss = None if labels is None else token_loss(logits, labels, class_weights)
-        return logits, loss
+        return logits, self._with_aux_lm(loss, h, idx, attention_mask)
 
 
 class TokenClassifier(_TaskHead):
@@ -94,4 +115,4 @@ class TokenClassifier(_TaskHead):
         h = self.trunk.forward_hidden(idx, attention_mask)  # (B, T, C)
         logits = self.head(self.drop(h))  # (B, T, n_labels)
         loss = None if labels is None else token_loss(logits, labels, class_weights)
-        return logits, loss
+        return logits, self._with_aux_lm(loss, h, idx, attention_mask)

@@ -8,6 +8,7 @@ before saving, so a LoRA run saves a plain model.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -138,19 +139,41 @@ def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset()) -> st
     return "body"
 
 
+BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
+
+
+def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
+    """Layer-wise learning-rate decay (ELECTRA, BEiT; "LLRD"): the factor on ``lr`` of each trunk weight.
+    With L blocks, block i (0-based) gets ``decay ** (L - i)``, the final norm 1, and everything else in
+    the trunk (token and position embeddings, an embedding adapter) ``decay ** (L + 1)``: the further
+    from the head, the smaller the steps, so the lower layers keep more of what pretraining put there."""
+    names = [n for n, _ in model.named_parameters() if not n.startswith(HEAD + ".")]
+    depth = {n: int(m.group(1)) + 1 for n in names if (m := BLOCK.search(n))}
+    top = max(depth.values(), default=0) + 1
+    for n in names:
+        if n not in depth:
+            depth[n] = top if ".ln_f." in f".{n}" else 0
+    return {n: decay ** (top - d) for n, d in depth.items()}
+
+
 def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
-              peft_lr: float | None = None, peft_extra: frozenset[str] | set[str] = frozenset()) -> torch.optim.AdamW:
+              peft_lr: float | None = None, peft_extra: frozenset[str] | set[str] = frozenset(),
+              layer_decay: float = 1.0) -> torch.optim.AdamW:
     """AdamW over trainable parameters in groups with their own lr: the head (``head_lr``), adapter /
     LoRA weights and the names in ``peft_extra`` (norm gains trained with them: ``peft_lr``, default
-    ``lr``) and the trunk (``lr``). Matrices decay; biases and norm gains do not."""
+    ``lr``) and the trunk (``lr``, times ``layer_scales`` when ``layer_decay`` < 1). Matrices decay;
+    biases and norm gains do not."""
     rates = {"head": head_lr, "peft": lr if peft_lr is None else peft_lr, "body": lr}
-    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    scales = layer_scales(model, layer_decay) if layer_decay < 1.0 else {}
+    groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault((_group(name, peft_extra), p.dim() >= 2), []).append(p)
-    return torch.optim.AdamW([{"params": ps, "lr": rates[g], "base_lr": rates[g], "group": g,
+            g = _group(name, peft_extra)
+            scale = scales.get(name, 1.0) if g == "body" else 1.0
+            groups.setdefault((g, p.dim() >= 2, scale), []).append(p)
+    return torch.optim.AdamW([{"params": ps, "lr": rates[g] * s, "base_lr": rates[g] * s, "group": g,
                                "weight_decay": weight_decay if decay else 0.0}
-                              for (g, decay), ps in sorted(groups.items())], betas=(0.9, 0.999), eps=1e-8)
+                              for (g, decay, s), ps in sorted(groups.items())], betas=(0.9, 0.999), eps=1e-8)
 
 
 def has_lora(model: nn.Module) -> bool:

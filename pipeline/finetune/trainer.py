@@ -114,7 +114,8 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
         norms = cfg.peft_norms and what in ("lora", "adapter")
         modeling.set_trainable(model, what, norms=norms, freeze=frozen)
         opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr,
-                                 peft_extra=modeling.norm_names(model) if norms else frozenset())
+                                 peft_extra=modeling.norm_names(model) if norms else frozenset(),
+                                 layer_decay=cfg.layer_decay)
         phase_steps = min(epochs * steps_per_epoch, total_steps - step)
         warmup, phase_step = int(cfg.warmup_ratio * phase_steps), 0
         model.train()

@@ -10,6 +10,7 @@ import torch
 from model import trainable_summary
 from pipeline.finetune import modeling, trainer
 from pipeline.configtypes import ConfigError
+from pipeline.configtypes import build as build_config
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import encode
 from pipeline.finetune.scoring import predict
@@ -225,6 +226,41 @@ def test_peft_norms_trains_the_norm_gains_at_the_peft_rate(pretrained_root, data
     peft = {id(p) for g in opt.param_groups if g["group"] == "peft" for p in g["params"]}
     assert {id(p) for k, p in model.named_parameters() if k in norms} <= peft
     assert {g["group"] for g in opt.param_groups} == {"head", "peft"}
+
+
+def test_layer_decay_scales_each_blocks_rate(pretrained_root):
+    model = build(pretrained_root, "lora", FinetuneConfig())
+    n = len(model.trunk.blocks)
+    scales = modeling.layer_scales(model, 0.5)
+    assert scales["trunk.wte.weight"] == 0.5 ** (n + 1) and scales["trunk.ln_f.weight"] == 1.0
+    assert all(scales[f"trunk.blocks.{i}.attn.qkv.weight"] == 0.5 ** (n - i) for i in range(n))
+    assert not any(k.startswith("head.") for k in scales)
+    modeling.set_trainable(model, "full")
+    opt = modeling.optimizer(model, lr=1e-3, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3, layer_decay=0.5)
+    rate = {id(p): (g["group"], g["lr"], g["base_lr"]) for g in opt.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        group, lr, base = rate[id(p)]
+        want = {"head": 1e-2, "peft": 3e-3}.get(group, 1e-3 * scales.get(name, 1.0))
+        assert lr == base == pytest.approx(want), name
+    assert rate[id(model.trunk.blocks[0].attn.qkv.weight)][0] == "body"
+    for bad in (1.5, 0.0):
+        with pytest.raises(ConfigError, match=f"layer_decay: got {bad}, allowed"):
+            build_config(FinetuneConfig, {"layer_decay": bad})
+
+
+def test_layer_decay_reaches_the_update(pretrained_root, data):
+    """Adam's first step moves each weight by lr (sign of its gradient, bias-corrected): so the largest
+    change in block i is lr * decay ** (L - i) when the run is one step long."""
+    cfg = dataclasses.replace(CFG, max_steps=1, layer_decay=0.5, lr=1e-3, grad_clip=0.0)
+    model = build(pretrained_root, "full", cfg)
+    before = snapshot(model)
+    run_fit(model, "full", data, cfg)
+    n = len(model.trunk.blocks)
+    moved = {k: float((v.detach() - before[k]).abs().max()) for k, v in model.named_parameters()}
+    for i in range(n):
+        assert moved[f"trunk.blocks.{i}.mlp.fc.weight"] == pytest.approx(1e-3 * 0.5 ** (n - i), rel=1e-3)
+    assert moved["trunk.wte.weight"] == pytest.approx(1e-3 * 0.5 ** (n + 1), rel=1e-3)
+    assert moved["head.weight"] == pytest.approx(5e-3, rel=1e-3)
 
 
 def test_peft_norms_leaves_full_fine_tuning_alone(pretrained_root):

@@ -191,3 +191,12 @@ def test_a_freeze_path_that_names_nothing_fails_before_any_run(tmp_path, pretrai
     with pytest.raises(ConfigError, match=r"finetune.freeze: 'blocks.99'.*blocks.0"):
         run(cfg, context(tmp_path, pretrained_root, tasks))
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_aux_lm_on_an_encoder_fails_before_any_run(tmp_path):
+    root = make_pretrained(tmp_path / "enc", arch="encoder")
+    tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][0]]})
+    cfg = FinetuneConfig(methods=["full"], baseline=False, epochs=1, threads=1, aux_lm=0.5)
+    with pytest.raises(ConfigError, match=r"finetune.aux_lm: got 0.5 for a encoder model.*allowed: 0"):
+        run(cfg, context(tmp_path, root, tasks))
+    assert not (tmp_path / "out" / "runs").exists()

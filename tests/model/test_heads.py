@@ -76,3 +76,31 @@ def test_set_dropout_reaches_every_dropout_of_the_trunk_and_checks_its_value():
     assert len(ps) == 1 + 2 * 3 and len(attn) == 4 and set(ps) | set(attn) == {0.05}
     with pytest.raises(ValueError, match="dropout=1.0"):
         trunk.set_dropout(1.0)
+
+
+@pytest.mark.parametrize("head", ["sequence", "token"])
+def test_aux_lm_adds_the_next_token_loss_in_training_only(head):
+    torch.manual_seed(0)
+    cfg = ModelConfig.nanogpt(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30)
+    lm = CausalLM(cfg)
+    clf = (SequenceClassifier(lm.transformer, 2, pooling="mean") if head == "sequence"
+           else TokenClassifier(lm.transformer, 2))
+    idx = torch.randint(0, 30, (3, 8))
+    mask = torch.ones(3, 8, dtype=torch.long)
+    mask[0, 5:] = 0
+    labels = torch.tensor([0, 1, 1]) if head == "sequence" else torch.randint(0, 2, (3, 8)).masked_fill(mask == 0, -100)
+    clf.train()
+    _, task = clf(idx, mask, labels)
+    clf.set_aux_lm(0.5, cfg.vocab_size)
+    _, both = clf(idx, mask, labels)
+    lm_logits, _ = lm(idx, attention_mask=mask)  # the pretrained LM's own next-token logits
+    target = idx[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    want = F.cross_entropy(lm_logits[:, :-1].reshape(-1, 30), target.reshape(-1), ignore_index=-100)
+    assert torch.allclose(both, task + 0.5 * want, atol=1e-5)
+    padded = idx.clone()
+    padded[0, 5:] = 7  # what sits in the padding changes nothing
+    assert torch.allclose(clf(padded, mask, labels)[1], both, atol=1e-5)
+    clf.eval()  # validation loss is the task's alone
+    assert torch.allclose(clf(idx, mask, labels)[1], task, atol=1e-6)
+    with pytest.raises(ValueError, match="causal"):
+        SequenceClassifier(encoder_trunk(), 2).set_aux_lm(0.5)
