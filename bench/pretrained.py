@@ -119,7 +119,7 @@ def ptb_style(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n"))
 
 
-CORPUS_STYLES = ("cased", "uncased-ptb", "cased-conll")
+CORPUS_STYLES = ("cased", "uncased-ptb", "cased-conll", "modern")
 
 
 def conll_documents() -> list[str]:
@@ -142,14 +142,20 @@ def _base_documents() -> list[str]:
         text = (DATASETS / "wikitext2_tokenized" / name).read_text()
         # one document per article: a " = Title = " line (one '=' each side) starts a new one
         docs += [a.strip() for a in re.split(r"\n(?= = [^=].* = \n)", text) if a.strip()]
+    return docs + _shakespeare_documents()
+
+
+def _shakespeare_documents() -> list[str]:
     lines = (DATASETS / "tinyshakespeare" / "input.txt").read_text().split("\n")
-    return docs + ["\n".join(lines[i:i + 40]) for i in range(0, len(lines), 40)]
+    return ["\n".join(lines[i:i + 40]) for i in range(0, len(lines), 40)]
 
 
 def corpus_documents(style: str = "cased") -> list[str]:
     """The pretraining documents (``_base_documents``); ``style`` "uncased-ptb" passes each through
     ``ptb_style``, "cased-conll" adds CoNLL-2003 train's text (``conll_documents``, 25% more words)."""
     docs = _base_documents()
+    if style == "modern":  # Tiny Shakespeare's documents left out: no Early Modern English
+        return docs[:-len(_shakespeare_documents())]
     if style == "cased-conll":
         docs += conll_documents()
     return [d for d in map(ptb_style, docs) if d] if style == "uncased-ptb" else docs
@@ -168,7 +174,7 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
     t0 = time.perf_counter()
     docs = corpus_documents(recipe.get("corpus", "cased"))
     say(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.2f}M chars "
-        "(TinyStories slice + WikiText-2 valid/test + Tiny Shakespeare"
+        f"(TinyStories slice + WikiText-2 valid/test{'' if recipe.get('corpus') == 'modern' else ' + Tiny Shakespeare'}"
         f"{' + CoNLL-2003 train' if recipe.get('corpus') == 'cased-conll' else ''}; no SST-2)")
     ws = Workspace(CACHE / "work", "docs", key)
     out = ws.open(fresh=True)

@@ -93,8 +93,9 @@ HEAD_EPOCHS = 1
 # within the seeds); 8 epochs 73.3 / 68.6 (+4.7); two-stage (the head first, then all) 72.6 (s0 scratch unchanged);
 # ``freeze: ["wte"]`` 70.2 / (scratch s0 58.6: a gap made by crippling the baseline, not by the pretrained
 # model, which got worse); max_len 128 (no truncation: at 64, 100 of the 1,000 validation sentences and 70 of
-# dev's 872 are cut) 73.4 / 68.3 (+5.1). None beats lr 5e-4, batch 32, weight decay 0.01, max_len 64: 73.5 / 68.2
-# (+5.3).
+# dev's 872 are cut) 73.4 / 68.3 (+5.1); layer-wise lr decay 0.8 (``layer_decay``) 70.1 / 66.9 (+3.2); GPT-1's
+# auxiliary LM loss at 0.5 (``aux_lm``) 71.4 / 69.7 (+1.7). None beats lr 5e-4, batch 32, weight decay 0.01,
+# max_len 64: 73.5 / 68.2 (+5.3).
 EPOCHS = 5
 # Train examples: the validation learning curve of full fine-tuning (median of 3 seeds, pretrained vs scratch)
 # 1,000: 62.8 vs 62.4 (+0.4); 2,000: 67.2 vs 64.4 (+2.8); 4,000: 70.9 vs 67.8 (+3.1); 8,000: 75.5 vs 72.8
