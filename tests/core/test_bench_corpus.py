@@ -27,7 +27,22 @@ def test_corpus_style_cased_conll_adds_conll_to_the_cased_corpus(monkeypatch):
     calls = []
     monkeypatch.setattr(bp, "conll_documents", lambda: calls.append(1) or ["conll doc"])
     base = ["story", "wiki", "play"]
-    monkeypatch.setattr(bp, "_base_documents", lambda: list(base))
+    monkeypatch.setattr(bp, "_base_documents", lambda shakespeare=True: list(base) if shakespeare else base[:2])
     assert bp.corpus_documents("cased") == base and not calls
     assert bp.corpus_documents("cased-conll") == base + ["conll doc"]
-    assert "cased-conll" in bp.CORPUS_STYLES
+    assert bp.corpus_documents("modern") == ["story", "wiki"]
+    assert {"cased-conll", "modern"} <= set(bp.CORPUS_STYLES)
+
+
+def test_corpus_style_modern_leaves_tiny_shakespeare_out(tmp_path, monkeypatch):
+    for folder, name, text in (("tinystories_slice", "tinystories_val_head.txt", "Spot ran.\n\nKitty sat.\n"),
+                               ("wikitext2_tokenized", "valid.txt", " = A = \n a film .\n = B = \n a song .\n"),
+                               ("wikitext2_tokenized", "test.txt", " = C = \n a book .\n"),
+                               ("tinyshakespeare", "input.txt", "First Citizen:\nHear me speak.\n")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / name).write_text(text)
+    monkeypatch.setattr(bp, "DATASETS", tmp_path)
+    cased, modern = bp.corpus_documents("cased"), bp.corpus_documents("modern")
+    assert cased[-1].startswith("First Citizen:\nHear me speak.")
+    assert modern == cased[:-1] and len(modern) == 5  # 2 paragraphs, 3 articles
+    assert not any("Citizen" in d for d in modern)
