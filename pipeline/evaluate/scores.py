@@ -18,12 +18,12 @@ from typing import Any, Iterable
 from pipeline.evaluate.resample import gain_draws, interval, units_of
 from pipeline.finetune.results import list_runs, test_metrics
 
+# each kind's metrics, its headline first (the one the gain interval is computed for)
 METRICS = {"classification": ("accuracy", "macro_f1"), "pair_classification": ("accuracy", "macro_f1"),
            "tagging": ("f1", "precision", "recall")}
 RUN_FIELDS = ("task", "kind", "method", "init", "seed")
 
 
-HEADLINE = {"classification": "accuracy", "pair_classification": "accuracy", "tagging": "f1"}
 RunKey = tuple[str, str, str, int]  # task, method, init, seed
 
 
@@ -71,7 +71,7 @@ def gains(rows: list[dict[str, Any]], units: dict[RunKey, Any] | None = None) ->
                 scr = {r["seed"]: r[metric] for r in runs if r["init"] == "scratch" and r["method"] == base}
                 row = {"task": task, "kind": kind, "method": method, "metric": metric,
                        "baseline": f"{base}-scratch" if scr else None, **_compare(pre, scr)}
-                row["gain_ci95"] = (_interval(units, task, method, base, row) if metric == HEADLINE.get(kind)
+                row["gain_ci95"] = (_interval(units, task, method, base, row) if metric == METRICS[kind][0]
                                     else None)
                 out.append(row)
     return out

@@ -97,11 +97,16 @@ def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set
     return out
 
 
-def check_freeze(mcfg: ModelConfig, prefixes: list[str]) -> None:
-    """Fail before any run starts when a ``finetune.freeze`` path names nothing in this trunk."""
-    if prefixes:
+def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
+    """Fail before any run starts when an option does not fit this trunk: a ``finetune.freeze`` path that
+    names nothing in it, or ``finetune.aux_lm`` without a decoder whose token embeddings are its LM head."""
+    if cfg.freeze:
         with torch.device("meta"):
-            frozen_names(SequenceClassifier(Transformer(mcfg), 1), prefixes)
+            frozen_names(SequenceClassifier(Transformer(mcfg), 1), cfg.freeze)
+    if cfg.aux_lm and (mcfg.arch != "decoder" or not mcfg.tie_embeddings):
+        raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a {mcfg.arch} model with tie_embeddings="
+                          f"{mcfg.tie_embeddings}, allowed: 0 (the auxiliary LM loss is next-token prediction "
+                          "through the token embeddings: a decoder trunk with tied embeddings only)")
 
 
 def set_trainable(model: nn.Module, what: str, norms: bool = False,
@@ -206,4 +211,4 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
 
 
 __all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
-           "has_lora", "norm_names", "frozen_names", "check_freeze"]
+           "has_lora", "norm_names", "frozen_names", "check_trunk_options"]

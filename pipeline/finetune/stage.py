@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from model import load_config, trainable_summary
-from pipeline.configtypes import ConfigError
 from pipeline.finetune import modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
@@ -128,11 +127,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     tok = Tokenizer.from_dir(model_dir)
     mcfg = load_config(model_dir)
     max_len = min(cfg.max_len, mcfg.block_size)
-    modeling.check_freeze(mcfg, cfg.freeze)
-    if cfg.aux_lm and (mcfg.arch != "decoder" or not mcfg.tie_embeddings):
-        raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a {mcfg.arch} model with tie_embeddings="
-                          f"{mcfg.tie_embeddings}, allowed: 0 (the auxiliary LM loss is next-token prediction "
-                          "through the token embeddings: a decoder trunk with tied embeddings only)")
+    modeling.check_trunk_options(mcfg, cfg)
     device = pick_device(cfg.device)
     # A task's runs (method x init x seed) are independent: on CPU, up to ``ctx.workers`` of them train at once
     # in worker processes (a small model gains more from this than from intra-op threads:
