@@ -81,12 +81,16 @@ TRUNKS = {"small": {"n_layer": 4, "n_head": 4, "n_embd": 128}, "medium": {"n_lay
 TRUNK = "medium"
 
 
-def trunk_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0, trunk: str = "small") -> dict:
+def trunk_recipe(recipe: dict, arch: str, corpus: str, dropout: float = 0.0, trunk: str = "small",
+                 vocab: int | None = None, seed: int | None = None) -> dict:
     """The recipe with ``model.arch`` set (``encoder``: the same trunk pretrained as a masked LM), the
-    trunk's size (``TRUNKS``), the corpus style (``corpus_documents``) and the trunk's dropout (pretraining
-    and fine-tuning both). The defaults ("cased", 0.0) stay out of the recipe and its cache key."""
+    trunk's size (``TRUNKS``), the corpus style (``corpus_documents``), the trunk's dropout (pretraining
+    and fine-tuning both), the tokenizer's vocabulary size and the pretraining seed (init and batch order).
+    The defaults ("cased", 0.0, the recipe's vocabulary, PretrainConfig's seed) stay out of the recipe and
+    its cache key, so the trunks cached before these options existed are found again."""
     model = {**recipe["model"], **TRUNKS[trunk], "arch": arch, **({"dropout": dropout} if dropout else {})}
-    out = {**recipe, "model": model}
+    out = {**recipe, "model": model, **({"vocab_size": vocab} if vocab else {}),
+           **({"seed": seed} if seed is not None else {})}
     return out if corpus == "cased" else {**out, "corpus": corpus}
 
 
@@ -101,10 +105,14 @@ def add_recipe_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--dropout", type=float, default=DROPOUT,
                     help="the trunk's dropout in pretraining, and in fine-tuning unless finetune.trunk_dropout "
                     f"says otherwise (default {DROPOUT})")
+    ap.add_argument("--vocab", type=int, default=None,
+                    help=f"the tokenizer's vocabulary size (default {PRETRAIN['vocab_size']})")
+    ap.add_argument("--pretrain-seed", type=int, default=None,
+                    help="the pretraining seed: the trunk's init and batch order (default PretrainConfig's)")
 
 
 def recipe_from_args(recipe: dict, args: argparse.Namespace) -> dict:
-    return trunk_recipe(recipe, args.arch, args.corpus, args.dropout, args.trunk)
+    return trunk_recipe(recipe, args.arch, args.corpus, args.dropout, args.trunk, args.vocab, args.pretrain_seed)
 
 
 def say(msg: str) -> None:
@@ -198,7 +206,8 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
     pcfg = build(PretrainConfig, {"model": recipe["model"], "max_steps": recipe["max_steps"],
                                   "batch_size": recipe["batch_size"], "lr": recipe["lr"],
                                   "warmup_steps": recipe["warmup_steps"], "eval_every": 100, "eval_batches": 8,
-                                  "checkpoint_every": 10_000, "threads": threads})
+                                  "checkpoint_every": 10_000, "threads": threads,
+                                  **({"seed": recipe["seed"]} if "seed" in recipe else {})})
     tmp = root.with_name(root.name + ".tmp")
     stats = train(pcfg, tok_m.path, tmp)
     os.replace(tmp, root)

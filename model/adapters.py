@@ -112,4 +112,9 @@ def apply_adapters(
 def mark_only_adapters_trainable(module: nn.Module, keep: Iterable[str] = ()) -> None:
     """Freeze everything except adapter parameters and those under the `keep` module paths
     (pass keep=("head",) to train a task head too)."""
-    train_only(module, lambda name: ".adapter_" in name or name.startswith("adapter_"), keep)
+    train_only(module, is_adapter_param, keep)
+
+
+def is_adapter_param(name: str) -> bool:
+    """Whether a parameter name belongs to an adapter ``apply_adapters`` inserted."""
+    return ".adapter_" in name or name.startswith("adapter_")

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from model.layers import IGNORE_INDEX, token_loss, vocab_logits
+from model.lora import embedding_table
 from model.transformer import Transformer
 
 Pooling = Literal["first", "last", "mean"]
@@ -55,7 +56,8 @@ class _TaskHead(nn.Module):
 
     def set_aux_lm(self, weight: float, vocab_size: int | None = None) -> None:
         """Training only: add ``weight`` x the next-token loss of the input, read through the tied token
-        embeddings, to the task loss (GPT-1's auxiliary LM objective; a causal trunk only). 0 turns it off."""
+        embeddings, to the task loss (GPT-1's auxiliary LM objective; a causal trunk only). 0 turns it off.
+        With LoRA on the token embeddings the projection reads the adapted table (``embedding_table``)."""
         if weight < 0:
             raise ValueError(f"aux_lm weight={weight!r}: must be >= 0")
         if weight and not self.trunk.causal:
@@ -70,7 +72,7 @@ class _TaskHead(nn.Module):
         target = idx[:, 1:]
         if attention_mask is not None:
             target = target.masked_fill(attention_mask[:, 1:] == 0, IGNORE_INDEX)
-        logits = vocab_logits(h[:, :-1], self.trunk.wte.weight, None, self.vocab_size)
+        logits = vocab_logits(h[:, :-1], embedding_table(self.trunk.wte), None, self.vocab_size)
         return loss + self.aux_lm * token_loss(logits, target)
 
 

@@ -74,6 +74,11 @@ class LoRAEmbedding(nn.Module):
         update = F.embedding(idx, self.lora_A.t()) @ self.lora_B.t()  # (..., r) @ (r, C)
         return F.embedding(idx, self.weight, self.padding_idx) + self.scaling * update
 
+    def table(self) -> Tensor:
+        """The effective embedding table W + (alpha/r) * (B @ A)^T, differentiable in the LoRA factors
+        (what a tied output projection reads, e.g. an auxiliary LM loss)."""
+        return self.weight + self.scaling * (self.lora_B @ self.lora_A).t()
+
     def merged_embedding(self) -> nn.Embedding:
         """A plain Embedding whose weight is W + (alpha/r) * (B @ A)^T (the base Parameter, updated)."""
         emb = nn.Embedding(self.num_embeddings, self.embedding_dim, padding_idx=self.padding_idx, device="meta")
@@ -138,4 +143,15 @@ def merge_lora(module: nn.Module) -> list[str]:
 def mark_only_lora_trainable(module: nn.Module, keep: Iterable[str] = ()) -> None:
     """Freeze everything except LoRA matrices and the parameters under the `keep` module paths
     (pass keep=("head",) to train a task head too)."""
-    train_only(module, lambda name: name.rsplit(".", 1)[-1] in ("lora_A", "lora_B"), keep)
+    train_only(module, is_lora_param, keep)
+
+
+def is_lora_param(name: str) -> bool:
+    """Whether a parameter name is one of the LoRA factors ``apply_lora`` adds."""
+    return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B")
+
+
+def embedding_table(emb: nn.Module) -> Tensor:
+    """An embedding module's effective table: the weight of an ``nn.Embedding``, W plus the low-rank
+    update of a ``LoRAEmbedding``."""
+    return emb.table() if isinstance(emb, LoRAEmbedding) else emb.weight

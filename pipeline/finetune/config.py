@@ -73,6 +73,7 @@ class FinetuneConfig:
     # Trunk modules kept frozen in every phase and method, by path inside the trunk ("wte", "wpe",
     # "blocks.0", "blocks.0.attn"...): e.g. ["wte"] keeps pretrained token embeddings, so the words a
     # small train set never shows stay where the trunk expects them. The baseline freezes the same ones.
+    # What a method adds stays trainable: with LoRA on "wte" too, the table is frozen and its update learns.
     # Not a default: on bench/sst2.py's medium trunk ["wte"] lowered full fine-tuning's val accuracy (median of
     # 3 seeds) from 73.5 to 70.2, and a frozen random table cost the baseline 8 points (seed 0: 58.6 vs 66.3).
     freeze: list[str] = field(default_factory=list)

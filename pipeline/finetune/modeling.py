@@ -20,7 +20,8 @@ from torch import nn
 from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer, apply_adapters, apply_lora,
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
-from model.lora import LoRAEmbedding, LoRALinear
+from model.adapters import is_adapter_param
+from model.lora import LoRAEmbedding, LoRALinear, is_lora_param
 from pipeline.configtypes import ConfigError
 
 HEAD = "head"
@@ -81,10 +82,13 @@ def norm_names(model: nn.Module) -> set[str]:
 
 
 def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set[str]:
-    """The parameters of the trunk under each of ``prefixes`` (module paths inside the trunk: ``wte``,
-    ``wpe``, ``blocks.0``...). A prefix that names no parameter is an error listing the allowed ones."""
+    """The trunk's own parameters under each of ``prefixes`` (module paths inside the trunk: ``wte``,
+    ``wpe``, ``blocks.0``...). A prefix that names no parameter is an error listing the allowed ones.
+    What a method adds (LoRA factors, adapters) is not the trunk's own and trains as the method says: with
+    ``freeze: ["wte"]`` and LoRA on ``wte`` the table stays as pretrained and its low-rank update learns."""
     trunk = "trunk."
-    names = [n for n, _ in model.named_parameters() if n.startswith(trunk)]
+    names = [n for n, _ in model.named_parameters()
+             if n.startswith(trunk) and not is_lora_param(n) and not is_adapter_param(n)]
     out: set[str] = set()
     for prefix in prefixes:
         hits = {n for n in names if n[len(trunk):] == prefix or n[len(trunk):].startswith(prefix + ".")}

@@ -100,6 +100,18 @@ def test_freeze_keeps_the_named_trunk_modules_in_every_phase(pretrained_root, da
         modeling.frozen_names(model, ["wt"])  # a path, not a name's prefix
 
 
+def test_freeze_leaves_the_lora_update_of_a_frozen_module_training(pretrained_root, data):
+    cfg = dataclasses.replace(CFG, lora_targets=["attn.qkv", "wte"], freeze=["wte"])
+    model = build(pretrained_root, "lora", cfg)
+    assert modeling.frozen_names(model, cfg.freeze) == {"trunk.wte.weight"}
+    before = snapshot(model)
+    run_fit(model, "lora", data, cfg)
+    moved = changed(before, model)
+    assert "trunk.wte.weight" not in moved and "trunk.wte.lora_A" in moved
+    with pytest.raises(ValueError, match="finetune.freeze: 'wte.lora_A' names no trunk parameter"):
+        modeling.frozen_names(model, ["wte.lora_A"])
+
+
 @pytest.mark.parametrize("bad", [[""], ["head"], [3]])
 def test_freeze_rejects_what_is_not_a_trunk_path(bad):
     with pytest.raises(ConfigError, match="finetune.freeze"):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from model import CausalLM, MaskedLM, ModelConfig, SequenceClassifier, TokenClassifier
 from model.heads import pool
+from model.lora import apply_lora, merge_lora
 
 
 def encoder_trunk():
@@ -104,3 +105,24 @@ def test_aux_lm_adds_the_next_token_loss_in_training_only(head):
     assert torch.allclose(clf(idx, mask, labels)[1], task, atol=1e-6)
     with pytest.raises(ValueError, match="causal"):
         SequenceClassifier(encoder_trunk(), 2).set_aux_lm(0.5)
+
+
+def test_aux_lm_reads_the_lora_adapted_embedding_table():
+    torch.manual_seed(0)
+    cfg = ModelConfig.nanogpt(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30)
+    lm = CausalLM(cfg)
+    clf = SequenceClassifier(lm.transformer, 2, pooling="mean")
+    apply_lora(clf.trunk, ["wte"], r=2, alpha=4.0)
+    with torch.no_grad():
+        clf.trunk.wte.lora_A.normal_()  # a trained-looking update (A starts at zero)
+    idx, labels = torch.randint(0, 30, (3, 8)), torch.tensor([0, 1, 1])
+    clf.train()
+    _, task = clf(idx, None, labels)
+    clf.set_aux_lm(0.5, cfg.vocab_size)
+    _, both = clf(idx, None, labels)
+    both.backward()
+    assert clf.trunk.wte.lora_A.grad.abs().sum() > 0
+    merge_lora(clf.trunk)  # the tied LM head now reads the merged table: the same next-token loss
+    lm_logits, _ = lm(idx)
+    want = F.cross_entropy(lm_logits[:, :-1].reshape(-1, 30), idx[:, 1:].reshape(-1))
+    assert torch.allclose(both, task + 0.5 * want, atol=1e-5)
