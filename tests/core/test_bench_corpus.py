@@ -2,6 +2,8 @@
 one per line, grouped into documents of consecutive sentences."""
 from __future__ import annotations
 
+import argparse
+
 import bench.pretrained as bp
 
 
@@ -46,3 +48,15 @@ def test_corpus_style_modern_leaves_tiny_shakespeare_out(tmp_path, monkeypatch):
     assert cased[-1].startswith("First Citizen:\nHear me speak.")
     assert modern == cased[:-1] and len(modern) == 5  # 2 paragraphs, 3 articles
     assert not any("Citizen" in d for d in modern)
+
+
+def test_recipe_options_keep_the_default_cache_keys():
+    ap = argparse.ArgumentParser()
+    bp.add_recipe_args(ap)
+    medium = {**bp.PRETRAIN, "model": {**bp.PRETRAIN["model"], **bp.TRUNKS["medium"], "arch": "decoder"}}
+    # the defaults, or the default vocabulary named explicitly, give the recipe (and cache key) as before
+    for argv in (["--trunk", "medium"], ["--trunk", "medium", "--vocab", str(bp.PRETRAIN["vocab_size"])]):
+        assert bp.recipe_from_args(bp.PRETRAIN, ap.parse_args(argv)) == medium
+    got = bp.recipe_from_args(bp.PRETRAIN, ap.parse_args(["--trunk", "medium", "--vocab", "8192",
+                                                          "--pretrain-seed", "3"]))
+    assert got == {**medium, "vocab_size": 8192, "seed": 3}
