@@ -73,6 +73,10 @@ class AdaptedEmbedding(nn.Module):
     def forward(self, idx: Tensor) -> Tensor:
         return self.adapter_embed(F.embedding(idx, self.weight, self.padding_idx))  # (..., C)
 
+    def table(self) -> Tensor:
+        """Every token's adapted vector a(e_t), (V, C): what a tied output projection reads."""
+        return self.adapter_embed(self.weight)
+
 
 def apply_adapters(
     module: nn.Module, bottleneck: int = 64, where: Iterable[str] = DEFAULT_PLACES, init: str = "kaiming",

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor, nn
 
 from model.layers import IGNORE_INDEX, token_loss, vocab_logits
-from model.lora import embedding_table
 from model.transformer import Transformer
 
 Pooling = Literal["first", "last", "mean"]
@@ -26,6 +25,13 @@ def _head(n_embd: int, n_labels: int) -> nn.Linear:
     nn.init.normal_(head.weight, mean=0.0, std=0.02)
     nn.init.zeros_(head.bias)
     return head
+
+
+def embedding_table(emb: nn.Module) -> Tensor:
+    """A token embedding's effective table, (V, C): the weight of an ``nn.Embedding``, what a method's
+    wrapper says it is (``table()``: W plus the low-rank update of a ``LoRAEmbedding``, the adapted rows
+    of an ``AdaptedEmbedding``)."""
+    return emb.table() if hasattr(emb, "table") else emb.weight
 
 
 def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
@@ -57,7 +63,8 @@ class _TaskHead(nn.Module):
     def set_aux_lm(self, weight: float, vocab_size: int | None = None) -> None:
         """Training only: add ``weight`` x the next-token loss of the input, read through the tied token
         embeddings, to the task loss (GPT-1's auxiliary LM objective; a causal trunk only). 0 turns it off.
-        With LoRA on the token embeddings the projection reads the adapted table (``embedding_table``)."""
+        With LoRA or an adapter on the token embeddings the projection reads the adapted table
+        (``embedding_table``)."""
         if weight < 0:
             raise ValueError(f"aux_lm weight={weight!r}: must be >= 0")
         if weight and not self.trunk.causal:

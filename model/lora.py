@@ -149,9 +149,3 @@ def mark_only_lora_trainable(module: nn.Module, keep: Iterable[str] = ()) -> Non
 def is_lora_param(name: str) -> bool:
     """Whether a parameter name is one of the LoRA factors ``apply_lora`` adds."""
     return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B")
-
-
-def embedding_table(emb: nn.Module) -> Tensor:
-    """An embedding module's effective table: the weight of an ``nn.Embedding``, W plus the low-rank
-    update of a ``LoRAEmbedding``."""
-    return emb.table() if isinstance(emb, LoRAEmbedding) else emb.weight

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from model import CausalLM, MaskedLM, ModelConfig, SequenceClassifier, TokenClassifier
 from model.heads import pool
+from model.adapters import apply_adapters
 from model.lora import apply_lora, merge_lora
 
 
@@ -105,6 +106,25 @@ def test_aux_lm_adds_the_next_token_loss_in_training_only(head):
     assert torch.allclose(clf(idx, mask, labels)[1], task, atol=1e-6)
     with pytest.raises(ValueError, match="causal"):
         SequenceClassifier(encoder_trunk(), 2).set_aux_lm(0.5)
+
+
+def test_aux_lm_reads_the_adapter_embedding_rows():
+    torch.manual_seed(0)
+    cfg = ModelConfig.nanogpt(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=30)
+    clf = SequenceClassifier(CausalLM(cfg).transformer, 2, pooling="mean")
+    apply_adapters(clf.trunk, bottleneck=4, where=["embed"])
+    with torch.no_grad():
+        clf.trunk.wte.adapter_embed.up.weight.normal_()  # a trained-looking adapter (not the identity)
+    idx, labels = torch.randint(0, 30, (3, 8)), torch.tensor([0, 1, 1])
+    clf.train()
+    _, task = clf(idx, None, labels)
+    clf.set_aux_lm(0.5, cfg.vocab_size)
+    _, both = clf(idx, None, labels)
+    rows = clf.trunk.wte.adapter_embed(clf.trunk.wte.weight)  # a(e_t) for every token t
+    assert not torch.allclose(rows, clf.trunk.wte.weight)
+    logits = clf.trunk.forward_hidden(idx)[:, :-1] @ rows[:30].t()
+    want = F.cross_entropy(logits.reshape(-1, 30), idx[:, 1:].reshape(-1))
+    assert torch.allclose(both, task + 0.5 * want, atol=1e-5)
 
 
 def test_aux_lm_reads_the_lora_adapted_embedding_table():
