@@ -181,6 +181,15 @@ def corpus_documents(style: str = "cased") -> list[str]:
     return [d for d in map(ptb_style, docs) if d] if style == "uncased-ptb" else docs
 
 
+def pretrain_config(recipe: dict, threads: int) -> PretrainConfig:
+    """The PRETRAIN stage's config for a recipe (its seed only when the recipe names one)."""
+    return build(PretrainConfig, {"model": recipe["model"], "max_steps": recipe["max_steps"],
+                                  "batch_size": recipe["batch_size"], "lr": recipe["lr"],
+                                  "warmup_steps": recipe["warmup_steps"], "eval_every": 100, "eval_batches": 8,
+                                  "checkpoint_every": 10_000, "threads": threads,
+                                  **({"seed": recipe["seed"]} if "seed" in recipe else {})})
+
+
 def pretrained_model(recipe: dict, threads: int) -> Path:
     """Tokenize + pretrain once per recipe; returns the folder holding ``model/``."""
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
@@ -210,11 +219,7 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
     tok_m = tws.publish("1", {}, {}, tstats, None, 0.0)
     say(f"tokenized: {tstats['tokens_train']:,} train tokens, vocab {tstats['vocab_size']}, "
         f"{tstats['bytes_per_token']:.2f} bytes/token")
-    pcfg = build(PretrainConfig, {"model": recipe["model"], "max_steps": recipe["max_steps"],
-                                  "batch_size": recipe["batch_size"], "lr": recipe["lr"],
-                                  "warmup_steps": recipe["warmup_steps"], "eval_every": 100, "eval_batches": 8,
-                                  "checkpoint_every": 10_000, "threads": threads,
-                                  **({"seed": recipe["seed"]} if "seed" in recipe else {})})
+    pcfg = pretrain_config(recipe, threads)
     tmp = root.with_name(root.name + ".tmp")
     stats = train(pcfg, tok_m.path, tmp)
     os.replace(tmp, root)

@@ -143,7 +143,7 @@ def set_trainable(model: nn.Module, what: str, norms: bool = False,
 def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset()) -> str:
     if name.startswith(HEAD + "."):
         return "head"
-    if ".adapter_" in name or name.rsplit(".", 1)[-1] in ("lora_A", "lora_B") or name in peft_extra:
+    if is_adapter_param(name) or is_lora_param(name) or name in peft_extra:
         return "peft"
     return "body"
 

@@ -60,3 +60,5 @@ def test_recipe_options_keep_the_default_cache_keys():
     got = bp.recipe_from_args(bp.PRETRAIN, ap.parse_args(["--trunk", "medium", "--vocab", "8192",
                                                           "--pretrain-seed", "3"]))
     assert got == {**medium, "vocab_size": 8192, "seed": 3}
+    assert bp.pretrain_config(got, 1).seed == 3  # the seed reaches the trainer
+    assert bp.pretrain_config(medium, 1).seed == bp.PretrainConfig().seed
