@@ -136,10 +136,41 @@ def sentence_split(seed: int = 0) -> tuple[Path, Path]:
     return train, val
 
 
-def sst2_tasks(n_train: int) -> TasksConfig:
+def whole_sentences(texts: list[str]) -> list[int]:
+    """Indices of the rows of 3+ words that no other row contains: the treebank's sentences, of which
+    GLUE train's other rows are phrases. A row's containers are looked up by its first three words."""
+    starts: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        w = t.split()
+        for j in range(len(w) - 2):
+            starts.setdefault(" ".join(w[j:j + 3]), []).append(i)
+    out = []
+    for i, t in enumerate(texts):
+        w = t.split()
+        if len(w) >= 3 and not any(k != i and len(texts[k]) > len(t) and f" {t} " in f" {texts[k]} "
+                                   for k in starts[" ".join(w[:3])]):
+            out.append(i)
+    return out
+
+
+TRAIN_ROWS = ("phrases", "sentences")
+
+
+def sst2_tasks(n_train: int, rows: str = "phrases") -> TasksConfig:
     """SST-2: a sample of GLUE train without the validation sentences' phrases, held-out train sentences
-    as validation (``sentence_split``), all of GLUE dev as test."""
+    as validation (``sentence_split``), all of GLUE dev as test. ``rows``: "phrases" samples every row
+    (GLUE's train: sentences and their phrases), "sentences" only the whole sentences (``whole_sentences``;
+    ~5,870 outside validation), as GLUE dev and the sentence-level SST-2 are."""
+    if rows not in TRAIN_ROWS:
+        raise ValueError(f"train rows: got {rows!r}, allowed: {', '.join(TRAIN_ROWS)}")
     train, val = sentence_split()
+    if rows == "sentences":
+        kept = read_tsv(train)
+        whole = train.with_name("train-sentences.tsv")
+        if not whole.exists():
+            atomic_write_text(whole, "label\tsentence\n" + "".join(
+                f"{kept[i][1]}\t{kept[i][0]}\n" for i in whole_sentences([t for t, _ in kept])))
+        train = whole
     return build(TasksConfig, {"tasks": [{
         "name": "sst2", "kind": "classification", "source": "files", "train": str(train),
         "validation": str(val), "test": str(DATASETS / "sst2" / "dev.tsv"), "text_field": "1",

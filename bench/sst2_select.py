@@ -23,7 +23,7 @@ import time  # noqa: E402
 
 from bench.pretrained import CACHE, PRETRAIN, add_recipe_args, pretrained_model, recipe_from_args, say  # noqa: E402
 from bench.finetune_gain import run_stage  # noqa: E402
-from bench.sst2 import EPOCHS, FINETUNE, TRAIN_EXAMPLES, sst2_tasks  # noqa: E402
+from bench.sst2 import EPOCHS, FINETUNE, TRAIN_EXAMPLES, TRAIN_ROWS, sst2_tasks  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES)
+    ap.add_argument("--train-rows", choices=TRAIN_ROWS, default="phrases",
+                    help="sample GLUE train's rows, or its whole sentences only (bench.sst2.sst2_tasks)")
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)
     add_recipe_args(ap)
@@ -60,7 +62,7 @@ def main() -> None:
     root = pretrained_model(recipe_from_args(PRETRAIN, args), args.threads)
     out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
     t0 = time.perf_counter()
-    run_stage(root, sst2_tasks(args.train_examples), cfg, out)
+    run_stage(root, sst2_tasks(args.train_examples, args.train_rows), cfg, out)
     by: dict[str, list[float]] = {}
     for r in list_runs(out):
         curve = [round(100 * c["val_accuracy"], 1) for c in r["curves"]]

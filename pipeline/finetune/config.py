@@ -65,6 +65,9 @@ class FinetuneConfig:
     # its baseline's from 68.2 to 69.7.
     aux_lm: float = bounded(0.0, ge=0.0)
     grad_clip: float = bounded(1.0, ge=0.0)
+    # An exponential moving average of the weights (trainer.WeightEMA) with this decay is what validation scores,
+    # early stopping watches and the run keeps; 0 is off. ~1 / (1 - ema) steps are averaged.
+    ema: float = bounded(0.0, ge=0.0, lt=1.0)
     dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head
     # The trunk's own dropout while fine-tuning (embeddings, attention, MLP), for the pretrained run and the
     # baseline alike; None keeps the pretrained model's. A model pretrained with dropout against overfitting
@@ -86,6 +89,9 @@ class FinetuneConfig:
     lora_r: int = bounded(8, ge=1)
     lora_alpha: float = bounded(16.0, gt=0.0)
     lora_dropout: float = bounded(0.0, ge=0.0, lt=1.0)
+    # LoRA+ (Hayou et al. 2024): the factor that starts at zero (B; A for the token embeddings) learns at
+    # peft_lr x lora_plus, the other at peft_lr. 1 is plain LoRA; the paper suggests 2^4.
+    lora_plus: float = bounded(1.0, gt=0.0)
     # Every linear projection of a block: on bench/sst2.py's pretrained decoder, LoRA on the attention
     # projections alone reached val accuracy 64.8 and with the MLP projections too 67.6 (median of 3 seeds).
     # "wte" adds the token embeddings (model.lora.LoRAEmbedding). On bench/sst2.py's medium trunk (val, median

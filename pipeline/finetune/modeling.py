@@ -140,9 +140,22 @@ def set_trainable(model: nn.Module, what: str, norms: bool = False,
             p.requires_grad_(False)
 
 
-def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset()) -> str:
+def lora_zero_factors(model: nn.Module) -> set[str]:
+    """The LoRA factor of each LoRA module that starts at zero: ``lora_B`` of a linear layer, ``lora_A`` of
+    the token embeddings (model.lora puts the random factor on the other side there)."""
+    out = set()
+    for m, mod in model.named_modules():
+        if isinstance(mod, (LoRALinear, LoRAEmbedding)):
+            out.add(f"{m}.{'lora_A' if isinstance(mod, LoRAEmbedding) else 'lora_B'}")
+    return out
+
+
+def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset(),
+           lora_fast: frozenset[str] | set[str] = frozenset()) -> str:
     if name.startswith(HEAD + "."):
         return "head"
+    if name in lora_fast:
+        return "lora_b"
     if is_adapter_param(name) or is_lora_param(name) or name in peft_extra:
         return "peft"
     return "body"
@@ -167,17 +180,20 @@ def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
 
 def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
               peft_lr: float | None = None, peft_extra: frozenset[str] | set[str] = frozenset(),
-              layer_decay: float = 1.0) -> torch.optim.AdamW:
+              layer_decay: float = 1.0, lora_plus: float = 1.0) -> torch.optim.AdamW:
     """AdamW over trainable parameters in groups with their own lr: the head (``head_lr``), adapter /
     LoRA weights and the names in ``peft_extra`` (norm gains trained with them: ``peft_lr``, default
-    ``lr``) and the trunk (``lr``, times ``layer_scales`` when ``layer_decay`` < 1). Matrices decay;
-    biases and norm gains do not."""
-    rates = {"head": head_lr, "peft": lr if peft_lr is None else peft_lr, "body": lr}
+    ``lr``) and the trunk (``lr``, times ``layer_scales`` when ``layer_decay`` < 1). ``lora_plus`` != 1:
+    LoRA's zero-initialised factors (``lora_zero_factors``) form the group ``lora_b`` at ``peft_lr`` x
+    ``lora_plus`` (LoRA+, Hayou et al. 2024). Matrices decay; biases and norm gains do not."""
+    peft = lr if peft_lr is None else peft_lr
+    rates = {"head": head_lr, "peft": peft, "body": lr, "lora_b": peft * lora_plus}
     scales = layer_scales(model, layer_decay) if layer_decay < 1.0 else {}
+    fast = lora_zero_factors(model) if lora_plus != 1.0 else set()
     groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            g = _group(name, peft_extra)
+            g = _group(name, peft_extra, fast)
             scale = scales.get(name, 1.0) if g == "body" else 1.0
             groups.setdefault((g, p.dim() >= 2, scale), []).append(p)
     return torch.optim.AdamW([{"params": ps, "lr": rates[g] * s, "base_lr": rates[g] * s, "group": g,
@@ -215,4 +231,4 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
 
 
 __all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
-           "has_lora", "norm_names", "frozen_names", "check_trunk_options"]
+           "has_lora", "norm_names", "frozen_names", "check_trunk_options", "lora_zero_factors"]

@@ -4,11 +4,13 @@ A run is one or two phases (``two_stage``: the head alone, then ``then``); each 
 AdamW and schedule (linear warmup over ``warmup_ratio`` of its steps, then linear decay to 0). The
 validation split is scored after every epoch (or every ``eval_every`` steps); the weights of the best
 evaluation are kept in memory and put back at the end, so the model a run returns is its best one.
-Early stopping counts evaluations without improvement only in the last phase.
+Early stopping counts evaluations without improvement only in the last phase. With ``ema`` the
+validation scores (and the kept weights are) an exponential moving average of the weights (``WeightEMA``).
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,6 +53,41 @@ def _improved(score: float, best: float | None, metric: str, min_delta: float) -
     if best is None:
         return True
     return score < best - min_delta if metric in LOWER_IS_BETTER else score > best + min_delta
+
+
+class WeightEMA:
+    """An exponential moving average of a model's floating-point parameters (Polyak averaging; timm's
+    ModelEmaV2, the EMA of "Mean teachers"): after each optimizer step ``shadow = d * shadow + (1 - d) * p``,
+    with the warm-up ``d = min(decay, (1 + n) / (10 + n))`` after n updates, so the first updates are not
+    swamped by the initial weights. ``swapped()`` puts the average into the model for a block (evaluation,
+    keeping the best) and the live weights back after it. Frozen weights do not move, so their average is
+    themselves; the average follows every parameter, so it survives a change of what trains (two-stage)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model, self.decay, self.updates = model, decay, 0
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters() if p.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        for n, p in self.model.named_parameters():
+            if p.requires_grad and n in self.shadow:
+                self.shadow[n].lerp_(p.detach(), 1.0 - d)
+
+    @contextmanager
+    def swapped(self):
+        params = dict(self.model.named_parameters())
+        live = {n: params[n].detach().clone() for n in self.shadow}
+        with torch.no_grad():
+            for n, v in self.shadow.items():
+                params[n].copy_(v)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, v in live.items():
+                    params[n].copy_(v)
 
 
 class _Validation:
@@ -109,13 +146,14 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     step, epoch_no, loss_acc, loss_n = 0, 0, 0.0, 0
     stop = False
     frozen = modeling.frozen_names(model, cfg.freeze)
+    ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     for phase_no, (what, epochs) in enumerate(plan):
         last_phase = phase_no == len(plan) - 1
         norms = cfg.peft_norms and what in ("lora", "adapter")
         modeling.set_trainable(model, what, norms=norms, freeze=frozen)
         opt = modeling.optimizer(model, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.peft_lr,
                                  peft_extra=modeling.norm_names(model) if norms else frozenset(),
-                                 layer_decay=cfg.layer_decay)
+                                 layer_decay=cfg.layer_decay, lora_plus=cfg.lora_plus)
         phase_steps = min(epochs * steps_per_epoch, total_steps - step)
         warmup, phase_step = int(cfg.warmup_ratio * phase_steps), 0
         model.train()
@@ -138,12 +176,15 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
                     nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update()
                 step, phase_step = step + 1, phase_step + 1
                 bar.update(1, extra=f"loss {loss_acc / max(loss_n, 1):.4f}")
                 last_step = step >= total_steps
                 due = cfg.eval_every is not None and step % cfg.eval_every == 0
                 if end_of_epoch or last_step or due:
-                    val(epoch_no - 1 + micro / batches_per_epoch, step, loss_acc / max(loss_n, 1), last_phase)
+                    with ema.swapped() if ema is not None else nullcontext():
+                        val(epoch_no - 1 + micro / batches_per_epoch, step, loss_acc / max(loss_n, 1), last_phase)
                     loss_acc, loss_n = 0.0, 0
                     model.train()
                     stop = last_phase and val.out_of_patience
@@ -157,4 +198,4 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     return result
 
 
-__all__ = ["fit", "FitResult", "phases", "lr_scale"]
+__all__ = ["fit", "FitResult", "WeightEMA", "phases", "lr_scale"]

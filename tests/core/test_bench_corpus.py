@@ -62,3 +62,12 @@ def test_recipe_options_keep_the_default_cache_keys():
     assert got == {**medium, "vocab_size": 8192, "seed": 3}
     assert bp.pretrain_config(got, 1).seed == 3  # the seed reaches the trainer
     assert bp.pretrain_config(medium, 1).seed == bp.PretrainConfig().seed
+
+
+def test_whole_sentences_are_the_rows_no_other_row_contains():
+    from bench.sst2 import whole_sentences
+    texts = ["a good movie , really", "good movie", "a good movie", "the bad one here", "bad one", "x y",
+             "movie , really good", "good"]
+    # 1 and 2 are inside 0, 4 inside 3; 5 and 7 have under 3 words; "movie , really" is a prefix of 6
+    # but 6 is inside no row ("really good" does not follow in 0)
+    assert whole_sentences(texts) == [0, 3, 6]

@@ -1,4 +1,5 @@
-"""Fixtures: the tiny pretrained model folder (``tiny_pretrained``) and one CPU thread per test."""
+"""Fixtures: the tiny pretrained model folder (``tiny_pretrained``), the toy task (``toy``) and one CPU thread
+per test."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from finetune.tiny_pretrained import make_pretrained
+from finetune.toy import toy_data
 from pipeline.tokenize.tokenizer import Tokenizer
 
 
@@ -18,6 +20,12 @@ def pretrained_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer(pretrained_root) -> Tokenizer:
     return Tokenizer.from_dir(pretrained_root / "model")
+
+
+@pytest.fixture(scope="session")
+def data(tokenizer) -> tuple:
+    """The toy classification task (finetune.toy): train and validation examples and their encodings."""
+    return toy_data(tokenizer)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 
 import pytest
 import torch
@@ -12,49 +11,9 @@ from pipeline.finetune import modeling, trainer
 from pipeline.configtypes import ConfigError
 from pipeline.configtypes import build as build_config
 from pipeline.finetune.config import FinetuneConfig
-from pipeline.finetune.encode import encode
 from pipeline.finetune.scoring import predict
 
-LABELS = ["neg", "pos"]
-
-
-def examples(n: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = LABELS[i % 2]
-        word = "error" if label == "neg" else "value"
-        words = [rng.choice(["the", "a", "list", "file"]) for _ in range(rng.randint(2, 6))] + [word]
-        out.append({"text": " ".join(words), "label": label, "origin": f"x:{i}"})
-    return out
-
-
-@pytest.fixture(scope="module")
-def data(tokenizer):
-    train, val = examples(48), examples(16, seed=1)
-    return (train, val, encode(train, "classification", LABELS, tokenizer, "decoder", 32),
-            encode(val, "classification", LABELS, tokenizer, "decoder", 32))
-
-
-def snapshot(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.named_parameters()}
-
-
-def changed(before, model) -> set[str]:
-    return {k for k, v in model.named_parameters() if not torch.equal(before[k], v.detach())}
-
-
-def build(pretrained_root, method, cfg, seed=0):
-    model = modeling.build("classification", 2, modeling.load_config(pretrained_root / "model"),
-                           pretrained_root / "model", "auto", 0.0, seed)
-    modeling.add_method_modules(model, cfg.then if method == "two_stage" else method, cfg)
-    return model
-
-
-def run_fit(model, method, data, cfg, log=None):
-    train, val, tr_enc, va_enc = data
-    return trainer.fit(model, method, tr_enc, val, va_enc, LABELS, "classification", None, cfg, 0, 0, log=log)
-
+from finetune.toy import LABELS, build, changed, run_fit, snapshot
 
 CFG = FinetuneConfig(epochs=2, batch_size=8, lr=5e-3, head_lr=5e-3, warmup_ratio=0.0, patience=5, weight_decay=0.0)
 
@@ -217,6 +176,22 @@ def test_optimizer_groups_have_their_own_learning_rates(pretrained_root):
     opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
     assert {g["group"]: g["lr"] for g in opt.param_groups} == {"body": 1e-4, "head": 1e-2, "peft": 3e-3}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+
+
+def test_lora_plus_puts_the_zero_initialised_factors_in_a_faster_group(pretrained_root):
+    cfg = FinetuneConfig(lora_targets=["attn.qkv", "wte"])
+    model = build(pretrained_root, "lora", cfg)
+    modeling.set_trainable(model, "lora")
+    opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3, lora_plus=16.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by = {g["group"]: {names[id(p)] for p in g["params"]} for g in opt.param_groups}
+    assert {g["group"]: g["lr"] for g in opt.param_groups} == {"head": 1e-2, "peft": 3e-3, "lora_b": 3e-3 * 16}
+    n_layer = len(model.trunk.blocks)
+    assert by["lora_b"] == {f"trunk.blocks.{i}.attn.qkv.lora_B" for i in range(n_layer)} | {"trunk.wte.lora_A"}
+    assert {n for n in by["peft"]} == {f"trunk.blocks.{i}.attn.qkv.lora_A" for i in range(n_layer)} | {
+        "trunk.wte.lora_B"}
+    plain = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
+    assert {g["group"] for g in plain.param_groups} == {"head", "peft"}
 
 
 @pytest.mark.parametrize("method,own", [("lora", ("lora_A", "lora_B")), ("adapter", (".adapter_",))])
