@@ -66,7 +66,9 @@ class FinetuneConfig:
     aux_lm: float = bounded(0.0, ge=0.0)
     grad_clip: float = bounded(1.0, ge=0.0)
     # An exponential moving average of the weights (trainer.WeightEMA) with this decay is what validation scores,
-    # early stopping watches and the run keeps; 0 is off. ~1 / (1 - ema) steps are averaged.
+    # early stopping watches and the run keeps; 0 is off. The decay warms up as (1 + n) / (10 + n) after n steps
+    # and is capped at ema: a long run averages ~1 / (1 - ema) steps, a run shorter than ~10 / (1 - ema) steps
+    # (bench/sst2.py's 625 at 0.99) about its last tenth, whatever ema is.
     ema: float = bounded(0.0, ge=0.0, lt=1.0)
     dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head
     # The trunk's own dropout while fine-tuning (embeddings, attention, MLP), for the pretrained run and the
