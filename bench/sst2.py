@@ -241,6 +241,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short check: 120 pretraining steps, 1 seed, 1k examples")
     ap.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds (default 3; quick 1)")
     ap.add_argument("--train-examples", type=int, default=None, help=f"SST-2 train sample (default {TRAIN_EXAMPLES})")
+    ap.add_argument("--train-rows", choices=TRAIN_ROWS, default="phrases",
+                    help="sample GLUE train's rows, or its whole sentences only (sst2_tasks; default phrases)")
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes over the train sample (default {EPOCHS})")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
     add_recipe_args(ap)
@@ -259,7 +261,7 @@ def main() -> None:
     t_pre = time.perf_counter() - t0
 
     sst = DATASETS / "sst2"
-    tasks = sst2_tasks(n_train)
+    tasks = sst2_tasks(n_train, args.train_rows)
     cfg = FinetuneConfig(methods=[m for m in METHODS if m not in TWO_STAGE], seeds=seeds, baseline=True,
                          epochs=args.epochs, threads=threads, **FINETUNE)
     out = CACHE / f"sst2-{int(time.time())}-{os.getpid()}"
@@ -289,7 +291,7 @@ def main() -> None:
         "bench": "sst2", "mode": "quick" if args.quick else "default", "metric": "dev_accuracy",
         **summary_fields(summary), "baseline": {"full-scratch_median": round(summary["scratch"], 2),
                                                 "bow_logreg": round(100 * bow, 2)},
-        "seeds": seeds, "train_examples": n_train, "pretrain": recipe, "finetune": {
+        "seeds": seeds, "train_examples": n_train, "train_rows": args.train_rows, "pretrain": recipe, "finetune": {
             k: v for k, v in asdict(cfg).items() if k in RECORDED} | {
             "two_stage": {"methods": list(TWO_STAGE), "head_epochs": HEAD_EPOCHS}},
         "wall_clock_s": round(wall, 1), "pretrain_s": round(t_pre, 1), "finetune_s": round(t_ft, 1),
