@@ -76,6 +76,9 @@ class FinetuneConfig:
     # baseline alike; None keeps the pretrained model's. A model pretrained with dropout against overfitting
     # a small corpus can be fine-tuned without it.
     trunk_dropout: float | None = bounded(None, ge=0.0, lt=1.0)
+    # The pretrained trunk's last reinit_top blocks are drawn afresh before fine-tuning (modeling.reinit_blocks; Zhang
+    # et al. 2021); the from-scratch baseline's are random anyway. 0 keeps every pretrained block.
+    reinit_top: int = bounded(0, ge=0)
     # Trunk modules kept frozen in every phase and method, by path inside the trunk ("wte", "wpe",
     # "blocks.0", "blocks.0.attn"...): e.g. ["wte"] keeps pretrained token embeddings, so the words a
     # small train set never shows stay where the trunk expects them. The baseline freezes the same ones.

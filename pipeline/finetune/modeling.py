@@ -21,10 +21,12 @@ from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
 from model.adapters import is_adapter_param
+from model.layers import init_gpt2_
 from model.lora import LoRAEmbedding, LoRALinear, is_lora_param
 from pipeline.configtypes import ConfigError
 
 HEAD = "head"
+NORMS = (nn.LayerNorm, nn.RMSNorm)
 
 
 def resolve_pooling(pooling: str, arch: str) -> str:
@@ -35,17 +37,32 @@ def resolve_pooling(pooling: str, arch: str) -> str:
     return "first" if arch == "encoder" else "mean"
 
 
+def reinit_blocks(trunk: nn.Module, k: int) -> None:
+    """Draw the last ``k`` blocks of ``trunk`` afresh (GPT-2 init, norms to gain 1 / bias 0), as a random
+    trunk's are (Zhang et al. 2021, "Revisiting few-sample BERT fine-tuning": the top layers of a pretrained
+    model are the most specific to its pretraining objective)."""
+    if not 0 <= k <= len(trunk.blocks):
+        raise ConfigError(f"finetune.reinit_top: got {k}, allowed: 0 to the trunk's {len(trunk.blocks)} blocks")
+    for block in list(trunk.blocks)[len(trunk.blocks) - k:]:
+        init_gpt2_(block, len(trunk.blocks))
+        for mod in block.modules():
+            if isinstance(mod, NORMS):
+                mod.reset_parameters()
+
+
 def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, pooling: str,
-          dropout: float, seed: int) -> nn.Module:
+          dropout: float, seed: int, reinit_top: int = 0) -> nn.Module:
     """A classifier whose trunk is the pretrained model's (``pretrained`` folder) or a random one
     (``None``: the from-scratch baseline). The head's init depends on ``seed`` only, so the pretrained
     run and its baseline start from the same head. ``dropout``: before the head; the trunk's own dropout
-    is ``mcfg.dropout`` in both cases (a pretrained trunk is set to it)."""
+    is ``mcfg.dropout`` in both cases (a pretrained trunk is set to it). ``reinit_top``: a pretrained
+    trunk's last blocks drawn afresh (``reinit_blocks``); a random trunk's already are."""
     torch.manual_seed(seed)
     if pretrained is not None:
         lm, _ = load_model(pretrained)
         trunk = lm.transformer
         trunk.set_dropout(mcfg.dropout)
+        reinit_blocks(trunk, reinit_top)
     else:
         trunk = Transformer(mcfg)
     if kind == "tagging":
@@ -70,9 +87,6 @@ def add_method_modules(model: nn.Module, method: str, cfg) -> dict[str, Any]:
         apply_adapters(model.trunk, init=cfg.adapter_init, **layout)
         return {"adapters": layout}
     return {}
-
-
-NORMS = (nn.LayerNorm, nn.RMSNorm)
 
 
 def norm_names(model: nn.Module) -> set[str]:
@@ -102,8 +116,10 @@ def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set
 
 
 def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
-    """Fail before any run starts when an option does not fit this trunk: a ``finetune.freeze`` path that
-    names nothing in it, or ``finetune.aux_lm`` without a decoder whose token embeddings are its LM head."""
+    """Fail before any run starts when an option does not fit this trunk: ``finetune.reinit_top`` beyond its
+    depth, a ``finetune.freeze`` path that names nothing in it, or ``finetune.aux_lm`` without a decoder whose token embeddings are its LM head."""
+    if cfg.reinit_top > mcfg.n_layer:
+        raise ConfigError(f"finetune.reinit_top: got {cfg.reinit_top}, allowed: 0 to the trunk's {mcfg.n_layer} blocks")
     if cfg.freeze:
         with torch.device("meta"):
             frozen_names(SequenceClassifier(Transformer(mcfg), 1), cfg.freeze)

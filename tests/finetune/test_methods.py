@@ -279,3 +279,20 @@ def test_trunk_dropout_overrides_the_model_configs_for_pretrained_and_scratch(tm
         model.train()
         same = torch.equal(model(x)[0], model(x)[0])  # training mode: only dropout makes two passes differ
         assert same == (expect == 0.0)
+
+
+def test_reinit_top_draws_only_the_last_blocks_afresh_and_deterministically(pretrained_root):
+    root = pretrained_root / "model"
+    mcfg = modeling.load_config(root)
+    plain = modeling.build("classification", 2, mcfg, root, "auto", 0.0, 0)
+    fresh = modeling.build("classification", 2, mcfg, root, "auto", 0.0, 0, reinit_top=1)
+    again = modeling.build("classification", 2, mcfg, root, "auto", 0.0, 0, reinit_top=1)
+    last = f"trunk.blocks.{mcfg.n_layer - 1}."
+    a, b = plain.state_dict(), fresh.state_dict()
+    moved = {k for k in a if not torch.equal(a[k], b[k])}
+    assert moved and all(k.startswith(last) for k in moved)
+    assert all(torch.equal(b[k], again.state_dict()[k]) for k in b)  # the seed fixes the fresh draw
+    assert torch.all(fresh.trunk.blocks[-1].ln_1.weight == 1.0)
+    assert float(fresh.trunk.blocks[-1].mlp.fc.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(ConfigError, match="finetune.reinit_top: got 9"):
+        modeling.check_trunk_options(mcfg, FinetuneConfig(reinit_top=9))
