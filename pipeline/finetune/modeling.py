@@ -117,7 +117,8 @@ def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set
 
 def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     """Fail before any run starts when an option does not fit this trunk: ``finetune.reinit_top`` beyond its
-    depth, a ``finetune.freeze`` path that names nothing in it, or ``finetune.aux_lm`` without a decoder whose token embeddings are its LM head."""
+    depth, a ``finetune.freeze`` path that names nothing in it, or ``finetune.aux_lm`` without a decoder
+    whose token embeddings are its LM head."""
     if cfg.reinit_top > mcfg.n_layer:
         raise ConfigError(f"finetune.reinit_top: got {cfg.reinit_top}, allowed: 0 to the trunk's {mcfg.n_layer} blocks")
     if cfg.freeze:
