@@ -182,9 +182,9 @@ def sst2_tasks(n_train: int, rows: str = "phrases") -> TasksConfig:
         raise ValueError(f"train rows: got {rows!r}, allowed: {', '.join(TRAIN_ROWS)}")
     train, val = sentence_split()
     if rows == "sentences":
-        kept = read_tsv(train)
         whole = train.with_name("train-sentences.tsv")
         if not whole.exists():
+            kept = read_tsv(train)
             atomic_write_text(whole, "label\tsentence\n" + "".join(
                 f"{kept[i][1]}\t{kept[i][0]}\n" for i in whole_sentences([t for t, _ in kept])))
         train = whole

@@ -23,6 +23,8 @@ DEFAULT_TARGETS = ("attn.qkv", "attn.proj")
 
 
 class LoRALinear(nn.Module):
+    ZERO_FACTOR = "lora_B"  # the factor that starts at zero (LoRA+ trains it faster)
+
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0) -> None:
         super().__init__()
         if r < 1:
@@ -57,6 +59,7 @@ class LoRAEmbedding(nn.Module):
     each token gets its own r numbers (A) in a shared r-dimensional basis (B). As PEFT's embedding LoRA,
     A starts at zero and B at N(0, 1) (the roles swap against ``LoRALinear``, whose input is dense): the
     update is zero at init, and a token's first gradients reach its own column of A at once."""
+    ZERO_FACTOR = "lora_A"
 
     def __init__(self, base: nn.Embedding, r: int, alpha: float) -> None:
         super().__init__()

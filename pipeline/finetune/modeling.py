@@ -119,11 +119,11 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     """Fail before any run starts when an option does not fit this trunk: ``finetune.reinit_top`` beyond its
     depth, a ``finetune.freeze`` path that names nothing in it, or ``finetune.aux_lm`` without a decoder
     whose token embeddings are its LM head."""
-    if cfg.reinit_top > mcfg.n_layer:
-        raise ConfigError(f"finetune.reinit_top: got {cfg.reinit_top}, allowed: 0 to the trunk's {mcfg.n_layer} blocks")
-    if cfg.freeze:
+    if cfg.reinit_top or cfg.freeze:
         with torch.device("meta"):
-            frozen_names(SequenceClassifier(Transformer(mcfg), 1), cfg.freeze)
+            trunk = Transformer(mcfg)
+            reinit_blocks(trunk, cfg.reinit_top)
+            frozen_names(SequenceClassifier(trunk, 1), cfg.freeze)
     if cfg.aux_lm and (mcfg.arch != "decoder" or not mcfg.tie_embeddings):
         raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a {mcfg.arch} model with tie_embeddings="
                           f"{mcfg.tie_embeddings}, allowed: 0 (the auxiliary LM loss is next-token prediction "
@@ -158,13 +158,10 @@ def set_trainable(model: nn.Module, what: str, norms: bool = False,
 
 
 def lora_zero_factors(model: nn.Module) -> set[str]:
-    """The LoRA factor of each LoRA module that starts at zero: ``lora_B`` of a linear layer, ``lora_A`` of
-    the token embeddings (model.lora puts the random factor on the other side there)."""
-    out = set()
-    for m, mod in model.named_modules():
-        if isinstance(mod, (LoRALinear, LoRAEmbedding)):
-            out.add(f"{m}.{'lora_A' if isinstance(mod, LoRAEmbedding) else 'lora_B'}")
-    return out
+    """The names of the LoRA factors that start at zero (each module's ``ZERO_FACTOR``: ``lora_B`` of a linear
+    layer, ``lora_A`` of the token embeddings)."""
+    return {f"{m}.{mod.ZERO_FACTOR}" for m, mod in model.named_modules()
+            if isinstance(mod, (LoRALinear, LoRAEmbedding))}
 
 
 def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset(),

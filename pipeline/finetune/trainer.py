@@ -56,7 +56,7 @@ def _improved(score: float, best: float | None, metric: str, min_delta: float) -
 
 
 class WeightEMA:
-    """An exponential moving average of a model's floating-point parameters (Polyak averaging; timm's
+    """An exponential moving average of a model's parameters (Polyak averaging; timm's
     ModelEmaV2, the EMA of "Mean teachers"): after each optimizer step ``shadow = d * shadow + (1 - d) * p``,
     with the warm-up ``d = min(decay, (1 + n) / (10 + n))`` after n updates, so the first updates are not
     swamped by the initial weights. ``swapped()`` puts the average into the model for a block (evaluation,
@@ -65,14 +65,14 @@ class WeightEMA:
 
     def __init__(self, model: nn.Module, decay: float):
         self.model, self.decay, self.updates = model, decay, 0
-        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters() if p.is_floating_point()}
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     @torch.no_grad()
     def update(self) -> None:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
         for n, p in self.model.named_parameters():
-            if p.requires_grad and n in self.shadow:
+            if p.requires_grad:
                 self.shadow[n].lerp_(p.detach(), 1.0 - d)
 
     @contextmanager

@@ -1,6 +1,8 @@
 """finetune.ema: the weight average (trainer.WeightEMA) and what a run scores and keeps with it."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -81,8 +83,9 @@ def test_a_run_with_ema_scores_and_keeps_the_average(pretrained_root, data, monk
 
     scripted = iter([0.1, 0.2])
     monkeypatch.setattr(trainer.WeightEMA, "update", update)
-    plain = build(pretrained_root, "full", FinetuneConfig(**{**cfg.__dict__, "ema": 0.0}))
-    run_fit(plain, "full", data, FinetuneConfig(**{**cfg.__dict__, "ema": 0.0}))
+    off = dataclasses.replace(cfg, ema=0.0)
+    plain = build(pretrained_root, "full", off)
+    run_fit(plain, "full", data, off)
     assert all(torch.allclose(p.detach(), lives[-1][n], atol=1e-6) for n, p in plain.named_parameters())
 
 

@@ -188,7 +188,7 @@ def test_lora_plus_puts_the_zero_initialised_factors_in_a_faster_group(pretraine
     assert {g["group"]: g["lr"] for g in opt.param_groups} == {"head": 1e-2, "peft": 3e-3, "lora_b": 3e-3 * 16}
     n_layer = len(model.trunk.blocks)
     assert by["lora_b"] == {f"trunk.blocks.{i}.attn.qkv.lora_B" for i in range(n_layer)} | {"trunk.wte.lora_A"}
-    assert {n for n in by["peft"]} == {f"trunk.blocks.{i}.attn.qkv.lora_A" for i in range(n_layer)} | {
+    assert by["peft"] == {f"trunk.blocks.{i}.attn.qkv.lora_A" for i in range(n_layer)} | {
         "trunk.wte.lora_B"}
     plain = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
     assert {g["group"] for g in plain.param_groups} == {"head", "peft"}
