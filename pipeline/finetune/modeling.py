@@ -169,7 +169,7 @@ def _group(name: str, peft_extra: frozenset[str] | set[str] = frozenset(),
     if name.startswith(HEAD + "."):
         return "head"
     if name in lora_fast:
-        return "lora_b"
+        return "lora_zero"
     if is_adapter_param(name) or is_lora_param(name) or name in peft_extra:
         return "peft"
     return "body"
@@ -198,10 +198,10 @@ def optimizer(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
     """AdamW over trainable parameters in groups with their own lr: the head (``head_lr``), adapter /
     LoRA weights and the names in ``peft_extra`` (norm gains trained with them: ``peft_lr``, default
     ``lr``) and the trunk (``lr``, times ``layer_scales`` when ``layer_decay`` < 1). ``lora_plus`` != 1:
-    LoRA's zero-initialised factors (``lora_zero_factors``) form the group ``lora_b`` at ``peft_lr`` x
+    LoRA's zero-initialised factors (``lora_zero_factors``) form the group ``lora_zero`` at ``peft_lr`` x
     ``lora_plus`` (LoRA+, Hayou et al. 2024). Matrices decay; biases and norm gains do not."""
     peft = lr if peft_lr is None else peft_lr
-    rates = {"head": head_lr, "peft": peft, "body": lr, "lora_b": peft * lora_plus}
+    rates = {"head": head_lr, "peft": peft, "body": lr, "lora_zero": peft * lora_plus}
     scales = layer_scales(model, layer_decay) if layer_decay < 1.0 else {}
     fast = lora_zero_factors(model) if lora_plus != 1.0 else set()
     groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}

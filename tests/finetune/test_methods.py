@@ -185,9 +185,9 @@ def test_lora_plus_puts_the_zero_initialised_factors_in_a_faster_group(pretraine
     opt = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3, lora_plus=16.0)
     names = {id(p): n for n, p in model.named_parameters()}
     by = {g["group"]: {names[id(p)] for p in g["params"]} for g in opt.param_groups}
-    assert {g["group"]: g["lr"] for g in opt.param_groups} == {"head": 1e-2, "peft": 3e-3, "lora_b": 3e-3 * 16}
+    assert {g["group"]: g["lr"] for g in opt.param_groups} == {"head": 1e-2, "peft": 3e-3, "lora_zero": 3e-3 * 16}
     n_layer = len(model.trunk.blocks)
-    assert by["lora_b"] == {f"trunk.blocks.{i}.attn.qkv.lora_B" for i in range(n_layer)} | {"trunk.wte.lora_A"}
+    assert by["lora_zero"] == {f"trunk.blocks.{i}.attn.qkv.lora_B" for i in range(n_layer)} | {"trunk.wte.lora_A"}
     assert by["peft"] == {f"trunk.blocks.{i}.attn.qkv.lora_A" for i in range(n_layer)} | {
         "trunk.wte.lora_B"}
     plain = modeling.optimizer(model, lr=1e-4, head_lr=1e-2, weight_decay=0.1, peft_lr=3e-3)
