@@ -26,7 +26,7 @@ def pm(mean: float | None, std: float | None) -> str:
 
 def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
+    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]  # fmt escapes a "|" in a string
     return out
 
 

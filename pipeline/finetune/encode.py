@@ -6,7 +6,7 @@ Layout (pretraining saw documents that end with ``</s>``):
 - encoder: ``<cls> text </s>`` (pairs ``<cls> text <sep> text_pair </s>``), pooled at ``<cls>``.
 Tagging encodes each word on its own (with the space that precedes it in running text, so pieces match
 the running text's), labels the FIRST sub-token of each word and puts -100 on the others; predictions
-map back to words through ``first`` (-1 for a word cut off by truncation, predicted ``O``).
+map back to words through ``first`` (-1 for a word cut off by truncation, predicted ``O``: ``outside``).
 Truncation keeps the layout's special tokens and cuts the text (for a pair, the longer text first).
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Encoded:
     labels: list[np.ndarray]  # per example: shape () class id for classification, (len ids,) for tagging
     first: list[np.ndarray] | None  # tagging: position of each word's first sub-token, -1 if truncated
     truncated: int  # examples that lost tokens to max_len
+    outside: int = 0  # tagging: the id of ``O``, predicted for a word cut off by truncation
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,7 +112,7 @@ def encode_tagged(examples: list[dict[str, Any]], labels: list[str], tok: Tokeni
         ids.append(seq)
         labs.append(lab)
         firsts.append(np.where(kept, first, -1))
-    return Encoded(ids, labs, firsts, truncated)
+    return Encoded(ids, labs, firsts, truncated, index["O"])
 
 
 def encode(examples: list[dict[str, Any]], kind: str, labels: list[str], tok: Tokenizer, arch: str,

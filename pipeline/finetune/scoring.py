@@ -15,7 +15,7 @@ from pipeline.tasks.metrics import accuracy, macro_f1, per_label_prf, span_f1
 def predict(model: nn.Module, enc: Encoded, tagging: bool, pad_id: int, batch_size: int,
             device: torch.device = torch.device("cpu")) -> tuple[list[Any], float]:
     """Per example: a class id (classification) or a tag id per word (tagging; a word lost to
-    truncation gets id 0, ``O``). Also the mean loss over labelled positions."""
+    truncation gets ``O``, ``enc.outside``). Also the mean loss over labelled positions."""
     was_training = model.training
     model.eval()
     preds: list[Any] = [None] * len(enc)
@@ -30,7 +30,7 @@ def predict(model: nn.Module, enc: Encoded, tagging: bool, pad_id: int, batch_si
         for r, i in enumerate(rows):
             if tagging:
                 first = enc.first[i]
-                preds[i] = np.where(first >= 0, best[r][np.maximum(first, 0)], 0).tolist()
+                preds[i] = np.where(first >= 0, best[r][np.maximum(first, 0)], enc.outside).tolist()
             else:
                 preds[i] = int(best[r])
     model.train(was_training)

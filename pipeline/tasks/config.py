@@ -103,6 +103,9 @@ class TaskConfig:
                               f"{self.val_fraction + self.test_fraction}, allowed: < 1")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"{where}.labels: duplicate labels in {self.labels}")
+        if self.labels is not None and self.kind == "tagging" and "O" not in self.labels:
+            raise ConfigError(f"{where}.labels: got {self.labels}, allowed: a tag list that holds 'O' (the tag "
+                              "of words outside any span, and of words cut off by truncation)")
         if self.source == "stdlib_area" and len(self.areas) < 2:
             raise ConfigError(f"{where}.areas: got {len(self.areas)} area(s), allowed: at least 2")
 

@@ -7,12 +7,15 @@ Normalized examples (what ``tasks/<task>/<split>.jsonl`` holds, one JSON object 
 
 Drop reasons: ``missing_label``, ``unknown_label`` (not in the configured label list), ``empty_text``,
 ``misaligned_tags`` (token and tag counts differ, or a line lacks a column), ``bad_tag_scheme`` (a tag
-the scheme does not allow), plus the readers' ``missing_field`` / ``bad_json`` and the stdlib tasks'
+the scheme does not allow), plus the readers' ``missing_field``, ``ragged_row`` (a row with more or fewer
+fields than the header), ``malformed_row`` (a stray quote), ``bad_field_type`` (JSON text that is not a
+string), ``bad_encoding`` (bytes that are not UTF-8) and ``bad_json``, and the stdlib tasks'
 ``duplicate_text`` / ``unbalanced_marks``.
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,15 +61,23 @@ def tag_labels(types: set[str], scheme: str) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in sorted(types) for p in PREFIXES[scheme]]
 
 
+INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _label_order(labels: set[str]) -> list[str]:
-    if labels and all(lab.lstrip("-").isdigit() for lab in labels):
-        return sorted(labels, key=int)
+    """Labels seen in the data, in a fixed order: as numbers when all are integers ("01" after "1"), else
+    as strings."""
+    if labels and all(INTEGER.fullmatch(lab) for lab in labels):
+        return sorted(labels, key=lambda lab: (int(lab), lab))
     return sorted(labels)
 
 
 def _check_tags(rec: Record, scheme: str, allowed: set[str] | None) -> Drop | None:
     if not rec.tokens:
         return Drop("empty_text", rec.origin, "no tokens")
+    empty = [k for k, t in enumerate(rec.tokens) if not t.strip()]
+    if empty:
+        return Drop("empty_text", rec.origin, f"token {empty[0]} is empty")
     if len(rec.tokens) != len(rec.tags):
         return Drop("misaligned_tags", rec.origin, f"{len(rec.tokens)} tokens but {len(rec.tags)} tags")
     for tag in rec.tags:

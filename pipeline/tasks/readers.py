@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -59,33 +61,82 @@ def _column(fields: str, header: list[str] | None, path: Path, what: str) -> int
     raise TaskError(f"{path}: no column {fields!r} for {what}; header has {header}")
 
 
+# Files are decoded as UTF-8 (a leading BOM dropped) with undecodable bytes kept as lone surrogates, so
+# that the row holding them is dropped as ``bad_encoding`` with its line instead of silently altered.
+OPEN = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
+SURROGATE = re.compile("[\ud800-\udfff]")
+BAD_BYTES = "bytes that are not UTF-8"
+csv.field_size_limit(2**31 - 1)  # a long text is one field; the csv module's default cap is 131,072 characters
+
+
+def _bad_text(*values: object) -> bool:
+    """A string holding a surrogate: an undecodable byte, or a lone ``\\ud800`` escape of JSON."""
+    return any(isinstance(v, str) and SURROGATE.search(v) for v in values)
+
+
+def _records(reader, rel: str) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(first line, fields, error) per record of a csv reader. A malformed record (a stray quote) gives
+    fields None and reading goes on; a quote left open to the end of the file is a ``TaskError`` naming
+    the line it opened on, since every row after it would vanish into one field."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            yield start, next(reader), ""
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                raise TaskError(f"{rel}:{start}: a quoted field opened here is never closed ({e})") from None
+            yield start, None, str(e)
+
+
+def _index(col: int) -> int:
+    """The smallest row length that holds column ``col`` minus one (negative indexes count from the end)."""
+    return col if col >= 0 else -col - 1
+
+
 def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Iterator[Record | Drop]:
+    """Rows of a CSV / TSV file. Every row must have as many fields as the header (or, without one, as most
+    rows have): a row with more or fewer is dropped as ``ragged_row`` rather than read from shifted columns."""
     pair = cfg.kind == "pair_classification"
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    with open(path, newline="", **OPEN) as f:
         # QUOTE_NONE for TSV: GLUE-style TSVs hold bare quotes inside fields.
-        reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header = next(reader, None) if cfg.header else None
+        reader = csv.reader(f, delimiter=delimiter, strict=True,
+                            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+        rows = _records(reader, rel)
+        header = next((r for _, r, _ in rows), None) if cfg.header else None
         cols = {"text": _column(cfg.text_field, header, path, "text_field"),
                 "label": _column(cfg.label_field, header, path, "label_field")}
         if pair:
             cols["text_pair"] = _column(cfg.text_pair_field, header, path, "text_pair_field")
-        for row in reader:
-            origin = f"{rel}:{reader.line_num}"
-            if not row or all(not c.strip() for c in row):
-                continue
-            need = max(cols.values())
-            if len(row) <= need:
+        need = max(_index(c) for c in cols.values())
+        body = [(i, r, e) for i, r, e in rows if r is None or not (not r or (len(r) == 1 and not r[0].strip()))]
+        widths = Counter(len(r) for _, r, _ in body if r is not None)
+        width = len(header) if header is not None else (widths.most_common(1)[0][0] if widths else 0)
+        for line, row, error in body:
+            origin = f"{rel}:{line}"
+            if row is None:
+                yield Drop("malformed_row", origin, error)
+            elif len(row) <= need:
                 yield Drop("missing_field", origin, f"{len(row)} column(s), need column {need}")
-                continue
-            yield Record(origin, text=row[cols["text"]], label=row[cols["label"]],
-                         text_pair=row[cols["text_pair"]] if pair else None)
+            elif len(row) != width:
+                yield Drop("ragged_row", origin, f"{len(row)} fields, the {'header' if header else 'file'} has "
+                           f"{width}: a delimiter inside an unquoted field?")
+            elif _bad_text(*row):
+                yield Drop("bad_encoding", origin, BAD_BYTES)
+            else:
+                yield Record(origin, text=row[cols["text"]], label=row[cols["label"]],
+                             text_pair=row[cols["text_pair"]] if pair else None)
 
 
 def read_jsonl(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, **OPEN) as f:
         for i, line in enumerate(f, 1):
             origin = f"{rel}:{i}"
             if not line.strip():
+                continue
+            if _bad_text(line):
+                yield Drop("bad_encoding", origin, BAD_BYTES)
                 continue
             try:
                 obj = json.loads(line)
@@ -95,45 +146,71 @@ def read_jsonl(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
             if not isinstance(obj, dict):
                 yield Drop("bad_json", origin, f"expected an object, got {type(obj).__name__}")
                 continue
-            if cfg.kind == "tagging":
-                tokens, tags = obj.get(cfg.text_field), obj.get(cfg.label_field)
-                if not isinstance(tokens, list) or not isinstance(tags, list):
-                    yield Drop("missing_field", origin, f"{cfg.text_field!r} and {cfg.label_field!r} must be lists")
-                    continue
-                yield Record(origin, tokens=[str(t) for t in tokens], tags=[str(t) for t in tags])
-                continue
-            label = obj.get(cfg.label_field)
-            yield Record(origin, text=_str(obj.get(cfg.text_field)), label=_str(label),
-                         text_pair=_str(obj.get(cfg.text_pair_field)) if cfg.kind == "pair_classification" else None)
+            yield _json_record(obj, origin, cfg)
 
 
-def _str(v) -> str | None:
-    return None if v is None else str(v)
+def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
+    """Texts and tokens must be strings, labels and tags strings or integers: anything else (a list, an
+    object, a number where text belongs) is dropped as ``bad_field_type`` instead of read as its repr."""
+    if cfg.kind == "tagging":
+        tokens, tags = obj.get(cfg.text_field), obj.get(cfg.label_field)
+        if not isinstance(tokens, list) or not isinstance(tags, list):
+            return Drop("missing_field", origin, f"{cfg.text_field!r} and {cfg.label_field!r} must be lists")
+        if not all(isinstance(t, str) for t in tokens) or not all(_is_label(t) for t in tags):
+            return Drop("bad_field_type", origin, f"{cfg.text_field!r} must hold strings, {cfg.label_field!r} "
+                        "strings or integers")
+        if _bad_text(*tokens, *tags):
+            return Drop("bad_encoding", origin, "a lone surrogate escape")
+        return Record(origin, tokens=list(tokens), tags=[str(t) for t in tags])
+    names = [cfg.text_field] + ([cfg.text_pair_field] if cfg.kind == "pair_classification" else [])
+    for name in names:
+        if obj.get(name) is not None and not isinstance(obj[name], str):
+            return Drop("bad_field_type", origin, f"{name!r} must be a string, got {type(obj[name]).__name__}")
+    label = obj.get(cfg.label_field)
+    if label is not None and not _is_label(label):
+        return Drop("bad_field_type", origin, f"{cfg.label_field!r} must be a string or an integer, "
+                    f"got {type(label).__name__}")
+    if _bad_text(label, *(obj.get(n) for n in names)):
+        return Drop("bad_encoding", origin, "a lone surrogate escape")
+    return Record(origin, text=obj.get(cfg.text_field), label=None if label is None else str(label),
+                  text_pair=obj.get(cfg.text_pair_field) if cfg.kind == "pair_classification" else None)
+
+
+def _is_label(v: object) -> bool:
+    return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
 
 
 def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
-    """Sentences of a column file: blank lines and ``-DOCSTART-`` lines end a sentence."""
+    """Sentences of a column file: blank lines and ``-DOCSTART-`` lines end a sentence. Every line has as
+    many columns as the file's first one; a sentence with a line that has not is dropped whole."""
     tokens: list[str] = []
     tags: list[str] = []
-    start, bad = 0, ""
-    with open(path, encoding="utf-8", errors="replace") as f:
+    start, bad, width = 0, None, 0
+    with open(path, **OPEN) as f:
         for i, line in enumerate([*f, ""], 1):  # a final "" closes the last sentence
             cols = line.split()
             if not cols or cols[0] == "-DOCSTART-":
                 if bad:
-                    yield Drop("misaligned_tags", f"{rel}:{bad}", "a line lacks the token or tag column")
+                    yield Drop(bad[0], f"{rel}:{bad[1]}", bad[2])
                 elif tokens:
                     yield Record(f"{rel}:{start}", tokens=tokens, tags=tags)
-                tokens, tags, bad = [], [], ""
+                tokens, tags, bad = [], [], None
                 continue
             if not tokens and not bad:
                 start = i
+            width = width or len(cols)
+            if bad:
+                continue
+            if len(cols) < 2 or len(cols) != width:  # a single column cannot be both the token and the tag
+                bad = ("misaligned_tags", i, f"{len(cols)} column(s), the file's first line has {width}")
+                continue
+            if _bad_text(line):
+                bad = ("bad_encoding", i, BAD_BYTES)
+                continue
             try:
-                if len(cols) < 2:  # a single column cannot be both the token and the tag
-                    raise IndexError
                 tok, tag = cols[cfg.token_column], cols[cfg.tag_column]
             except IndexError:
-                bad = bad or str(i)
+                bad = ("misaligned_tags", i, f"no column {max(cfg.token_column, cfg.tag_column)}")
                 continue
             tokens.append(tok)
             tags.append(tag)

@@ -77,6 +77,13 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     assert "pretrained model: **1.2500** bits per byte" in md
 
 
+def test_a_pipe_in_a_task_name_does_not_shift_the_table_columns():
+    from pipeline.evaluate.report import table
+    lines = table(["task", "accuracy"], [["a|b", 0.5]])
+    assert lines[-1] == "| a\\|b | 0.5000 |"
+    assert lines[-1].replace("\\|", "").count("|") == lines[0].count("|")
+
+
 def test_gain_interval_from_paired_test_resampling():
     """Seed s of the pretrained run is right on the first 80 + s of 100 examples, the scratch run on the first
     70 + s: on every draw pretrained is right wherever scratch is, so the gain stays within [0, 0.2]."""

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.finetune.encode import IGNORE, class_weights, collate, encode, train_batches
+from pipeline.finetune.scoring import predict
 
 
 def test_tagging_labels_on_first_sub_token_only(tokenizer):
@@ -33,6 +35,25 @@ def test_tagging_truncation_marks_lost_words(tokenizer):
     kept = enc.first[0] >= 0
     assert kept.sum() == (enc.labels[0] != IGNORE).sum() and kept.sum() < 30
     assert (enc.first[0][kept] < 11).all() and (enc.first[0][~kept] == -1).all()
+
+
+def test_words_lost_to_truncation_are_predicted_o_wherever_the_label_list_puts_it(tokenizer):
+    """A user's tag list need not start with O: a cut-off word must not become a B-X entity."""
+    labels = ["B-X", "I-X", "O"]
+    ex = {"tokens": ["message"] * 30, "tags": ["O"] * 30, "origin": "t:1"}
+    enc = encode([ex], "tagging", labels, tokenizer, "decoder", max_len=8)
+    assert enc.outside == 2
+
+    class AllB(torch.nn.Module):  # predicts B-X at every position
+        def forward(self, idx, mask, lab):
+            logits = torch.zeros(*idx.shape, len(labels))
+            logits[..., 0] = 1.0
+            return logits, torch.tensor(0.0)
+
+    preds, _ = predict(AllB(), enc, True, 0, batch_size=4)
+    kept = int((enc.first[0] >= 0).sum())
+    assert 0 < kept < 30
+    assert preds[0] == [0] * kept + [2] * (30 - kept)
 
 
 def test_classification_pairs_and_truncation(tokenizer):

@@ -200,3 +200,20 @@ def test_aux_lm_on_an_encoder_fails_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match=r"finetune.aux_lm: got 0.5 for a encoder model.*allowed: 0"):
         run(cfg, context(tmp_path, root, tasks))
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_every_metric_names_a_score_of_every_task_kind():
+    """Early stopping reads ``metric_for(kind)`` from the scores: ``f1`` on a classification task is its
+    macro-F1 (it once failed at the first validation with a KeyError)."""
+    from typing import get_args
+
+    from pipeline.finetune.config import Metric
+    from pipeline.finetune.scoring import metrics
+    scores = {"classification": metrics([{"label": "a"}, {"label": "b"}], [0, 0], ["a", "b"], "classification", None),
+              "tagging": metrics([{"tags": ["B-X", "O"]}], [[1, 0]], ["O", "B-X", "I-X"], "tagging", "BIO")}
+    for metric in get_args(Metric):
+        cfg = build(FinetuneConfig, {"metric": metric})
+        for kind, got in scores.items():
+            assert cfg.metric_for(kind) in {*got, "loss"}, (metric, kind)
+    assert build(FinetuneConfig, {"metric": "f1"}).metric_for("classification") == "macro_f1"
+    assert build(FinetuneConfig, {"metric": "f1"}).metric_for("tagging") == "f1"
