@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -80,8 +81,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
         return build(tp, value, prefix=key)
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()] if value else []
+        if isinstance(value, str):  # one item ("paths: data/a,v2.txt" is one path); --set splits at commas
+            value = [value] if value else []
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: got {value!r}, expected a list")
         (item_tp, *_) = get_args(tp) or (Any,)
@@ -128,6 +129,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 pass
         raise ConfigError(f"{key}: got {value!r}, expected a number")
     if tp is str:
+        # YAML reads an empty value as null and yes/no/on/off as booleans: "None" or "True" is never meant.
+        if value is None:
+            raise ConfigError(f"{key}: got None, expected a string (an empty YAML value is null)")
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}, expected a string (YAML reads yes/no/on/off/true/false "
+                              "as booleans: quote the string)")
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: got {value!r}, expected a string")
         return str(value)
@@ -165,10 +172,29 @@ def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         kwargs[name] = value
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as e:
+        message = _qualified(str(e), prefix)
+        if message == str(e):
+            raise
+        raise ConfigError(message) from e
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
+
+
+def _qualified(message: str, prefix: str) -> str:
+    """A ``__post_init__`` error message with its key made the full key under ``prefix``: a key that names
+    the list but not the item ("ingest.sources.name" under the prefix "ingest.sources[0]") gets the index; a
+    relative key ("min_words: …" under "clean") gets the prefix. A key already under the prefix, or one that
+    names the item another way ("tasks.tasks[name].train") or another key of the same section, stays."""
+    key = re.match(r"[^\s:]*", message).group()
+    if not prefix or not key or key == prefix or key.startswith((prefix + ".", prefix + "[")):
+        return message
+    generic = re.sub(r"\[[^\]]*\]", "", prefix)  # "ingest.sources[0]" → "ingest.sources"
+    if key == generic or key.startswith(generic + "."):
+        return prefix + message[len(generic):]
+    if re.split(r"[.\[]", key)[0] == re.split(r"[.\[]", prefix)[0]:  # already a full key of this section
+        return message
+    return f"{prefix}.{message}"
 
 
 def to_dict(obj: Any) -> Any:
@@ -217,7 +243,15 @@ def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
             value = json.loads(raw)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{key}: cannot parse {raw!r} as JSON: {e}") from e
+    elif _is_list(tp):  # the command line's short form of a list: a,b,c (a YAML string is one item)
+        value = [v.strip() for v in raw.split(",") if v.strip()]
     return path, _coerce(tp, value, key.strip())
+
+
+def _is_list(tp: Any) -> bool:
+    if _allows_none(tp):
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    return get_origin(tp) in (list, tuple)
 
 
 def _allows_none(tp: Any) -> bool:

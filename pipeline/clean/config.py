@@ -98,14 +98,14 @@ class CleanConfig:
     plot: bool = True  # reports/attributes.png: attribute histograms with thresholds
 
     def __post_init__(self) -> None:
-        lists = {"disabled_rules": self.disabled_rules, "code_rules": self.code_rules,
-                 **{f"rules_by_source.{s}": v for s, v in self.rules_by_source.items()}}
+        lists = {"clean.disabled_rules": self.disabled_rules, "clean.code_rules": self.code_rules,
+                 **{f"clean.rules_by_source.{s}": v for s, v in self.rules_by_source.items()}}
         for key, names in lists.items():
             unknown = [n for n in names if n not in RULE_NAMES]
             if unknown:
                 raise ConfigError(f"{key}: unknown rule {unknown[0]!r}; allowed: {', '.join(RULE_NAMES)}")
         if self.min_mean_word_len > self.max_mean_word_len:
-            raise ConfigError(f"min_mean_word_len: got {self.min_mean_word_len}, must be <= "
+            raise ConfigError(f"clean.min_mean_word_len: got {self.min_mean_word_len}, must be <= "
                               f"max_mean_word_len ({self.max_mean_word_len})")
 
     def normalize_options(self) -> NormalizeOptions:

@@ -30,15 +30,21 @@ class ShardTask:
     index: EvalIndex
 
 
+STDLIB_KINDS = ("topic", "module", "source")  # the ``kind`` meta of pipeline.ingest.stdlib's documents
+
+
 def doc_unit(meta: str | None) -> str | None:
-    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta), if any."""
+    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta), if any.
+
+    Only documents of the stdlib sources have one: their meta has a stdlib ``kind`` and no ``file``, which
+    every file reader writes last (a user's JSONL field ``module``, ``topic`` or ``file`` cannot fake it)."""
     if not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
         return None
     try:
         m = json.loads(meta)
     except ValueError:
         return None
-    if not isinstance(m, dict):
+    if not isinstance(m, dict) or "file" in m or m.get("kind") not in STDLIB_KINDS:
         return None
     if "topic" in m:
         return f"topic/{m['topic']}"

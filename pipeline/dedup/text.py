@@ -1,11 +1,12 @@
 """Text simplification before shingling, and detection of scripts written without spaces.
 
-``simplify`` follows datatrove's ``simplify_text`` idea: lowercase, NFD with the combining marks dropped
-(diacritics removed), punctuation and symbols deleted ("don't" → "dont"), every digit folded to ``0``,
-whitespace of any kind turned into plain spaces. The rule is applied character by character (so the
-context rule for a final capital sigma does not apply), through a translation table filled lazily, one entry
-per distinct character ever seen. Three exact routes, fastest first: ASCII text through ``bytes.translate``;
-mostly-ASCII text by rewriting only its few non-ASCII characters; anything else through ``str.translate``.
+``simplify`` follows datatrove's ``simplify_text`` idea: lowercase, NFKD with the combining marks dropped
+(diacritics removed) and compatibility forms folded (full-width Latin, ligatures, superscripts), punctuation
+and symbols deleted ("don't" → "dont"), every digit folded to ``0``, whitespace of any kind turned into plain
+spaces. The rule is applied character by character (so the context rule for a final capital sigma does not
+apply), through a translation table filled lazily, one entry per distinct character ever seen. Three exact
+routes, fastest first: ASCII text through ``bytes.translate``; mostly-ASCII text by rewriting only its few
+non-ASCII characters; anything else through ``str.translate``.
 The result is UTF-8 bytes because the word hashing in ``shingles.py`` works on bytes in numpy.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import unicodedata
 
 import numpy as np
 
-# Anything that is neither a word character nor whitespace; "_" counts as punctuation here. After NFD the
+# Anything that is neither a word character nor whitespace; "_" counts as punctuation here. After NFKD the
 # combining marks are separate characters that are not \w, so this also strips the diacritics.
 _PUNCT = re.compile(r"[^\w\s]|_")
 _DIGIT = re.compile(r"\d")
@@ -23,11 +24,16 @@ _SPACE = re.compile(r"\s")
 
 
 def simplify_char(ch: str) -> str:
-    """The rule for one character: lower, NFD, drop punctuation and marks, digits → 0, spaces → " "."""
-    s = unicodedata.normalize("NFD", ch.lower())
+    """The rule for one character: lower, NFKD, drop punctuation and marks, digits → 0, spaces → " ".
+
+    NFKD, not NFD, so that a text copied in full-width Latin ("ｔｅｘｔ") or with ligatures ("ﬁ") simplifies
+    like the plain one. It can yield capitals ("ℌ" → "H"), hence the second ``lower``; a non-space character
+    whose decomposition starts or ends with a space (the spacing accents "¨", "´") gives no space."""
+    s = unicodedata.normalize("NFKD", ch.lower()).lower()
     s = _PUNCT.sub("", s)
     s = _DIGIT.sub("0", s)
-    return _SPACE.sub(" ", s)
+    s = _SPACE.sub(" ", s)
+    return s if _SPACE.match(ch) else s.strip(" ")
 
 
 _TABLE: dict[int, str] = {}  # code point → its simplified form, for every character seen so far

@@ -7,6 +7,7 @@ reason and the file and line; a sample of each kind goes to ``reports/drops.json
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,7 @@ from pipeline.ingest.config import IngestConfig, SourceConfig
 from pipeline.ingest.readers import READERS, Doc, Drop, IngestError, resolve_paths
 from pipeline.stage import StageContext
 
-VERSION = "1"
+VERSION = "2"  # 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins
 __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
 
 
@@ -34,6 +35,17 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged file raises while it is read: I/O errors, a truncated gzip stream (EOFError), a
+    corrupt deflate stream (zlib.error), a corrupt zstd frame."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
+    try:
+        import zstandard
+    except ImportError:  # pragma: no cover - zstandard is a dependency; .zst files need it
+        return errors
+    return (*errors, zstandard.ZstdError)
+
+
 def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
     if src.kind == "stdlib_docs":
         for local_id, text, meta in stdlib.iter_docs():
@@ -47,13 +59,18 @@ def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
                 continue
             yield Doc(local_id, text, meta) if text.strip() else Drop("empty_file", local_id)
     else:
-        reader = READERS[src.kind]
+        reader, errors = READERS[src.kind], _read_errors()
         for path in resolve_paths(src, root):
             rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+            n = 0
             try:
-                yield from reader(path, rel, src)
-            except OSError as e:
-                yield Drop("unreadable_file", rel, f"{type(e).__name__}: {e}")
+                for item in reader(path, rel, src):
+                    n += isinstance(item, Doc)
+                    yield item
+            except errors as e:
+                # Streaming readers (JSONL) have already yielded the documents before the damage: they stay.
+                yield Drop("unreadable_file", rel, f"{type(e).__name__}: {e}; the {n} document(s) read from this "
+                                                  "file before the error are kept")
 
 
 def split_huge(text: str, limit: int) -> list[str]:

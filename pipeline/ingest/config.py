@@ -15,9 +15,10 @@ class SourceConfig:
 
     ``kind``: ``stdlib_docs`` (pydoc topics + docstrings of the standard library: the built-in default
     corpus), ``stdlib_source`` (the standard library's .py files), or files: ``text`` / ``markdown``
-    (one document per file, or per blank-line-separated paragraph with ``split: paragraph``),
-    ``jsonl`` (.jsonl, .jsonl.gz, .jsonl.zst; ``text_field``), ``parquet``, ``csv`` / ``tsv``
-    (``text_field`` is a column name, or a 0-based index when ``header`` is false).
+    (one document per file, or per paragraph with ``split: paragraph``: paragraphs are separated by a line that
+    is empty or whitespace only), ``jsonl`` (.jsonl, .jsonl.gz, .jsonl.zst; ``text_field``), ``parquet``,
+    ``csv`` / ``tsv`` (``text_field`` is a column name, or a 0-based index when ``header`` is false; TSV has no
+    quoting, so a field keeps its quotes verbatim).
     """
     name: str = "stdlib_docs"
     kind: SourceKind = "stdlib_docs"

@@ -10,6 +10,7 @@ import glob
 import gzip
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,10 @@ SUFFIXES = {
     "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".ndjson"), "parquet": (".parquet",),
     "csv": (".csv", ".csv.gz"), "tsv": (".tsv", ".tsv.gz", ".tab"),
 }
+# csv's default limit (131,072 chars per field) would abort a file with one long document; documents
+# longer than ``max_doc_chars`` are split downstream (``split_huge``), so any field size is accepted. The
+# limit is process-wide: it is set at each read, whatever other code did to it.
+FIELD_LIMIT = 2**31 - 1
 
 
 def resolve_paths(src: SourceConfig, base: Path) -> list[Path]:
@@ -84,12 +89,20 @@ def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     if src.split == "file":
         yield Doc(rel, text, {"file": rel})
         return
-    line = 1
-    for para in text.replace("\r\n", "\n").split("\n\n"):
-        if para.strip():
-            first = line + len(para) - len(para.lstrip("\n"))  # the line its text starts on
-            yield Doc(f"{rel}:{first}", para.strip("\n"), {"file": rel, "line": first})
-        line += para.count("\n") + 2
+    yield from _paragraphs(text, rel)
+
+
+def _paragraphs(text: str, rel: str) -> Iterator[Doc]:
+    """Runs of non-blank lines; a blank line is empty or whitespace only. CRLF and a lone CR end a line
+    too, so line numbers are what an editor shows."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    start = None
+    for i, line in enumerate([*lines, ""]):  # a final blank line closes the last paragraph
+        if line.strip():
+            start = i if start is None else start
+        elif start is not None:
+            yield Doc(f"{rel}:{start + 1}", "\n".join(lines[start:i]), {"file": rel, "line": start + 1})
+            start = None
 
 
 def _open_lines(path: Path) -> Iterator[bytes]:
@@ -133,9 +146,52 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
             yield Drop("empty_text", where)
             continue
         meta = {k: v for k, v in obj.items() if k != src.text_field and isinstance(v, (str, int, float, bool))}
-        yield Doc(f"{rel}:{lineno}", text, {"file": rel, "line": lineno, **meta})
+        if _MAYBE_SURROGATE.search(line):
+            fixed = _fix_surrogates(text, meta, src, where)
+            if isinstance(fixed, Drop):
+                yield fixed
+                continue
+            text, meta = fixed
+        yield Doc(f"{rel}:{lineno}", text, _with_provenance(meta, file=rel, line=lineno))
     if not seen:
         yield Drop("empty_file", rel)
+
+
+# A JSON escape of a UTF-16 surrogate (backslash-u D800 to DFFF): json.loads turns a lone one into a str that cannot be
+# encoded as UTF-8 (pyarrow fails on it later, far from the file). Valid UTF-8 input holds no surrogate,
+# so only lines with such an escape are checked.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fix_surrogates(text: str, meta: dict, src: SourceConfig, where: str) -> tuple[str, dict] | Drop:
+    """``text`` and ``meta`` with lone surrogates replaced by U+FFFD (``encoding_errors: replace``), else a Drop."""
+    named = [(repr(src.text_field), text), *((f"name {k!r}", k) for k in meta),
+             *((repr(k), v) for k, v in meta.items())]
+    bad = [name for name, v in named if isinstance(v, str) and _SURROGATE.search(v)]
+    if not bad:
+        return text, meta
+    if src.encoding_errors != "replace":
+        return Drop("lone_surrogate", where, f"field {bad[0]}: a \\ud800-\\udfff escape that is not half of a "
+                                             "surrogate pair is not Unicode text")
+
+    def fix(v):
+        return _SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v
+    return fix(text), {fix(k): fix(v) for k, v in meta.items()}
+
+
+def _with_provenance(meta: dict, **provenance) -> dict:
+    """``meta`` with the reader's provenance keys (file, line) written last, so that they win; a user field of
+    the same name is kept under ``user_<name>`` (``user_user_<name>`` if that is taken too, and so on).
+    Every file reader writes "file" and the stdlib sources never do: decontamination tells them apart by it."""
+    out = dict(meta)
+    for k in provenance:
+        if k in out:
+            alias = f"user_{k}"
+            while alias in out or alias in provenance:
+                alias = f"user_{alias}"
+            out[alias] = out.pop(k)
+    return {**out, **provenance}
 
 
 def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
@@ -170,29 +226,31 @@ def read_delimited(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     if isinstance(text, Drop):
         yield text
         return
-    rows = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if src.kind == "tsv" else ",")
+    records = csv_records(text, src.kind, rel)
     col: int | None = None
     if src.header:
-        header = next(rows, None)
+        header = next(records, None)
         if header is None:
             yield Drop("empty_file", rel)
             return
-        if src.text_field not in header:
-            yield Drop("missing_column", rel, f"no column {src.text_field!r}; header: {header}")
+        if isinstance(header[1], Drop):  # without a header there is no column to read
+            yield Drop("missing_column", header[1].where, f"header row: {header[1].detail}; file not read")
             return
-        col, width = header.index(src.text_field), len(header)
+        if src.text_field not in header[1]:
+            yield Drop("missing_column", rel, f"no column {src.text_field!r}; header: {header[1]}")
+            return
+        col, width = header[1].index(src.text_field), len(header[1])
     else:
         if not src.text_field.isdigit():
             raise IngestError(f"source {src.name!r}: text_field must be a column index when header is false")
         col, width = int(src.text_field), None
     seen = False
-    for row in rows:
-        line = rows.line_num
+    for line, row in records:
         where = f"{rel}:{line}"
-        if not row:
-            continue
         seen = True
-        if (width is not None and len(row) != width) or col >= len(row):
+        if isinstance(row, Drop):
+            yield row
+        elif (width is not None and len(row) != width) or col >= len(row):
             yield Drop("malformed_row", where, f"{len(row)} fields, expected {width or col + 1}")
         elif not row[col].strip():
             yield Drop("empty_text", where)
@@ -200,6 +258,46 @@ def read_delimited(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
             yield Doc(where, row[col], {"file": rel, "line": line})
     if not seen:
         yield Drop("empty_file", rel)
+
+
+# A CSV file whose quotes do not pair up is re-read from the line after the broken record this many times at
+# most (each re-read may parse to the end of the file); past that the rest of the file is one counted drop.
+MAX_REREADS = 100
+
+
+def csv_records(text: str, kind: str, rel: str) -> Iterator[tuple[int, list[str] | Drop]]:
+    """(first line, fields) of each non-empty record, or (first line, Drop) for one csv cannot parse.
+
+    TSV has no quoting: a field may start with '"' and holds it verbatim. CSV is parsed strictly; a record
+    csv rejects is a ``malformed_row`` drop and reading goes on after it. An unclosed quote would swallow
+    the rest of the file: that record is dropped and reading restarts on the line after its first line."""
+    lines = list(io.StringIO(text, newline=""))  # keeps "\r\n", "\n" and "\r" line ends as csv wants them
+    opts = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {"delimiter": ",", "strict": True}
+    csv.field_size_limit(FIELD_LIMIT)
+    start, rereads = 0, 0
+    while start < len(lines):
+        rows = csv.reader(iter(lines[start:]), **opts)
+        restart = None
+        while restart is None:
+            first = start + rows.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield first, Drop("malformed_row", f"{rel}:{first}", f"csv: {e}")
+                if start + rows.line_num >= len(lines):  # the record ran to the end of the file
+                    restart = first
+                continue
+            if row:
+                yield first, row
+        rereads += 1
+        if rereads > MAX_REREADS:
+            yield restart + 1, Drop("malformed_row", f"{rel}:{restart + 1}",
+                                    f"lines {restart + 1}-{len(lines)} not read: more than {MAX_REREADS} unclosed "
+                                    "quotes (is this file CSV? a TSV file is read with kind: tsv)")
+            return
+        start = restart
 
 
 READERS = {"text": read_text_file, "markdown": read_text_file, "jsonl": read_jsonl,

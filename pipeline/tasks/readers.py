@@ -6,7 +6,6 @@ reason, the file and line, a detail). Checking labels against a label list happe
 """
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections import Counter
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.ingest.readers import csv_records
 from pipeline.tasks.config import TaskConfig
 
 
@@ -66,28 +66,11 @@ def _column(fields: str, header: list[str] | None, path: Path, what: str) -> int
 OPEN = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
 SURROGATE = re.compile("[\ud800-\udfff]")
 BAD_BYTES = "bytes that are not UTF-8"
-csv.field_size_limit(2**31 - 1)  # a long text is one field; the csv module's default cap is 131,072 characters
 
 
 def _bad_text(*values: object) -> bool:
     """A string holding a surrogate: an undecodable byte, or a lone ``\\ud800`` escape of JSON."""
     return any(isinstance(v, str) and SURROGATE.search(v) for v in values)
-
-
-def _records(reader, rel: str) -> Iterator[tuple[int, list[str] | None, str]]:
-    """(first line, fields, error) per record of a csv reader. A malformed record (a stray quote) gives
-    fields None and reading goes on; a quote left open to the end of the file is a ``TaskError`` naming
-    the line it opened on, since every row after it would vanish into one field."""
-    while True:
-        start = reader.line_num + 1
-        try:
-            yield start, next(reader), ""
-        except StopIteration:
-            return
-        except csv.Error as e:
-            if "unexpected end of data" in str(e):
-                raise TaskError(f"{rel}:{start}: a quoted field opened here is never closed ({e})") from None
-            yield start, None, str(e)
 
 
 def _index(col: int) -> int:
@@ -96,37 +79,40 @@ def _index(col: int) -> int:
 
 
 def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Iterator[Record | Drop]:
-    """Rows of a CSV / TSV file. Every row must have as many fields as the header (or, without one, as most
-    rows have): a row with more or fewer is dropped as ``ragged_row`` rather than read from shifted columns."""
+    """Rows of a CSV / TSV file (``csv_records``: a record that csv cannot parse, such as a stray or unclosed
+    quote, is a ``malformed_row`` and reading goes on after it). Every row must have as many fields as the
+    header (or, without one, as most rows have): a row with more or fewer is dropped as ``ragged_row`` rather
+    than read from shifted columns."""
     pair = cfg.kind == "pair_classification"
+    # TSV without quoting (GLUE-style TSVs hold bare quotes inside fields), CSV strictly: see csv_records.
     with open(path, newline="", **OPEN) as f:
-        # QUOTE_NONE for TSV: GLUE-style TSVs hold bare quotes inside fields.
-        reader = csv.reader(f, delimiter=delimiter, strict=True,
-                            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        rows = _records(reader, rel)
-        header = next((r for _, r, _ in rows), None) if cfg.header else None
-        cols = {"text": _column(cfg.text_field, header, path, "text_field"),
-                "label": _column(cfg.label_field, header, path, "label_field")}
-        if pair:
-            cols["text_pair"] = _column(cfg.text_pair_field, header, path, "text_pair_field")
-        need = max(_index(c) for c in cols.values())
-        body = [(i, r, e) for i, r, e in rows if r is None or not (not r or (len(r) == 1 and not r[0].strip()))]
-        widths = Counter(len(r) for _, r, _ in body if r is not None)
-        width = len(header) if header is not None else (widths.most_common(1)[0][0] if widths else 0)
-        for line, row, error in body:
-            origin = f"{rel}:{line}"
-            if row is None:
-                yield Drop("malformed_row", origin, error)
-            elif len(row) <= need:
-                yield Drop("missing_field", origin, f"{len(row)} column(s), need column {need}")
-            elif len(row) != width:
-                yield Drop("ragged_row", origin, f"{len(row)} fields, the {'header' if header else 'file'} has "
-                           f"{width}: a delimiter inside an unquoted field?")
-            elif _bad_text(*row):
-                yield Drop("bad_encoding", origin, BAD_BYTES)
-            else:
-                yield Record(origin, text=row[cols["text"]], label=row[cols["label"]],
-                             text_pair=row[cols["text_pair"]] if pair else None)
+        rows = csv_records(f.read(), "tsv" if delimiter == "\t" else "csv", rel)
+    first = next(rows, None) if cfg.header else None
+    header = first[1] if first is not None and isinstance(first[1], list) else None
+    if cfg.header and header is None and first is not None:
+        raise TaskError(f"{rel}:{first[0]}: the header row cannot be read ({first[1].detail})")
+    cols = {"text": _column(cfg.text_field, header, path, "text_field"),
+            "label": _column(cfg.label_field, header, path, "label_field")}
+    if pair:
+        cols["text_pair"] = _column(cfg.text_pair_field, header, path, "text_pair_field")
+    need = max(_index(c) for c in cols.values())
+    body = [(i, r) for i, r in rows if not isinstance(r, list) or len(r) > 1 or r[0].strip()]
+    widths = Counter(len(r) for _, r in body if isinstance(r, list))
+    width = len(header) if header is not None else (widths.most_common(1)[0][0] if widths else 0)
+    for line, row in body:
+        origin = f"{rel}:{line}"
+        if not isinstance(row, list):
+            yield Drop("malformed_row", origin, row.detail)
+        elif len(row) <= need:
+            yield Drop("missing_field", origin, f"{len(row)} column(s), need column {need}")
+        elif len(row) != width:
+            yield Drop("ragged_row", origin, f"{len(row)} fields, the {'header' if header else 'file'} has "
+                       f"{width}: a delimiter inside an unquoted field?")
+        elif _bad_text(*row):
+            yield Drop("bad_encoding", origin, BAD_BYTES)
+        else:
+            yield Record(origin, text=row[cols["text"]], label=row[cols["label"]],
+                         text_pair=row[cols["text_pair"]] if pair else None)
 
 
 def read_jsonl(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:

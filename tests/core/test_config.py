@@ -26,9 +26,76 @@ class Outer:
 
 
 def test_build_coerces_and_validates():
-    o = build(Outer, {"n": "7", "flag": "true", "names": "x,y", "inner": {"rate": "0.25", "mode": "b"}})
+    o = build(Outer, {"n": "7", "flag": "true", "names": ["x", "y"], "inner": {"rate": "0.25", "mode": "b"}})
     assert (o.n, o.flag, o.names, o.inner.rate, o.inner.mode) == (7, True, ["x", "y"], 0.25, "b")
     assert to_dict(o)["inner"] == {"rate": 0.25, "mode": "b"}
+
+
+def test_a_yaml_string_for_a_list_is_one_item_and_set_splits_at_commas(tmp_path):
+    assert build(Outer, {"names": "data/a,v2.txt"}).names == ["data/a,v2.txt"]
+    assert build(Outer, {"names": ""}).names == []
+    assert parse_override(Outer, "names=x, y") == (["names"], ["x", "y"])
+    f = tmp_path / "c.yaml"
+    f.write_text("ingest:\n  sources:\n  - name: a\n    kind: text\n    paths: data/a,v2.txt\n")
+    assert config.load(files=[f]).ingest.sources[0].paths == ["data/a,v2.txt"]
+    assert config.load(overrides=["clean.disabled_rules=empty,c4_curly_bracket"]).clean.disabled_rules == [
+        "empty", "c4_curly_bracket"]
+
+
+@dataclass(frozen=True)
+class Named:
+    label: str = "x"
+    maybe: str | None = "y"
+
+
+@pytest.mark.parametrize("value", [None, True, False])
+def test_a_string_field_rejects_null_and_booleans(value):
+    with pytest.raises(ConfigError, match=f"^label: got {value!r}, expected a string"):
+        build(Named, {"label": value})
+    assert build(Named, {"maybe": None}).maybe is None  # the type allows it
+    assert build(Named, {"label": 5}).label == "5"
+
+
+def test_a_yaml_null_or_yes_for_a_string_names_the_full_key(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("ingest:\n  sources:\n  - name: a\n    kind: jsonl\n    paths: [x.jsonl]\n    text_field: yes\n")
+    with pytest.raises(ConfigError, match=r"^ingest.sources\[0\].text_field: got True, expected a string"):
+        config.load(files=[f])
+    f.write_text("run:\n  experiment:\n")
+    with pytest.raises(ConfigError, match="^run.experiment: got None, expected a string"):
+        config.load(files=[f])
+
+
+@dataclass(frozen=True)
+class Checked:
+    lo: int = 0
+    hi: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ConfigError(f"lo: got {self.lo}, must be <= hi ({self.hi})")
+
+
+@dataclass(frozen=True)
+class Holder:
+    checked: list[Checked] = field(default_factory=list)
+    one: Checked = field(default_factory=Checked)
+
+
+def test_post_init_errors_name_the_full_key():
+    with pytest.raises(ConfigError, match=r"^checked\[1\]\.lo: got 5"):
+        build(Holder, {"checked": [{}, {"lo": 5}]})
+    with pytest.raises(ConfigError, match=r"^one\.lo: got 5"):
+        build(Holder, {"one": {"lo": 5}})
+    cases = [("clean.disabled_rules=nope", "^clean.disabled_rules: unknown rule 'nope'"),
+             ('clean.rules_by_source={"a": ["nope"]}', "^clean.rules_by_source.a: unknown rule 'nope'"),
+             ("clean.min_mean_word_len=20", "^clean.min_mean_word_len: got 20.0, must be <="),
+             ('ingest.sources=[{"name": "a"}, {"name": "b c"}]', r"^ingest.sources\[1\].name: got 'b c'"),
+             ('ingest.sources=[{"name": "a", "kind": "jsonl"}]', r"^ingest.sources\[a\].paths: a jsonl source needs"),
+             ("dedup.bands=4", "^dedup.bands and dedup.rows: set both or neither")]
+    for assignment, needle in cases:
+        with pytest.raises(ConfigError, match=needle):
+            config.load(overrides=[assignment])
 
 
 @pytest.mark.parametrize("data, needle", [

@@ -91,3 +91,35 @@ def test_mark_is_deterministic_and_empty_inputs_are_fine():
     empty = build_index([], SPEC)
     assert len(empty.keys) == 0 and mark(docs[:4], empty) == [None] * 4 and mark([], index) == []
     assert np.all(np.diff(index.keys.astype(np.float64)) > 0)
+
+
+def test_a_copy_in_full_width_latin_or_with_ligatures_matches():
+    index = build_index([("news:test", [TEST])], SPEC)
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in TEST)
+    ligatures = TEST.replace("st", "\ufb06")
+    assert ligatures != TEST and full_width != TEST
+    m = scan([f"Copied: {full_width}", f"Copied: {ligatures}"], index)
+    assert m.doc.tolist() == [0, 1] and m.hits.tolist() == [13, 13]
+
+
+def test_held_out_units_come_only_from_stdlib_documents():
+    from pipeline.decontaminate.shards import doc_unit
+    from pipeline.ingest.stdlib import meta_json
+    assert doc_unit(meta_json({"kind": "module", "module": "json", "area": "json"})) == "module/json"
+    assert doc_unit(meta_json({"kind": "topic", "topic": "if"})) == "topic/if"
+    assert doc_unit(meta_json({"kind": "source", "module": "json", "area": "json"})) == "module/json"
+    assert doc_unit(meta_json({"file": "u.jsonl", "line": 1, "kind": "module", "module": "json"})) is None
+    assert doc_unit(meta_json({"module": "json"})) is None
+
+
+def test_a_user_jsonl_field_module_does_not_make_a_held_out_document(tmp_path):
+    from pipeline.ingest.readers import read_jsonl
+    from pipeline.ingest.config import SourceConfig
+    from pipeline.ingest.stdlib import meta_json
+    p = tmp_path / "u.jsonl"
+    p.write_text(json.dumps({"text": "my notes on parsing config files", "kind": "module", "module": "json"}) + "\n")
+    [doc] = read_jsonl(p, "u.jsonl", SourceConfig(name="u", kind="jsonl", paths=["u.jsonl"]))
+    index = build_index([("area:test", ["unrelated evaluation text"])], SPEC, {"module/json": ["area:test"]})
+    stdlib_doc = meta_json({"kind": "module", "module": "json", "area": "json"})
+    marks = mark([doc.text, "the json page"], index, [meta_json(doc.meta), stdlib_doc])
+    assert marks[0] is None and json.loads(marks[1])["held_out_unit"] == "module/json"

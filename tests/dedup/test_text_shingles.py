@@ -63,3 +63,14 @@ def test_cjk_uses_character_ngrams():
 def test_word_order_matters_and_distinct_words_differ():
     sh = shingle_hashes(["a b c d e", "e d c b a", "a b c d f"], SPEC)
     assert len(set(sh.hashes.tolist())) == 3
+
+
+def test_compatibility_forms_fold_like_the_plain_text():
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in "Hello")
+    folded = text.simplify(f"{full_width} \ufb01le \u2168 x\u00b2 \u210cilbert a\u00a8b")
+    assert folded == b"hello file ix x0 hilbert ab"
+    mixed = "plain text " * 20 + "\uff21\uff22 \ufb01 \u2460 \u00bd \u210c \u00b4 \ufdfa"
+    assert text.simplify(mixed) == text.simplify_unicode(mixed).encode()  # the mostly-ASCII route agrees
+    every = "".join(chr(c) for c in range(0x20, 0x30000) if not 0xD800 <= c < 0xE000)
+    once = text.simplify_unicode(every)
+    assert text.simplify_unicode(once) == once  # idempotent: NFKD output may be capitals, lowered again

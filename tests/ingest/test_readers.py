@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 
@@ -138,3 +139,105 @@ def test_stdlib_module_pages():
                                        '        """F doc."""\ndef _hidden():\n    """no"""\n')
     assert n == 3 and "class A\n    A doc." in page and "A.f(self, x=1)\n    F doc." in page
     assert "_hidden" not in page
+
+
+def test_paragraphs_split_at_whitespace_only_lines_and_any_line_end(tmp_path):
+    p = tmp_path / "p.txt"
+    p.write_bytes(b"one\n   \ntwo a\r\ntwo b\r\n\t\r\nthree\r\rfour\n \n\n")
+    paras = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split="paragraph"))
+    assert [(d.text, d.meta["line"], d.local_id) for d in paras] == [
+        ("one", 1, "p.txt:1"), ("two a\ntwo b", 3, "p.txt:3"), ("three", 6, "p.txt:6"), ("four", 8, "p.txt:8")]
+
+
+def _surrogate_lines(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"text": "fine"}\n{"text": "bad \\ud800 text"}\n{"text": "ok", "note": "x\\udc00"}\n'
+                 '{"text": "ok", "\\udfff": 1}\n{"text": "a pair \\ud83d\\ude00 is fine"}\n')
+    return p
+
+
+def test_jsonl_lone_surrogate_escapes_are_dropped_with_the_line(tmp_path):
+    p = _surrogate_lines(tmp_path)
+    out = items(read_jsonl, p, SourceConfig(name="j", kind="jsonl", paths=["x"]))
+    assert [d.text for d in out if isinstance(d, Doc)] == ["fine", "a pair \U0001F600 is fine"]
+    drops = [d for d in out if isinstance(d, Drop)]
+    assert [(d.reason, d.where) for d in drops] == [("lone_surrogate", "s.jsonl:2"), ("lone_surrogate", "s.jsonl:3"),
+                                                    ("lone_surrogate", "s.jsonl:4")]
+    assert [d.detail.split(":")[0] for d in drops] == ["field 'text'", "field 'note'", "field name '\\udfff'"]
+
+
+def test_jsonl_lone_surrogates_replaced_and_the_stage_writes_them(tmp_path):
+    p = _surrogate_lines(tmp_path)
+    src = SourceConfig(name="j", kind="jsonl", paths=[p.name], encoding_errors="replace")
+    docs = items(read_jsonl, p, src)
+    assert [d.text for d in docs][:3] == ["fine", "bad \ufffd text", "ok"]
+    assert docs[2].meta["note"] == "x\ufffd" and "\ufffd" in docs[3].meta
+    stats = run(IngestConfig(sources=[src]), StageContext(name="ingest", key="k", out=tmp_path / "o", root=tmp_path))
+    assert stats["docs"] == 5 and stats["dropped"] == 0
+    stats = run(IngestConfig(sources=[SourceConfig(name="j", kind="jsonl", paths=[p.name])]),
+                StageContext(name="ingest", key="k", out=tmp_path / "o2", root=tmp_path))
+    assert (stats["docs"], stats["dropped.lone_surrogate"]) == (2, 3)
+
+
+def test_jsonl_provenance_wins_over_user_fields(tmp_path):
+    p = tmp_path / "u.jsonl"
+    p.write_text(json.dumps({"text": "a user doc", "file": "elsewhere.txt", "line": 7, "user_line": 0,
+                             "module": "json"}) + "\n")
+    [doc] = items(read_jsonl, p, SourceConfig(name="u", kind="jsonl", paths=["x"]))
+    assert doc.meta == {"file": "u.jsonl", "line": 1, "user_file": "elsewhere.txt", "user_user_line": 7,
+                        "user_line": 0, "module": "json"}
+
+
+def test_tsv_fields_keep_their_quotes(tmp_path):
+    t = tmp_path / "q.tsv"
+    t.write_text('text\tlabel\n"Hi," she said.\t1\n"Wait\t0\nthird row\t1\nfourth row\t0\n')
+    out = items(read_delimited, t, SourceConfig(name="t", kind="tsv", paths=["x"]))
+    assert [(d.text, d.meta["line"]) for d in out] == [('"Hi," she said.', 2), ('"Wait', 3), ("third row", 4),
+                                                      ("fourth row", 5)]
+
+
+def test_csv_bad_quotes_drop_one_record_and_reading_goes_on(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('text,label\n"ab"c,1\nok,0\n"multi\nline",1\n"unclosed,1\nafter,0\nlast,1\n')
+    out = items(read_delimited, p, SourceConfig(name="c", kind="csv", paths=["x"]))
+    assert [(type(i).__name__, getattr(i, "text", None) or i.reason, i.where if isinstance(i, Drop) else i.local_id)
+            for i in out] == [("Drop", "malformed_row", "q.csv:2"), ("Doc", "ok", "q.csv:3"),
+                              ("Doc", "multi\nline", "q.csv:4"), ("Drop", "malformed_row", "q.csv:6"),
+                              ("Doc", "after", "q.csv:7"), ("Doc", "last", "q.csv:8")]
+    assert out[3].detail == "csv: unexpected end of data"
+
+
+def test_csv_field_longer_than_csvs_default_limit(tmp_path):
+    p = tmp_path / "big.csv"
+    p.write_text("text\n" + "a" * 200_000 + "\nok\n")
+    before = csv.field_size_limit(131_072)  # csv's default, whatever an earlier import set
+    try:
+        out = items(read_delimited, p, SourceConfig(name="c", kind="csv", paths=["x"]))
+    finally:
+        csv.field_size_limit(before)
+    assert [len(d.text) for d in out] == [200_000, 2]
+
+
+def _corrupt_gzip(data: bytes) -> bytes:
+    z = bytearray(gzip.compress(data))
+    z[10:18] = b"\xff" * 8  # the first deflate block header: zlib.error "invalid block type"
+    return bytes(z)
+
+
+def test_damaged_compressed_files_are_counted_drops_and_the_rest_is_kept(tmp_path):
+    lines = b"".join(json.dumps({"text": f"document {i} " + "x" * (i % 97)}).encode() + b"\n" for i in range(3000))
+    whole = gzip.compress(lines)
+    (tmp_path / "a_truncated.jsonl.gz").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "b_deflate.jsonl.gz").write_bytes(_corrupt_gzip(lines))
+    (tmp_path / "c_corrupt.jsonl.zst").write_bytes(b"not a zstd frame")
+    (tmp_path / "d_good.jsonl").write_text('{"text": "good"}\n')
+    ctx = StageContext(name="ingest", key="k", out=tmp_path / "out", root=tmp_path)
+    stats = run(IngestConfig(sources=[SourceConfig(name="j", kind="jsonl", paths=["*.jsonl*"])]), ctx)
+    samples = json.loads((ctx.out / "reports" / "drops.json").read_text())["samples"]["unreadable_file"]
+    assert [(s["where"], s["detail"].split(":")[0]) for s in samples] == [
+        ("a_truncated.jsonl.gz", "EOFError"), ("b_deflate.jsonl.gz", "error"), ("c_corrupt.jsonl.zst", "ZstdError")]
+    kept = int(samples[0]["detail"].split("; the ")[1].split(" ")[0])
+    assert 0 < kept < 3000 and stats["docs"] == kept + 1 and stats["dropped.unreadable_file"] == 3
+    rows = [r for t in documents.iter_tables(ctx.out) for r in t.to_pylist()]
+    assert [r["text"] for r in rows[:kept]] == [json.loads(x)["text"] for x in lines.splitlines()[:kept]]
+    assert samples[1]["detail"].endswith("the 0 document(s) read from this file before the error are kept")
