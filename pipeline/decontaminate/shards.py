@@ -18,6 +18,7 @@ from pipeline.decontaminate.index import EvalIndex
 from pipeline.decontaminate.match import scan
 from pipeline.decontaminate.ngrams import UNITS, window_text
 from pipeline.dedup.shards import read_kept
+from pipeline.tasks.heldout import doc_unit
 
 REASON = "contaminated"
 ADDED = ("drop_reason", "contamination")
@@ -28,27 +29,6 @@ _BATCH_DOCS = 128  # documents hashed together: amortises numpy calls, keeps the
 class ShardTask:
     path: str
     index: EvalIndex
-
-
-STDLIB_KINDS = ("topic", "module", "source")  # the ``kind`` meta of pipeline.ingest.stdlib's documents
-
-
-def doc_unit(meta: str | None) -> str | None:
-    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta), if any.
-
-    Only documents of the stdlib sources have one: their meta has a stdlib ``kind`` and no ``file``, which
-    every file reader writes last (a user's JSONL field ``module``, ``topic`` or ``file`` cannot fake it)."""
-    if not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
-        return None
-    try:
-        m = json.loads(meta)
-    except ValueError:
-        return None
-    if not isinstance(m, dict) or "file" in m or m.get("kind") not in STDLIB_KINDS:
-        return None
-    if "topic" in m:
-        return f"topic/{m['topic']}"
-    return f"module/{m['module']}" if "module" in m else None
 
 
 def mark(texts: list[str], index: EvalIndex, metas: list[str | None] | None = None) -> list[str | None]:

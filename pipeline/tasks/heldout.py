@@ -2,7 +2,8 @@
 
 - ``held_out_units``: for the stdlib-derived tasks, whole units (modules and pydoc topics) are held out
   for test; their ingest documents are ``stdlib_docs:module/<m>`` / ``stdlib_docs:topic/<t>`` (doc meta
-  ``{"module": m}`` / ``{"topic": t}``), and ``is_held_out_doc`` tells one from its meta.
+  ``{"kind": "module", "module": m}`` / ``{"kind": "topic", "topic": t}``), and ``doc_unit`` /
+  ``is_held_out_doc`` tell one from its meta.
 - ``test_texts``: every task's test inputs as plain text (tagging: the words joined by spaces), for an
   n-gram overlap check against documents from any source.
 """
@@ -25,14 +26,30 @@ def held_out_units(tasks_cfg: TasksConfig, root: Path = Path("."), split: str = 
     return units
 
 
+STDLIB_KINDS = ("topic", "module", "source")  # the ``kind`` meta of pipeline.ingest.stdlib's documents
+
+
+def doc_unit(meta: str | None) -> str | None:
+    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta JSON), if any.
+
+    Only documents of the stdlib sources have one: their meta has a stdlib ``kind`` and no ``file``, which
+    every file reader writes last (a user's JSONL field ``module``, ``topic`` or ``file`` cannot fake it)."""
+    if not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
+        return None
+    try:
+        m = json.loads(meta)
+    except ValueError:
+        return None
+    if not isinstance(m, dict) or "file" in m or m.get("kind") not in STDLIB_KINDS:
+        return None
+    if "topic" in m:
+        return f"topic/{m['topic']}"
+    return f"module/{m['module']}" if "module" in m else None
+
+
 def is_held_out_doc(meta: str | dict[str, Any], units: set[str]) -> bool:
     """Does a document (by its ingest meta, a JSON string or dict) belong to a held-out unit?"""
-    m = json.loads(meta) if isinstance(meta, str) else meta
-    if not isinstance(m, dict):
-        return False
-    if m.get("kind") == "topic" or "topic" in m:
-        return f"topic/{m.get('topic')}" in units
-    return "module" in m and f"module/{m['module']}" in units
+    return doc_unit(meta if isinstance(meta, str) else json.dumps(meta)) in units
 
 
 def test_texts(tasks_cfg: TasksConfig, root: Path = Path(".")) -> Iterator[tuple[str, str]]:
@@ -47,4 +64,4 @@ def test_texts(tasks_cfg: TasksConfig, root: Path = Path(".")) -> Iterator[tuple
                     yield cfg.name, ex["text_pair"]
 
 
-__all__ = ["held_out_units", "is_held_out_doc", "test_texts"]
+__all__ = ["doc_unit", "held_out_units", "is_held_out_doc", "test_texts"]

@@ -103,7 +103,7 @@ def test_a_copy_in_full_width_latin_or_with_ligatures_matches():
 
 
 def test_held_out_units_come_only_from_stdlib_documents():
-    from pipeline.decontaminate.shards import doc_unit
+    from pipeline.tasks.heldout import doc_unit
     from pipeline.ingest.stdlib import meta_json
     assert doc_unit(meta_json({"kind": "module", "module": "json", "area": "json"})) == "module/json"
     assert doc_unit(meta_json({"kind": "topic", "topic": "if"})) == "topic/if"

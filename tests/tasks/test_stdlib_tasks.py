@@ -87,6 +87,7 @@ def test_held_out_units_are_the_test_examples_units():
     assert is_held_out_doc('{"kind": "module", "module": "%s"}' % module, units)
     train_module = area.splits["train"][0]["unit"].removeprefix("module/")
     assert not is_held_out_doc({"kind": "module", "module": train_module}, units)
+    assert not is_held_out_doc({"file": "mine.jsonl", "line": 3, "kind": "module", "module": module}, units)
 
 
 def test_docstring_cache_round_trips(tmp_path, monkeypatch):
