@@ -10,6 +10,7 @@ import glob
 import gzip
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,8 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
         if not text.strip():
             yield Drop("empty_text", where)
             continue
-        meta = {k: v for k, v in obj.items() if k != src.text_field and isinstance(v, (str, int, float, bool))}
+        meta = {k: _json_safe(v) for k, v in obj.items()
+                if k != src.text_field and isinstance(v, (str, int, float, bool))}
         if _MAYBE_SURROGATE.search(line):
             fixed = _fix_surrogates(text, meta, src, where)
             if isinstance(fixed, Drop):
@@ -155,6 +157,12 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
         yield Doc(f"{rel}:{lineno}", text, _with_provenance(meta, file=rel, line=lineno))
     if not seen:
         yield Drop("empty_file", rel)
+
+
+def _json_safe(v: str | int | float | bool) -> str | int | float | bool:
+    """A meta value that standard JSON can hold: NaN and infinities (which Python's json reads from "NaN",
+    "Infinity" or 1e400) are kept as the strings "nan", "inf", "-inf"."""
+    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
 
 
 # A JSON escape of a UTF-16 surrogate (backslash-u D800 to DFFF): json.loads turns a lone one into a str that cannot be

@@ -188,6 +188,14 @@ def test_jsonl_provenance_wins_over_user_fields(tmp_path):
                         "user_line": 0, "module": "json"}
 
 
+def test_jsonl_non_finite_numbers_stay_standard_json_in_meta(tmp_path):
+    p = tmp_path / "n.jsonl"
+    p.write_text('{"text": "a doc", "score": NaN, "big": 1e400, "low": -Infinity, "ok": 0.5}\n')
+    [doc] = items(read_jsonl, p, SourceConfig(name="n", kind="jsonl", paths=["x"]))
+    assert doc.meta == {"file": "n.jsonl", "line": 1, "score": "nan", "big": "inf", "low": "-inf", "ok": 0.5}
+    json.dumps(doc.meta, allow_nan=False)  # raises on a NaN or an infinity
+
+
 def test_tsv_fields_keep_their_quotes(tmp_path):
     t = tmp_path / "q.tsv"
     t.write_text('text\tlabel\n"Hi," she said.\t1\n"Wait\t0\nthird row\t1\nfourth row\t0\n')
