@@ -49,16 +49,32 @@ SUFFIXES = {
 FIELD_LIMIT = 2**31 - 1
 
 
+# What lmforge writes under the project root (stage outputs, saved run configs, the tracking store): a folder
+# or glob that covers them ("data", "data/**/*.parquet") must not read them back as corpus, or every run would
+# ingest the last one's output and change its own key. A file named exactly is read wherever it is.
+GENERATED = ("data/work", "data/runs", "mlruns", ".prefect")
+
+
 def resolve_paths(src: SourceConfig, base: Path) -> list[Path]:
-    """Expand files, folders and glob patterns (relative to ``base``) into a sorted list of files."""
+    """Expand files, folders and glob patterns (relative to ``base``, the project root) into a sorted list of
+    files; a folder or pattern leaves out what lmforge itself wrote there (``GENERATED``)."""
     files: set[Path] = set()
+    generated = [(base / g).resolve() for g in GENERATED]
     for pattern in src.paths:
         p = Path(pattern).expanduser()
         p = p if p.is_absolute() else base / p
         if p.is_dir():
             matches = [q for q in p.rglob("*") if q.is_file() and _suffix_ok(q, src.kind)]
+        elif p.is_file():
+            matches = [p]
         else:
             matches = [Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file()]
+        if not p.is_file():
+            found = len(matches)
+            matches = [m for m in matches if not any(m.resolve().is_relative_to(g) for g in generated)]
+            if found and not matches:
+                raise IngestError(f"source {src.name!r}: {pattern!r} matches only lmforge's own outputs "
+                                  f"({found} file(s) under {', '.join(GENERATED)}), which are never read as corpus")
         if not matches:
             raise IngestError(f"source {src.name!r}: no file matches {pattern!r} (looked in {p})")
         files.update(m.resolve() for m in matches)

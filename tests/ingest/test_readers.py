@@ -249,3 +249,21 @@ def test_damaged_compressed_files_are_counted_drops_and_the_rest_is_kept(tmp_pat
     rows = [r for t in documents.iter_tables(ctx.out) for r in t.to_pylist()]
     assert [r["text"] for r in rows[:kept]] == [json.loads(x)["text"] for x in lines.splitlines()[:kept]]
     assert samples[1]["detail"].endswith("the 0 document(s) read from this file before the error are kept")
+
+
+def test_folders_and_globs_never_read_lmforges_own_outputs(tmp_path):
+    """A corpus folder "data" or a glob "data/**" once read the last run's shards and saved config back in:
+    the corpus grew every run and nothing was ever cached."""
+    from pipeline.ingest.readers import resolve_paths
+    mine = tmp_path / "data" / "web" / "a.jsonl"
+    own = [tmp_path / "data" / "work" / "ingest" / "k" / "docs.jsonl", tmp_path / "data" / "runs" / "1-config.json",
+           tmp_path / "mlruns" / "x.json"]
+    for f in [mine, *own]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text('{"text": "x"}\n')
+    for paths in (["data"], ["data/**/*.json*"], [str(tmp_path / "**" / "*.json*")]):
+        assert resolve_paths(SourceConfig(name="s", kind="jsonl", paths=paths), tmp_path) == [mine.resolve()]
+    named = SourceConfig(name="s", kind="jsonl", paths=["data/work/ingest/k/docs.jsonl"])
+    assert resolve_paths(named, tmp_path) == [own[0].resolve()]  # a file named exactly is read
+    with pytest.raises(IngestError, match=r"matches only lmforge's own outputs \(1 file\(s\) under data/work"):
+        resolve_paths(SourceConfig(name="s", kind="jsonl", paths=["data/work/**/*.jsonl"]), tmp_path)
