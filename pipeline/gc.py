@@ -43,13 +43,14 @@ class Garbage:
         return sum(size for _, size, _ in self.remove)
 
 
-def recorded_configs(root: Path) -> tuple[list[RunConfig], list[tuple[Path, str]]]:
-    """The configs of past runs (``data/runs/*-config.json``), and the files that no longer validate."""
+def recorded_configs(root: Path) -> tuple[list[tuple[Path, RunConfig]], list[tuple[Path, str]]]:
+    """The configs of past runs (``data/runs/*-config.json``) with their files, and the files that no
+    longer validate."""
     configs, bad = [], []
     for path in sorted((root / "data" / "runs").glob("*-config.json")):
         try:
             data = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
-            configs.append(build(RunConfig, data))
+            configs.append((path, build(RunConfig, data)))
         except (OSError, ValueError, ConfigError, TypeError) as e:
             bad.append((path, f"{type(e).__name__}: {e}"))
     return configs, bad
@@ -60,15 +61,21 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     """What ``collect`` would remove (nothing is touched)."""
     work = root / "data" / "work"
     garbage = Garbage()
-    configs = [current]
+    configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
     if not only_current:
         history, garbage.ignored_configs = recorded_configs(root)
         configs += history
-    garbage.live_configs = len(configs)
     live: dict[str, set[str]] = {}
     live_attr_dirs: set[Path] = set()
-    for cfg in configs:
-        planned = planning.compute(cfg, work, root)
+    for path, cfg in configs:
+        try:
+            planned = planning.compute(cfg, work, root)
+        except ValueError as e:  # a past config whose inputs are gone (a corpus file deleted): its outputs are
+            if path is None:     # garbage like any other; the current config's error stands
+                raise
+            garbage.ignored_configs.append((path, f"{type(e).__name__}: {e}"))
+            continue
+        garbage.live_configs += 1
         for ps in planned:
             live.setdefault(ps.name, set()).add(ps.key)
         live_attr_dirs |= _live_attr_dirs(cfg, planned, work)

@@ -86,3 +86,16 @@ def test_cli_dry_run_removes_nothing(tmp_path, monkeypatch, capsys):
     assert all(p.exists() for p in garbage.values())
     assert cli_main(["gc", "--preset", "tiny"]) == 0
     assert not any(p.exists() for p in garbage.values())
+
+
+def test_a_past_config_whose_corpus_file_is_gone_is_ignored_not_fatal(tmp_path):
+    """gc exists for abandoned experiments: a recorded config naming a deleted corpus file once stopped it."""
+    cfg, garbage, kept = _store(tmp_path)
+    gone = config.load("tiny", overrides=['ingest.sources=[{"name": "books", "kind": "jsonl", '
+                                          '"paths": ["data/books.jsonl"]}]'])
+    (tmp_path / "data" / "runs" / "20260102-000000-config.json").write_text(json.dumps(to_dict(gone)))
+    found = gc.find(cfg, tmp_path)
+    assert {p for p, _, _ in found.remove} == set(garbage.values())
+    assert found.live_configs == 2
+    ignored = dict((p.name, why) for p, why in found.ignored_configs)
+    assert "no file matches 'data/books.jsonl'" in ignored["20260102-000000-config.json"]
