@@ -75,9 +75,13 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
     for flag, value in (("--stage", stage), ("--from", from_), ("--until", until)):
         if value is not None and value not in names:
             raise PlanError(f"{flag}: got {value!r}, allowed: {', '.join(names)}")
-    if stage and from_:
-        raise PlanError("--stage and --from cannot be combined")
+    if stage and (from_ or until):
+        raise PlanError(f"--stage and {'--from' if from_ else '--until'} cannot be combined: --stage reruns one "
+                        "stage; --from X --until Y reruns a range")
     last = names.index(until) if until else len(names) - 1
+    if from_ and names.index(from_) > last:
+        raise PlanError(f"--until {until} comes before --from {from_}: nothing to run (the order is "
+                        f"{', '.join(names)})")
     if stage:
         selected, forced = {stage}, {stage}
     elif from_:
@@ -88,6 +92,7 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
     if force:
         forced = set(selected)
     by_name = {p.name: p for p in planned}
+    missing = {p.name: p.reason for p in planned}  # "not built yet" / "damaged output (...)", before "not selected"
     for p in planned:
         if p.name not in selected:
             p.action, p.reason = "skip", "not selected"
@@ -100,7 +105,8 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
             u = by_name[up]
             if u.action == "skip" and u.manifest is None:
                 raise PlanError(f"stage {p.name} needs {up}/{u.key}, which is missing or incomplete "
-                                f"({u.reason or 'not built'}); run it first: lmforge run --until {up}")
+                                f"({missing[up] or 'not built'}); run it first: the same lmforge run command "
+                                f"(same --preset, --config and --set) with --until {up}")
     return planned
 
 

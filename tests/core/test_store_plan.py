@@ -75,6 +75,19 @@ def test_selection_and_missing_upstream(tmp_path):
         select(compute(cfg, tmp_path, tmp_path), stage="nope")
 
 
+def test_contradictory_selections_and_the_missing_upstream_message(tmp_path):
+    cfg = config.load("tiny")
+    with pytest.raises(PlanError, match="--until ingest comes before --from evaluate: nothing to run"):
+        select(compute(cfg, tmp_path, tmp_path), from_="evaluate", until="ingest")
+    with pytest.raises(PlanError, match="--stage and --until cannot be combined"):
+        select(compute(cfg, tmp_path, tmp_path), stage="dedup", until="clean")
+    # the upstream's own reason (not "not selected") and a retry that keeps the user's options
+    with pytest.raises(PlanError, match=r"needs clean/\w+, which is missing or incomplete \(not built yet\); run it "
+                                        r"first: the same lmforge run command \(same --preset, --config and --set\) "
+                                        "with --until clean"):
+        select(compute(cfg, tmp_path, tmp_path), stage="dedup")
+
+
 def test_editing_task_or_extra_text_files_changes_the_keys_of_their_readers(tmp_path):
     """Files named in the config (task data, evaluate.extra_texts) are part of the keys of the stages
     that read them, so an edited file is never served from a stale cache."""

@@ -148,7 +148,7 @@ def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
         pytest.skip("needs at least two stages")
     assert lmforge(tmp_path, monkeypatch, "run", "--preset", "tiny", "--stage", names[1]) == 2
     err = capsys.readouterr().err
-    assert f"needs {names[0]}/" in err and f"lmforge run --until {names[0]}" in err
+    assert f"needs {names[0]}/" in err and "(not built yet)" in err and f"with --until {names[0]}" in err
 
 
 def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_server):
