@@ -47,8 +47,9 @@ def compute(cfg: RunConfig, work: Path, root: Path) -> list[PlannedStage]:
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
-        if spec.external_inputs:
-            inputs["external"] = spec.load().fingerprint(cfg.section(spec.name), root)
+        # None: this config names no outside file (e.g. no tokenize.tokenizer_path), and the key stays as before
+        if spec.external_inputs and (fp := spec.load().fingerprint(cfg.section(spec.name), root)) is not None:
+            inputs["external"] = fp
         for section in spec.sections:
             if (fp := registry.section_fingerprint(section, cfg.section(section), root)) is not None:
                 inputs[f"{section}_files"] = fp

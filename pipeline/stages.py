@@ -17,6 +17,8 @@ class StageSpec:
     module: str
     inputs: dict[str, str] = field(default_factory=dict)
     external_inputs: bool = False  # reads files outside the store: its key includes their fingerprint
+    # (the module's ``fingerprint(cfg, root)``; None when this config names no such file, and the key is then
+    # what it would be without them). It also checks that those files exist, at planning.
     sections: tuple[str, ...] = ()  # other config sections it reads (passed as ctx.extra, keyed, with the
     # fingerprint of the files they name, from SECTION_FINGERPRINTS)
 
@@ -33,8 +35,8 @@ STAGES: list[StageSpec] = [
     StageSpec("clean", "pipeline.clean", {"docs": "ingest"}),
     StageSpec("dedup", "pipeline.dedup", {"docs": "clean"}),
     StageSpec("decontaminate", "pipeline.decontaminate", {"docs": "dedup"}, sections=("tasks",)),
-    StageSpec("tokenize", "pipeline.tokenize", {"docs": "decontaminate"}),
-    StageSpec("pretrain", "pipeline.pretrain", {"tokens": "tokenize"}),
+    StageSpec("tokenize", "pipeline.tokenize", {"docs": "decontaminate"}, external_inputs=True),  # tokenizer_path
+    StageSpec("pretrain", "pipeline.pretrain", {"tokens": "tokenize"}, external_inputs=True),  # init_from
     StageSpec("finetune", "pipeline.finetune", {"model": "pretrain"}, sections=("tasks",)),
     StageSpec("evaluate", "pipeline.evaluate",
               {"model": "pretrain", "tokens": "tokenize", "finetune": "finetune", "decontaminate": "decontaminate"},

@@ -7,20 +7,46 @@ start from it), ``reports/metrics.jsonl`` and ``reports/loss_curve.png``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from pipeline.configtypes import ConfigError, config_path
 from pipeline.pretrain.config import ModelSection, PretrainConfig
 from pipeline.stage import StageContext
+from pipeline.store import files_fingerprint
 
 VERSION = "2"  # 2: masked-LM validation figures by the one definition of pipeline.lm_eval
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
-__all__ = ["VERSION", "PretrainConfig", "ModelSection", "run"]
+__all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir"]
+# What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
+# so that planning does not import torch).
+MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
+
+
+def init_model_dir(init_from: str, root: Path) -> Path:
+    """The model folder ``pretrain.init_from`` names, relative to the project root like every path in a
+    config; a ConfigError naming the key when it holds no saved model."""
+    folder = config_path(root, init_from).resolve()
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"pretrain.init_from: no model at {folder} ({', '.join(missing)} missing)")
+    return folder
+
+
+def fingerprint(cfg: PretrainConfig, root: Path) -> str | None:
+    """What the ``init_from`` model's files are now (paths, sizes, mtimes): another checkpoint in that
+    folder means a new key. None without ``init_from`` (nothing outside the store: the key stays as it
+    was). A missing model is a ConfigError here, at planning, not when the stage starts."""
+    if cfg.init_from is None:
+        return None
+    folder = init_model_dir(cfg.init_from, root)
+    return files_fingerprint(folder / name for name in MODEL_FILES)
 
 
 def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:
     from pipeline.pretrain.trainer import train
     tokens = ctx.input("tokens")
     lineage = {"tokenizer_key": tokens.key, "corpus_key": tokens.inputs.get("docs", ""), "pretrain_key": ctx.key}
-    stats = train(cfg, tokens.path, ctx.out, ctx.tracker, meta=lineage)
+    stats = train(cfg, tokens.path, ctx.out, ctx.tracker, meta=lineage, root=ctx.root)
     ctx.tracker.log_artifact(ctx.out / "model", "model")
     return {**stats, **lineage}

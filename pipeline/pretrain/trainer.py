@@ -20,7 +20,7 @@ from model import CausalLM, MaskedLM, ModelConfig, build_adamw, device_peak_flop
     param_count
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, TokenShards
-from pipeline.pretrain import state
+from pipeline.pretrain import init_model_dir, state
 from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
@@ -55,10 +55,13 @@ def make_batches(cfg: PretrainConfig, shards: TokenShards, rt: Runtime):
 
 
 def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | None = None,
-          meta: dict[str, Any] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+          meta: dict[str, Any] | None = None, stop_after: int | None = None,
+          root: Path = Path(".")) -> dict[str, Any]:
     """Train into ``out`` (resuming from ``out/checkpoint`` if present); return the final figures.
 
     ``stop_after`` ends the run after that many steps without finishing (tests of exact resume).
+    ``root``: the project folder a relative ``init_from`` is taken from (the stage passes it; the plain
+    entry point keeps the current directory).
     """
     tracker = tracker or NullTracker()
     rt = setup(cfg.device, cfg.dtype, cfg.threads)
@@ -68,7 +71,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.init_from:
-        _init_from(model, mcfg, Path(cfg.init_from))
+        _init_from(model, mcfg, init_model_dir(cfg.init_from, root))
     model.to(rt.device)
     opt = build_adamw(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     accum = grad_accum_steps(cfg, rt.world)

@@ -4,9 +4,37 @@
 ``tokenize.shards`` needs only numpy and pyarrow. ``pipeline.loader`` reads the shards for training.
 The stage code loads on first use of ``run`` (keys and configs stay cheap to compute).
 """
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.configtypes import ConfigError, config_path
 from pipeline.lazy import stage_exports
+from pipeline.store import files_fingerprint
 from pipeline.tokenize.config import TokenizeConfig
 
 VERSION = "1"
-__all__ = ["VERSION", "TokenizeConfig", "TokenizeError", "Tokenizer", "run"]
+__all__ = ["VERSION", "TokenizeConfig", "TokenizeError", "Tokenizer", "run", "fingerprint", "resolve_model_path"]
+
+
+def resolve_model_path(path: str, root: Path) -> Path:
+    """The model file ``tokenize.tokenizer_path`` names: the file itself, or ``tokenizer.model`` in the
+    folder (or in its ``tokenizer/``, as a pretrained model folder holds it); relative to the project root."""
+    p = config_path(root, path)
+    for candidate in (p, p / "tokenizer.model", p / "tokenizer" / "tokenizer.model"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"tokenize.tokenizer_path: no tokenizer model at {p} "
+                      f"(nor {p / 'tokenizer.model'} or {p / 'tokenizer' / 'tokenizer.model'})")
+
+
+def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:
+    """What the reused tokenizer model file is now (path, size, mtime), so that a replaced file means a new
+    key; None when the stage trains its own (nothing outside the store: the key stays as it was).
+    A missing model is a ConfigError here, at planning, not hours later when the stage runs."""
+    if cfg.tokenizer_path is None:
+        return None
+    return files_fingerprint([resolve_model_path(cfg.tokenizer_path, root)])
+
+
 __getattr__ = stage_exports(__name__, {"run", "TokenizeError"}, elsewhere={"Tokenizer": "tokenizer"})

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.stage import StageContext
 from pipeline.store import Manifest, atomic_write_text
-from pipeline.tokenize import train
+from pipeline.tokenize import resolve_model_path, train
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.encode import write_splits
 from pipeline.tokenize.reports import write_reports
@@ -63,7 +63,7 @@ def _source_options(path: Path, model: bytes) -> dict:
 
 def _new_tokenizer(cfg: TokenizeConfig, ctx: StageContext, folder: Path, plan: SplitPlan) -> tuple[bytes, dict]:
     if cfg.tokenizer_path is not None:
-        path = train.resolve_model_path(cfg.tokenizer_path, ctx.root)
+        path = resolve_model_path(cfg.tokenizer_path, ctx.root)
         model = path.read_bytes()
         return model, {"trained": False, "source": str(path), "options": _source_options(path, model)}
     lines = train.training_sample(folder, plan, cfg)

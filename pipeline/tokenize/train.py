@@ -21,7 +21,6 @@ import numpy as np
 import pyarrow.compute as pc
 import sentencepiece as spm
 
-from pipeline.configtypes import config_path
 from pipeline.tokenize import segment
 from pipeline.tokenize.config import N_BYTE_PIECES, N_FIXED_SPECIALS, TokenizeConfig
 from pipeline.tokenize.scripts import SCRIPTS, byte_classes
@@ -146,12 +145,3 @@ def train_model(lines: list[str], options: dict[str, Any], seed: int) -> bytes:
 def vocab_text(tok: Tokenizer) -> str:
     """``tokenizer.vocab``: one ``piece<TAB>score`` line per id, like sentencepiece's own file."""
     return "".join(f"{tok.pieces[i]}\t{tok.sp.get_score(i):g}\n" for i in range(tok.vocab_size))
-
-
-def resolve_model_path(path: str, root: Path) -> Path:
-    p = config_path(root, path)
-    for candidate in (p, p / "tokenizer.model", p / "tokenizer" / "tokenizer.model"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"tokenize.tokenizer_path: no tokenizer model at {p} "
-                            f"(nor {p / 'tokenizer.model'} or {p / 'tokenizer' / 'tokenizer.model'})")

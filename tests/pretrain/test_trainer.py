@@ -108,14 +108,22 @@ def test_global_batch_tokens_sets_accumulation(shards, tmp_path):
     assert stats["grad_accum"] == 3 and stats["tokens"] == 2 * 4 * 32 * 3
 
 
-def test_continued_pretraining_starts_from_weights(shards, tmp_path):
+def test_continued_pretraining_starts_from_weights(shards, tmp_path, monkeypatch):
     train(cfg(max_steps=20), shards, tmp_path / "base")
-    cont = train(cfg(max_steps=2, init_from=str(tmp_path / "base" / "model")), shards, tmp_path / "cont")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a relative init_from is taken from the project root
+    cont = train(cfg(max_steps=2, init_from="base/model"), shards, tmp_path / "cont", root=tmp_path)
     fresh = train(cfg(max_steps=2), shards, tmp_path / "fresh")
     assert cont["val_loss"] < fresh["val_loss"] - 0.3
     with pytest.raises(ValueError, match="different model config"):
         train(cfg(max_steps=1, model={"n_embd": 64}, init_from=str(tmp_path / "base" / "model")), shards,
               tmp_path / "bad")
+
+
+def test_the_model_files_checked_at_planning_are_those_load_model_reads():
+    from model import checkpoint
+    from pipeline.pretrain import MODEL_FILES
+    assert set(MODEL_FILES) == {checkpoint.WEIGHTS, checkpoint.CONFIG, checkpoint.META}
 
 
 def _env() -> dict:

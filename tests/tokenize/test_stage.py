@@ -138,7 +138,7 @@ def test_reused_tokenizer_is_copied_not_retrained(tmp_path, built, corpus, manif
     for split in ("train", "val"):
         ours, theirs = list_shards(out, split), list_shards(built[0], split)
         assert [p.read_bytes() for p in ours] == [p.read_bytes() for p in theirs]
-    with pytest.raises(FileNotFoundError, match="no tokenizer model"):
+    with pytest.raises(ConfigError, match="tokenize.tokenizer_path: no tokenizer model"):
         h.run_stage(tmp_path / "out2", manifest_of(corpus), tokenizer_path=str(tmp_path / "nowhere"))
 
 

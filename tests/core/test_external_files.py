@@ -1,0 +1,112 @@
+"""Files a config names outside the store (tokenize.tokenizer_path, pretrain.init_from, evaluate.extra_texts):
+their current state is part of the reading stage's key, and a missing one is a ConfigError at planning that
+names the key, not a traceback hours into a run."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from flows import env
+from flows.cli import main as cli_main
+from pipeline import config
+from pipeline.configtypes import ConfigError
+from pipeline.plan import compute
+
+MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")  # what model.load_model reads
+DOWNSTREAM_OF_TOKENIZE = {"tokenize", "pretrain", "finetune", "evaluate"}
+
+
+def keys(root: Path, *overrides: str) -> dict[str, str]:
+    return {p.name: p.key for p in compute(config.load("tiny", overrides=list(overrides)), root, root)}
+
+
+def rewrite(path: Path, data: bytes, mtime_ns: int) -> None:
+    """Other bytes with another size and modification time: what replacing the file does."""
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def model_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in MODEL_FILES:
+        (folder / name).write_bytes(b"{}")
+    return folder
+
+
+def test_without_outside_files_tokenize_and_pretrain_keys_have_no_external_input(tmp_path):
+    """The default (no tokenizer_path, no init_from) keeps the keys it always had: inputs are upstream keys only."""
+    plan = {p.name: p for p in compute(config.load("tiny"), tmp_path, tmp_path)}
+    assert plan["tokenize"].inputs == {"docs": plan["decontaminate"].key}
+    assert plan["pretrain"].inputs == {"tokens": plan["tokenize"].key}
+
+
+def test_replacing_the_tokenizer_model_file_changes_the_tokenize_key(tmp_path):
+    tok = tmp_path / "x" / "tok.model"
+    tok.parent.mkdir()
+    rewrite(tok, b"first tokenizer", 1_000_000_000_000_000_000)
+    over = "tokenize.tokenizer_path=x/tok.model"
+    before = keys(tmp_path, over)
+    assert keys(tmp_path, over) == before  # nothing changed: same keys
+    rewrite(tok, b"another tokenizer, longer", 1_000_000_002_000_000_000)
+    after = keys(tmp_path, over)
+    assert {name for name in before if before[name] != after[name]} == DOWNSTREAM_OF_TOKENIZE
+    # a folder holding tokenizer.model (a tokenize output, a pretrained model) is fingerprinted the same way
+    (tmp_path / "m" / "tokenizer").mkdir(parents=True)
+    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", b"t", 1_000_000_000_000_000_000)
+    first = keys(tmp_path, "tokenize.tokenizer_path=m")
+    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", b"tt", 1_000_000_001_000_000_000)
+    assert keys(tmp_path, "tokenize.tokenizer_path=m")["tokenize"] != first["tokenize"]
+
+
+def test_replacing_the_init_from_model_changes_the_pretrain_key(tmp_path):
+    folder = model_folder(tmp_path / "base")
+    over = f"pretrain.init_from={folder}"
+    before = keys(tmp_path, over)
+    assert keys(tmp_path, over) == before
+    rewrite(folder / "model.safetensors", b"other weights", 1_000_000_003_000_000_000)
+    after = keys(tmp_path, over)
+    assert {name for name in before if before[name] != after[name]} == {"pretrain", "finetune", "evaluate"}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tokenize.tokenizer_path=nope/tok.model",
+     r"^tokenize\.tokenizer_path: no tokenizer model at {root}/nope/tok\.model"),
+    ("pretrain.init_from=nope", r"^pretrain\.init_from: no model at {root}/nope \(model_config\.json, "
+                                r"model\.safetensors, meta\.json missing\)$"),
+    ('evaluate.extra_texts=["a.txt", "nope.txt"]', r"^evaluate\.extra_texts\[1\]: no file 'nope\.txt' "
+                                                   r"\(resolved to {root}/nope\.txt\)$"),
+])
+def test_a_missing_outside_file_is_a_config_error_at_planning(tmp_path, override, message):
+    (tmp_path / "a.txt").write_text("text\n")
+    root = tmp_path.resolve()
+    with pytest.raises(ConfigError, match=message.format(root=re.escape(str(root)))):
+        compute(config.load("tiny", overrides=[override]), root, root)
+
+
+def test_a_partial_model_folder_names_what_is_missing(tmp_path):
+    folder = model_folder(tmp_path / "base")
+    (folder / "model_config.json").unlink()
+    with pytest.raises(ConfigError, match=r"^pretrain\.init_from: no model at .*/base \(model_config\.json missing\)$"):
+        keys(tmp_path, "pretrain.init_from=base")
+
+
+def test_a_relative_init_from_is_taken_from_the_project_root_not_the_current_directory(tmp_path, monkeypatch):
+    root, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    folder = model_folder(root / "models" / "base")
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    from pipeline.pretrain import init_model_dir
+    assert init_model_dir("models/base", root) == folder.resolve()
+    assert keys(root, "pretrain.init_from=models/base")["pretrain"] != keys(root)["pretrain"]
+
+
+def test_cli_dry_run_stops_with_the_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)  # keep this process's environment as it is
+    assert cli_main(["run", "--preset", "tiny", "--dry-run", "--set", "pretrain.init_from=/nope"]) == 2
+    err = capsys.readouterr().err
+    assert err == "lmforge: error: pretrain.init_from: no model at /nope (model_config.json, model.safetensors, " \
+                  "meta.json missing)\n"
