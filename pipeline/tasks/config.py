@@ -143,11 +143,19 @@ class TasksConfig:
 
 def fingerprint(cfg: TasksConfig, root: Path) -> str:
     """What the tasks' data is now, for the keys of the stages that read it: each task file's path, size
-    and modification time, and for the tasks derived from the standard library, the Python they come from."""
+    and modification time, and for the tasks derived from the standard library, the Python they come from.
+    A task file that does not exist is a ConfigError here, at planning, before any stage runs."""
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
-    paths = [config_path(root, f) for t in cfg.tasks for f in (t.train, t.validation, t.test) if f]
+    paths = []
+    for t in cfg.tasks:
+        for split, f in (("train", t.train), ("validation", t.validation), ("test", t.test)):
+            if f:
+                paths.append(config_path(root, f))
+                if not paths[-1].is_file():
+                    raise ConfigError(f"tasks.tasks[{t.name}].{split}: no file {f!r} "
+                                      f"(resolved to {paths[-1].resolve()})")
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 

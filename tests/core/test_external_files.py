@@ -78,6 +78,8 @@ def test_replacing_the_init_from_model_changes_the_pretrain_key(tmp_path):
                                 r"model\.safetensors, meta\.json missing\)$"),
     ('evaluate.extra_texts=["a.txt", "nope.txt"]', r"^evaluate\.extra_texts\[1\]: no file 'nope\.txt' "
                                                    r"\(resolved to {root}/nope\.txt\)$"),
+    ('tasks.tasks=[{"name": "t", "kind": "classification", "source": "files", "train": "a.txt", "test": "no.csv"}]',
+     r"^tasks\.tasks\[t\]\.test: no file 'no\.csv' \(resolved to {root}/no\.csv\)$"),
 ])
 def test_a_missing_outside_file_is_a_config_error_at_planning(tmp_path, override, message):
     (tmp_path / "a.txt").write_text("text\n")
