@@ -14,6 +14,8 @@ from model.transformer import Transformer
 class CausalLM(nn.Module):
     """A causal `Transformer` plus a linear LM head (tied to the token embedding by default)."""
 
+    WEIGHT_READ = ("lm_head",)  # read as a weight (vocab_logits), never called: model.lora refuses it
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.arch != "decoder":

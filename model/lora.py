@@ -110,37 +110,52 @@ def apply_lora(
     """Wrap every `nn.Linear` whose dotted name equals a target or ends with "." + target
     (e.g. "qkv", "attn.proj", "mlp.fc") in a `LoRALinear`, and every such `nn.Embedding` (e.g. "wte",
     the token embeddings) in a `LoRAEmbedding` (``dropout`` applies to Linear inputs only). Returns the
-    wrapped names; raises if nothing matched, since a typo would otherwise train nothing."""
+    wrapped names; raises if nothing matched, since a typo would otherwise train nothing.
+
+    A module reachable under several names (an encoder-decoder's one token table, ``encoder.wte`` and
+    ``decoder.wte``) gets one wrapper under all of them. Refused, since LoRA there would train nothing or
+    merge wrongly: a weight tied to another module's (a language model's output layer and its table), and
+    a layer whose owner reads its weight instead of calling it (``WEIGHT_READ``: the LM heads)."""
     targets = tuple(targets)
-    names = [
-        name for name, sub in module.named_modules()
-        if isinstance(sub, (nn.Linear, nn.Embedding)) and _matches(name, targets)
-    ]
-    if not names:
+    paths: dict[int, list[str]] = {}
+    for name, sub in module.named_modules(remove_duplicate=False):
+        if isinstance(sub, (nn.Linear, nn.Embedding)):
+            paths.setdefault(id(sub), []).append(name)
+    groups = [names for names in paths.values() if any(_matches(n, targets) for n in names)]
+    if not groups:
         raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches targets {targets}")
-    for name in names:
-        base = module.get_submodule(name)
-        if isinstance(base, nn.Embedding):
-            tied = [n for n, sub in module.named_modules() if sub is not base and any(
-                p is base.weight for p in sub.parameters(recurse=False))]
-            if tied:  # e.g. a language model's output layer: it would read the table without the update
-                raise ValueError(f"apply_lora: {name} shares its weight with {tied}; LoRA on a tied table would "
-                                 "leave those unadapted and make merge_lora change them")
+    weight_read = {f"{n}.{w}" if n else w for n, sub in module.named_modules() for w in getattr(sub, "WEIGHT_READ", ())}
+    for names in groups:
+        base = module.get_submodule(names[0])
+        if weight_read.intersection(names):
+            raise ValueError(f"apply_lora: {names[0]} is read by its weight, never called (a language model's "
+                             "output layer), so LoRA there would train nothing; target the blocks' projections")
+        tied = [n for n, sub in module.named_modules() if sub is not base and any(
+            p is base.weight for p in sub.parameters(recurse=False))]
+        if tied:  # e.g. a language model's output layer and its table
+            raise ValueError(f"apply_lora: {names[0]} shares its weight with {tied}; LoRA on a tied weight would "
+                             "leave those unadapted and make merge_lora change them")
         wrapped = (LoRAEmbedding(base, r, alpha) if isinstance(base, nn.Embedding)
                    else LoRALinear(base, r, alpha, dropout))
-        _set_child(module, name, wrapped)
-    return names
+        for name in names:
+            _set_child(module, name, wrapped)
+    return [n for names in groups for n in names]
 
 
 @torch.no_grad()
 def merge_lora(module: nn.Module) -> list[str]:
     """Fold each LoRA update into its base weight and put plain `nn.Linear`s back. Returns the
     merged names. Do not merge into a weight that is tied elsewhere (it would change both)."""
-    names = [name for name, sub in module.named_modules() if isinstance(sub, (LoRALinear, LoRAEmbedding))]
-    for name in names:
-        sub = module.get_submodule(name)
-        _set_child(module, name, sub.merged_linear() if isinstance(sub, LoRALinear) else sub.merged_embedding())
-    return names
+    paths: dict[int, list[str]] = {}  # a wrapper under several names (a shared table) is merged once
+    for name, sub in module.named_modules(remove_duplicate=False):
+        if isinstance(sub, (LoRALinear, LoRAEmbedding)):
+            paths.setdefault(id(sub), []).append(name)
+    for names in paths.values():
+        sub = module.get_submodule(names[0])
+        merged = sub.merged_linear() if isinstance(sub, LoRALinear) else sub.merged_embedding()
+        for name in names:
+            _set_child(module, name, merged)
+    return [n for names in paths.values() for n in names]
 
 
 def mark_only_lora_trainable(module: nn.Module, keep: Iterable[str] = ()) -> None:

@@ -23,6 +23,8 @@ class MLMHead(nn.Module):
     """dense -> GELU -> norm -> decoder over the padded vocab. `decoder_weight` is the token
     embedding when tied; otherwise the head owns a decoder matrix."""
 
+    WEIGHT_READ = ("decoder",)  # read as a weight (vocab_logits), never called: model.lora refuses it
+
     def __init__(self, cfg: ModelConfig, decoder_weight: nn.Parameter | None) -> None:
         super().__init__()
         self.vocab_size = cfg.vocab_size

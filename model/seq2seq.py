@@ -16,6 +16,8 @@ from model.transformer import Transformer
 
 
 class Seq2SeqLM(nn.Module):
+    WEIGHT_READ = ("lm_head",)  # read as a weight (vocab_logits), never called: model.lora refuses it
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.arch != "encoder_decoder":

@@ -15,7 +15,9 @@ from pipeline.pretrain.config import ModelSection, PretrainConfig
 from pipeline.stage import StageContext
 from pipeline.store import files_fingerprint
 
-VERSION = "2"  # 2: masked-LM validation figures by the one definition of pipeline.lm_eval
+# 2: masked-LM validation figures by the one definition of pipeline.lm_eval; 3: cosine ends at min_lr, a masked-LM
+# step weighs every masked token alike across micro-batches
+VERSION = "3"
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
 __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir"]
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here

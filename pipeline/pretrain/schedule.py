@@ -10,8 +10,8 @@ def lr_at(step: int, *, lr: float, max_steps: int, warmup_steps: int, schedule: 
     min_lr = lr * min_lr_ratio
     if warmup_steps and step < warmup_steps:
         return lr * (step + 1) / warmup_steps
-    if schedule == "cosine":
-        span = max(1, max_steps - warmup_steps)
+    if schedule == "cosine":  # from lr at the first step after warmup to min_lr at the last (max_steps - 1)
+        span = max(1, max_steps - 1 - warmup_steps)
         progress = min(1.0, (step - warmup_steps) / span)
         return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
     decay_start = max(warmup_steps, int(max_steps * (1 - decay_frac)))

@@ -18,6 +18,7 @@ import torch
 
 from model import CausalLM, MaskedLM, ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, \
     param_count
+from model.layers import IGNORE_INDEX
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, TokenShards
 from pipeline.pretrain import init_model_dir, state
@@ -90,6 +91,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         run_model = DistributedDataParallel(run_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     batches = make_batches(cfg, train_shards, rt)
     tokens_per_step = cfg.batch_size * cfg.model.block_size * accum * rt.world
+    masked = cfg.resolved_objective == "masked"
     flops_tok = flops_per_token(mcfg, cfg.model.block_size)
     peak = device_peak_flops(torch.cuda.get_device_name(rt.device)) if rt.device.type == "cuda" else None
     extra_meta = {**(meta or {}), "objective": cfg.resolved_objective}
@@ -105,16 +107,20 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         for g in opt.param_groups:
             g["lr"] = lr
         loss_sum = torch.zeros((), device=rt.device)
-        for micro in range(accum):
-            x, y = batches.get(step * accum + micro)
-            x = x[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True)
-            y = y[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True)
+        micros = [batches.get(step * accum + micro) for micro in range(accum)]
+        micros = [(x[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True),
+                   y[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True))
+                  for x, y in micros]
+        weights = token_weights([y for _, y in micros], rt) if masked else [None] * accum
+        for micro, ((x, y), w) in enumerate(zip(micros, weights)):
+            if w == 0.0 and rt.world == 1:  # no masked token: its mean loss is 0 / 0 and it adds nothing
+                continue
             sync = rt.world == 1 or micro == accum - 1
             ctx = run_model.no_sync() if not sync else _null()
             with ctx, rt.autocast():
                 _, loss = run_model(x, y)
-                (loss / accum).backward()
-            loss_sum += loss.detach()
+                (loss / accum if w is None else loss * w).backward()
+            loss_sum += loss.detach() if w is None else loss.detach() * (w * accum)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -131,8 +137,8 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             t_window, tok_window = now, 0
             record["tokens_per_s"] = tok_s
             record["achieved_tflops"] = tok_s * flops_tok / 1e12
-            if peak:
-                record["mfu"] = tok_s * flops_tok / peak
+            if peak:  # tok_s counts every rank's tokens; peak is one device's
+                record["mfu"] = tok_s * flops_tok / (peak * rt.world)
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             # periodic evals use the same leading val windows; the last one scores the whole val stream
             last_eval = evaluate_lm(model, val_shards, cfg, rt,
@@ -165,11 +171,21 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
              "device": str(rt.device), "dtype": rt.dtype,
              **{f"val_{k}": v for k, v in last_eval.items()}}
     if peak:
-        stats["mfu"] = tok_s * flops_tok / peak
+        stats["mfu"] = tok_s * flops_tok / (peak * rt.world)
     if rt.is_main:
         from pipeline.pretrain.plots import loss_curve
         loss_curve(out / METRICS, out / "reports" / "loss_curve.png")
     return stats
+
+
+def token_weights(targets: list[torch.Tensor], rt: Runtime) -> list[float]:
+    """The factor on each micro-batch's mean masked-LM loss that makes the step's gradient the mean over
+    every masked token of the step (all micro-batches, all ranks), as one big batch gives: n_i x world / N,
+    n_i this micro-batch's masked tokens, N the step's (DDP then averages over ranks). A plain 1 / accum
+    would weigh a token of a micro-batch with few masks more than one with many."""
+    counts = [int((y != IGNORE_INDEX).sum()) for y in targets]
+    total = float(all_reduce_mean(torch.tensor(float(sum(counts)), device=targets[0].device), rt)) * rt.world
+    return [n * rt.world / max(total, 1.0) for n in counts]
 
 
 class _null:

@@ -182,3 +182,34 @@ def test_peft_errors_are_clear():
         apply_adapters(lm(), where=("ffn",))
     with pytest.raises(ValueError, match="allowed"):
         apply_adapters(lm(), init="xavier")
+
+
+def test_lora_on_a_shared_table_adapts_every_use_and_survives_save_and_merge(tmp_path):
+    """An encoder-decoder's one token table (encoder.wte is decoder.wte): LoRA once wrapped the encoder's name
+    only, so the decoder read the table without the update until merge_lora changed it for both."""
+    from model import Seq2SeqLM, load_model, save_model
+    cfg = ModelConfig(arch="encoder_decoder", n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=40,
+                      tie_embeddings=False)
+    torch.manual_seed(0)
+    s = Seq2SeqLM(cfg).eval()
+    assert apply_lora(s, targets=("wte",), r=4, alpha=8) == ["encoder.wte", "decoder.wte"]
+    assert s.encoder.wte is s.decoder.wte and isinstance(s.decoder.wte, LoRAEmbedding)
+    with torch.no_grad():
+        s.encoder.wte.lora_A.normal_(std=0.5)
+    src, tgt = torch.randint(0, 40, (2, 6)), torch.randint(0, 40, (2, 5))
+    unmerged = s(src, tgt)[0]
+    save_model(s, cfg, tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    assert torch.allclose(loaded.eval()(src, tgt)[0], unmerged, atol=1e-6)
+    merge_lora(s)
+    assert torch.allclose(s(src, tgt)[0], unmerged, atol=1e-5)
+
+
+def test_lora_refuses_the_lm_heads_it_could_not_train():
+    """The LM heads are read by their weight (vocab_logits), never called: LoRA there trained nothing, and
+    merged into a tied head it changed the token table."""
+    small = ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=40)
+    for model, target in ((CausalLM(small), "lm_head"), (CausalLM(small.replace(tie_embeddings=False)), "lm_head"),
+                          (MaskedLM(small.replace(arch="encoder")), "head.decoder")):
+        with pytest.raises(ValueError, match="is read by its weight, never called"):
+            apply_lora(model, targets=(target,))

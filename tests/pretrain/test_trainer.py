@@ -44,8 +44,10 @@ def test_schedules():
     kw = dict(lr=1.0, max_steps=100, warmup_steps=10, min_lr_ratio=0.1, decay_frac=0.2)
     assert lr_at(0, schedule="cosine", **kw) == pytest.approx(0.1)
     assert lr_at(9, schedule="cosine", **kw) == pytest.approx(1.0)
-    assert lr_at(55, schedule="cosine", **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
-    assert lr_at(99, schedule="cosine", **kw) == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(55, schedule="cosine", **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 45 / 89)))
+    assert lr_at(99, schedule="cosine", **kw) == pytest.approx(0.1)  # the last step is at min_lr
+    short = dict(kw, max_steps=10, warmup_steps=2)  # a short run once ended at 0.134, not 0.1
+    assert [round(lr_at(i, schedule="cosine", **short), 6) for i in (2, 9)] == [1.0, 0.1]
     assert lr_at(50, schedule="wsd", **kw) == 1.0 and lr_at(79, schedule="wsd", **kw) == 1.0
     assert lr_at(89, schedule="wsd", **kw) == pytest.approx(0.55)
     assert lr_at(99, schedule="wsd", **kw) == pytest.approx(0.1)
@@ -158,3 +160,25 @@ def test_ddp_two_processes_match_one(shards, tmp_path):
     a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(a) == len(b) == 4
     assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
+def test_masked_lm_accumulation_weighs_every_masked_token_like_one_big_batch():
+    """Micro-batches with 4 and 20 masked tokens: averaging their two means (the old 1 / accum) gave a gradient
+    70% off the big batch's; the token weights give the big batch's."""
+    from model.layers import IGNORE_INDEX, token_loss
+    from pipeline.pretrain.runtime import Runtime
+    from pipeline.pretrain.trainer import token_weights
+    g = torch.Generator().manual_seed(0)
+    targets = torch.full((4, 12), IGNORE_INDEX)
+    targets[0, :2] = targets[1, :2] = 3  # micro-batch 1 (rows 0-1): 4 masked tokens
+    targets[2:, :10] = torch.randint(0, 7, (2, 10), generator=g)  # micro-batch 2: 20
+    logits = torch.randn(4, 12, 7, generator=g, requires_grad=True)
+    token_loss(logits, targets).backward()
+    big = logits.grad.clone()
+    logits.grad = None
+    micros = [targets[:2], targets[2:]]
+    weights = token_weights(micros, Runtime(torch.device("cpu"), "fp32"))
+    assert weights == pytest.approx([4 / 24, 20 / 24])
+    for rows, w in zip((slice(0, 2), slice(2, 4)), weights):
+        (token_loss(logits[rows], targets[rows]) * w).backward()
+    assert torch.allclose(logits.grad, big, atol=1e-7)
