@@ -26,6 +26,7 @@ from pipeline import plan as planning
 from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, build
+from pipeline.ingest import IngestError
 from pipeline.store import read_manifest
 
 BUSY_MINUTES = 15.0
@@ -68,10 +69,10 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     live: dict[str, set[str]] = {}
     live_attr_dirs: set[Path] = set()
     for path, cfg in configs:
-        try:
-            planned = planning.compute(cfg, work, root)
-        except ValueError as e:  # a past config whose inputs are gone (a corpus file deleted): its outputs are
-            if path is None:     # garbage like any other; the current config's error stands
+        try:  # a missing outside file keeps the keys upstream of its stage (missing_ok), so their outputs stay
+            planned = planning.compute(cfg, work, root, missing_ok=True)
+        except IngestError as e:  # a past config's corpus is gone: no key of it can be computed, its outputs
+            if path is None:      # are garbage like any other; the current config's error stands
                 raise
             garbage.ignored_configs.append((path, f"{type(e).__name__}: {e}"))
             continue

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pipeline import stages as registry
 from pipeline.config import RunConfig
-from pipeline.configtypes import to_dict
+from pipeline.configtypes import ConfigError, to_dict
 from pipeline.store import Manifest, stage_dir, stage_key, validate
 
 Action = Literal["run", "cached", "skip"]
@@ -41,17 +41,32 @@ def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
     return to_dict(cfg.section(name))
 
 
-def compute(cfg: RunConfig, work: Path, root: Path) -> list[PlannedStage]:
-    """Keys and cache state of every stage, with no selection applied."""
+def _fingerprint(fn: Callable[[], str | None], missing_ok: bool) -> str | None:
+    """A stage's fingerprint of the outside files its config names. A missing one is a ConfigError, or with
+    ``missing_ok`` (gc over past configs) a key of its own that no output has, so that the stages upstream
+    of it keep their keys and their outputs stay live."""
+    try:
+        return fn()
+    except ConfigError as e:
+        if not missing_ok:
+            raise
+        return f"missing: {e}"
+
+
+def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) -> list[PlannedStage]:
+    """Keys and cache state of every stage, with no selection applied (``missing_ok``: see _fingerprint)."""
     keys: dict[str, str] = {}
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
+        section_cfg = cfg.section(spec.name)
         # None: this config names no outside file (e.g. no tokenize.tokenizer_path), and the key stays as before
-        if spec.external_inputs and (fp := spec.load().fingerprint(cfg.section(spec.name), root)) is not None:
+        if spec.external_inputs and (fp := _fingerprint(lambda: spec.load().fingerprint(section_cfg, root),
+                                                        missing_ok)) is not None:
             inputs["external"] = fp
         for section in spec.sections:
-            if (fp := registry.section_fingerprint(section, cfg.section(section), root)) is not None:
+            fp = _fingerprint(lambda: registry.section_fingerprint(section, cfg.section(section), root), missing_ok)
+            if fp is not None:
                 inputs[f"{section}_files"] = fp
         conf = stage_config(cfg, spec.name)
         if spec.sections:

@@ -294,7 +294,8 @@ def csv_records(text: str, kind: str, rel: str) -> Iterator[tuple[int, list[str]
 
     TSV has no quoting: a field may start with '"' and holds it verbatim. CSV is parsed strictly; a record
     csv rejects is a ``malformed_row`` drop and reading goes on after it. An unclosed quote would swallow
-    the rest of the file: that record is dropped and reading restarts on the line after its first line."""
+    the lines after it (to the end of the file, or to a later stray quote): that record is dropped and
+    reading restarts on the line after its first line."""
     lines = list(io.StringIO(text, newline=""))  # keeps "\r\n", "\n" and "\r" line ends as csv wants them
     opts = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if kind == "tsv" else {"delimiter": ",", "strict": True}
     csv.field_size_limit(FIELD_LIMIT)
@@ -310,8 +311,8 @@ def csv_records(text: str, kind: str, rel: str) -> Iterator[tuple[int, list[str]
                 return
             except csv.Error as e:
                 yield first, Drop("malformed_row", f"{rel}:{first}", f"csv: {e}")
-                if start + rows.line_num >= len(lines):  # the record ran to the end of the file
-                    restart = first
+                if start + rows.line_num > first:  # it ran past its first line (an unclosed quote, closed or not
+                    restart = first                 # later): the lines it swallowed are read again
                 continue
             if row:
                 yield first, row

@@ -99,3 +99,18 @@ def test_a_past_config_whose_corpus_file_is_gone_is_ignored_not_fatal(tmp_path):
     assert found.live_configs == 2
     ignored = dict((p.name, why) for p, why in found.ignored_configs)
     assert "no file matches 'data/books.jsonl'" in ignored["20260102-000000-config.json"]
+
+
+def test_a_past_config_missing_only_a_late_outside_file_keeps_its_upstream_outputs(tmp_path):
+    """A deleted evaluate.extra_texts file makes planning fail for that config; gc must still count its
+    upstream stages (here its pretrain checkpoint) as live, as it did before planning checked the files."""
+    cfg, garbage, kept = _store(tmp_path)
+    (tmp_path / "extra.txt").write_text("some text\n")
+    past = config.load("tiny", overrides=["pretrain.max_steps=5", 'evaluate.extra_texts=["extra.txt"]'])
+    (tmp_path / "data" / "runs" / "20260103-000000-config.json").write_text(json.dumps(to_dict(past)))
+    work = tmp_path / "data" / "work"
+    past_pretrain = _folder(work / "pretrain" / {p.name: p.key for p in compute(past, work, tmp_path)}["pretrain"])
+    (tmp_path / "extra.txt").unlink()
+    found = gc.find(cfg, tmp_path)
+    assert {p for p, _, _ in found.remove} == set(garbage.values())
+    assert past_pretrain not in {p for p, _, _ in found.remove} and found.live_configs == 3

@@ -213,6 +213,11 @@ def test_csv_bad_quotes_drop_one_record_and_reading_goes_on(tmp_path):
                               ("Doc", "multi\nline", "q.csv:4"), ("Drop", "malformed_row", "q.csv:6"),
                               ("Doc", "after", "q.csv:7"), ("Doc", "last", "q.csv:8")]
     assert out[3].detail == "csv: unexpected end of data"
+    # an unclosed quote that a later stray quote closes: the lines in between are read again, not lost
+    p.write_text('text,label\n"never closed,1\nrow a,0\nrow b,1\nsays "hi",0\nrow c,1\n')
+    out = items(read_delimited, p, SourceConfig(name="c", kind="csv", paths=["x"]))
+    assert [getattr(i, "text", None) or f"{i.reason}@{i.where}" for i in out] == [
+        "malformed_row@q.csv:2", "row a", "row b", 'says "hi"', "row c"]  # a quote inside a field is text
 
 
 def test_csv_field_longer_than_csvs_default_limit(tmp_path):
