@@ -100,6 +100,16 @@ def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
     setattr(root.get_submodule(parent_name) if parent_name else root, attr, child)
 
 
+def _aliases(module: nn.Module, types: tuple[type, ...]) -> list[list[str]]:
+    """Every name of each submodule of ``types``, one list per module: a module reachable under several
+    names (an encoder-decoder's one token table, ``encoder.wte`` and ``decoder.wte``) has them all."""
+    paths: dict[int, list[str]] = {}
+    for name, sub in module.named_modules(remove_duplicate=False):
+        if isinstance(sub, types):
+            paths.setdefault(id(sub), []).append(name)
+    return list(paths.values())
+
+
 def apply_lora(
     module: nn.Module,
     targets: Iterable[str] = DEFAULT_TARGETS,
@@ -117,11 +127,8 @@ def apply_lora(
     merge wrongly: a weight tied to another module's (a language model's output layer and its table), and
     a layer whose owner reads its weight instead of calling it (``WEIGHT_READ``: the LM heads)."""
     targets = tuple(targets)
-    paths: dict[int, list[str]] = {}
-    for name, sub in module.named_modules(remove_duplicate=False):
-        if isinstance(sub, (nn.Linear, nn.Embedding)):
-            paths.setdefault(id(sub), []).append(name)
-    groups = [names for names in paths.values() if any(_matches(n, targets) for n in names)]
+    groups = [names for names in _aliases(module, (nn.Linear, nn.Embedding))
+              if any(_matches(n, targets) for n in names)]
     if not groups:
         raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches targets {targets}")
     weight_read = {f"{n}.{w}" if n else w for n, sub in module.named_modules() for w in getattr(sub, "WEIGHT_READ", ())}
@@ -146,16 +153,13 @@ def apply_lora(
 def merge_lora(module: nn.Module) -> list[str]:
     """Fold each LoRA update into its base weight and put plain `nn.Linear`s back. Returns the
     merged names. Do not merge into a weight that is tied elsewhere (it would change both)."""
-    paths: dict[int, list[str]] = {}  # a wrapper under several names (a shared table) is merged once
-    for name, sub in module.named_modules(remove_duplicate=False):
-        if isinstance(sub, (LoRALinear, LoRAEmbedding)):
-            paths.setdefault(id(sub), []).append(name)
-    for names in paths.values():
+    paths = _aliases(module, (LoRALinear, LoRAEmbedding))  # a wrapper under several names is merged once
+    for names in paths:
         sub = module.get_submodule(names[0])
         merged = sub.merged_linear() if isinstance(sub, LoRALinear) else sub.merged_embedding()
         for name in names:
             _set_child(module, name, merged)
-    return [n for names in paths.values() for n in names]
+    return [n for names in paths for n in names]
 
 
 def mark_only_lora_trainable(module: nn.Module, keep: Iterable[str] = ()) -> None:

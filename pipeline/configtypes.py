@@ -238,7 +238,7 @@ def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
     wants_structure = get_origin(tp) in (list, tuple, dict) or dataclasses.is_dataclass(tp)
     if raw.strip().lower() in ("null", "none") and _allows_none(tp):
         value = None
-    elif wants_structure and raw.strip()[:1] in "[{":
+    elif wants_structure and raw.strip()[:1] in ("[", "{"):  # an empty value is an empty list, below
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as e:

@@ -185,14 +185,14 @@ def _json_safe(v: str | int | float | bool) -> str | int | float | bool:
 # encoded as UTF-8 (pyarrow fails on it later, far from the file). Valid UTF-8 input holds no surrogate,
 # so only lines with such an escape are checked.
 _MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: never UTF-8 text (tasks.readers too)
 
 
 def _fix_surrogates(text: str, meta: dict, src: SourceConfig, where: str) -> tuple[str, dict] | Drop:
     """``text`` and ``meta`` with lone surrogates replaced by U+FFFD (``encoding_errors: replace``), else a Drop."""
     named = [(repr(src.text_field), text), *((f"name {k!r}", k) for k in meta),
              *((repr(k), v) for k, v in meta.items())]
-    bad = [name for name, v in named if isinstance(v, str) and _SURROGATE.search(v)]
+    bad = [name for name, v in named if isinstance(v, str) and SURROGATE.search(v)]
     if not bad:
         return text, meta
     if src.encoding_errors != "replace":
@@ -200,7 +200,7 @@ def _fix_surrogates(text: str, meta: dict, src: SourceConfig, where: str) -> tup
                                              "surrogate pair is not Unicode text")
 
     def fix(v):
-        return _SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v
+        return SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v
     return fix(text), {fix(k): fix(v) for k, v in meta.items()}
 
 

@@ -29,17 +29,20 @@ def held_out_units(tasks_cfg: TasksConfig, root: Path = Path("."), split: str = 
 STDLIB_KINDS = ("topic", "module", "source")  # the ``kind`` meta of pipeline.ingest.stdlib's documents
 
 
-def doc_unit(meta: str | None) -> str | None:
-    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta JSON), if any.
+def doc_unit(meta: str | dict[str, Any] | None) -> str | None:
+    """The stdlib unit of an ingest document ("module/<m>" or "topic/<t>", from its meta: JSON or a dict).
 
     Only documents of the stdlib sources have one: their meta has a stdlib ``kind`` and no ``file``, which
     every file reader writes last (a user's JSONL field ``module``, ``topic`` or ``file`` cannot fake it)."""
-    if not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
+    if isinstance(meta, dict):
+        m = meta
+    elif not meta or ('"module"' not in meta and '"topic"' not in meta):  # skip the JSON parse for most docs
         return None
-    try:
-        m = json.loads(meta)
-    except ValueError:
-        return None
+    else:
+        try:
+            m = json.loads(meta)
+        except ValueError:
+            return None
     if not isinstance(m, dict) or "file" in m or m.get("kind") not in STDLIB_KINDS:
         return None
     if "topic" in m:
@@ -49,7 +52,7 @@ def doc_unit(meta: str | None) -> str | None:
 
 def is_held_out_doc(meta: str | dict[str, Any], units: set[str]) -> bool:
     """Does a document (by its ingest meta, a JSON string or dict) belong to a held-out unit?"""
-    return doc_unit(meta if isinstance(meta, str) else json.dumps(meta)) in units
+    return doc_unit(meta) in units
 
 
 def test_texts(tasks_cfg: TasksConfig, root: Path = Path(".")) -> Iterator[tuple[str, str]]:

@@ -65,8 +65,8 @@ INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _label_order(labels: set[str]) -> list[str]:
-    """Labels seen in the data, in a fixed order: as numbers when all are integers ("01" after "1"), else
-    as strings."""
+    """Labels seen in the data, in a fixed order: as numbers when all are integers ("01" just before "1"),
+    else as strings."""
     if labels and all(INTEGER.fullmatch(lab) for lab in labels):
         return sorted(labels, key=lambda lab: (int(lab), lab))
     return sorted(labels)

@@ -7,13 +7,12 @@ reason, the file and line, a detail). Checking labels against a label list happe
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.ingest.readers import csv_records
+from pipeline.ingest.readers import SURROGATE, csv_records
 from pipeline.tasks.config import TaskConfig
 
 
@@ -64,7 +63,6 @@ def _column(fields: str, header: list[str] | None, path: Path, what: str) -> int
 # Files are decoded as UTF-8 (a leading BOM dropped) with undecodable bytes kept as lone surrogates, so
 # that the row holding them is dropped as ``bad_encoding`` with its line instead of silently altered.
 OPEN = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
-SURROGATE = re.compile("[\ud800-\udfff]")
 BAD_BYTES = "bytes that are not UTF-8"
 
 
@@ -147,7 +145,7 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
                         "strings or integers")
         if _bad_text(*tokens, *tags):
             return Drop("bad_encoding", origin, "a lone surrogate escape")
-        return Record(origin, tokens=list(tokens), tags=[str(t) for t in tags])
+        return Record(origin, tokens=list(tokens), tags=[_label_text(t) for t in tags])
     names = [cfg.text_field] + ([cfg.text_pair_field] if cfg.kind == "pair_classification" else [])
     for name in names:
         if obj.get(name) is not None and not isinstance(obj[name], str):
@@ -158,12 +156,17 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
                     f"got {type(label).__name__}")
     if _bad_text(label, *(obj.get(n) for n in names)):
         return Drop("bad_encoding", origin, "a lone surrogate escape")
-    return Record(origin, text=obj.get(cfg.text_field), label=None if label is None else str(label),
+    return Record(origin, text=obj.get(cfg.text_field), label=None if label is None else _label_text(label),
                   text_pair=obj.get(cfg.text_pair_field) if cfg.kind == "pair_classification" else None)
 
 
 def _is_label(v: object) -> bool:
-    return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+    """A string or an integer; a whole float too (pandas writes 1.0 for an integer column that has a gap)."""
+    return isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer())
+
+
+def _label_text(v: str | int | float) -> str:
+    return v if isinstance(v, str) else str(int(v))
 
 
 def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:

@@ -40,6 +40,7 @@ def test_a_yaml_string_for_a_list_is_one_item_and_set_splits_at_commas(tmp_path)
     assert config.load(files=[f]).ingest.sources[0].paths == ["data/a,v2.txt"]
     assert config.load(overrides=["clean.disabled_rules=empty,c4_curly_bracket"]).clean.disabled_rules == [
         "empty", "c4_curly_bracket"]
+    assert parse_override(Outer, "names=") == (["names"], [])  # once "cannot parse '' as JSON"
 
 
 @dataclass(frozen=True)

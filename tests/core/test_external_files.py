@@ -14,8 +14,7 @@ from flows.cli import main as cli_main
 from pipeline import config
 from pipeline.configtypes import ConfigError
 from pipeline.plan import compute
-
-MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")  # what model.load_model reads
+from pipeline.pretrain import MODEL_FILES  # what model.load_model reads (tests/pretrain checks the two agree)
 DOWNSTREAM_OF_TOKENIZE = {"tokenize", "pretrain", "finetune", "evaluate"}
 
 

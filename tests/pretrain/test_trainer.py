@@ -182,3 +182,26 @@ def test_masked_lm_accumulation_weighs_every_masked_token_like_one_big_batch():
     for rows, w in zip((slice(0, 2), slice(2, 4)), weights):
         (token_loss(logits[rows], targets[rows]) * w).backward()
     assert torch.allclose(logits.grad, big, atol=1e-7)
+
+
+def test_masked_lm_steps_with_accumulation_use_the_token_weights(shards, tmp_path, monkeypatch):
+    """The trainer weighs each micro-batch of a masked-LM step by its masked tokens (token_weights), and a
+    causal step keeps the plain 1 / accum (every micro-batch has the same number of targets)."""
+    import pipeline.pretrain.trainer as trainer
+    calls = []
+
+    def spy(targets, rt):
+        out = token_weights(targets, rt)
+        calls.append(([int((y != -100).sum()) for y in targets], out))
+        return out
+
+    from pipeline.pretrain.trainer import token_weights
+    monkeypatch.setattr(trainer, "token_weights", spy)
+    stats = train(cfg(model={"arch": "encoder"}, max_steps=3, global_batch_tokens=4 * 32 * 2), shards, tmp_path / "m")
+    assert stats["grad_accum"] == 2 and len(calls) == 3
+    for counts, weights in calls:
+        assert len(counts) == 2
+        assert weights == pytest.approx([n / sum(counts) for n in counts])
+    assert all(math.isfinite(x) for x in losses(tmp_path / "m"))
+    train(cfg(max_steps=2, global_batch_tokens=4 * 32 * 2), shards, tmp_path / "c")
+    assert len(calls) == 3  # not called for a causal model
