@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +48,39 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     by_name = {p.name: p for p in plan}
     inputs = _inputs(ps, by_name)
     tracker = session.start(ps.name, _tags(ps, cached=False), parent_id) if session else NullTracker()
-    ws = Workspace(work, ps.name, ps.key)
-    out = ws.open(fresh=fresh)
-    ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
-                       workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
-                       extra={name: cfg.section(name) for name in spec.sections})
-    tracker.log_params(ps.config)
-    t0 = time.perf_counter()
-    try:
+    with _failed_on_error(tracker):  # whatever fails (opening, parameters, the stage, publishing, artifacts)
+        ws = Workspace(work, ps.name, ps.key)
+        out = ws.open(fresh=fresh)
+        ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
+                           workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
+                           extra={name: cfg.section(name) for name in spec.sections})
+        tracker.log_params(ps.config)
+        t0 = time.perf_counter()
         stats = module.run(cfg.section(ps.name), ctx)
+        seconds = time.perf_counter() - t0
+        manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
+        _log_outcome(tracker, manifest, seconds)
+        registered = getattr(module, "REGISTER_MODEL", None)
+        if registered and session is not None and isinstance(tracker, MlflowRun):
+            # lineage: the keys of every input (the tokenize key, and through it corpus and config)
+            session.register_model(registered, tracker, "model", {"stage.key": ps.key, **{
+                f"input.{role}": key for role, key in ps.inputs.items()}, **{
+                k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
+    if isinstance(tracker, MlflowRun):
+        tracker.finish()
+    return manifest
+
+
+@contextmanager
+def _failed_on_error(tracker: Any):
+    """Mark the stage's MLflow run FAILED on any exception inside the block (a run left RUNNING forever
+    reads as still going in the UI), then let the exception go on."""
+    try:
+        yield
     except BaseException:
         if isinstance(tracker, MlflowRun):
             tracker.finish("FAILED")
         raise
-    seconds = time.perf_counter() - t0
-    manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
-    _log_outcome(tracker, manifest, seconds)
-    registered = getattr(module, "REGISTER_MODEL", None)
-    if registered and session is not None and isinstance(tracker, MlflowRun):
-        # lineage: the keys of every input (the tokenize key, and through it corpus and config)
-        session.register_model(registered, tracker, "model", {"stage.key": ps.key, **{
-            f"input.{role}": key for role, key in ps.inputs.items()}, **{
-            k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
-    if isinstance(tracker, MlflowRun):
-        tracker.finish()
-    return manifest
 
 
 def _log_outcome(tracker: Any, manifest: Manifest, seconds: float) -> None:
@@ -92,7 +101,8 @@ def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession |
         return None
     built_by = manifest.run_id or session.find_stage_run(ps.name, ps.key)
     tracker = session.start(ps.name, _tags(ps, cached=True, built_by=built_by), parent_id)
-    tracker.log_params(ps.config)
-    tracker.log_metrics(numeric_metrics(manifest.stats))
+    with _failed_on_error(tracker):
+        tracker.log_params(ps.config)
+        tracker.log_metrics(numeric_metrics(manifest.stats))
     tracker.finish()
     return tracker.run_id

@@ -8,6 +8,7 @@ one SQL round trip per flush, never one per value.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -59,6 +60,19 @@ def metric_name(key: str) -> str:
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_\-. :/]")
 
 
+def param_names(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat config keys as MLflow parameter names: mapped like metric names (a key can hold a user's source
+    name, "rules_by_source.notes+2024"), at most 250 characters, and distinct: a name two keys map to gets a
+    short hash of the original key."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        name = metric_name(key)[:250]
+        if name in out:
+            name = f"{name[:240]}-{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
+        out[name] = value
+    return out
+
+
 def numeric_metrics(stats: Mapping[str, Any]) -> dict[str, float]:
     """The numbers in a (nested) stats dict, as flat metric names."""
     return {metric_name(k): float(v) for k, v in flatten(stats).items()
@@ -74,7 +88,7 @@ class MlflowRun:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
-        flat = [Param(k[:250], str(v)[:6000]) for k, v in flatten(params).items()]
+        flat = [Param(k, str(v)[:6000]) for k, v in param_names(flatten(params)).items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i:i + 100])
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from helpers import REPO
-from pipeline.tracking import MlflowSession, NullTracker, metric_name, numeric_metrics
+from pipeline.tracking import MlflowSession, NullTracker, metric_name, numeric_metrics, param_names
 
 
 def test_metric_names_and_numbers():
@@ -12,6 +12,15 @@ def test_metric_names_and_numbers():
     assert metric_name("a(b)") == "a_b_"
     stats = {"docs": 3, "ok": True, "name": "x", "nested": {"rate": 0.5, "bad": float("nan")}, "inf": float("inf")}
     assert numeric_metrics(stats) == {"docs": 3.0, "nested.rate": 0.5}
+
+
+def test_param_names_are_valid_and_distinct():
+    """A config key can hold a user's source name ("rules_by_source.notes+2024"), which MLflow once rejected,
+    failing the clean stage whenever tracking was on."""
+    names = param_names({"rules_by_source.notes+2024": 1, "rules_by_source.notesplus2024": 2, "a" * 300: 3})
+    assert list(names)[0] == "rules_by_source.notesplus2024" and len(names) == 3
+    assert list(names)[1].startswith("rules_by_source.notesplus2024-") and len(list(names)[2]) == 250
+    assert all(metric_name(n) == n for n in names)
 
 
 def test_unreachable_server_turns_tracking_off(tmp_path, monkeypatch, capsys):
@@ -44,3 +53,29 @@ def test_sqlite_store_under_mlruns(tmp_path, monkeypatch):
     assert session.find_stage_run("clean", "abc") == run.run_id
     exp = session.client.get_experiment(session.experiment_id)
     assert exp.artifact_location == (tmp_path / "mlruns" / "artifacts").resolve().as_uri()
+
+
+def test_a_stage_failing_after_its_body_leaves_a_failed_run_not_a_running_one(tmp_path, monkeypatch):
+    """Only the stage body used to be guarded: an error while publishing (or logging parameters, or
+    uploading artifacts) left the stage's MLflow run RUNNING for good."""
+    import pytest
+
+    from pipeline import config
+    from pipeline.plan import make_plan
+    from pipeline.runner import execute
+    from pipeline.store import Workspace
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = config.load("tiny")
+    work = tmp_path / "data" / "work"
+    plan = make_plan(cfg, work, tmp_path)
+    session = MlflowSession(tmp_path)
+    parent = session.start("pipeline", {})
+
+    def broken_publish(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Workspace, "publish", broken_publish)
+    with pytest.raises(OSError, match="disk full"):
+        execute(plan[0], cfg, plan, tmp_path, work, session, parent.run_id, fresh=True)
+    [child] = [r for r in session.client.search_runs([session.experiment_id]) if r.data.tags.get("stage")]
+    assert child.info.status == "FAILED"
