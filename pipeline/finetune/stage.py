@@ -101,10 +101,11 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
         "truncated": {s: e.truncated for s, e in enc.items()}, "seconds": round(time.perf_counter() - t0, 3),
     }
     atomic_write_text(tmp / "result.json", json.dumps(result, indent=1))
+    # the reports first: a run counts as done (resume skips it) once run_dir/result.json exists
+    write_run_reports(ctx.reports, data.name, name, data.kind, data.labels, detail)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, run_dir)
-    write_run_reports(ctx.reports, data.name, name, data.kind, data.labels, detail)
     ctx.tracker.log_metrics({prefix + "best_epoch": fitted.best_epoch, prefix + "trainable_params": trainable,
                              prefix + "trainable_share": trainable / total,
                              **{prefix + "best_val_" + k: float(v) for k, v in fitted.best.items()}})

@@ -127,6 +127,26 @@ def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):
     assert again["ner.lora.pretrained.s0.val_f1"] == pytest.approx(stats["ner.lora.pretrained.s0.val_f1"])
 
 
+def test_a_run_killed_while_writing_its_reports_is_redone_on_resume(finished, tmp_path, pretrained_root, monkeypatch):
+    """The run's result.json once went public before its reports were written: a kill in between lost the
+    confusion matrix and per-label table for good, since resume skips a run with a result."""
+    from pipeline.finetune import stage
+    ctx, tasks, _ = finished
+    (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())
+    real = stage.write_run_reports
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "write_run_reports", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(CFG, context(tmp_path, pretrained_root, tasks))
+    monkeypatch.setattr(stage, "write_run_reports", real)
+    run(CFG, context(tmp_path, pretrained_root, tasks))
+    reports = lambda out: sorted(p.relative_to(out).as_posix() for p in (out / "reports").rglob("*") if p.is_file())
+    assert reports(tmp_path / "out") == reports(ctx.out)
+
+
 def test_encoder_trunk_pools_first_token(tmp_path):
     root = make_pretrained(tmp_path / "enc", arch="encoder")
     tasks = build(TasksConfig, {"tasks": [{"name": "ner", "kind": "tagging", "source": "files",
