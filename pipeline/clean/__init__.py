@@ -5,6 +5,6 @@ The stage code, with its heavy imports, lives in ``stage.py`` and loads on first
 from pipeline.lazy import stage_exports
 from pipeline.clean.config import CleanConfig
 
-VERSION = "1"
+VERSION = "2"  # 2: gopher_symbol_ratio as Gopher: hash and ellipsis ratios each against 0.1
 __all__ = ["VERSION", "CleanConfig", "run"]
 __getattr__ = stage_exports(__name__, {'drop_reasons', 'run'})

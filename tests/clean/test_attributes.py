@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ def test_word_and_symbol_counts():
     # tokens: Hello, | world | -- | #tag | ... | 42 | foo_bar!  -> "--" and "..." are no words
     assert a["n_words"] == 5
     assert a["mean_word_len"] == (5 + 5 + 3 + 2 + 6) / 5  # punctuation and "_" are not counted
-    assert a["symbol_ratio"] == (1 + 1) / 5  # one "#", one "..."
+    assert a["symbol_ratio"] == 1 / 5  # one "#" and one "...": Gopher's two ratios, the larger
+    six_each = " ".join(["word"] * 88 + ["#tag"] * 6 + ["wait..."] * 6)
+    assert attrs(six_each)["symbol_ratio"] == pytest.approx(0.06)  # 6% and 6%: passes both of Gopher's rules
     assert a["alpha_words_ratio"] == 4 / 7  # "42" has no letter; neither have the two symbol tokens
     assert (a["n_chars"], a["n_lines"], a["script"]) == (36, 1, "latin")
 
