@@ -112,7 +112,7 @@ class _Validation:
                **{f"val_{k}": float(v) for k, v in scores.items()}}
         self.result.curves.append(rec)
         if self.log is not None:
-            self.log({k: v for k, v in rec.items() if k not in ("epoch", "step")}, len(self.result.curves))
+            self.log({k: v for k, v in rec.items() if k not in ("epoch", "step")}, step)  # the optimizer step
         if _improved(scores[self.metric], self.best_score, self.metric, self.cfg.min_delta):
             self.best_score, self.bad = scores[self.metric], 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

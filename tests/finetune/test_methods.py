@@ -296,3 +296,12 @@ def test_reinit_top_draws_only_the_last_blocks_afresh_and_deterministically(pret
     assert float(fresh.trunk.blocks[-1].mlp.fc.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
     with pytest.raises(ConfigError, match="finetune.reinit_top: got 9"):
         modeling.check_trunk_options(mcfg, FinetuneConfig(reinit_top=9))
+
+
+def test_validation_metrics_are_logged_at_the_optimizer_step(pretrained_root, data):
+    """MLflow's x axis for a run's validation curve is the optimizer step (as in pretraining), not the
+    evaluation's index, so evaluations every eval_every steps and every epoch plot alike."""
+    cfg = FinetuneConfig(methods=["full"], epochs=2, batch_size=8, lr=5e-3, head_lr=5e-3, patience=5)
+    steps = []
+    fitted = run_fit(build(pretrained_root, "full", cfg), "full", data, cfg, log=lambda m, i: steps.append(i))
+    assert steps == [c["step"] for c in fitted.curves] and steps[-1] == fitted.steps > len(steps)
