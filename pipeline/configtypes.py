@@ -26,6 +26,15 @@ def config_path(root: Path, path: str | Path) -> Path:
     return Path(root) / Path(path).expanduser()
 
 
+def existing_file(root: Path, path: str | Path, key: str) -> Path:
+    """``config_path``, checked: a file the config names must exist, or the error names the key (at
+    planning, before any stage runs)."""
+    p = config_path(root, path)
+    if not p.is_file():
+        raise ConfigError(f"{key}: no file {str(path)!r} (resolved to {p.resolve()})")
+    return p
+
+
 def bounded(default: Any, *, ge: float | None = None, le: float | None = None,
             gt: float | None = None, lt: float | None = None, help: str = "") -> Any:
     """A dataclass field with numeric bounds checked by `build()`."""

@@ -41,12 +41,12 @@ def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
     return to_dict(cfg.section(name))
 
 
-def _fingerprint(fn: Callable[[], str | None], missing_ok: bool) -> str | None:
+def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) -> str | None:
     """A stage's fingerprint of the outside files its config names. A missing one is a ConfigError, or with
     ``missing_ok`` (gc over past configs) a key of its own that no output has, so that the stages upstream
     of it keep their keys and their outputs stay live."""
     try:
-        return fn()
+        return fn(*args)
     except ConfigError as e:
         if not missing_ok:
             raise
@@ -59,13 +59,12 @@ def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) ->
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
-        section_cfg = cfg.section(spec.name)
         # None: this config names no outside file (e.g. no tokenize.tokenizer_path), and the key stays as before
-        if spec.external_inputs and (fp := _fingerprint(lambda: spec.load().fingerprint(section_cfg, root),
-                                                        missing_ok)) is not None:
+        if spec.external_inputs and (fp := _fingerprint(missing_ok, spec.load().fingerprint,
+                                                        cfg.section(spec.name), root)) is not None:
             inputs["external"] = fp
         for section in spec.sections:
-            fp = _fingerprint(lambda: registry.section_fingerprint(section, cfg.section(section), root), missing_ok)
+            fp = _fingerprint(missing_ok, registry.section_fingerprint, section, cfg.section(section), root)
             if fp is not None:
                 inputs[f"{section}_files"] = fp
         conf = stage_config(cfg, spec.name)

@@ -4,7 +4,7 @@ The stage code, with its heavy imports, lives in ``stage.py`` and loads on first
 """
 from pathlib import Path
 
-from pipeline.configtypes import ConfigError, config_path
+from pipeline.configtypes import existing_file
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
@@ -16,11 +16,8 @@ __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "run"]
 def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
     """What the ``extra_texts`` files are now (path, size, mtime): an edited file means a new key.
     A missing one is a ConfigError here, at planning, not when the stage runs at the end of the flow."""
-    paths = [config_path(root, p) for p in cfg.extra_texts]
-    for i, (rel, path) in enumerate(zip(cfg.extra_texts, paths)):
-        if not path.is_file():
-            raise ConfigError(f"evaluate.extra_texts[{i}]: no file {rel!r} (resolved to {path.resolve()})")
-    return files_fingerprint(paths)
+    return files_fingerprint(existing_file(root, p, f"evaluate.extra_texts[{i}]")
+                             for i, p in enumerate(cfg.extra_texts))
 
 
 __getattr__ = stage_exports(__name__, {'run', 'resolve_texts'})

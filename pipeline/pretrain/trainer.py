@@ -113,8 +113,6 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
                   for x, y in micros]
         weights = token_weights([y for _, y in micros], rt) if masked else [None] * accum
         for micro, ((x, y), w) in enumerate(zip(micros, weights)):
-            if w == 0.0 and rt.world == 1:  # no masked token: its mean loss is 0 / 0 and it adds nothing
-                continue
             sync = rt.world == 1 or micro == accum - 1
             ctx = run_model.no_sync() if not sync else _null()
             with ctx, rt.autocast():

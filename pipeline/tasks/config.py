@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded, config_path
+from pipeline.configtypes import ConfigError, bounded, existing_file
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -148,14 +148,8 @@ def fingerprint(cfg: TasksConfig, root: Path) -> str:
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
-    paths = []
-    for t in cfg.tasks:
-        for split, f in (("train", t.train), ("validation", t.validation), ("test", t.test)):
-            if f:
-                paths.append(config_path(root, f))
-                if not paths[-1].is_file():
-                    raise ConfigError(f"tasks.tasks[{t.name}].{split}: no file {f!r} "
-                                      f"(resolved to {paths[-1].resolve()})")
+    paths = [existing_file(root, f, f"tasks.tasks[{t.name}].{split}") for t in cfg.tasks
+             for split, f in (("train", t.train), ("validation", t.validation), ("test", t.test)) if f]
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 

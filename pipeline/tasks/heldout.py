@@ -2,8 +2,8 @@
 
 - ``held_out_units``: for the stdlib-derived tasks, whole units (modules and pydoc topics) are held out
   for test; their ingest documents are ``stdlib_docs:module/<m>`` / ``stdlib_docs:topic/<t>`` (doc meta
-  ``{"kind": "module", "module": m}`` / ``{"kind": "topic", "topic": t}``), and ``doc_unit`` /
-  ``is_held_out_doc`` tell one from its meta.
+  ``{"kind": "module", "module": m}`` / ``{"kind": "topic", "topic": t}``), and ``doc_unit`` tells
+  one from its meta.
 - ``test_texts``: every task's test inputs as plain text (tagging: the words joined by spaces), for an
   n-gram overlap check against documents from any source.
 """
@@ -50,11 +50,6 @@ def doc_unit(meta: str | dict[str, Any] | None) -> str | None:
     return f"module/{m['module']}" if "module" in m else None
 
 
-def is_held_out_doc(meta: str | dict[str, Any], units: set[str]) -> bool:
-    """Does a document (by its ingest meta, a JSON string or dict) belong to a held-out unit?"""
-    return doc_unit(meta) in units
-
-
 def test_texts(tasks_cfg: TasksConfig, root: Path = Path(".")) -> Iterator[tuple[str, str]]:
     """(task name, text) for every test example of every task."""
     for cfg in tasks_cfg.tasks:
@@ -67,4 +62,4 @@ def test_texts(tasks_cfg: TasksConfig, root: Path = Path(".")) -> Iterator[tuple
                     yield cfg.name, ex["text_pair"]
 
 
-__all__ = ["doc_unit", "held_out_units", "is_held_out_doc", "test_texts"]
+__all__ = ["doc_unit", "held_out_units", "test_texts"]

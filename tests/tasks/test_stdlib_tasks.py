@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pipeline.ingest import stdlib
-from pipeline.tasks import TaskConfig, TasksConfig, held_out_units, is_held_out_doc, load_task
+from pipeline.tasks import TaskConfig, TasksConfig, held_out_units, doc_unit, load_task
 from pipeline.tasks import stdlib_tasks
 from pipeline.tasks.stdlib_tasks import DOC_MARK, TOPIC_MARK, area_label, marked_words, unit_splits, windows
 
@@ -83,11 +83,11 @@ def test_held_out_units_are_the_test_examples_units():
     assert {ex["unit"] for ex in area.splits["test"]} <= units
     assert not units & {ex["unit"] for ex in area.splits["train"]}
     module = next(u for u in units if u.startswith("module/")).removeprefix("module/")
-    assert is_held_out_doc({"kind": "module", "module": module}, units)
-    assert is_held_out_doc('{"kind": "module", "module": "%s"}' % module, units)
+    assert doc_unit({"kind": "module", "module": module}) in units
+    assert doc_unit('{"kind": "module", "module": "%s"}' % module) in units
     train_module = area.splits["train"][0]["unit"].removeprefix("module/")
-    assert not is_held_out_doc({"kind": "module", "module": train_module}, units)
-    assert not is_held_out_doc({"file": "mine.jsonl", "line": 3, "kind": "module", "module": module}, units)
+    assert doc_unit({"kind": "module", "module": train_module}) not in units
+    assert doc_unit({"file": "mine.jsonl", "line": 3, "kind": "module", "module": module}) not in units
 
 
 def test_docstring_cache_round_trips(tmp_path, monkeypatch):
