@@ -7,6 +7,7 @@ know nothing of Prefect. ``python -m flows.pipeline ...`` is ``lmforge run ...``
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ from prefect import flow, task  # noqa: E402
 from prefect.context import TaskRunContext  # noqa: E402
 
 from pipeline import runner  # noqa: E402
+from pipeline.configtypes import ConfigError  # noqa: E402
+from pipeline.ingest.readers import IngestError  # noqa: E402
+from pipeline.plan import PlanError  # noqa: E402
+from pipeline.tasks.readers import TaskError  # noqa: E402
+from pipeline.tokenize.stage import TokenizeError  # noqa: E402
+from pipeline.tokenize.train import TokenizerTrainingError  # noqa: E402
 from pipeline.config import RunConfig  # noqa: E402
 from pipeline.plan import PlannedStage  # noqa: E402
 from pipeline.store import Manifest, validate  # noqa: E402
@@ -40,6 +47,21 @@ class _Run:
 
 
 _RUN: _Run | None = None
+
+# Errors about the user's input or config: their message says what to fix, so Prefect's log of a failed
+# task and flow keeps its one line but not the traceback (the CLI ends with the message). A bug keeps it.
+USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, TokenizerTrainingError)
+
+
+class _NoTracebackForUserErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], USER_ERRORS):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_NoTracebackForUserErrors())
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

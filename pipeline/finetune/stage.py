@@ -122,6 +122,9 @@ def run_threads(cfg: FinetuneConfig) -> int:
     return cfg.threads or max(1, cores // min(cores, len(run_specs(cfg))))
 
 
+EXECUTION = ("runs_resumed", "parallel_runs")  # figures of how a stage ran, not of what it produced
+
+
 def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     tasks_cfg: TasksConfig = ctx.extra.get("tasks") or TasksConfig()
     model_dir = ctx.input("model").path / "model"
@@ -175,7 +178,8 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
             by_run.setdefault((method, init), []).append(result["best"][metric])
         stats.update(_gains(t, metric, by_run))
     ctx.tracker.flush()
-    ctx.write_report("summary.json", stats)
+    # The report holds what the runs produced; how they were executed (resumed, in parallel) is only a figure.
+    ctx.write_report("summary.json", {k: v for k, v in stats.items() if k not in EXECUTION})
     return stats
 
 

@@ -123,6 +123,8 @@ def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):
     (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())
     again = run(CFG, context(tmp_path, pretrained_root, tasks))
     assert again["runs_resumed"] == 9
+    summary = lambda out: json.loads((out / "reports" / "summary.json").read_text())
+    assert summary(out2) == summary(ctx.out) and "runs_resumed" not in summary(out2)  # what ran, not how
     assert (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text() == kept
     assert again["ner.lora.pretrained.s0.val_f1"] == pytest.approx(stats["ner.lora.pretrained.s0.val_f1"])
 
