@@ -23,6 +23,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="override one config value, e.g. --set clean.min_words=20")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}, allowed: 1 or more")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lmforge", description="From a raw corpus to pretrained and fine-tuned LMs.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -49,14 +56,14 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
     gen.add_argument("--prompt", default="")
-    gen.add_argument("--max-tokens", type=int, default=100)
+    gen.add_argument("--max-tokens", type=_positive, default=100)
     gen.add_argument("--temperature", type=float, default=0.8)
     gen.add_argument("--top-k", type=int, default=50)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained decoder)")
     fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK]")
     fm.add_argument("text")
-    fm.add_argument("--top-k", type=int, default=5)
+    fm.add_argument("--top-k", type=_positive, default=5, help="pieces per mask (at most the vocabulary)")
     fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder)")
     return ap
 

@@ -9,6 +9,7 @@ and `merge_lora` turns it back into plain `nn.Linear` layers with identical outp
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import torch
@@ -127,10 +128,14 @@ def apply_lora(
     merge wrongly: a weight tied to another module's (a language model's output layer and its table), and
     a layer whose owner reads its weight instead of calling it (``WEIGHT_READ``: the LM heads)."""
     targets = tuple(targets)
-    groups = [names for names in _aliases(module, (nn.Linear, nn.Embedding))
-              if any(_matches(n, targets) for n in names)]
-    if not groups:
-        raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches targets {targets}")
+    every = _aliases(module, (nn.Linear, nn.Embedding))
+    groups = [names for names in every if any(_matches(n, targets) for n in names)]
+    unmatched = [t for t in targets if not any(_matches(n, (t,)) for names in groups for n in names)]
+    if unmatched or not groups:
+        # a typo would train nothing there; list the names a target may take (block numbers left out)
+        allowed = sorted({re.sub(r"^.*\.\d+\.", "", n) for names in every for n in names})
+        raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches {', '.join(map(repr, unmatched or targets))}"
+                         f"; allowed: {', '.join(allowed)} (or a suffix of one, e.g. 'proj')")
     weight_read = {f"{n}.{w}" if n else w for n, sub in module.named_modules() for w in getattr(sub, "WEIGHT_READ", ())}
     for names in groups:
         base = module.get_submodule(names[0])

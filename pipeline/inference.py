@@ -66,6 +66,6 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
     with torch.no_grad():
         logits, _ = model(torch.tensor([ids]), predict_all=True)  # (1, T, V)
     probs = logits[0, positions].softmax(-1)
-    best = probs.topk(top_k, dim=-1)
+    best = probs.topk(min(top_k, probs.shape[-1]), dim=-1)  # asking for more than the vocabulary gets all of it
     return [[(tok.decode([int(i)]) or tok.id_to_piece(int(i)), float(p)) for p, i in zip(row_p, row_i)]
             for row_p, row_i in zip(best.values, best.indices)]

@@ -126,4 +126,12 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
 
 
 def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[PlannedStage]:
-    return select(compute(cfg, work, root), **selection)
+    """The selected plan; a stage to run whose options clash with another section's is a ConfigError here,
+    before any stage runs (a fine-tuning option the pretrained trunk cannot take, found after pretraining,
+    would cost the pretraining run)."""
+    planned = select(compute(cfg, work, root), **selection)
+    for ps in planned:
+        spec = registry.get(ps.name)
+        if ps.action == "run" and spec.checked:
+            spec.load().check(cfg)
+    return planned

@@ -4,20 +4,38 @@ The stage code, with its heavy imports, lives in ``stage.py`` and loads on first
 """
 from pathlib import Path
 
-from pipeline.configtypes import existing_file
+from pipeline.configtypes import ConfigError, existing_file
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 
 VERSION = "2"  # 2: the headline gain's interval from test-set resampling in the report
-__all__ = ["VERSION", "EvaluateConfig", "fingerprint", "run"]
+__all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run"]
 
 
 def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
     """What the ``extra_texts`` files are now (path, size, mtime): an edited file means a new key.
     A missing one is a ConfigError here, at planning, not when the stage runs at the end of the flow."""
-    return files_fingerprint(existing_file(root, p, f"evaluate.extra_texts[{i}]")
-                             for i, p in enumerate(cfg.extra_texts))
+    return files_fingerprint(extra_text(root, p, i) for i, p in enumerate(cfg.extra_texts))
+
+
+def extra_text(root: Path, path: str, i: int, read: bool = False) -> Path:
+    """The ``i``-th extra text: it must exist and hold something (a ConfigError naming the key); ``read``
+    (when the stage starts): and be UTF-8 text that is not blank."""
+    key = f"evaluate.extra_texts[{i}]"
+    p = existing_file(root, path, key)
+    if p.stat().st_size == 0:
+        raise ConfigError(f"{key}: {str(path)!r} is empty: nothing to score")
+    if read:
+        data = p.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{key}: {str(path)!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}"
+                              f"); convert it first, e.g. iconv -f latin1 -t utf-8") from None
+        if not text.strip():
+            raise ConfigError(f"{key}: {str(path)!r} holds only whitespace: nothing to score")
+    return p
 
 
 __getattr__ = stage_exports(__name__, {'run', 'resolve_texts'})

@@ -19,7 +19,6 @@ from typing import Any
 
 
 from model import MaskedLM, load_meta, load_model, param_count
-from pipeline.configtypes import config_path
 from pipeline.evaluate import lm, unigram
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.report import markdown
@@ -29,17 +28,16 @@ from pipeline.pretrain.runtime import setup
 from pipeline.stage import StageContext
 from pipeline.tokenize.tokenizer import Tokenizer
 
-from pipeline.evaluate import VERSION  # noqa: E402  (one definition, in the package)
+from pipeline.evaluate import VERSION, extra_text  # noqa: E402  (one definition, in the package)
 __all__ = ["VERSION", "EvaluateConfig", "run"]
 
 
 def resolve_texts(cfg: EvaluateConfig, root: Path) -> list[tuple[str, Path]]:
-    """(name, path) of each extra text; a missing file fails before any work, naming the key."""
+    """(name, path) of each extra text; a missing, empty or undecodable file fails before any work, naming
+    the key."""
     out = []
     for i, rel in enumerate(cfg.extra_texts):
-        path = config_path(root, rel)
-        if not path.is_file():
-            raise FileNotFoundError(f"evaluate.extra_texts[{i}]: no file {rel!r} (resolved to {path.resolve()})")
+        path = extra_text(root, rel, i, read=True)
         name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}/{path.stem}").strip("_")
         taken = {n for n, _ in out}
         out.append((name if name not in taken else f"{name}_{i}", path))

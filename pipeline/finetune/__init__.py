@@ -39,7 +39,18 @@ from pipeline.stage import StageContext
 # by default, joined the config later: the config part of every key changed with it); 4: threads auto = the
 # cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding)
 VERSION = "4"
-__all__ = ["VERSION", "FinetuneConfig", "run"]
+__all__ = ["VERSION", "FinetuneConfig", "run", "check"]
+
+
+def check(run_cfg: Any) -> None:
+    """At planning: the fine-tuning options against the trunk that ``pretrain.model`` describes (the stage
+    checks them again against the model it gets)."""
+    from dataclasses import asdict
+
+    from model import ModelConfig
+    from pipeline.finetune.modeling import check_trunk_options
+    trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
+    check_trunk_options(trunk, run_cfg.finetune)
 
 
 def run(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:

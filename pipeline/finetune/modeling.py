@@ -117,15 +117,25 @@ def frozen_names(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> set
 
 def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     """Fail before any run starts when an option does not fit this trunk: ``finetune.reinit_top`` beyond its
-    depth, a ``finetune.freeze`` path that names nothing in it, or ``finetune.aux_lm`` without a decoder
-    whose token embeddings are its LM head."""
-    if cfg.reinit_top or cfg.freeze:
+    depth, a ``finetune.freeze`` path or ``finetune.lora_targets`` name that matches nothing in it, ``first``
+    pooling on a decoder (its first token sees only itself), or ``finetune.aux_lm`` without a decoder whose
+    token embeddings are its LM head."""
+    if cfg.pooling == "first" and mcfg.arch == "decoder":
+        raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean' (a "
+                          "causal trunk's first token sees only itself; 'first' pools an encoder's <cls>)")
+    uses_lora = "lora" in cfg.methods or ("two_stage" in cfg.methods and cfg.then == "lora")
+    if cfg.reinit_top or cfg.freeze or uses_lora:
         with torch.device("meta"):
             trunk = Transformer(mcfg)
             reinit_blocks(trunk, cfg.reinit_top)
             frozen_names(SequenceClassifier(trunk, 1), cfg.freeze)
+            if uses_lora:
+                try:
+                    apply_lora(trunk, cfg.lora_targets)
+                except ValueError as e:
+                    raise ConfigError(f"finetune.lora_targets: {str(e).removeprefix('apply_lora: ')}") from None
     if cfg.aux_lm and (mcfg.arch != "decoder" or not mcfg.tie_embeddings):
-        raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a {mcfg.arch} model with tie_embeddings="
+        raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a model with arch={mcfg.arch}, tie_embeddings="
                           f"{mcfg.tie_embeddings}, allowed: 0 (the auxiliary LM loss is next-token prediction "
                           "through the token embeddings: a decoder trunk with tied embeddings only)")
 

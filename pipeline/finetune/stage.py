@@ -106,10 +106,21 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, run_dir)
-    ctx.tracker.log_metrics({prefix + "best_epoch": fitted.best_epoch, prefix + "trainable_params": trainable,
-                             prefix + "trainable_share": trainable / total,
-                             **{prefix + "best_val_" + k: float(v) for k, v in fitted.best.items()}})
+    ctx.tracker.log_metrics(*logged_metrics(result)[-1])
     return result
+
+
+def logged_metrics(result: dict[str, Any]) -> list[tuple[dict[str, float], int | None]]:
+    """What a run logs to MLflow, rebuilt from its result: the validation curve at its optimizer steps (as
+    ``fit`` logs it while training), then the best point and the trainable share. The parent logs a worker's
+    runs, and a resumed stage the runs it kept, from here."""
+    prefix = f"{result['task']}.{run_name(result['method'], result['init'], result['seed'])}."
+    calls = [({prefix + k: v for k, v in rec.items() if k not in ("epoch", "step")}, rec["step"])
+             for rec in result["curves"]]
+    calls.append(({prefix + "best_epoch": result["best_epoch"], prefix + "trainable_params": result["trainable_params"],
+                   prefix + "trainable_share": result["trainable_share"],
+                   **{prefix + "best_val_" + k: v for k, v in result["best"].items()}}, None))
+    return calls
 
 
 def result_path(out: Path, task: str, spec: tuple[str, str, int]) -> Path:
@@ -156,8 +167,12 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         stats.update({f"{t}.dropped.{r}": n for r, n in data.drop_counts().items()})
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
+    kept = [path for path in (result_path(ctx.out, d.name, spec) for d, _, spec in jobs) if path.exists()]
     todo = [job for job in jobs if not result_path(ctx.out, job[0].name, job[2]).exists()]
-    stats["runs_resumed"] = len(jobs) - len(todo)  # finished before a kill: kept
+    stats["runs_resumed"] = len(kept)
+    for path in kept:  # finished before a kill: kept, and their metrics logged again, to this stage's run
+        for metrics_, step in logged_metrics(json.loads(path.read_text())):
+            ctx.tracker.log_metrics(metrics_, step=step)
     parallel = min(ctx.workers, len(todo)) if device.type == "cpu" else 1
     stats["parallel_runs"] = max(1, parallel)
     if parallel > 1:
@@ -183,27 +198,15 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     return stats
 
 
-class _Recorder(NullTracker):
-    """A worker's stand-in tracker: keeps the metrics a run logs, for the parent to log in run order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, float], int | None]] = []
-
-    def log_metrics(self, metrics, step=None) -> None:
-        self.calls.append((dict(metrics), step))
-
-
 def _worker_start(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
 def _worker_run(out: Path, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
-                spec: tuple[str, str, int], device: str, max_len: int) -> tuple[dict[str, Any], list]:
-    recorder = _Recorder()
-    ctx = StageContext(name="finetune", key="", out=out, tracker=recorder)
-    result = one_run(ctx, cfg, data, enc, model_dir, Tokenizer.from_dir(model_dir), *spec, torch.device(device),
-                     max_len, progress=False)
-    return result, recorder.calls
+                spec: tuple[str, str, int], device: str, max_len: int) -> dict[str, Any]:
+    ctx = StageContext(name="finetune", key="", out=out, tracker=NullTracker())
+    return one_run(ctx, cfg, data, enc, model_dir, Tokenizer.from_dir(model_dir), *spec, torch.device(device),
+                   max_len, progress=False)
 
 
 Job = tuple[TaskData, dict[str, Encoded], tuple[str, str, int]]  # a task, its encoded splits, (method, init, seed)
@@ -225,18 +228,30 @@ def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_
     else:  # Windows: fresh interpreters
         mp = multiprocessing.get_context("spawn")
     progress = Progress("finetune", total=len(todo), unit="runs", every=0.0)
-    with ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,))
+    try:
         futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len): i
                    for i, (data, enc, spec) in enumerate(todo)}
         finished = {}
         for fut in as_completed(futures):
-            result, calls = fut.result()
-            finished[futures[fut]] = calls
+            result = fut.result()
+            finished[futures[fut]] = result
             progress.update(1, extra=f"{result['task']} {run_name(result['method'], result['init'], result['seed'])} "
                                      f"{result['seconds']:.0f} s")
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed run: stop now. Leaving the pool normally would train every queued run
+        # first; the finished ones are published, so the next run resumes after them.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in procs:
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.join(5)
+        raise
+    pool.shutdown()
     progress.close()
     for i in range(len(todo)):  # in run order, whatever order they finished in
-        for metrics_, step in finished[i]:
+        for metrics_, step in logged_metrics(finished[i]):
             ctx.tracker.log_metrics(metrics_, step=step)
 
 
@@ -252,4 +267,4 @@ def _gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -
 
 
 __all__ = ["run_stage", "run_specs", "run_name", "write_task_files", "one_run", "run_parallel", "run_threads",
-           "tokenizer_file"]
+           "tokenizer_file", "logged_metrics"]

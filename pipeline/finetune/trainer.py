@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pipeline.configtypes import ConfigError
 from pipeline.finetune import modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, class_weights, collate, train_batches
@@ -142,6 +143,10 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
     total_steps = sum(e for _, e in plan) * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
+        head_steps = sum(e for _, e in plan[:-1]) * steps_per_epoch
+        if total_steps <= head_steps:  # two-stage: the second stage would never train, yet count as trained
+            raise ConfigError(f"finetune.max_steps: got {cfg.max_steps}, allowed: > {head_steps} (two-stage's head "
+                              f"phase, head_epochs={cfg.head_epochs} x {steps_per_epoch} steps an epoch, takes those)")
     bar = Progress(label, total=total_steps, unit="steps", enabled=progress)
     step, epoch_no, loss_acc, loss_n = 0, 0, 0.0, 0
     stop = False

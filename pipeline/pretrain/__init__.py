@@ -7,6 +7,8 @@ start from it), ``reports/metrics.jsonl`` and ``reports/loss_curve.png``.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,23 @@ def fingerprint(cfg: PretrainConfig, root: Path) -> str | None:
     if cfg.init_from is None:
         return None
     folder = init_model_dir(cfg.init_from, root)
+    _check_init_model(cfg, folder)
     return files_fingerprint(folder / name for name in MODEL_FILES)
+
+
+def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
+    """Continued pretraining needs the saved model's architecture: checked here, from its config file, so
+    a mismatch stops the run at planning (the vocabulary and tokenizer are checked when the stage starts,
+    against the token shards)."""
+    try:
+        saved = json.loads((folder / MODEL_FILES[0]).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"pretrain.init_from: {folder / MODEL_FILES[0]} is not a model config ({e})") from None
+    diff = {k: (saved.get(k), v) for k, v in asdict(cfg.model).items() if saved.get(k) != v}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        raise ConfigError(f"pretrain.init_from: {folder} has another model ({shown}); continued pretraining "
+                          "needs the same pretrain.model settings")
 
 
 def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:

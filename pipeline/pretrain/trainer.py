@@ -19,6 +19,7 @@ import torch
 from model import CausalLM, MaskedLM, ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, \
     param_count
 from model.layers import IGNORE_INDEX
+from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, TokenShards
 from pipeline.pretrain import init_model_dir, state
@@ -26,6 +27,7 @@ from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
+from pipeline.tokenize.tokenizer import MODEL_FILE, model_digest
 from pipeline.tracking import NullTracker, Tracker
 
 CHECKPOINT, BEST, METRICS = "checkpoint", "model", "reports/metrics.jsonl"
@@ -72,7 +74,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.init_from:
-        _init_from(model, mcfg, init_model_dir(cfg.init_from, root))
+        _init_from(model, mcfg, init_model_dir(cfg.init_from, root), train_shards.meta)
     model.to(rt.device)
     opt = build_adamw(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     accum = grad_accum_steps(cfg, rt.world)
@@ -191,13 +193,22 @@ class _null:
     def __exit__(self, *a): return False
 
 
-def _init_from(model: torch.nn.Module, mcfg: ModelConfig, folder: Path) -> None:
-    """Continued pretraining: start from a saved model of the same architecture and vocabulary."""
+def _init_from(model: torch.nn.Module, mcfg: ModelConfig, folder: Path, shards_meta: dict[str, Any]) -> None:
+    """Continued pretraining: start from a saved model of the same architecture and tokenizer. The same
+    vocabulary size is not enough: another tokenizer's ids mean other pieces."""
     src, src_cfg = load_model(folder)
     if src_cfg != mcfg:
         diff = {k: (v, getattr(mcfg, k)) for k, v in src_cfg.to_dict().items() if getattr(mcfg, k) != v}
-        raise ValueError(f"pretrain.init_from: {folder} has a different model config {diff}; "
-                         "continued pretraining needs the same architecture and tokenizer")
+        raise ConfigError(f"pretrain.init_from: {folder} has a different model config {diff}; "
+                          "continued pretraining needs the same architecture and tokenizer")
+    saved_tok = folder / "tokenizer" / MODEL_FILE
+    ours = (shards_meta.get("tokenizer") or {}).get("digest")
+    if saved_tok.is_file() and ours is not None:
+        theirs = model_digest(saved_tok.read_bytes())
+        if theirs != ours:
+            raise ConfigError(f"pretrain.init_from: {folder} was trained with another tokenizer (digest {theirs}, "
+                              f"these token shards: {ours}); set tokenize.tokenizer_path to {saved_tok} to "
+                              "tokenize the corpus with the model's own tokenizer")
     model.load_state_dict(src.state_dict())
 
 

@@ -35,6 +35,11 @@ def sentinel(i: int) -> str:
     return f"<extra_id_{i}>"
 
 
+def model_digest(model_bytes: bytes) -> str:
+    """A tokenizer's identity: the digest of its sentencepiece model file (the shards' meta records it)."""
+    return hashlib.blake2b(model_bytes, digest_size=16).hexdigest()
+
+
 class Tokenizer:
     """A sentencepiece model plus what the trainers need: special ids, byte pieces, bytes per id."""
 
@@ -42,7 +47,7 @@ class Tokenizer:
         self.model_bytes = model if isinstance(model, bytes) else Path(model).read_bytes()
         self.sp = spm.SentencePieceProcessor(model_proto=self.model_bytes)
         self.vocab_size = self.sp.vocab_size()
-        self.digest = hashlib.blake2b(self.model_bytes, digest_size=16).hexdigest()
+        self.digest = model_digest(self.model_bytes)
         self.pieces = [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
         types = modelproto.piece_types(self.model_bytes)
         assert len(types) == self.vocab_size, f"{len(types)=} {self.vocab_size=}"

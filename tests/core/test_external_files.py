@@ -3,6 +3,7 @@ their current state is part of the reading stage's key, and a missing one is a C
 names the key, not a traceback hours into a run."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -29,9 +30,12 @@ def rewrite(path: Path, data: bytes, mtime_ns: int) -> None:
 
 
 def model_folder(folder: Path) -> Path:
+    """The files of a saved model; its config is the tiny preset's model (planning checks the architecture)."""
+    from dataclasses import asdict
     folder.mkdir(parents=True)
     for name in MODEL_FILES:
         (folder / name).write_bytes(b"{}")
+    (folder / "model_config.json").write_text(json.dumps(asdict(config.load("tiny").pretrain.model)))
     return folder
 
 

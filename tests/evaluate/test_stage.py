@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.configtypes import ConfigError
 from pipeline.evaluate import EvaluateConfig, resolve_texts, run
 from pipeline.finetune import FinetuneConfig
 from pipeline.finetune import run as finetune_run
@@ -108,8 +109,18 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
         row["loss"] * row["tokens"] / math.log(2) / len(text.encode()))
     names = [n for n, _ in resolve_texts(EvaluateConfig(extra_texts=["texts/story.txt"] * 2), root)]
     assert names == ["texts_story", "texts_story_1"]
-    with pytest.raises(FileNotFoundError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
+    with pytest.raises(ConfigError, match=r"evaluate.extra_texts\[1\]: no file 'texts/nope.txt'"):
         evaluate(tmp_path / "b", tokens, decoder, tasks_cfg, extra_texts=["texts/story.txt", "texts/nope.txt"])
+    # an empty, blank or undecodable file once scored as nan, or failed with no file named
+    (root / "texts" / "empty.txt").write_bytes(b"")
+    (root / "texts" / "blank.txt").write_bytes(b" \n\n")
+    (root / "texts" / "latin.txt").write_bytes(b"caf\xe9 au lait\n")
+    for name, match in (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3")):
+        with pytest.raises(ConfigError, match=rf"evaluate.extra_texts\[0\]: 'texts/{name}.txt' {match}"):
+            resolve_texts(EvaluateConfig(extra_texts=[f"texts/{name}.txt"]), root)
+    from pipeline.evaluate import fingerprint
+    with pytest.raises(ConfigError, match="is empty"):  # at planning already
+        fingerprint(EvaluateConfig(extra_texts=["texts/empty.txt"]), root)
 
 
 def test_max_eval_tokens_limits_the_validation_targets(tmp_path, tokens, decoder, tasks_cfg):

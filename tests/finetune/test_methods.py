@@ -139,6 +139,17 @@ def test_two_stage_freezes_the_body_in_stage_one(pretrained_root, data, then, st
     assert all(stage2(k) for k in after_stage2)
 
 
+def test_two_stage_with_max_steps_inside_the_head_phase_is_refused(pretrained_root, data):
+    """48 examples, batch 8: the head phase takes 6 steps; max_steps=4 once trained the head alone and reported
+    the second stage's trainable parameters."""
+    from pipeline.configtypes import ConfigError
+    cfg = FinetuneConfig(methods=["two_stage"], epochs=2, head_epochs=1, then="lora", batch_size=8, max_steps=4)
+    with pytest.raises(ConfigError, match=r"finetune.max_steps: got 4, allowed: > 6 .*head_epochs=1 x 6 steps"):
+        run_fit(build(pretrained_root, "two_stage", cfg), "two_stage", data, cfg)
+    cfg = dataclasses.replace(cfg, max_steps=7)
+    assert run_fit(build(pretrained_root, "two_stage", cfg), "two_stage", data, cfg).steps == 7
+
+
 def test_early_stopping_restores_the_best(pretrained_root, data, monkeypatch):
     """Validation accuracy peaks at the 2nd evaluation: with patience 2 training stops after the 4th,
     and the model ends with the 2nd evaluation's weights."""

@@ -121,8 +121,23 @@ def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):
     (out2 / "runs" / "ner" / "lora-pretrained-s0" / "result.json").unlink()
     kept = (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text()
     (tmp_path / "ner.conll").write_text((ctx.root / "ner.conll").read_text())
-    again = run(CFG, context(tmp_path, pretrained_root, tasks))
+    from pipeline.tracking import NullTracker
+    logged: dict[str, list] = {}
+
+    class Tracker(NullTracker):
+        def log_metrics(self, metrics, step=None):
+            for k, v in metrics.items():
+                logged.setdefault(k, []).append((step, v))
+
+    rctx = context(tmp_path, pretrained_root, tasks)
+    rctx.tracker = Tracker()
+    again = run(CFG, rctx)
     assert again["runs_resumed"] == 9
+    # a kept run's curve goes to the new stage run too (a resumed stage's MLflow run once had none of it)
+    kept_run = json.loads(kept)
+    assert logged["ner.full-pretrained-s0.val_f1"] == [(r["step"], r["val_f1"]) for r in kept_run["curves"]]
+    assert logged["ner.full-pretrained-s0.best_epoch"] == [(None, kept_run["best_epoch"])]
+    assert len(logged["ner.lora-pretrained-s0.best_epoch"]) == 1  # the run trained again, logged once
     summary = lambda out: json.loads((out / "reports" / "summary.json").read_text())
     assert summary(out2) == summary(ctx.out) and "runs_resumed" not in summary(out2)  # what ran, not how
     assert (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text() == kept
@@ -194,6 +209,35 @@ def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretraine
                      for m, i in (("full", "pretrained"), ("lora", "pretrained"), ("full", "scratch"))]
 
 
+def test_a_failed_parallel_run_stops_the_queued_ones(tmp_path, pretrained_root):
+    """A failing run (or Ctrl-C) ends the pool at once: leaving it normally trained every queued run first."""
+    import multiprocessing
+
+    from pipeline.finetune.stage import run_parallel
+    from pipeline.tasks import load_task
+    from pipeline.tokenize.tokenizer import Tokenizer
+    from pipeline.finetune.encode import encode
+    from pipeline.tracking import NullTracker
+    from model import load_config
+    import torch
+
+    write_ner(tmp_path)
+    tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][1]]})
+    ctx = context(tmp_path, pretrained_root, tasks)
+    ctx.tracker = NullTracker()
+    model_dir = pretrained_root / "model"
+    data = load_task(tasks.tasks[0], tmp_path)
+    tok, arch = Tokenizer.from_dir(model_dir), load_config(model_dir).arch
+    enc = {s: encode(data.splits[s], data.kind, data.labels, tok, arch, 48) for s in ("train", "validation")}
+    cfg = FinetuneConfig(methods=["full", "lora"], epochs=3, batch_size=4, max_len=48, threads=1,
+                         lora_targets=["no.such"])
+    todo = [(data, enc, ("lora", "pretrained", 0))] + [(data, enc, ("full", "pretrained", s)) for s in range(8)]
+    with pytest.raises(ValueError, match="no.such"):
+        run_parallel(ctx, cfg, todo, model_dir, torch.device("cpu"), 48, 2, 1)
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+    assert len(list((ctx.out / "runs" / "ner").glob("*/result.json"))) < 8
+
+
 def test_trunk_dropout_trains_the_runs_without_the_pretrained_dropout_and_records_it(tmp_path):
     root = make_pretrained(tmp_path / "drop", dropout=0.3)
     tasks = build(TasksConfig, {"tasks": [{"name": "c", "source": "files", "train": "c.csv"}]})
@@ -219,9 +263,30 @@ def test_aux_lm_on_an_encoder_fails_before_any_run(tmp_path):
     root = make_pretrained(tmp_path / "enc", arch="encoder")
     tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][0]]})
     cfg = FinetuneConfig(methods=["full"], baseline=False, epochs=1, threads=1, aux_lm=0.5)
-    with pytest.raises(ConfigError, match=r"finetune.aux_lm: got 0.5 for a encoder model.*allowed: 0"):
+    with pytest.raises(ConfigError, match=r"finetune.aux_lm: got 0.5 for a model with arch=encoder.*allowed: 0"):
         run(cfg, context(tmp_path, root, tasks))
     assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["finetune.pooling=first"], r"finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last'"),
+    (["finetune.methods=full,lora", "finetune.lora_targets=attn.qkv,qkv_proj"],
+     r"finetune.lora_targets: .*'qkv_proj'; allowed: attn.proj, attn.qkv, mlp.fc, mlp.proj, wte"),
+    (["finetune.methods=two_stage", "finetune.then=lora", "finetune.epochs=2", "finetune.lora_targets=mlp.fcc"],
+     r"'mlp.fcc'"),
+    (["pretrain.model.arch=encoder", "finetune.aux_lm=0.5"], r"finetune.aux_lm: got 0.5 for a model with arch=encoder"),
+    (["finetune.reinit_top=3"], r"finetune.reinit_top: got 3, allowed: 0 to the trunk's 2 blocks"),
+])
+def test_options_the_trunk_cannot_take_fail_at_planning(tmp_path, sets, match):
+    """Before pretraining runs: found when the finetune stage started, they cost the pretraining run."""
+    from pipeline import config
+    from pipeline.plan import make_plan
+    cfg = config.load("tiny", overrides=sets)
+    with pytest.raises(ConfigError, match=match):
+        make_plan(cfg, tmp_path / "work", tmp_path)
+    # a stage that will not run is not checked (a cached finetune stage was built with these options)
+    plan = make_plan(cfg, tmp_path / "work", tmp_path, until="pretrain")
+    assert {p.name: p.action for p in plan}["finetune"] == "skip"
 
 
 def test_every_metric_names_a_score_of_every_task_kind():

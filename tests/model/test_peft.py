@@ -174,8 +174,10 @@ def test_adapter_inits_start_as_identity_at_their_scale(init, bound):
 
 
 def test_peft_errors_are_clear():
-    with pytest.raises(ValueError, match="no nn.Linear or nn.Embedding matches targets"):
+    with pytest.raises(ValueError, match=r"no nn.Linear or nn.Embedding matches 'q_proj'; allowed: attn.proj, attn.qkv"):
         apply_lora(lm(), targets=("q_proj",))
+    with pytest.raises(ValueError, match=r"matches 'mlp.fcc'; allowed"):  # one typo among good targets: not ignored
+        apply_lora(lm(), targets=("attn.qkv", "mlp.fcc"))
     with pytest.raises(ValueError, match=r"transformer.wte shares its weight with \['lm_head'\]"):
         apply_lora(lm(), targets=("wte",))  # tied to the output layer
     with pytest.raises(ValueError, match="unknown places"):

@@ -98,6 +98,11 @@ def test_masked_lm_pretraining(shards, tmp_path):
                         mask_rate=0.15)
     assert again["loss"] == pytest.approx(meta["val_loss"], rel=1e-5)
     assert again["accuracy"] == pytest.approx(meta["val_accuracy"], abs=1e-9)
+    # fill-mask asked for more pieces than the vocabulary has gets all of them (it once crashed in topk)
+    from pipeline.inference import fill_mask
+    (preds,) = fill_mask(tmp_path / "m" / "model", "the [MASK] value", top_k=10 ** 6)
+    vocab = json.loads((tmp_path / "m" / "model" / "model_config.json").read_text())["vocab_size"]
+    assert len(preds) == vocab and sum(p for _, p in preds) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_objective_must_match_arch():
@@ -120,6 +125,17 @@ def test_continued_pretraining_starts_from_weights(shards, tmp_path, monkeypatch
     with pytest.raises(ValueError, match="different model config"):
         train(cfg(max_steps=1, model={"n_embd": 64}, init_from=str(tmp_path / "base" / "model")), shards,
               tmp_path / "bad")
+    # the architecture is checked at planning, from the saved config file
+    from pipeline.configtypes import ConfigError
+    from pipeline.pretrain import fingerprint
+    assert fingerprint(cfg(init_from="base/model"), tmp_path)
+    with pytest.raises(ConfigError, match=r"n_embd: \d+ there, 64 here"):
+        fingerprint(cfg(model={"n_embd": 64}, init_from="base/model"), tmp_path)
+    # the same architecture and vocabulary size from another tokenizer: its ids are other pieces
+    tok = tmp_path / "base" / "model" / "tokenizer" / "tokenizer.model"
+    tok.write_bytes(tok.read_bytes() + b"\0")
+    with pytest.raises(ConfigError, match="another tokenizer"):
+        train(cfg(max_steps=1, init_from="base/model"), shards, tmp_path / "other", root=tmp_path)
 
 
 def test_the_model_files_checked_at_planning_are_those_load_model_reads():
