@@ -7,6 +7,7 @@ reason and the file and line; a sample of each kind goes to ``reports/drops.json
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any, Iterator
 from pipeline import documents
 from pipeline.ingest import stdlib
 from pipeline.ingest.config import IngestConfig, SourceConfig
-from pipeline.ingest.readers import READERS, Doc, Drop, IngestError, resolve_paths
+from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, resolve_paths
 from pipeline.stage import StageContext
 
-VERSION = "2"  # 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins
+# 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins; 3: a long document is
+# cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word
+VERSION = "3"
 __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
 
 
@@ -46,6 +49,10 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return (*errors, zstandard.ZstdError)
 
 
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
     if src.kind == "stdlib_docs":
         for local_id, text, meta in stdlib.iter_docs():
@@ -59,9 +66,14 @@ def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
                 continue
             yield Doc(local_id, text, meta) if text.strip() else Drop("empty_file", local_id)
     else:
-        reader, errors = READERS[src.kind], _read_errors()
-        for path in resolve_paths(src, root):
-            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        reader, errors, skipped = READERS[src.kind], _read_errors(), set()
+        files = resolve_paths(src, root, skipped)
+        for path in sorted(skipped - set(files)):  # in a folder, with another kind's suffix: said, not silent
+            kinds = ", ".join(filter(None, SUFFIXES[src.kind]))
+            yield Drop("other_suffix", _rel(path, root), f"not a {src.kind} file ({kinds}); name it in paths, or "
+                                                           "give it a source of its kind")
+        for path in files:
+            rel = _rel(path, root)
             n = 0
             try:
                 for item in reader(path, rel, src):
@@ -73,19 +85,34 @@ def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
                                                   "file before the error are kept")
 
 
+# Where a long document may be cut, best first: a paragraph break, a sentence end (so that a sentence, and an
+# evaluation text quoted in it, stays whole for decontamination), a line break, any whitespace. The cut falls in
+# the window's second half when it can, so that no piece is short.
+_BREAKS = (re.compile(r"\n[ \t\r\f\v]*\n"), re.compile(r"[.!?][\"')\]]*\s+|[。！？]"), re.compile(r"\n"),
+           re.compile(r"\s+"))
+
+
 def split_huge(text: str, limit: int) -> list[str]:
-    """Split a text longer than ``limit`` chars at paragraph (else line, else hard) breaks."""
+    """Split a text longer than ``limit`` chars into pieces of at most ``limit``, each cut at the best break
+    of ``_BREAKS`` in its window; a cut inside a word only where a window holds no whitespace at all."""
     if len(text) <= limit:
         return [text]
     parts, start = [], 0
     while len(text) - start > limit:
-        window = text[start:start + limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"))
-        cut = cut + 1 if cut > limit // 2 else limit
+        cut = _cut(text[start:start + limit])
         parts.append(text[start:start + cut])
         start += cut
     parts.append(text[start:])
     return parts
+
+
+def _cut(window: str) -> int:
+    for lowest in (len(window) // 2, 1):
+        for pattern in _BREAKS:
+            ends = [m.end() for m in pattern.finditer(window, lowest)]
+            if ends:
+                return ends[-1]
+    return len(window)
 
 
 def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:

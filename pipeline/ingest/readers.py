@@ -40,7 +40,8 @@ class Drop:
 Item = Doc | Drop
 SUFFIXES = {
     "text": (".txt", ".text", ""), "markdown": (".md", ".markdown", ".rst", ".txt"),
-    "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".ndjson"), "parquet": (".parquet",),
+    "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson", ".ndjson.gz",
+              ".ndjson.zst"), "parquet": (".parquet",),
     "csv": (".csv", ".csv.gz"), "tsv": (".tsv", ".tsv.gz", ".tab"),
 }
 # csv's default limit (131,072 chars per field) would abort a file with one long document; documents
@@ -55,16 +56,21 @@ FIELD_LIMIT = 2**31 - 1
 GENERATED = ("data/work", "data/runs", "mlruns", ".prefect")
 
 
-def resolve_paths(src: SourceConfig, base: Path) -> list[Path]:
+def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = None) -> list[Path]:
     """Expand files, folders and glob patterns (relative to ``base``, the project root) into a sorted list of
-    files; a folder or pattern leaves out what lmforge itself wrote there (``GENERATED``)."""
+    files; a folder or pattern leaves out what lmforge itself wrote there (``GENERATED``). A folder's files
+    without a suffix of the source's kind are left out too, and added to ``skipped`` (ingest counts them)."""
     files: set[Path] = set()
     generated = [(base / g).resolve() for g in GENERATED]
     for pattern in src.paths:
         p = Path(pattern).expanduser()
         p = p if p.is_absolute() else base / p
         if p.is_dir():
-            matches = [q for q in p.rglob("*") if q.is_file() and _suffix_ok(q, src.kind)]
+            inside = [q for q in p.rglob("*") if q.is_file()]
+            matches = [q for q in inside if _suffix_ok(q, src.kind)]
+            if skipped is not None:
+                skipped.update(q.resolve() for q in inside if not _suffix_ok(q, src.kind)
+                               and not any(q.resolve().is_relative_to(g) for g in generated))
         elif p.is_file():
             matches = [p]
         else:

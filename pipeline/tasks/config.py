@@ -106,6 +106,14 @@ class TaskConfig:
         if self.labels is not None and self.kind == "tagging" and "O" not in self.labels:
             raise ConfigError(f"{where}.labels: got {self.labels}, allowed: a tag list that holds 'O' (the tag "
                               "of words outside any span, and of words cut off by truncation)")
+        if self.labels is not None and self.kind != "tagging" and len(self.labels) < 2:
+            raise ConfigError(f"{where}.labels: got {self.labels}, allowed: at least 2 labels (or none: read from "
+                              "the data)")
+        for split, fraction in (("test", self.test_fraction), ("validation", self.val_fraction)):
+            if self.source == "files" and not self.file(split) and fraction == 0:
+                key = "val_fraction" if split == "validation" else "test_fraction"
+                raise ConfigError(f"{where}.{key}: got 0 without a {split} file, allowed: > 0 (the {split} split "
+                                  f"is cut from train) or a {split} file")
         if self.source == "stdlib_area" and len(self.areas) < 2:
             raise ConfigError(f"{where}.areas: got {len(self.areas)} area(s), allowed: at least 2")
 
@@ -148,8 +156,12 @@ def fingerprint(cfg: TasksConfig, root: Path) -> str:
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
-    paths = [existing_file(root, f, f"tasks.tasks[{t.name}].{split}") for t in cfg.tasks
-             for split, f in (("train", t.train), ("validation", t.validation), ("test", t.test)) if f]
+    from pipeline.tasks.readers import check_file
+
+    files = [(t, f"tasks.tasks[{t.name}].{split}", t.file(split)) for t in cfg.tasks for split in SPLITS if t.file(split)]
+    paths = [existing_file(root, f, key) for _, key, f in files]
+    for (t, key, _), path in zip(files, paths):
+        check_file(path, t, key)
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 

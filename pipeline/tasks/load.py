@@ -15,6 +15,7 @@ string), ``bad_encoding`` (bytes that are not UTF-8) and ``bad_json``, and the s
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -126,6 +127,9 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
         rel = cfg.file(split)
         if rel:
             path = config_path(root, rel)
+            # origins name the file as normalized: "./a.csv" and "a.csv" give the same origins, so the same
+            # split cut and samples (both hash the origin); a relative path keeps them when the project moves
+            rel = os.path.normpath(rel)
             where[split] = rel
             out[split] = list(read_file(path, rel, cfg))
     cut = {"test": cfg.test_fraction, "validation": cfg.val_fraction}
@@ -180,9 +184,10 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             else:
                 good.append(_example(rec, cfg.kind))
         if not good:
-            n = sum(1 for d in drops if d.origin.startswith(where[s].split(" ")[0]))
-            raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({n} dropped: "
-                            f"{dict(Counter(d.reason for d in drops))})")
+            base = where[s].split(" (a ")[0]  # the file, without a cut's note
+            mine = [d for d in drops if d.origin == base or d.origin.startswith(base + ":")]
+            raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({len(mine)} dropped: "
+                            f"{dict(Counter(d.reason for d in mine))})")
         splits[s] = good
     splits["train"] = subsample(splits["train"], cfg.max_train, cfg.split_seed)
     for s in ("validation", "test"):
@@ -194,6 +199,10 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
         labels = tag_labels(types, scheme)
     else:
         labels = _label_order({ex["label"] for s in SPLITS for ex in splits[s]})
+    seen = sorted({ex["label"] for ex in splits["train"]}) if cfg.kind != "tagging" else None
+    if seen is not None and len(seen) < 2:  # it would train, and score 1.0, a classifier of one class
+        raise TaskError(f"task {cfg.name}: the train rows in {where['train']} hold one label ({seen[0]!r}; "
+                        f"{dict(Counter(d.reason for d in drops))} dropped); a classifier needs at least 2")
     return TaskData(cfg.name, cfg.kind, labels, scheme, splits, drops)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.configtypes import ConfigError
 from pipeline.ingest.readers import SURROGATE, csv_records
 from pipeline.tasks.config import TaskConfig
 
@@ -42,7 +43,7 @@ def detect_format(path: Path, cfg: TaskConfig) -> str:
     if cfg.format != "auto":
         return cfg.format
     name = path.name.lower()
-    for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"), (".json", "jsonl")):
+    for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".jsonl", "jsonl"), (".json", "jsonl"), (".conll", "conll")):
         if name.endswith(suffix):
             return fmt
     if cfg.kind == "tagging":
@@ -171,38 +172,41 @@ def _label_text(v: str | int | float) -> str:
 
 def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     """Sentences of a column file: blank lines and ``-DOCSTART-`` lines end a sentence. Every line has as
-    many columns as the file's first one; a sentence with a line that has not is dropped whole."""
+    many columns as most of the file's lines (not its first: one bad first line once dropped every sentence);
+    a sentence with a line that has not is dropped whole."""
     tokens: list[str] = []
     tags: list[str] = []
-    start, bad, width = 0, None, 0
+    start, bad = 0, None
     with open(path, **OPEN) as f:
-        for i, line in enumerate([*f, ""], 1):  # a final "" closes the last sentence
-            cols = line.split()
-            if not cols or cols[0] == "-DOCSTART-":
-                if bad:
-                    yield Drop(bad[0], f"{rel}:{bad[1]}", bad[2])
-                elif tokens:
-                    yield Record(f"{rel}:{start}", tokens=tokens, tags=tags)
-                tokens, tags, bad = [], [], None
-                continue
-            if not tokens and not bad:
-                start = i
-            width = width or len(cols)
+        lines = [*f, ""]  # a final "" closes the last sentence
+    widths = Counter(len(c) for c in map(str.split, lines) if c and c[0] != "-DOCSTART-")
+    width = widths.most_common(1)[0][0] if widths else 0
+    for i, line in enumerate(lines, 1):
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
             if bad:
-                continue
-            if len(cols) < 2 or len(cols) != width:  # a single column cannot be both the token and the tag
-                bad = ("misaligned_tags", i, f"{len(cols)} column(s), the file's first line has {width}")
-                continue
-            if _bad_text(line):
-                bad = ("bad_encoding", i, BAD_BYTES)
-                continue
-            try:
-                tok, tag = cols[cfg.token_column], cols[cfg.tag_column]
-            except IndexError:
-                bad = ("misaligned_tags", i, f"no column {max(cfg.token_column, cfg.tag_column)}")
-                continue
-            tokens.append(tok)
-            tags.append(tag)
+                yield Drop(bad[0], f"{rel}:{bad[1]}", bad[2])
+            elif tokens:
+                yield Record(f"{rel}:{start}", tokens=tokens, tags=tags)
+            tokens, tags, bad = [], [], None
+            continue
+        if not tokens and not bad:
+            start = i
+        if bad:
+            continue
+        if len(cols) < 2 or len(cols) != width:  # a single column cannot be both the token and the tag
+            bad = ("misaligned_tags", i, f"{len(cols)} column(s), most of the file's lines have {width}")
+            continue
+        if _bad_text(line):
+            bad = ("bad_encoding", i, BAD_BYTES)
+            continue
+        try:
+            tok, tag = cols[cfg.token_column], cols[cfg.tag_column]
+        except IndexError:
+            bad = ("misaligned_tags", i, f"no column {max(cfg.token_column, cfg.tag_column)}")
+            continue
+        tokens.append(tok)
+        tags.append(tag)
 
 
 def read_file(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
@@ -220,4 +224,35 @@ def read_file(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     return read_jsonl(path, rel, cfg)
 
 
-__all__ = ["Record", "Drop", "TaskError", "read_file", "read_conll", "read_jsonl", "read_delimited", "detect_format"]
+def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
+    """At planning, what a task file's first bytes tell: it is not empty, its format holds the task's kind, and
+    a CSV / TSV header names the configured columns. A ConfigError naming the key: found when the file was
+    read, after ingest, clean and dedup had run, these cost the run so far."""
+    where = key.rsplit(".", 1)[0]
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{key}: {path.name!r} is empty")
+    try:
+        fmt = detect_format(path, cfg)
+    except TaskError:
+        raise ConfigError(f"{where}.format: got 'auto', and {path.name!r} has no suffix that tells its format; "
+                          "allowed: csv, tsv, jsonl, conll") from None
+    if (fmt == "conll") != (cfg.kind == "tagging") and not (fmt == "jsonl" and cfg.kind == "tagging"):
+        allowed = "conll, jsonl" if cfg.kind == "tagging" else "csv, tsv, jsonl"
+        raise ConfigError(f"{where}.format: {path.name!r} reads as {fmt}, allowed for kind {cfg.kind!r}: {allowed}")
+    if fmt not in ("csv", "tsv"):
+        return
+    fields = {"text_field": cfg.text_field, "label_field": cfg.label_field}
+    if cfg.kind == "pair_classification":
+        fields["text_pair_field"] = cfg.text_pair_field
+    header: list[str] | None = None
+    if cfg.header:
+        with open(path, newline="", **OPEN) as f:
+            first = next(csv_records(f.readline(), fmt, path.name), None)
+        header = first[1] if first is not None and isinstance(first[1], list) else None
+    for name, value in fields.items():
+        if not (header is not None and value in header) and not value.lstrip("-").isdigit():
+            shown = f"its header: {', '.join(header)}" if header is not None else "header: false, so a column index"
+            raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
+
+
+__all__ = ["Record", "Drop", "TaskError", "read_file", "check_file", "read_conll", "read_jsonl", "read_delimited", "detect_format"]

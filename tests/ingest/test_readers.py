@@ -97,6 +97,21 @@ def test_split_huge_keeps_every_char():
     assert "".join(parts) == text and all(len(p) <= 1000 for p in parts) and len(parts) > 5
 
 
+def test_split_huge_cuts_at_the_best_break_never_inside_a_word():
+    """A paragraph break, else a sentence end, else a line break, else a space. The last line break once always
+    won over an earlier paragraph break, and a text without line breaks was cut mid-word (5 pieces, 4 of them
+    then dropped by clean's terminal-punctuation rule)."""
+    para = "\n".join(["line of paragraph one is here ok."] * 20) + "\n\n" + "\n".join(["second wraps its lines"] * 40)
+    assert len(split_huge(para, 1000)[0]) == para.index("\n\n") + 2
+    wrapped = "\n".join(["The keeper counted forty seven ships sailing past", "the rocky harbour. Then he slept"] * 30)
+    assert all(p.endswith("harbour. ") for p in split_huge(wrapped, 1000)[:-1])  # a sentence end, not a line end
+    prose = " ".join(["alpha bravo charlie delta"] * 300)
+    parts = split_huge(prose, 1000)
+    assert "".join(parts) == prose and all(p.endswith(" ") and len(p) > 500 for p in parts[:-1])
+    assert [len(p) for p in split_huge("中文句子。" * 400, 1000)][0] == 1000  # CJK sentence ends
+    assert [len(p) for p in split_huge("x" * 2500, 1000)] == [1000, 1000, 500]  # no break at all: a hard cut
+
+
 def test_stage_several_sources_counts_and_errors(tmp_path):
     (tmp_path / "txt").mkdir()
     (tmp_path / "txt" / "a.txt").write_text("alpha text")
@@ -119,6 +134,27 @@ def test_stage_several_sources_counts_and_errors(tmp_path):
     with pytest.raises(IngestError, match="no documents"):
         run(IngestConfig(sources=[SourceConfig(name="e", kind="jsonl", paths=["e.jsonl"])]),
             StageContext(name="ingest", key="k", out=tmp_path / "o3", root=tmp_path))
+
+
+def test_a_folders_files_of_another_kind_are_counted_not_silently_skipped(tmp_path):
+    (tmp_path / "notes" / "sub").mkdir(parents=True)
+    (tmp_path / "notes" / "a.txt").write_text("alpha text")
+    (tmp_path / "notes" / "README").write_text("no suffix: text")
+    (tmp_path / "notes" / "c.md").write_text("# markdown")
+    (tmp_path / "notes" / "sub" / "d.log").write_text("log line")
+    cfg = IngestConfig(sources=[SourceConfig(name="n", kind="text", paths=["notes"])])
+    ctx = StageContext(name="ingest", key="k", out=tmp_path / "out", root=tmp_path)
+    stats = run(cfg, ctx)
+    assert stats["docs"] == 2 and stats["dropped.other_suffix"] == 2
+    samples = json.loads((ctx.out / "reports" / "drops.json").read_text())["samples"]["other_suffix"]
+    assert [d["where"] for d in samples] == ["notes/c.md", "notes/sub/d.log"]
+    assert "not a text file (.txt, .text)" in samples[0]["detail"]
+    js = tmp_path / "js"
+    js.mkdir()
+    (js / "a.json.gz").write_bytes(gzip.compress(b'{"text": "zipped json"}\n'))  # a jsonl suffix too
+    stats = run(IngestConfig(sources=[SourceConfig(name="j", kind="jsonl", paths=["js"])]),
+                StageContext(name="ingest", key="k", out=tmp_path / "o2", root=tmp_path))
+    assert stats["docs"] == 1 and stats["dropped"] == 0
 
 
 def test_default_corpus_is_real_stdlib_text(tmp_path):

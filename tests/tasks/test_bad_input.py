@@ -27,7 +27,7 @@ BOM = b"\xef\xbb\xbf"
 
 
 def test_a_bom_is_not_part_of_the_first_column_line_or_token(tmp_path):
-    csv_ = put(tmp_path / "b.csv", BOM + b"text,label\nfine,pos\n")
+    csv_ = put(tmp_path / "b.csv", BOM + b"text,label\nfine,pos\nbad,neg\n")
     assert load(tmp_path, csv_).splits["train"][0] == {"text": "fine", "label": "pos", "origin": "b.csv:2"}
     js = put(tmp_path / "b.jsonl", BOM + b'{"text": "one", "label": "a"}\n{"text": "two", "label": "b"}\n')
     data = load(tmp_path, js)
@@ -38,14 +38,14 @@ def test_a_bom_is_not_part_of_the_first_column_line_or_token(tmp_path):
 
 
 def test_bytes_that_are_not_utf8_drop_their_row_with_its_line(tmp_path):
-    csv_ = put(tmp_path / "l.csv", b"text,label\ncaf\xe9 cr\xe8me,pos\nplain,neg\n")
+    csv_ = put(tmp_path / "l.csv", b"text,label\ncaf\xe9 cr\xe8me,pos\nplain,neg\nmore,pos\n")
     data = load(tmp_path, csv_)
-    assert [ex["text"] for ex in data.splits["train"]] == ["plain"]
+    assert [ex["text"] for ex in data.splits["train"]] == ["plain", "more"]
     assert drops_by_reason(data)["bad_encoding"][0] == "l.csv:2"
     js = put(tmp_path / "l.jsonl", b'{"text": "na\xefve", "label": "a"}\n{"text": "ok", "label": "a"}\n'
-                                   b'{"text": "lone \\ud800 escape", "label": "a"}\n')
+                                   b'{"text": "lone \\ud800 escape", "label": "a"}\n{"text": "also", "label": "b"}\n')
     data = load(tmp_path, js)
-    assert [ex["text"] for ex in data.splits["train"]] == ["ok"]
+    assert [ex["text"] for ex in data.splits["train"]] == ["ok", "also"]
     assert drops_by_reason(data)["bad_encoding"][:2] == ["l.jsonl:1", "l.jsonl:3"]
     conll = put(tmp_path / "l.conll", b"Z\xfcrich B-LOC\n\nBerlin B-LOC\n")
     data = load(tmp_path, conll, kind="tagging")
@@ -54,9 +54,9 @@ def test_bytes_that_are_not_utf8_drop_their_row_with_its_line(tmp_path):
 
 
 def test_ragged_rows_are_dropped_not_read_from_shifted_columns(tmp_path):
-    csv_ = put(tmp_path / "r.csv", b"text,label\nhello, world,neg\nfine,pos\n,\n")
+    csv_ = put(tmp_path / "r.csv", b"text,label\nhello, world,neg\nfine,pos\n,\ngood,neg\n")
     data = load(tmp_path, csv_)
-    assert data.labels == ["pos"] and [ex["text"] for ex in data.splits["train"]] == ["fine"]
+    assert data.labels == ["neg", "pos"] and [ex["text"] for ex in data.splits["train"]] == ["fine", "good"]
     by = drops_by_reason(data)
     assert by["ragged_row"][0] == "r.csv:2"
     assert by["missing_label"][0] == "r.csv:4"  # a row of empty fields is counted, not skipped
@@ -80,7 +80,7 @@ def test_quotes_a_record_over_lines_and_long_fields(tmp_path):
     assert [ex["origin"] for ex in train] == ["q.csv:2", "q.csv:6", "q.csv:7"]  # where each record starts
     assert len(train[2]["text"]) == 200_000
     assert drops_by_reason(data)["malformed_row"][0] == "q.csv:5"
-    bad = put(tmp_path / "u.csv", b"text,label\nok,pos\n\"never closed,neg\n" + b"".join(b"r%d,pos\n" % i
+    bad = put(tmp_path / "u.csv", b"text,label\nok,pos\n\"never closed,neg\n" + b"".join(b"r%d,%s\n" % (i, [b"pos", b"neg"][i % 2])
                                                                                        for i in range(20)))
     data = load(tmp_path, bad)  # the unclosed quote loses its own record, not the 20 rows after it
     assert [ex["text"] for ex in data.splits["train"]] == ["ok"] + [f"r{i}" for i in range(20)]
