@@ -63,13 +63,15 @@ def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) ->
         if spec.external_inputs and (fp := _fingerprint(missing_ok, spec.load().fingerprint,
                                                         cfg.section(spec.name), root)) is not None:
             inputs["external"] = fp
-        for section in spec.sections:
-            fp = _fingerprint(missing_ok, registry.section_fingerprint, section, cfg.section(section), root)
+        reads = {name: registry.section_reads(spec, name, cfg.section(spec.name), cfg.section(name), root)
+                 for name in spec.sections}
+        for section, (_, fn, args) in reads.items():
+            fp = _fingerprint(missing_ok, fn, *args)
             if fp is not None:
                 inputs[f"{section}_files"] = fp
         conf = stage_config(cfg, spec.name)
         if spec.sections:
-            conf = {**conf, "_sections": {name: stage_config(cfg, name) for name in spec.sections}}
+            conf = {**conf, "_sections": {name: part for name, (part, _, _) in reads.items()}}
         key = stage_key(spec.name, spec.version, conf, inputs)
         keys[spec.name] = key
         path = stage_dir(work, spec.name, key)

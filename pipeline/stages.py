@@ -50,9 +50,20 @@ STAGES: list[StageSpec] = [
 SECTION_FINGERPRINTS: dict[str, str] = {"tasks": "pipeline.tasks"}
 
 
-def section_fingerprint(section: str, cfg, root) -> str | None:
+def section_fingerprint(section: str, cfg, root, *extra) -> str | None:
     module = SECTION_FINGERPRINTS.get(section)
-    return importlib.import_module(module).fingerprint(cfg, root) if module else None
+    return importlib.import_module(module).fingerprint(cfg, root, *extra) if module else None
+
+
+def section_reads(spec: StageSpec, section: str, own_cfg, section_cfg, root):
+    """What of another section a stage's key holds: ``(config part, fingerprint function, its arguments)``.
+    The whole section and all the files it names, unless the stage module's ``section_reads(own_cfg, section,
+    section_cfg)`` narrows them to what its output depends on: it returns that config part and the extra
+    arguments of the section's fingerprint (the decontaminate stage reads only the tasks' evaluation splits)."""
+    from pipeline.configtypes import to_dict
+    narrow = getattr(spec.load(), "section_reads", None)
+    part, extra = narrow(own_cfg, section, section_cfg) if narrow else (to_dict(section_cfg), ())
+    return part, section_fingerprint, (section, section_cfg, root, *extra)
 
 
 def names() -> list[str]:

@@ -3,9 +3,19 @@
 The stage code, with its heavy imports, lives in ``stage.py`` and loads on first use of ``run``, so that
 reading configs and computing stage keys stays cheap.
 """
+from typing import Any
+
 from pipeline.lazy import stage_exports
 from pipeline.decontaminate.config import DecontaminateConfig
 
 VERSION = "2"  # 2: simplify folds compatibility forms (NFKD); held-out units only for stdlib documents
-__all__ = ["VERSION", "DecontaminateConfig", "run"]
+__all__ = ["VERSION", "DecontaminateConfig", "run", "section_reads"]
+
+
+def section_reads(cfg: DecontaminateConfig, section: str, tasks: Any) -> tuple[Any, tuple]:
+    """The key holds the tasks' evaluation splits only (``cfg.splits``): their settings and their files. A
+    task's train file, or ``max_train``, decides no text this stage protects, and changing one must not
+    rebuild the pretraining corpus (and pretraining)."""
+    from pipeline.tasks.config import view
+    return view(tasks, cfg.splits), (tuple(cfg.splits),)
 __getattr__ = stage_exports(__name__, {'run', 'spec_of'})

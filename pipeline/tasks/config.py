@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Sequence
 
-from pipeline.configtypes import ConfigError, bounded, existing_file
+from pipeline.configtypes import ConfigError, bounded, config_path, existing_file, to_dict
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -149,10 +149,31 @@ class TasksConfig:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
 
 
-def fingerprint(cfg: TasksConfig, root: Path) -> str:
+def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
+    """The files the given splits of a files task come from: a split's own file, else train (cut from it)."""
+    return sorted({t.file(s) or t.train for s in splits}) if t.source == "files" else []
+
+
+def view(cfg: TasksConfig, splits: Sequence[str]) -> list[dict[str, Any]]:
+    """The settings that decide the given splits' examples (for the key of a stage that reads only those, the
+    decontaminate stage): not ``max_train``, and when no split among them is cut from train, not train's file
+    or the cut (editing a train file, or a fine-tuning cap, then rebuilds no pretraining corpus)."""
+    out = []
+    for t in cfg.tasks:
+        d = to_dict(t)
+        d.pop("max_train")
+        if t.source == "files" and all(t.file(s) for s in splits):
+            for k in ("train", "split_seed", "val_fraction", "test_fraction"):
+                d.pop(k)
+        out.append(d)
+    return out
+
+
+def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) -> str:
     """What the tasks' data is now, for the keys of the stages that read it: each task file's path, size
-    and modification time, and for the tasks derived from the standard library, the Python they come from.
-    A task file that does not exist is a ConfigError here, at planning, before any stage runs."""
+    and modification time (the files of ``splits`` only: ``split_files``), and for the tasks derived from the
+    standard library, the Python they come from. Every task file a config names is checked here, at planning,
+    before any stage runs: a missing one, or one whose first bytes do not fit the task, is a ConfigError."""
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
@@ -162,8 +183,11 @@ def fingerprint(cfg: TasksConfig, root: Path) -> str:
     paths = [existing_file(root, f, key) for _, key, f in files]
     for (t, key, _), path in zip(files, paths):
         check_file(path, t, key)
+    read = {config_path(root, f) for t in cfg.tasks for f in split_files(t, splits)}
+    paths = [p for p in paths if p in read]
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
 
 
-__all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint"]
+__all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint", "view",
+           "split_files"]

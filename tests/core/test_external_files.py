@@ -115,3 +115,25 @@ def test_cli_dry_run_stops_with_the_one_line_error(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err == "lmforge: error: pretrain.init_from: no model at /nope (model_config.json, model.safetensors, " \
                   "meta.json missing)\n"
+
+
+def test_a_tasks_train_file_and_train_cap_leave_the_pretraining_corpus_alone(tmp_path):
+    """Decontamination reads the evaluation splits only: editing a task's train file (or max_train) once
+    rebuilt decontaminate, tokenize and pretraining. With its validation and test cut from train, train is
+    what they are made of, and it counts."""
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20))
+    for name in ("tr.csv", "va.csv", "te.csv"):
+        (tmp_path / name).write_text(rows)
+    task = '{"name": "t", "kind": "classification", "source": "files", "train": "tr.csv"%s}'
+    files = task % ', "validation": "va.csv", "test": "te.csv"'
+    before = keys(tmp_path, f"tasks.tasks=[{files}]")
+    rewrite(tmp_path / "tr.csv", (rows + "one more,1\n").encode(), 1_000_000_005_000_000_000)
+    after = keys(tmp_path, f"tasks.tasks=[{files}]")
+    assert {n for n in before if before[n] != after[n]} == {"finetune", "evaluate"}
+    capped = keys(tmp_path, f"tasks.tasks=[{files[:-1]}, \"max_train\": 5}}]")
+    assert {n for n in after if after[n] != capped[n]} == {"finetune", "evaluate"}
+    rewrite(tmp_path / "te.csv", (rows + "one more,1\n").encode(), 1_000_000_006_000_000_000)
+    assert keys(tmp_path, f"tasks.tasks=[{files}]")["decontaminate"] != after["decontaminate"]
+    cut = keys(tmp_path, f"tasks.tasks=[{task % ''}]")
+    rewrite(tmp_path / "tr.csv", rows.encode(), 1_000_000_007_000_000_000)
+    assert keys(tmp_path, f"tasks.tasks=[{task % ''}]")["decontaminate"] != cut["decontaminate"]
