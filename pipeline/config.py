@@ -50,6 +50,17 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
+    def __post_init__(self) -> None:
+        # a source name that names no source is a typo whose rules would silently not apply (the stdlib's
+        # source code is a code source by default, whether or not this config reads it)
+        names = [s.name for s in self.ingest.sources]
+        named = {f"clean.rules_by_source.{n}": n for n in self.clean.rules_by_source}
+        named.update({f"clean.code_sources[{i}]": n for i, n in enumerate(self.clean.code_sources)
+                      if n != "stdlib_source"})
+        for key, name in named.items():
+            if name not in names:
+                raise ConfigError(f"{key}: {name!r} names no ingest source; allowed: {', '.join(names)}")
+
     def section(self, stage: str) -> Any:
         return getattr(self, stage)
 

@@ -82,6 +82,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(arg, value, key)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:  # an optional value: the one type's own reason (a YAML yes in a list of labels)
+            raise ConfigError(errors[0])
         raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
     if dataclasses.is_dataclass(tp):
         if dataclasses.is_dataclass(value) and isinstance(value, tp):

@@ -37,8 +37,9 @@ from pipeline.stage import StageContext
 
 # 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default (adapter_init, kaiming
 # by default, joined the config later: the config part of every key changed with it); 4: threads auto = the
-# cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding)
-VERSION = "4"
+# cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding);
+# 5: classification macro-F1 over the labels in gold or predictions
+VERSION = "5"
 __all__ = ["VERSION", "FinetuneConfig", "run", "check"]
 
 

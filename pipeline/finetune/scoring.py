@@ -43,7 +43,7 @@ def gold_of(examples: list[dict[str, Any]], tagging: bool) -> list[Any]:
 
 def metrics(examples: list[dict[str, Any]], preds: list[Any], labels: list[str], kind: str,
             scheme: str | None, detail: bool = False) -> dict[str, Any]:
-    """Classification: accuracy, macro_f1 (over the task's labels). Tagging: entity-level precision,
+    """Classification: accuracy, macro_f1 (over the labels in gold or predictions). Tagging: entity-level precision,
     recall, f1 (CoNLL), macro_f1 over entity types, token accuracy. ``detail`` adds per_label /
     per_type tables and, for classification, the confusion matrix (rows gold, columns predicted)."""
     if kind == "tagging":
@@ -60,7 +60,9 @@ def metrics(examples: list[dict[str, Any]], preds: list[Any], labels: list[str],
         return out
     gold = [ex["label"] for ex in examples]
     pred = [labels[j] for j in preds]
-    out = {"accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred, labels)}
+    # over the labels in gold or predictions (sklearn's macro average): a label neither holds has no F1, and
+    # counting it as 0 once halved a score (a stray class "1" in one train row)
+    out = {"accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred)}
     if detail:
         out["per_label"] = per_label_prf(gold, pred, labels)
         index = {lab: i for i, lab in enumerate(labels)}

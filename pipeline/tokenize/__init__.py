@@ -34,7 +34,13 @@ def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:
     A missing model is a ConfigError here, at planning, not hours later when the stage runs."""
     if cfg.tokenizer_path is None:
         return None
-    return files_fingerprint([resolve_model_path(cfg.tokenizer_path, root)])
+    path = resolve_model_path(cfg.tokenizer_path, root)
+    import sentencepiece as spm
+    try:
+        spm.SentencePieceProcessor(model_proto=path.read_bytes())
+    except RuntimeError:
+        raise ConfigError(f"tokenize.tokenizer_path: {path} is not a sentencepiece model file") from None
+    return files_fingerprint([path])
 
 
 __getattr__ = stage_exports(__name__, {"run", "TokenizeError"}, elsewhere={"Tokenizer": "tokenizer"})

@@ -65,6 +65,10 @@ def test_a_yaml_null_or_yes_for_a_string_names_the_full_key(tmp_path):
     f.write_text("run:\n  experiment:\n")
     with pytest.raises(ConfigError, match="^run.experiment: got None, expected a string"):
         config.load(files=[f])
+    # in an optional list (a task's labels), the item's own reason, not "got [True, False], expected list or null"
+    f.write_text("tasks:\n  tasks:\n  - {name: t, source: files, train: a.csv, labels: [yes, no]}\n")
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[0\].labels\[0\]: got True, expected a string \(YAML reads"):
+        config.load(files=[f])
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,10 @@ def test_post_init_errors_name_the_full_key():
              ("clean.min_mean_word_len=20", "^clean.min_mean_word_len: got 20.0, must be <="),
              ('ingest.sources=[{"name": "a"}, {"name": "b c"}]', r"^ingest.sources\[1\].name: got 'b c'"),
              ('ingest.sources=[{"name": "a", "kind": "jsonl"}]', r"^ingest.sources\[a\].paths: a jsonl source needs"),
-             ("dedup.bands=4", "^dedup.bands and dedup.rows: set both or neither")]
+             ("dedup.bands=4", "^dedup.bands and dedup.rows: set both or neither"),
+             ('clean.rules_by_source={"nots": ["empty"]}', r"^clean.rules_by_source.nots: 'nots' names no ingest "
+                                                           "source; allowed: stdlib_docs"),
+             ('clean.code_sources=["stdlib_source", "wbe"]', r"^clean.code_sources\[1\]: 'wbe' names no ingest source")]
     for assignment, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             config.load(overrides=[assignment])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from finetune.tiny_pretrained import tokenizer_bytes
 from flows import env
 from flows.cli import main as cli_main
 from pipeline import config
@@ -49,19 +50,23 @@ def test_without_outside_files_tokenize_and_pretrain_keys_have_no_external_input
 def test_replacing_the_tokenizer_model_file_changes_the_tokenize_key(tmp_path):
     tok = tmp_path / "x" / "tok.model"
     tok.parent.mkdir()
-    rewrite(tok, b"first tokenizer", 1_000_000_000_000_000_000)
+    rewrite(tok, tokenizer_bytes(0), 1_000_000_000_000_000_000)
     over = "tokenize.tokenizer_path=x/tok.model"
     before = keys(tmp_path, over)
     assert keys(tmp_path, over) == before  # nothing changed: same keys
-    rewrite(tok, b"another tokenizer, longer", 1_000_000_002_000_000_000)
+    rewrite(tok, tokenizer_bytes(1), 1_000_000_002_000_000_000)
     after = keys(tmp_path, over)
     assert {name for name in before if before[name] != after[name]} == DOWNSTREAM_OF_TOKENIZE
     # a folder holding tokenizer.model (a tokenize output, a pretrained model) is fingerprinted the same way
     (tmp_path / "m" / "tokenizer").mkdir(parents=True)
-    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", b"t", 1_000_000_000_000_000_000)
+    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", tokenizer_bytes(0), 1_000_000_000_000_000_000)
     first = keys(tmp_path, "tokenize.tokenizer_path=m")
-    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", b"tt", 1_000_000_001_000_000_000)
+    rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", tokenizer_bytes(1), 1_000_000_001_000_000_000)
     assert keys(tmp_path, "tokenize.tokenizer_path=m")["tokenize"] != first["tokenize"]
+    # a file that is no sentencepiece model: said at planning, not as three tracebacks when tokenize runs
+    rewrite(tok, b"plain text, not a model\n", 1_000_000_003_000_000_000)
+    with pytest.raises(ConfigError, match=r"^tokenize.tokenizer_path: .*/x/tok.model is not a sentencepiece model"):
+        keys(tmp_path, over)
 
 
 def test_replacing_the_init_from_model_changes_the_pretrain_key(tmp_path):

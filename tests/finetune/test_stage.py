@@ -289,6 +289,16 @@ def test_options_the_trunk_cannot_take_fail_at_planning(tmp_path, sets, match):
     assert {p.name: p.action for p in plan}["finetune"] == "skip"
 
 
+def test_classification_macro_f1_leaves_out_labels_neither_gold_nor_predicted():
+    """A label of the task that the split never holds and the model never predicts has no F1: counting it as
+    0 once gave 0.267 for an accuracy of 0.667 (a stray label in one train row)."""
+    from pipeline.finetune.scoring import metrics
+    gold = [{"label": x} for x in ("a", "a", "b", "b")]
+    got = metrics(gold, [0, 0, 1, 0], ["a", "b", "stray"], "classification", None, detail=True)
+    assert got["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert set(got["per_label"]) == {"a", "b", "stray"}  # the per-label table still lists every label
+
+
 def test_every_metric_names_a_score_of_every_task_kind():
     """Early stopping reads ``metric_for(kind)`` from the scores: ``f1`` on a classification task is its
     macro-F1 (it once failed at the first validation with a KeyError)."""
