@@ -69,16 +69,36 @@ def presets() -> list[str]:
     return sorted(["default", *(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem != "default")])
 
 
+def _unique_keys_loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+    return Loader
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file (YAML, or JSON: a config that ``lmforge run`` saved under data/runs/, whose ``_preset``
+    is left out: ``--preset`` says which preset it goes over)."""
     import yaml
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_unique_keys_loader()) or {}
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    data.pop("_preset", None)
     return data
 
 

@@ -231,6 +231,9 @@ def _field_type(cls: type, path: list[str], full: str) -> Any:
         if not dataclasses.is_dataclass(inner):
             raise ConfigError(f"unknown key {full}: {'.'.join(path[:i])} has no sub-keys")
         names = [f.name for f in dataclasses.fields(inner)]
+        if "[" in part and part.split("[")[0] in names:
+            raise ConfigError(f"{full}: --set cannot reach into a list item; set the whole list, e.g. --set "
+                              f"'{'.'.join(path[:i] + [part.split('[')[0]])}=[{{...}}, {{...}}]', or use --config FILE")
         if part not in names:
             where = ".".join(path[:i])
             raise ConfigError(f"unknown key {full}; allowed keys{' in ' + where if where else ''}: {', '.join(names)}")
@@ -253,10 +256,22 @@ def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"{key}: cannot parse {raw!r} as JSON: {e}") from e
+            value = _yaml_flow(raw)  # [full, lora] or {a: [x]}: YAML's flow style, unquoted
+            if value is None:
+                raise ConfigError(f"{key}: cannot parse {raw!r} as JSON ({e}) or as a YAML list or mapping; "
+                                  "e.g. a,b or '[\"a\", \"b\"]' or '[a, b]'") from e
     elif _is_list(tp):  # the command line's short form of a list: a,b,c (a YAML string is one item)
         value = [v.strip() for v in raw.split(",") if v.strip()]
     return path, _coerce(tp, value, key.strip())
+
+
+def _yaml_flow(raw: str) -> list | dict | None:
+    import yaml
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return None
+    return value if isinstance(value, (list, dict)) else None
 
 
 def _is_list(tp: Any) -> bool:

@@ -29,6 +29,15 @@ def latest_model(work: Path, model_class: str) -> Path:
     return max(found)[1]
 
 
+def model_folder(folder: Path) -> Path:
+    """``--model``: a model folder (``model_config.json`` in it), or a pretrain output holding ``model/``."""
+    for candidate in (folder, folder / "model"):
+        if (candidate / "model_config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"--model: no model in {folder} (expected model_config.json there or in its model/; "
+                            "e.g. data/work/pretrain/<key>/model)")
+
+
 def generate(folder: Path, prompt: str, max_tokens: int = 100, temperature: float = 0.8,
              top_k: int | None = 50, seed: int = 0) -> str:
     model, _ = load_model(folder)

@@ -62,7 +62,12 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
         lines += [f"Unigram baseline minus pretrained model: **{fmt(lm['bpb_gain_over_unigram'])}** bits per byte "
                   "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "
                   "with train-split frequencies and add-one smoothing).", ""]
-    lines += ["Bits per byte = Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens (lm-eval's definition).", ""]
+    if masked:
+        lines += ["The masked LM is scored on the masked positions only (its tokens column counts those); a unigram "
+                  "row scores every token of the split.", ""]
+    else:
+        lines += ["Bits per byte = Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens (lm-eval's definition).",
+                  ""]
     return lines
 
 

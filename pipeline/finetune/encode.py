@@ -1,9 +1,10 @@
 """Examples to token ids with the pretrained model's tokenizer, and padded batches.
 
 Layout (pretraining saw documents that end with ``</s>``):
-- decoder: ``text``; a pair is ``text <sep> text_pair``; pooled at the last real token, the only one
-  that has seen the whole text (not at a ``</s>``: see ``special_layout``);
-- encoder: ``<cls> text </s>`` (pairs ``<cls> text <sep> text_pair </s>``), pooled at ``<cls>``.
+- decoder: ``text``; a pair is ``text <sep> text_pair``; pooled by ``finetune.pooling`` (``auto``: the
+  mean of the real tokens' states; ``last``: the last real token, the only one that has seen the whole
+  text; never a ``</s>``: see ``special_layout``);
+- encoder: ``<cls> text </s>`` (pairs ``<cls> text <sep> text_pair </s>``), pooled at ``<cls>`` (``auto``).
 Tagging encodes each word on its own (with the space that precedes it in running text, so pieces match
 the running text's), labels the FIRST sub-token of each word and puts -100 on the others; predictions
 map back to words through ``first`` (-1 for a word cut off by truncation, predicted ``O``: ``outside``).

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,25 @@ class Checked:
 class Holder:
     checked: list[Checked] = field(default_factory=list)
     one: Checked = field(default_factory=Checked)
+
+
+def test_set_takes_a_yaml_flow_list_and_says_it_cannot_reach_list_items():
+    assert config.load("tiny", overrides=["finetune.methods=[full, lora]"]).finetune.methods == ["full", "lora"]
+    with pytest.raises(ConfigError, match=r"cannot parse '\[full,' as JSON .* or as a YAML list"):
+        config.load("tiny", overrides=["finetune.methods=[full,"])
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[0\].max_train: --set cannot reach into a list item"):
+        config.load("tiny", overrides=["tasks.tasks[0].max_train=5"])
+
+
+def test_a_saved_run_config_is_a_config_file_and_duplicate_yaml_keys_are_refused(tmp_path):
+    saved = tmp_path / "run-config.json"
+    cfg = config.load("tiny", overrides=["clean.min_words=7"])
+    saved.write_text(json.dumps({"_preset": "tiny", **to_dict(cfg)}))  # what lmforge run writes in data/runs/
+    assert config.load("default", files=[saved]) == cfg
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("clean:\n  min_words: 5\n  min_words: 9\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML: .*key 'min_words' given twice"):
+        config.load(files=[dup])
 
 
 def test_post_init_errors_name_the_full_key():

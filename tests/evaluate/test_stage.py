@@ -134,3 +134,4 @@ def test_encoder_reports_masked_lm_loss_and_accuracy(tmp_path, tokens, encoder, 
     assert stats["val_loss"] > 0 and stats["val_tokens"] > 0
     md = (ctx.reports / "report.md").read_text()
     assert "masked LM: loss and accuracy on masked positions; no perplexity" in md
+    assert "Bits per byte =" not in md and "scored on the masked positions only" in md  # no bpb column to explain

@@ -139,6 +139,11 @@ def test_generate_from_the_pipeline_model(project, monkeypatch, capsys):
     assert out.startswith("The ") and len(out.strip()) > len("The")
     assert lmforge(project, monkeypatch, "fill-mask", "The [MASK] module") == 2
     assert "no pretrained masked LM (encoder)" in capsys.readouterr().err
+    # --model: a model folder or a pretrain output holding one; anything else says what it expected
+    pretrain_out = next((project / "data" / "work" / "pretrain").glob("*/model")).parent
+    assert lmforge(project, monkeypatch, "generate", "--model", str(pretrain_out), "--max-tokens", "2") == 0
+    assert lmforge(project, monkeypatch, "generate", "--model", str(project / "nope")) == 2
+    assert "--model: no model in" in capsys.readouterr().err
 
 
 def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
