@@ -74,12 +74,22 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
 def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["## Fine-tuned tasks (test split)", "", "No fine-tuned runs in the finetune output.", ""]
-    rows = [[r["task"], r["method"], r["init"], fmt(r["seed"]), r["n_test"], *[r.get(m) for m in RUN_METRICS]]
-            for r in runs]
+    rows = [[r["task"], r["method"] + (f" → {r['then']}" if r.get("then") else ""), r["init"], fmt(r["seed"]),
+             r["n_test"], *[r.get(m) for m in RUN_METRICS], _trainable(r),
+             None if r.get("best_epoch") is None else f"{r['best_epoch']:g}"] for r in runs]
     return ["## Fine-tuned tasks (test split)", "",
-            *table(["task", "method", "init", "seed", "test examples", *RUN_METRICS], rows),
+            *table(["task", "method", "init", "seed", "test examples", *RUN_METRICS, "trained params", "best epoch"],
+                   rows),
             "", "Classification: accuracy and macro-F1; tagging: entity-level precision / recall / F1 (exact "
-            "span and type).", ""]
+            "span and type). Trained params: what the method trained (its share of the model's); best epoch: "
+            "where validation peaked, the checkpoint kept.", ""]
+
+
+def _trainable(run: dict[str, Any]) -> str | None:
+    if run.get("trainable_params") is None:
+        return None
+    share = run.get("trainable_share")
+    return f"{run['trainable_params']:,}" + (f" ({share:.1%})" if share is not None else "")
 
 
 def gains_lines(gains: list[dict[str, Any]]) -> list[str]:

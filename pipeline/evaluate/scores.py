@@ -40,7 +40,8 @@ def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | No
             raise ValueError(f"run {run['run_dir']}: unknown task kind {kind!r}; known: {sorted(METRICS)}")
         rows.append({**{k: run[k] for k in RUN_FIELDS}, "n_test": m["n_test"],
                      **{k: float(m[k]) for k in METRICS[kind]},
-                     "best_epoch": run.get("best_epoch"), "trainable_params": run.get("trainable_params")})
+                     "best_epoch": run.get("best_epoch"), "trainable_params": run.get("trainable_params"),
+                     "trainable_share": run.get("trainable_share"), "then": run.get("then")})
     return rows
 
 

@@ -88,11 +88,12 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     run_dir = ctx.out / "runs" / data.name / name
     tmp = run_dir.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    then = {"then": cfg.then} if method == "two_stage" else {}  # what the second stage trained
     meta = {"task": data.name, "kind": data.kind, "labels": data.labels, "scheme": data.scheme, "arch": mcfg.arch,
-            "max_len": max_len, "method": method, "init": init, "seed": seed, **extra}
+            "max_len": max_len, "method": method, "init": init, "seed": seed, **then, **extra}
     modeling.save(model.cpu(), mcfg, tmp / "model", tokenizer_file(model_dir), meta)
     result = {
-        "task": data.name, "kind": data.kind, "method": method, "init": init, "seed": seed,
+        "task": data.name, "kind": data.kind, "method": method, **then, "init": init, "seed": seed,
         "metric": cfg.metric_for(data.kind), "best_epoch": fitted.best_epoch, "best_step": fitted.best_step,
         "best": {k: float(v) for k, v in fitted.best.items()}, "curves": fitted.curves, "steps": fitted.steps,
         "stopped_early": fitted.stopped_early, "trainable_params": trainable, "total_params": total,

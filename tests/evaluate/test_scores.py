@@ -66,8 +66,13 @@ def test_report_has_a_row_per_run_and_the_gain_table():
         "runs": ROWS, "gains": gains(ROWS)}
     md = markdown(report)
     run_rows = [ln for ln in md.splitlines() if ln.startswith("| sst |") or ln.startswith("| ner |")]
-    assert len([r for r in run_rows if r.count("|") == 11]) == len(ROWS)  # the per-run table
-    assert "| sst | full | pretrained | 1 | 10 | 0.8400 | 0.8300 | — | — | — |" in md
+    assert len([r for r in run_rows if r.count("|") == 13]) == len(ROWS)  # the per-run table
+    assert "| sst | full | pretrained | 1 | 10 | 0.8400 | 0.8300 | — | — | — | — | — |" in md
+    # what a run trained and where it peaked; a two-stage run names its second stage
+    two = {**ROWS[0], "method": "two_stage", "then": "lora", "trainable_params": 16904, "trainable_share": 0.0934,
+           "best_epoch": 2.0}
+    assert "| sst | two_stage → lora | pretrained | 0 | 10 | 0.8000 | 0.7900 | — | — | — | 16,904 (9.3%) | 2 |" in \
+        markdown({**report, "runs": [two]})
     gain = statistics.fmean(PRE) - statistics.fmean(SCR)
     std = statistics.stdev([p - s for p, s in zip(PRE, SCR)])
     assert (f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} "

@@ -77,6 +77,9 @@ def test_layout_and_stats(finished):
         assert (Path(r["run_dir"]) / "model" / "tokenizer" / "tokenizer.model").exists()
     by = {(r["task"], r["method"], r["init"]): r for r in runs}
     full, lora, adapter = (by[("stdlib_area", m, "pretrained")] for m in ("full", "lora", "adapter"))
+    two = by[("stdlib_area", "two_stage", "pretrained")]
+    assert two["then"] == CFG.then and "then" not in full  # what a two-stage run's second stage trained
+    assert json.loads((Path(two["run_dir"]) / "model" / "meta.json").read_text())["then"] == CFG.then
     assert full["trainable_params"] == full["total_params"]
     assert 0 < lora["trainable_share"] < 0.5 and 0 < adapter["trainable_share"] < 0.5
     assert stats["stdlib_area.n_train"] == 48 and stats["stdlib_area.n_test"] == 24
