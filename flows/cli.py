@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PlanError, FileNotFoundError, ValueError) as e:
         print(f"lmforge: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lmforge: interrupted; lmforge run with the same config resumes where it stopped (--force, --stage "
+              "and --from start their stages over)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, To
 
 
 class _NoTracebackForUserErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], USER_ERRORS):
+    def filter(self, record: logging.LogRecord) -> bool:  # (and for Ctrl-C: the CLI says how to resume)
+        if record.exc_info and isinstance(record.exc_info[1], (*USER_ERRORS, KeyboardInterrupt, SystemExit)):
             record.exc_info, record.exc_text = None, None
         return True
 

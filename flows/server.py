@@ -39,7 +39,10 @@ class TemporaryServer:
             [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"],
-            env=environ, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            env=environ, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            # its own session: Ctrl-C reaches our process group, not the server, which must outlive the
+            # interrupted flow long enough to record its end (a killed server made the client retry for ~70 s)
+            start_new_session=True)
         atexit.register(self.stop)
 
     def wait(self, timeout: float = 120.0) -> None:

@@ -87,18 +87,40 @@ def stage_dir(work: Path, stage: str, key: str) -> Path:
 
 
 def read_manifest(folder: Path) -> Manifest | None:
+    return _read_manifest(folder)[0]
+
+
+def _read_manifest(folder: Path) -> tuple[Manifest | None, str]:
     try:
         data = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return None
-    return Manifest.from_json(data, path=folder)
+        return None, f"no valid {MANIFEST} in {folder}"
+    why = _not_a_manifest(data)
+    if why:  # JSON of another shape (an edit, another tool's file): the folder holds no output
+        return None, f"{MANIFEST} in {folder} is not a manifest ({why})"
+    return Manifest.from_json(data, path=folder), ""
+
+
+def _not_a_manifest(data: Any) -> str:
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__}, not an object"
+    kinds = {"stage": str, "key": str, "version": str, "inputs": dict, "files": dict}
+    for name, kind in kinds.items():
+        if not isinstance(data.get(name), kind):
+            return f"{name!r} missing or not a {kind.__name__}"
+    for rel, info in data["files"].items():
+        if not (isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("digest"), str)):
+            return f"file {rel!r} has no size and digest"
+    if not isinstance(data.get("stats", {}), dict):
+        return "'stats' is not an object"
+    return ""
 
 
 def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
     """Return (manifest, "") if the folder holds a complete output, else (None, the reason)."""
-    m = read_manifest(folder)
+    m, why = _read_manifest(folder)
     if m is None:
-        return None, f"no valid {MANIFEST} in {folder}"
+        return None, why
     if folder.name != m.key:
         return None, f"manifest key {m.key} does not match folder {folder.name}"
     for rel, info in m.files.items():

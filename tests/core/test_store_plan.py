@@ -38,6 +38,28 @@ def test_workspace_publish_and_validate(tmp_path):
     assert validate(m.path)[0] is None
 
 
+@pytest.mark.parametrize("text, why", [
+    ("{}", "'stage' missing"), ("[]", "a list, not an object"), ('"x"', "a str, not an object"),
+    ("null", "a NoneType, not an object"),
+    ('{"stage": "s", "key": "k1", "version": "1", "inputs": {}, "files": ["a.txt"]}', "'files' missing or not a dict"),
+    ('{"stage": "s", "key": "k1", "version": "1", "inputs": {}, "files": {"a.txt": {"digest": "d"}}}',
+     "file 'a.txt' has no size and digest"),
+])
+def test_a_manifest_of_another_shape_is_no_output(tmp_path, text, why):
+    """JSON that is no manifest once crashed every command (status, run --force, gc) with a TypeError."""
+    folder = tmp_path / "s" / "k1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(text)
+    m, reason = validate(folder)
+    assert m is None and "is not a manifest" in reason and why in reason
+    cfg = config.load("tiny")
+    planned = compute(cfg, tmp_path / "work", tmp_path)
+    bad = tmp_path / "work" / "evaluate" / planned[-1].key
+    bad.mkdir(parents=True)
+    (bad / "manifest.json").write_text(text)
+    assert "is not a manifest" in compute(cfg, tmp_path / "work", tmp_path)[-1].reason
+
+
 def test_partial_folder_survives_for_resume(tmp_path):
     ws = Workspace(tmp_path, "s", "k")
     (ws.open(fresh=False) / "part-0").write_text("done")

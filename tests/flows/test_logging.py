@@ -44,3 +44,28 @@ def test_user_errors_are_logged_without_a_traceback(make):
 def test_a_bug_keeps_its_traceback():
     text = logged(KeyError("oops"))
     assert "KeyError('oops')" in text and "Traceback (most recent call last)" in text
+
+
+def test_ctrl_c_reaches_the_run_not_its_temporary_server():
+    """The server sits in its own session: Ctrl-C to the run's process group once killed it first, and the
+    interrupted flow's client then retried it for ~70 s before exiting with a ConnectError traceback."""
+    import os
+
+    from flows.server import TemporaryServer
+    server = TemporaryServer()
+    try:
+        assert os.getsid(server.proc.pid) == server.proc.pid != os.getsid(0)
+    finally:
+        server.stop()
+
+
+def test_an_interrupted_command_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    from flows import cli
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "cmd_status", interrupted)
+    assert cli.main(["status", "--preset", "tiny"]) == 130
+    assert "interrupted; lmforge run with the same config resumes" in capsys.readouterr().err
