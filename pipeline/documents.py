@@ -51,7 +51,8 @@ def docs_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def doc_shards(folder: Path, prefix: str = DOCS_DIR) -> list[Path]:
-    return sorted((folder / prefix).glob("part-*.parquet"))
+    from pipeline.store import shard_files
+    return shard_files(folder, prefix, ".parquet")
 
 
 def iter_tables(folder: Path, columns: list[str] | None = None, prefix: str = DOCS_DIR,

@@ -5,6 +5,7 @@ The flow wraps ``execute`` in a Prefect task; tests and the plain entry points c
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,16 @@ def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None) -> dict[s
     return tags
 
 
+def _say_why(ps: PlannedStage, out: Path) -> None:
+    """Why the stage runs when it is not simply new (a damaged output, a forced rerun), and what it resumes."""
+    if ps.reason and ps.reason != "not built yet":
+        print(f"  {ps.name:<12} {ps.key}  running: {ps.reason}", file=sys.stderr, flush=True)
+    kept = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if kept:
+        print(f"  {ps.name:<12} {ps.key}  resuming: {kept} file(s) kept from an interrupted run in {out}",
+              file=sys.stderr, flush=True)
+
+
 def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path,
             session: MlflowSession | None, parent_id: str | None, fresh: bool,
             fail_after_shards: int | None = None) -> Manifest:
@@ -47,10 +58,12 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     module = spec.load()
     by_name = {p.name: p for p in plan}
     inputs = _inputs(ps, by_name)
-    tracker = session.start(ps.name, _tags(ps, cached=False), parent_id) if session else NullTracker()
+    tracker = session.start(ps.name, {**_tags(ps, cached=False), "stage.reason": ps.reason}, parent_id) \
+        if session else NullTracker()
     with _failed_on_error(tracker):  # whatever fails (opening, parameters, the stage, publishing, artifacts)
         ws = Workspace(work, ps.name, ps.key)
         out = ws.open(fresh=fresh)
+        _say_why(ps, out)
         ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
                            workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
                            extra={name: cfg.section(name) for name in spec.sections})

@@ -116,6 +116,16 @@ def _not_a_manifest(data: Any) -> str:
     return ""
 
 
+def shard_files(folder: Path, sub: str, suffix: str) -> list[Path]:
+    """The ``part-*<suffix>`` shards under ``folder/sub``: those its manifest lists when the folder is a published
+    output (a file put there afterwards is never read), else those on disk (an output being written, or a
+    plain folder the training entry point is given)."""
+    m = read_manifest(folder)
+    if m is not None:
+        return m.files_matching(f"{sub}/part-", suffix)
+    return sorted((folder / sub).glob(f"part-*{suffix}"))
+
+
 def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
     """Return (manifest, "") if the folder holds a complete output, else (None, the reason)."""
     m, why = _read_manifest(folder)

@@ -51,7 +51,8 @@ def shard_name(split: str, index: int) -> str:
 
 
 def list_shards(folder: Path, split: str) -> list[Path]:
-    paths = sorted((Path(folder) / split).glob("part-*.arrow"))
+    from pipeline.store import shard_files
+    paths = shard_files(Path(folder), split, ".arrow")  # a published output: the shards its manifest lists
     expected = [Path(folder) / shard_name(split, i) for i in range(len(paths))]
     if paths != expected:
         raise ValueError(f"{folder / split}: shard files are not numbered 0..{len(paths) - 1}: "

@@ -130,3 +130,19 @@ def test_editing_task_or_extra_text_files_changes_the_keys_of_their_readers(tmp_
     extra.write_text("other text, longer\n")
     after_extra = keys()
     assert {name for name in before if after_task[name] != after_extra[name]} == {"evaluate"}
+
+
+def test_a_published_folder_is_read_through_its_manifest(tmp_path):
+    """A shard copied into a published output once entered the next stage (154 documents instead of 108)."""
+    import shutil
+
+    from pipeline import documents
+    ws = Workspace(tmp_path, "dedup", "k1")
+    out = ws.open(fresh=True)
+    row = {"doc_id": "a", "text": "x", "source": "s", "meta": "{}"}
+    (out / "docs").mkdir()
+    documents.write_table(documents.docs_table([row]), out / documents.shard_name(0))
+    assert documents.doc_shards(out) == [out / documents.shard_name(0)]  # being written: what is on disk
+    m = ws.publish("1", {}, {}, {}, None, 0.1)
+    shutil.copy(m.path / documents.shard_name(0), m.path / documents.shard_name(1))
+    assert documents.doc_shards(m.path) == [m.path / documents.shard_name(0)] and documents.count_rows(m.path) == 1

@@ -127,8 +127,10 @@ def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, exec
     shard = sorted((Path(rows[0]["path"]) / "docs").glob("*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[:-10])
     executed.clear()
+    capsys.readouterr()
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
     assert executed == [names[0]]
+    assert f"running: damaged output (size of docs/{shard.name} is" in capsys.readouterr().err  # the log says why
     assert all(r["cached"] for r in status(project, monkeypatch, capsys, "--verify"))
 
 
@@ -156,7 +158,7 @@ def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert f"needs {names[0]}/" in err and "(not built yet)" in err and f"with --until {names[0]}" in err
 
 
-def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_server):
+def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_server, capsys):
     from flows import pipeline as flow
     from pipeline import config
     from pipeline.configtypes import to_dict
@@ -173,7 +175,9 @@ def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_serv
         run_ingest(tmp_path / "a", 2)
     partial = list((tmp_path / "a" / "data" / "work" / "ingest").glob("*.partial"))
     assert len(partial) == 1 and len(list((partial[0] / "docs").glob("*.parquet"))) == 2
+    capsys.readouterr()
     [resumed] = run_ingest(tmp_path / "a", None)
+    assert "resuming: 2 file(s) kept from an interrupted run" in capsys.readouterr().err
     [clean] = run_ingest(tmp_path / "b", None)
     a = json.loads((Path(resumed["path"]) / "manifest.json").read_text())["files"]
     b = json.loads((Path(clean["path"]) / "manifest.json").read_text())["files"]
