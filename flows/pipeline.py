@@ -123,6 +123,8 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
     """Run the flow for a plan; one parent MLflow run holds a child run per executed or cached stage."""
     global _RUN
     session = MlflowSession(root, enabled=cfg.run.tracking, experiment=cfg.run.experiment)
+    if closed := session.close_orphans():
+        print(f"lmforge: {closed} MLflow run(s) of a killed lmforge process marked KILLED", file=sys.stderr)
     parent = session.start(run_name, {"lmforge.stages": ",".join(p.name for p in plan if p.action != "skip")})
     if session.enabled:
         parent.log_params({"preset": config_dict.get("_preset", ""), **{

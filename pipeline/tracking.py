@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -125,6 +126,20 @@ def default_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlruns' / 'mlflow.db').resolve()}"
 
 
+def _owner() -> dict[str, str]:
+    return {"lmforge.host": socket.gethostname(), "lmforge.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class MlflowSession:
     """Parent/child runs for one pipeline invocation; ``enabled`` is False when MLflow is unusable."""
 
@@ -158,11 +173,28 @@ class MlflowSession:
     def start(self, name: str, tags: Mapping[str, str], parent: str | None = None) -> MlflowRun | NullTracker:
         if not self.enabled:
             return NullTracker()
-        tags = dict(tags)
+        tags = {**tags, **_owner()}
         if parent:
             tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return MlflowRun(self.client, run.info.run_id)
+
+    def close_orphans(self) -> int:
+        """Mark KILLED the runs still RUNNING whose process, on this machine, is gone (a ``kill -9`` or a power cut
+        ends a run with no chance to close it); returns how many. A run of a live process is left alone."""
+        if not self.enabled:
+            return 0
+        me = _owner()
+        runs = self.client.search_runs([self.experiment_id], filter_string="attributes.status = 'RUNNING' and "
+                                       f"tags.`lmforge.host` = '{me['lmforge.host']}'", max_results=1000)
+        closed = 0
+        for run in runs:
+            pid = run.data.tags.get("lmforge.pid", "")
+            if pid.isdigit() and not _alive(int(pid)):
+                self.client.set_tag(run.info.run_id, "lmforge.ended", "its process was gone when a later run started")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                closed += 1
+        return closed
 
     def find_stage_run(self, stage: str, key: str) -> str | None:
         """The finished, executed (not cached) run that built ``stage``/``key``."""

@@ -87,6 +87,9 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         state.restore_rng(resumed)
         step, best, best_step = resumed["step"], resumed["best_val_loss"], resumed["best_step"]
     metrics_log = _MetricsLog(out / METRICS, keep_before=step)
+    if rt.is_main:  # a resumed run's MLflow run gets the whole curve, not only the steps after the checkpoint
+        for record in metrics_log.kept:
+            tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=record["step"])
     run_model = torch.compile(model) if cfg.compile else model
     if rt.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -237,6 +240,7 @@ class _MetricsLog:
         lines = path.read_text().splitlines() if path.exists() else []
         kept = [ln for ln in lines if ln.strip() and _step_of(ln) is not None and _step_of(ln) <= keep_before]
         path.write_text("".join(ln + "\n" for ln in kept))
+        self.kept: list[dict[str, Any]] = [json.loads(ln) for ln in kept]  # the steps a resumed run does not redo
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:

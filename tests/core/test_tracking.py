@@ -79,3 +79,21 @@ def test_a_stage_failing_after_its_body_leaves_a_failed_run_not_a_running_one(tm
         execute(plan[0], cfg, plan, tmp_path, work, session, parent.run_id, fresh=True)
     [child] = [r for r in session.client.search_runs([session.experiment_id]) if r.data.tags.get("stage")]
     assert child.info.status == "FAILED"
+
+
+def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monkeypatch):
+    """A kill -9 leaves its runs RUNNING for good; the next session marks those of a gone process KILLED and
+    leaves a live process's runs alone."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    session = MlflowSession(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = session.start("pretrain", {"stage": "pretrain"})
+    session.client.set_tag(dead.run_id, "lmforge.pid", gone.stdout.strip())  # its process has exited
+    live = session.start("clean", {"stage": "clean"})  # this process: alive
+    assert MlflowSession(tmp_path).close_orphans() == 1
+    assert session.client.get_run(dead.run_id).info.status == "KILLED"
+    assert session.client.get_run(live.run_id).info.status == "RUNNING"
+    live.finish()

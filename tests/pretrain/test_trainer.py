@@ -59,8 +59,18 @@ def test_exact_resume(shards, tmp_path):
     first = train(c, shards, tmp_path / "resumed", stop_after=5)
     assert first == {"stopped_at": 5}
     assert json.loads((tmp_path / "resumed" / "checkpoint" / "trainer.json").read_text())["step"] == 5
-    resumed = train(c, shards, tmp_path / "resumed")
+    from pipeline.tracking import NullTracker
+    logged = []
+
+    class Tracker(NullTracker):
+        def log_metrics(self, metrics, step=None):
+            if "train_loss" in metrics:
+                logged.append((step, metrics["train_loss"]))
+
+    resumed = train(c, shards, tmp_path / "resumed", tracker=Tracker())
     assert losses(tmp_path / "resumed") == losses(tmp_path / "full")  # bit-identical at every step
+    # the resumed run's tracker gets the whole curve: the kept steps 1-5 first, then 6-12 as they train
+    assert logged == list(enumerate(losses(tmp_path / "full"), 1))
     assert len(losses(tmp_path / "full")) == 12
     assert resumed["val_loss"] == full["val_loss"] and resumed["best_step"] == full["best_step"]
 
