@@ -95,7 +95,8 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
             continue
         t0 = time.perf_counter()
         refresh = ps.action == "run"
-        fresh = refresh and ps.reason in ("forced", "selected to rerun")
+        # (a damaged output, its digests found wrong at planning, must not pass the task's own size check)
+        fresh = refresh and (ps.reason in ("forced", "selected to rerun") or ps.reason.startswith("damaged output"))
         result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
             stage=ps.name, key=ps.key, fresh=fresh)
         manifest = Manifest.from_json(result, path=ps.path)

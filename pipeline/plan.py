@@ -136,4 +136,28 @@ def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[
         spec = registry.get(ps.name)
         if ps.action == "run" and spec.checked:
             spec.load().check(cfg)
+    verify_inputs(planned)
     return planned
+
+
+def verify_inputs(planned: list[PlannedStage]) -> None:
+    """Check the cached inputs of every stage to run byte for byte (their digests; planning checks only sizes):
+    a same-size damage would feed the stage silently. A damaged input runs again first; one that the selection
+    leaves out (``--stage``) is a PlanError. Costs one read of those inputs, only when something runs."""
+    by_name = {p.name: p for p in planned}
+    checked: set[str] = set()
+    for p in reversed(planned):  # downstream first: an input marked to run here gets its own inputs checked
+        if p.action != "run":
+            continue
+        for up in p.input_stages.values():
+            u = by_name[up]
+            if u.manifest is None or up in checked:
+                continue
+            checked.add(up)
+            m, why = validate(u.path, deep=True)
+            if m is not None:
+                continue
+            if u.action == "skip":
+                raise PlanError(f"stage {p.name} needs {up}/{u.key}, whose output is damaged ({why}); rebuild it: "
+                                f"the same lmforge run command with --from {up}")
+            u.action, u.reason, u.manifest = "run", f"damaged output ({why})", None
