@@ -38,7 +38,11 @@ class PlannedStage:
 
 
 def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
-    return to_dict(cfg.section(name))
+    """What of its own config section a stage's key holds: all of it, unless the stage module's
+    ``key_config(section)`` leaves out settings that cannot change its output in this config (LoRA's rank when
+    no run uses LoRA, training options of a tokenizer that is reused): changing one then rebuilds nothing."""
+    narrow = getattr(registry.get(name).load(), "key_config", None)
+    return narrow(cfg.section(name)) if narrow else to_dict(cfg.section(name))
 
 
 def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) -> str | None:

@@ -40,7 +40,25 @@ from pipeline.stage import StageContext
 # cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding);
 # 5: classification macro-F1 over the labels in gold or predictions
 VERSION = "5"
-__all__ = ["VERSION", "FinetuneConfig", "run", "check"]
+__all__ = ["VERSION", "FinetuneConfig", "run", "check", "key_config"]
+
+
+# settings that only a method reads: left out of the key when no run uses that method
+LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_plus", "lora_targets")
+ADAPTER_KEYS = ("adapter_bottleneck", "adapter_where", "adapter_init", "adapter_form", "adapter_scale")
+
+
+def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The config in the stage's key, without the settings of methods no run uses (``methods: [full]`` with
+    another ``lora_r`` retrains nothing)."""
+    from pipeline.configtypes import to_dict
+    d = to_dict(cfg)
+    two = "two_stage" in cfg.methods
+    uses = {m for m in cfg.methods if m != "two_stage"} | ({cfg.then} if two else set())
+    unused = ([] if "lora" in uses else list(LORA_KEYS)) + ([] if "adapter" in uses else list(ADAPTER_KEYS))
+    unused += [] if uses & {"lora", "adapter"} else ["peft_lr", "peft_norms"]
+    unused += [] if two else ["head_epochs", "then"]
+    return {k: v for k, v in d.items() if k not in unused}
 
 
 def check(run_cfg: Any) -> None:

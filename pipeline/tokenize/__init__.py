@@ -7,8 +7,9 @@ The stage code loads on first use of ``run`` (keys and configs stay cheap to com
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pipeline.configtypes import ConfigError, config_path
+from pipeline.configtypes import ConfigError, config_path, to_dict
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 from pipeline.tokenize.config import TokenizeConfig
@@ -26,6 +27,16 @@ def resolve_model_path(path: str, root: Path) -> Path:
             return candidate
     raise ConfigError(f"tokenize.tokenizer_path: no tokenizer model at {p} "
                       f"(nor {p / 'tokenizer.model'} or {p / 'tokenizer' / 'tokenizer.model'})")
+
+
+TRAINING_KEYS = ("model_type", "vocab_size", "character_coverage", "sentinels", "sample_bytes", "input_sentence_size",
+                 "max_sentence_length", "train_threads")  # what only training a tokenizer reads
+
+
+def key_config(cfg: TokenizeConfig) -> dict[str, Any]:
+    """The config in the stage's key: with ``tokenizer_path`` set, not the training options (unused)."""
+    d = to_dict(cfg)
+    return {k: v for k, v in d.items() if k not in TRAINING_KEYS} if cfg.tokenizer_path is not None else d
 
 
 def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:

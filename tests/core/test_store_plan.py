@@ -146,3 +146,26 @@ def test_a_published_folder_is_read_through_its_manifest(tmp_path):
     m = ws.publish("1", {}, {}, {}, None, 0.1)
     shutil.copy(m.path / documents.shard_name(0), m.path / documents.shard_name(1))
     assert documents.doc_shards(m.path) == [m.path / documents.shard_name(0)] and documents.count_rows(m.path) == 1
+
+
+def test_settings_that_cannot_change_an_output_are_not_in_its_key(tmp_path):
+    """LoRA's rank when no run uses LoRA, or a tokenizer's training options when it is reused, once rebuilt the
+    finetune stage (and with the tokenizer, pretraining too)."""
+    from finetune.tiny_pretrained import tokenizer_bytes
+
+    def keys(*sets: str) -> dict[str, str]:
+        return {p.name: p.key for p in compute(config.load("tiny", overrides=list(sets)), tmp_path, tmp_path)}
+
+    full = keys("finetune.methods=full")
+    assert keys("finetune.methods=full", "finetune.lora_r=4", "finetune.adapter_bottleneck=7",
+                "finetune.then=lora", "finetune.peft_lr=1e-2") == full
+    assert keys("finetune.methods=full,lora", "finetune.lora_r=4")["finetune"] != keys(
+        "finetune.methods=full,lora")["finetune"]
+    two = ["finetune.methods=two_stage", "finetune.epochs=2", "finetune.then=adapter"]
+    assert keys(*two, "finetune.adapter_bottleneck=7")["finetune"] != keys(*two)["finetune"]
+    assert keys(*two, "finetune.lora_r=4") == keys(*two)
+    (tmp_path / "tok.model").write_bytes(tokenizer_bytes())
+    reuse = "tokenize.tokenizer_path=tok.model"
+    assert keys(reuse, "tokenize.vocab_size=5000", "tokenize.model_type=bpe") == keys(reuse)
+    assert keys(reuse, "tokenize.val_fraction=0.2")["tokenize"] != keys(reuse)["tokenize"]
+    assert keys("tokenize.vocab_size=1200")["tokenize"] != keys()["tokenize"]  # trained: every option counts
