@@ -27,7 +27,7 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, build
 from pipeline.ingest import IngestError
-from pipeline.store import read_manifest
+from pipeline.store import read_manifest, validate
 
 BUSY_MINUTES = 15.0
 
@@ -87,12 +87,15 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             continue
         for entry in sorted(folder.iterdir()):
             key, _, suffix = entry.name.partition(".")
-            if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial")):
+            # a live key's partial is a run to resume, unless the output is published: then it is left over
+            done = suffix == "partial" and validate(folder / key)[0] is not None
+            if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial") and not done):
                 continue
             if suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60:
                 garbage.kept_busy.append(entry)
                 continue
-            why = ("partial output of a config no run uses" if suffix == "partial" else
+            why = ("partial output left over beside its published output" if done else
+                   "partial output of a config no run uses" if suffix == "partial" else
                    "left by an interrupted publication" if suffix.startswith("old-") else
                    "output of a config no run uses")
             garbage.remove.append((entry, _size(entry), why))

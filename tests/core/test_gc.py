@@ -50,6 +50,8 @@ def _store(tmp_path):
         "abandoned": _folder(work / "tokenize" / "0123456789abcdef.partial", age_s=3600),
         "old": _folder(work / "dedup" / f"{keys['dedup']}.old-12-34"),
         "attrs": _folder(work / "_cache" / "clean_attrs" / "00000000"),
+        # a live key's partial beside its published output: nothing left to resume (gc once kept it for good)
+        "leftover": _folder(work / "ingest" / f"{keys['ingest']}.partial", age_s=3600),
     }
     kept = {"live_attrs": live_attrs, "resumable": resumable, "older_pretrain": older_pretrain,
             "busy": _folder(work / "evaluate" / "feedfacefeedface.partial"),
@@ -63,9 +65,9 @@ def test_find_lists_exactly_the_garbage_and_collect_removes_it(tmp_path):
     assert {p for p, _, _ in found.remove} == set(garbage.values())
     assert found.kept_busy == [kept["busy"]]
     assert found.live_configs == 2 and [p.name for p, _ in found.ignored_configs] == ["20250101-000000-config.json"]
-    assert found.bytes == 1000 + 3 * 100
+    assert found.bytes == 1000 + 4 * 100
     assert all(p.exists() for p in garbage.values())  # find touches nothing
-    assert gc.collect(found) == 1300
+    assert gc.collect(found) == 1400
     assert not any(p.exists() for p in garbage.values())
     assert all(p.exists() for p in kept.values())
 
