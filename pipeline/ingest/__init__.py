@@ -20,7 +20,8 @@ from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, r
 from pipeline.stage import StageContext
 
 # 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins; 3: a long document is
-# cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word
+# cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word; a .json
+# array file is a document per element; a null text is empty_text; a non-text Parquet column is one drop
 VERSION = "3"
 __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
 

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from pipeline.ingest.config import SourceConfig
 
@@ -143,42 +143,78 @@ def _open_lines(path: Path) -> Iterator[bytes]:
 
 
 def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    seen = False
+    """One document per line (JSON Lines); a ``.json`` file holding one JSON array is read as a document per
+    element (``<file>:[<index>]``), not line by line."""
+    lines = _open_lines(path)
+    first = next(lines, b"")
+    while first and not first.strip():
+        first = next(lines, b"")
+    if not first:
+        yield Drop("empty_file", rel)
+        return
+    if first.lstrip().startswith(b"[") and ".json" in path.name.lower() and ".jsonl" not in path.name.lower():
+        yield from _json_array(first + b"".join(lines), rel, src)
+        return
+    lines.close()  # read again from the start, line by line
     for lineno, raw in enumerate(_open_lines(path), 1):
-        if not raw.strip():
-            continue
-        seen = True
-        where = f"{rel}:{lineno}"
+        if raw.strip():
+            yield from _json_doc(raw, f"{rel}:{lineno}", rel, src, line=lineno)
+
+
+def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:
+    text = _decode(data, src, rel)
+    if isinstance(text, Drop):
+        yield text
+        return
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as e:
+        yield Drop("malformed_json", f"{rel}:{e.lineno}", f"{e.msg} (the file is one JSON array: nothing read)")
+        return
+    if not isinstance(items, list):
+        yield Drop("malformed_json", rel, f"a JSON {type(items).__name__}, not an array of objects")
+        return
+    for i, obj in enumerate(items):
+        yield from _json_doc(obj, f"{rel}:[{i}]", rel, src, index=i, raw_text=text)
+
+
+def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, raw_text: str | None = None,
+              **position: int) -> Iterator[Item]:
+    """One JSON object (``raw``: a JSON Lines line, or an element already parsed) to a Doc or a Drop."""
+    if isinstance(raw, bytes):
         line = _decode(raw, src, where)
         if isinstance(line, Drop):
             yield line
-            continue
+            return
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             yield Drop("malformed_json", where, str(e))
-            continue
-        if not isinstance(obj, dict) or src.text_field not in obj:
-            yield Drop("missing_field", where, f"no field {src.text_field!r}")
-            continue
-        text = obj[src.text_field]
-        if not isinstance(text, str):
-            yield Drop("bad_field_type", where, f"{src.text_field!r} is {type(text).__name__}, not a string")
-            continue
-        if not text.strip():
-            yield Drop("empty_text", where)
-            continue
-        meta = {k: _json_safe(v) for k, v in obj.items()
-                if k != src.text_field and isinstance(v, (str, int, float, bool))}
-        if _MAYBE_SURROGATE.search(line):
-            fixed = _fix_surrogates(text, meta, src, where)
-            if isinstance(fixed, Drop):
-                yield fixed
-                continue
-            text, meta = fixed
-        yield Doc(f"{rel}:{lineno}", text, _with_provenance(meta, file=rel, line=lineno))
-    if not seen:
-        yield Drop("empty_file", rel)
+            return
+    else:
+        obj, line = raw, raw_text or ""
+    if not isinstance(obj, dict) or src.text_field not in obj:
+        yield Drop("missing_field", where, f"no field {src.text_field!r}")
+        return
+    text = obj[src.text_field]
+    if text is None:  # null: no text, as a Parquet null is
+        yield Drop("empty_text", where, f"{src.text_field!r} is null")
+        return
+    if not isinstance(text, str):
+        yield Drop("bad_field_type", where, f"{src.text_field!r} is {type(text).__name__}, not a string")
+        return
+    if not text.strip():
+        yield Drop("empty_text", where)
+        return
+    meta = {k: _json_safe(v) for k, v in obj.items()
+            if k != src.text_field and isinstance(v, (str, int, float, bool))}
+    if _MAYBE_SURROGATE.search(line):
+        fixed = _fix_surrogates(text, meta, src, where)
+        if isinstance(fixed, Drop):
+            yield fixed
+            return
+        text, meta = fixed
+    yield Doc(where, text, _with_provenance(meta, file=rel, **position))
 
 
 def _json_safe(v: str | int | float | bool) -> str | int | float | bool:
@@ -225,6 +261,7 @@ def _with_provenance(meta: dict, **provenance) -> dict:
 
 
 def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
     try:
         pf = pq.ParquetFile(path)
@@ -237,12 +274,17 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     if pf.metadata.num_rows == 0:
         yield Drop("empty_file", rel)
         return
-    row = 0
+    kind = pf.schema_arrow.field(src.text_field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):  # bytes, numbers: one file-level drop
+        yield Drop("bad_field_type", rel, f"column {src.text_field!r} is {kind}, not text: "
+                                          f"{pf.metadata.num_rows} row(s) not read")
+        return
+    row = 0  # rows are counted from 0, as in the doc id and meta "row"
     for batch in pf.iter_batches(columns=[src.text_field], batch_size=4096):
         for text in batch.column(0).to_pylist():
             where = f"{rel}:{row}"
-            if not isinstance(text, str):
-                yield Drop("bad_field_type" if text is not None else "empty_text", where)
+            if text is None:
+                yield Drop("empty_text", where, f"{src.text_field!r} is null")
             elif not text.strip():
                 yield Drop("empty_text", where)
             else:

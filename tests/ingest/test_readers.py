@@ -65,6 +65,26 @@ def test_jsonl_all_compressions_and_bad_lines(tmp_path, suffix):
                      ("undecodable_bytes", f"{p.name}:8")]
 
 
+def test_a_json_array_file_is_a_document_per_element_and_null_text_is_empty(tmp_path):
+    """A .json file holding an array was read line by line: some objects kept, the others malformed_json."""
+    rows = [{"text": "first doc", "lang": "en"}, {"text": None}, {"body": "x"}, {"text": "second\ndoc"}]
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps(rows, indent=2))
+    out = items(read_jsonl, p, SourceConfig(name="j", kind="jsonl", paths=["x"]))
+    docs = [i for i in out if isinstance(i, Doc)]
+    assert [(d.local_id, d.text) for d in docs] == [("a.json:[0]", "first doc"), ("a.json:[3]", "second\ndoc")]
+    assert docs[0].meta == {"lang": "en", "file": "a.json", "index": 0}
+    assert [(i.reason, i.where) for i in out if isinstance(i, Drop)] == [("empty_text", "a.json:[1]"),
+                                                                          ("missing_field", "a.json:[2]")]
+    p.write_text(json.dumps(rows)[:-5])  # cut short: one drop that says nothing was read
+    (bad,) = items(read_jsonl, p, SourceConfig(name="j", kind="jsonl", paths=["x"]))
+    assert bad.reason == "malformed_json" and "nothing read" in bad.detail
+    q = tmp_path / "n.jsonl"
+    q.write_text('{"text": null}\n')  # as a Parquet null: no text
+    assert [(i.reason, i.detail) for i in items(read_jsonl, q, SourceConfig(name="j", kind="jsonl", paths=["x"]))] \
+        == [("empty_text", "'text' is null")]
+
+
 def test_parquet_reader(tmp_path):
     p = tmp_path / "d.parquet"
     pq.write_table(pa.table({"content": ["a doc", "", None, "another"]}), p)
@@ -77,6 +97,10 @@ def test_parquet_reader(tmp_path):
     junk = tmp_path / "junk.parquet"
     junk.write_text("not parquet")
     assert items(read_parquet, junk, src)[0].reason == "unreadable_file"
+    blobs = tmp_path / "b.parquet"  # a binary column: one drop for the file, not one per row with no detail
+    pq.write_table(pa.table({"content": [b"x", b"y"]}), blobs)
+    (drop,) = items(read_parquet, blobs, src)
+    assert (drop.reason, drop.where) == ("bad_field_type", "b.parquet") and "is binary, not text: 2 row(s)" in drop.detail
 
 
 def test_csv_tsv_readers(tmp_path):
