@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fill-mask": cmd_fill_mask}
         return commands[args.command](args, root)
     except (ConfigError, PlanError, FileNotFoundError, ValueError) as e:
-        print(f"lmforge: error: {e}", file=sys.stderr)
+        print(f"lmforge: error: {e}", *getattr(e, "__notes__", ()), sep="\n", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lmforge: interrupted; lmforge run with the same config resumes where it stopped (--force, --stage "

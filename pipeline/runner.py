@@ -40,7 +40,7 @@ def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None) -> dict[s
     return tags
 
 
-def _say_why(ps: PlannedStage, out: Path) -> None:
+def _say_why(ps: PlannedStage, out: Path) -> int:
     """Why the stage runs when it is not simply new (a damaged output, a forced rerun), and what it resumes."""
     if ps.reason and ps.reason != "not built yet":
         print(f"  {ps.name:<12} {ps.key}  running: {ps.reason}", file=sys.stderr, flush=True)
@@ -48,6 +48,7 @@ def _say_why(ps: PlannedStage, out: Path) -> None:
     if kept:
         print(f"  {ps.name:<12} {ps.key}  resuming: {kept} file(s) kept from an interrupted run in {out}",
               file=sys.stderr, flush=True)
+    return kept
 
 
 def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path,
@@ -63,13 +64,19 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     with _failed_on_error(tracker):  # whatever fails (opening, parameters, the stage, publishing, artifacts)
         ws = Workspace(work, ps.name, ps.key)
         out = ws.open(fresh=fresh)
-        _say_why(ps, out)
+        kept = _say_why(ps, out)
         ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
                            workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
                            extra={name: cfg.section(name) for name in spec.sections})
         tracker.log_params(ps.config)
         t0 = time.perf_counter()
-        stats = module.run(cfg.section(ps.name), ctx)
+        try:
+            stats = module.run(cfg.section(ps.name), ctx)
+        except Exception as e:
+            if kept and hasattr(e, "add_note"):  # a damaged file kept from the interrupted run would fail every rerun
+                e.add_note(f"the {ps.name} stage resumed {kept} file(s) of an interrupted run in {out}; if one is "
+                           f"damaged, the same command with --from {ps.name} starts the stage over")
+            raise
         seconds = time.perf_counter() - t0
         manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
         _log_outcome(tracker, manifest, seconds)

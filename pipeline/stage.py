@@ -59,7 +59,17 @@ class StageContext:
         return self.inputs[name]
 
     def shard_done(self, rel: str) -> bool:
-        return (self.out / rel).exists()
+        """Whether a resumable unit is written. Writes are atomic, so a file there is whole unless something
+        else damaged it: a Parquet or Arrow shard without its format's magic bytes is written again, not
+        trusted (it would fail every rerun, or be published)."""
+        path = self.out / rel
+        if not path.exists():
+            return False
+        if not _looks_whole(path):
+            self.log.warning("%s: %s, kept from an interrupted run, is damaged: written again", self.name, rel)
+            path.unlink()
+            return False
+        return True
 
     def write_shard(self, rel: str, write: Callable[[Path], Any]) -> Any:
         """Write one resumable unit atomically; a crash leaves either the whole file or none."""
@@ -77,6 +87,20 @@ class StageContext:
 
     def progress(self, total: int | None = None, unit: str = "items", label: str | None = None) -> Progress:
         return Progress(label or self.name, total=total, unit=unit)
+
+
+MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".arrow": (b"ARROW1", b"ARROW1")}  # at the start and the end
+
+
+def _looks_whole(path: Path) -> bool:
+    head, tail = MAGIC.get(path.suffix, (b"", b""))
+    if not head:
+        return True
+    with open(path, "rb") as f:
+        start = f.read(len(head))
+        size = f.seek(0, 2)
+        f.seek(max(0, size - len(tail)))
+        return start == head and size >= len(head) + len(tail) and f.read() == tail
 
 
 class InjectedFailure(RuntimeError):

@@ -189,9 +189,11 @@ def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_serv
         run_ingest(tmp_path / "a", 2)
     partial = list((tmp_path / "a" / "data" / "work" / "ingest").glob("*.partial"))
     assert len(partial) == 1 and len(list((partial[0] / "docs").glob("*.parquet"))) == 2
+    kept = sorted((partial[0] / "docs").glob("*.parquet"))[1]
+    kept.write_bytes(kept.read_bytes()[:-100])  # damaged after it was written: redone, not published
     capsys.readouterr()
     [resumed] = run_ingest(tmp_path / "a", None)
-    assert "resuming: 2 file(s) kept from an interrupted run" in capsys.readouterr().err
+    assert "resuming: 2 file(s) kept from an interrupted run" in capsys.readouterr().err  # (one of them damaged)
     [clean] = run_ingest(tmp_path / "b", None)
     a = json.loads((Path(resumed["path"]) / "manifest.json").read_text())["files"]
     b = json.loads((Path(clean["path"]) / "manifest.json").read_text())["files"]

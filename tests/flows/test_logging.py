@@ -69,3 +69,20 @@ def test_an_interrupted_command_says_how_to_resume(monkeypatch, capsys, tmp_path
     monkeypatch.setattr(cli, "cmd_status", interrupted)
     assert cli.main(["status", "--preset", "tiny"]) == 130
     assert "interrupted; lmforge run with the same config resumes" in capsys.readouterr().err
+
+
+def test_an_errors_notes_are_printed(monkeypatch, capsys, tmp_path):
+    """The runner adds a note to a stage's error when it resumed kept files (what to do if one is damaged)."""
+    from flows import cli
+
+    def failing(*args):
+        e = ValueError("File is too small: 8")
+        e.add_note("the dedup stage resumed 3 file(s) of an interrupted run in x; if one is damaged, ...")
+        raise e
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "cmd_status", failing)
+    assert cli.main(["status", "--preset", "tiny"]) == 2
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        "lmforge: error: File is too small: 8",
+        "the dedup stage resumed 3 file(s) of an interrupted run in x; if one is damaged, ..."]
