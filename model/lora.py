@@ -134,7 +134,8 @@ def apply_lora(
     if unmatched or not groups:
         # a typo would train nothing there; list the names a target may take (block numbers left out)
         allowed = sorted({re.sub(r"^.*\.\d+\.", "", n) for names in every for n in names})
-        raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches {', '.join(map(repr, unmatched or targets))}"
+        missing = ", ".join(map(repr, unmatched or targets))
+        raise ValueError(f"apply_lora: no nn.Linear or nn.Embedding matches {missing}"
                          f"; allowed: {', '.join(allowed)} (or a suffix of one, e.g. 'proj')")
     weight_read = {f"{n}.{w}" if n else w for n, sub in module.named_modules() for w in getattr(sub, "WEIGHT_READ", ())}
     for names in groups:

@@ -179,7 +179,8 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
 
     from pipeline.tasks.readers import check_file
 
-    files = [(t, f"tasks.tasks[{t.name}].{split}", t.file(split)) for t in cfg.tasks for split in SPLITS if t.file(split)]
+    files = [(t, f"tasks.tasks[{t.name}].{split}", t.file(split))
+             for t in cfg.tasks for split in SPLITS if t.file(split)]
     paths = [existing_file(root, f, key) for _, key, f in files]
     for (t, key, _), path in zip(files, paths):
         check_file(path, t, key)

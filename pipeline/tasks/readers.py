@@ -255,4 +255,5 @@ def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
             raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
 
 
-__all__ = ["Record", "Drop", "TaskError", "read_file", "check_file", "read_conll", "read_jsonl", "read_delimited", "detect_format"]
+__all__ = ["Record", "Drop", "TaskError", "read_file", "check_file", "read_conll", "read_jsonl", "read_delimited",
+           "detect_format"]

@@ -115,7 +115,8 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     (root / "texts" / "empty.txt").write_bytes(b"")
     (root / "texts" / "blank.txt").write_bytes(b" \n\n")
     (root / "texts" / "latin.txt").write_bytes(b"caf\xe9 au lait\n")
-    for name, match in (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3")):
+    cases = (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3"))
+    for name, match in cases:
         with pytest.raises(ConfigError, match=rf"evaluate.extra_texts\[0\]: 'texts/{name}.txt' {match}"):
             resolve_texts(EvaluateConfig(extra_texts=[f"texts/{name}.txt"]), root)
     from pipeline.evaluate import fingerprint

@@ -100,7 +100,8 @@ def test_parquet_reader(tmp_path):
     blobs = tmp_path / "b.parquet"  # a binary column: one drop for the file, not one per row with no detail
     pq.write_table(pa.table({"content": [b"x", b"y"]}), blobs)
     (drop,) = items(read_parquet, blobs, src)
-    assert (drop.reason, drop.where) == ("bad_field_type", "b.parquet") and "is binary, not text: 2 row(s)" in drop.detail
+    assert (drop.reason, drop.where) == ("bad_field_type", "b.parquet")
+    assert "is binary, not text: 2 row(s)" in drop.detail
 
 
 def test_csv_tsv_readers(tmp_path):

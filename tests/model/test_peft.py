@@ -174,7 +174,7 @@ def test_adapter_inits_start_as_identity_at_their_scale(init, bound):
 
 
 def test_peft_errors_are_clear():
-    with pytest.raises(ValueError, match=r"no nn.Linear or nn.Embedding matches 'q_proj'; allowed: attn.proj, attn.qkv"):
+    with pytest.raises(ValueError, match=r"nn.Linear or nn.Embedding matches 'q_proj'; allowed: attn.proj, attn.qkv"):
         apply_lora(lm(), targets=("q_proj",))
     with pytest.raises(ValueError, match=r"matches 'mlp.fcc'; allowed"):  # one typo among good targets: not ignored
         apply_lora(lm(), targets=("attn.qkv", "mlp.fcc"))

@@ -80,8 +80,8 @@ def test_quotes_a_record_over_lines_and_long_fields(tmp_path):
     assert [ex["origin"] for ex in train] == ["q.csv:2", "q.csv:6", "q.csv:7"]  # where each record starts
     assert len(train[2]["text"]) == 200_000
     assert drops_by_reason(data)["malformed_row"][0] == "q.csv:5"
-    bad = put(tmp_path / "u.csv", b"text,label\nok,pos\n\"never closed,neg\n" + b"".join(b"r%d,%s\n" % (i, [b"pos", b"neg"][i % 2])
-                                                                                       for i in range(20)))
+    rows = b"".join(b"r%d,%s\n" % (i, [b"pos", b"neg"][i % 2]) for i in range(20))
+    bad = put(tmp_path / "u.csv", b"text,label\nok,pos\n\"never closed,neg\n" + rows)
     data = load(tmp_path, bad)  # the unclosed quote loses its own record, not the 20 rows after it
     assert [ex["text"] for ex in data.splits["train"]] == ["ok"] + [f"r{i}" for i in range(20)]
     assert drops_by_reason(data)["malformed_row"][0] == "u.csv:3"

@@ -76,8 +76,9 @@ def test_jsonl_pairs_with_bad_lines(tmp_path):
     tr = write(tmp_path / "p.jsonl", text)
     data = load_task(task(name="p", kind="pair_classification", train=tr, validation=tr, test=tr,
                           text_field="premise", text_pair_field="hypothesis", label_field="y"), tmp_path)
-    assert data.splits["train"] == [{"text": "a cat", "text_pair": "an animal", "label": "entail", "origin": "p.jsonl:1"},
-                                    {"text": "a dog", "text_pair": "a cat", "label": "contra", "origin": "p.jsonl:6"}]
+    assert data.splits["train"] == [
+        {"text": "a cat", "text_pair": "an animal", "label": "entail", "origin": "p.jsonl:1"},
+        {"text": "a dog", "text_pair": "a cat", "label": "contra", "origin": "p.jsonl:6"}]
     by = drops_by_reason(data)
     assert by["empty_text"][:1] == ["p.jsonl:2"]
     assert by["missing_label"][:1] == ["p.jsonl:3"]
