@@ -35,6 +35,7 @@ class PlannedStage:
     action: Action = "skip"
     reason: str = ""
     manifest: Manifest | None = field(default=None, repr=False)
+    data_key: str = ""  # what downstream stages take as this input: ``key`` without REPORT_ONLY settings
 
 
 def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) ->
 
 def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) -> list[PlannedStage]:
     """Keys and cache state of every stage, with no selection applied (``missing_ok``: see _fingerprint)."""
-    keys: dict[str, str] = {}
+    keys: dict[str, str] = {}  # per stage, the key its downstream stages take: the key of its data (see below)
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
@@ -77,11 +78,16 @@ def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) ->
         if spec.sections:
             conf = {**conf, "_sections": {name: part for name, (part, _, _) in reads.items()}}
         key = stage_key(spec.name, spec.version, conf, inputs)
-        keys[spec.name] = key
+        # Settings that change only a stage's own reports (``REPORT_ONLY``: plots, sample sizes, log frequency)
+        # rebuild that stage, not its downstream: they take the key of its data, computed without them.
+        report_only = getattr(spec.load(), "REPORT_ONLY", ())
+        keys[spec.name] = key if not report_only else stage_key(
+            spec.name, spec.version, {k: v for k, v in conf.items() if k not in report_only}, inputs)
         path = stage_dir(work, spec.name, key)
         manifest, why = validate(path)
         ps = PlannedStage(spec.name, key, spec.version, conf, inputs, dict(spec.inputs), path,
-                          action="cached" if manifest else "run", reason=why, manifest=manifest)
+                          action="cached" if manifest else "run", reason=why, manifest=manifest,
+                          data_key=keys[spec.name])
         if ps.action == "run" and path.exists():
             ps.reason = f"damaged output ({why})"
         elif ps.action == "run":

@@ -6,5 +6,6 @@ from pipeline.lazy import stage_exports
 from pipeline.clean.config import CleanConfig
 
 VERSION = "2"  # 2: gopher_symbol_ratio as Gopher: hash and ellipsis ratios each against 0.1
+REPORT_ONLY = ("samples_per_reason", "sample_chars", "plot")  # changes only reports/ (plan)
 __all__ = ["VERSION", "CleanConfig", "run"]
 __getattr__ = stage_exports(__name__, {'drop_reasons', 'run'})

@@ -9,6 +9,7 @@ from pipeline.lazy import stage_exports
 from pipeline.decontaminate.config import DecontaminateConfig
 
 VERSION = "2"  # 2: simplify folds compatibility forms (NFKD); held-out units only for stdlib documents
+REPORT_ONLY = ("sample_docs", "sample_chars")  # changes only reports/ (plan)
 __all__ = ["VERSION", "DecontaminateConfig", "run", "section_reads"]
 
 

@@ -23,6 +23,7 @@ from pipeline.stage import StageContext
 # cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word; a .json
 # array file is a document per element; a null text is empty_text; a non-text Parquet column is one drop
 VERSION = "3"
+REPORT_ONLY = ("samples_per_reason",)  # what changes only reports/: downstream keys leave it out (plan)
 __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
 
 

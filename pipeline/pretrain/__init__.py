@@ -20,11 +20,19 @@ from pipeline.store import files_fingerprint
 # 2: masked-LM validation figures by the one definition of pipeline.lm_eval; 3: cosine ends at min_lr, a masked-LM
 # step weighs every masked token alike across micro-batches
 VERSION = "3"
+REPORT_ONLY = ("log_every",)  # changes only reports/metrics.jsonl: downstream keys leave it out (plan)
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
 __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir"]
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
 # so that planning does not import torch).
 MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
+
+
+def key_config(cfg: PretrainConfig) -> dict[str, Any]:
+    """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
+    state is saved changes no output."""
+    from pipeline.configtypes import to_dict
+    return {k: v for k, v in to_dict(cfg).items() if k != "checkpoint_every"}
 
 
 def init_model_dir(init_from: str, root: Path) -> Path:

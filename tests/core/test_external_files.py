@@ -41,9 +41,10 @@ def model_folder(folder: Path) -> Path:
 
 
 def test_without_outside_files_tokenize_and_pretrain_keys_have_no_external_input(tmp_path):
-    """The default (no tokenizer_path, no init_from) keeps the keys it always had: inputs are upstream keys only."""
+    """The default (no tokenizer_path, no init_from): inputs are upstream (data) keys only."""
     plan = {p.name: p for p in compute(config.load("tiny"), tmp_path, tmp_path)}
-    assert plan["tokenize"].inputs == {"docs": plan["decontaminate"].key}
+    assert plan["tokenize"].inputs == {"docs": plan["decontaminate"].data_key}
+    assert plan["tokenize"].data_key == plan["tokenize"].key  # no report-only settings: its data key is its key
     assert plan["pretrain"].inputs == {"tokens": plan["tokenize"].key}
 
 

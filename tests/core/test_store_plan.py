@@ -169,3 +169,18 @@ def test_settings_that_cannot_change_an_output_are_not_in_its_key(tmp_path):
     assert keys(reuse, "tokenize.vocab_size=5000", "tokenize.model_type=bpe") == keys(reuse)
     assert keys(reuse, "tokenize.val_fraction=0.2")["tokenize"] != keys(reuse)["tokenize"]
     assert keys("tokenize.vocab_size=1200")["tokenize"] != keys()["tokenize"]  # trained: every option counts
+
+
+def test_a_report_only_setting_rebuilds_its_stage_not_the_downstream(tmp_path):
+    """clean.plot or a sample size once rebuilt everything after the stage (pretraining included)."""
+    def keys(*sets: str) -> dict[str, str]:
+        return {p.name: p.key for p in compute(config.load("tiny", overrides=list(sets)), tmp_path, tmp_path)}
+
+    base = keys()
+    for setting, stage in (("clean.plot=true", "clean"), ("dedup.sample_clusters=3", "dedup"),
+                           ("decontaminate.sample_docs=2", "decontaminate"), ("ingest.samples_per_reason=1", "ingest"),
+                           ("pretrain.log_every=1", "pretrain")):
+        changed = keys(setting)
+        assert {n for n in base if base[n] != changed[n]} == {stage}, setting
+    assert keys("pretrain.checkpoint_every=7") == base  # resume is exact: no output changes
+    assert keys("clean.min_words=7")["dedup"] != base["dedup"]  # a setting of the data still counts downstream
