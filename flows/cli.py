@@ -165,18 +165,23 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
         return proc.wait()
 
 
+def _model(args: argparse.Namespace, root: Path, model_class: str) -> Path:
+    """``--model``, else the newest pretrained model of that class in the store."""
+    from pipeline import inference
+    return inference.model_folder(args.model) if args.model else inference.latest_model(root / "data" / "work",
+                                                                                       model_class)
+
+
 def cmd_generate(args: argparse.Namespace, root: Path) -> int:
     from pipeline import inference
-    folder = inference.model_folder(args.model) if args.model else inference.latest_model(root / "data" / "work",
-                                                                                          "CausalLM")
+    folder = _model(args, root, "CausalLM")
     print(inference.generate(folder, args.prompt, args.max_tokens, args.temperature, args.top_k or None, args.seed))
     return 0
 
 
 def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
     from pipeline import inference
-    folder = inference.model_folder(args.model) if args.model else inference.latest_model(root / "data" / "work",
-                                                                                          "MaskedLM")
+    folder = _model(args, root, "MaskedLM")
     for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k)):
         print(f"mask {i + 1}: " + "  ".join(f"{piece!r} {p:.3f}" for piece, p in preds))
     return 0

@@ -72,7 +72,9 @@ def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
     r = _RUN
     assert r is not None, "stage task called outside the lmforge flow"
     ps = next(p for p in r.plan if p.name == stage and p.key == key)
-    if not fresh:
+    # a damaged output (its digests found wrong at planning) must not pass this size check; its rebuild still
+    # resumes what an interrupted rebuild kept
+    if not fresh and not ps.reason.startswith("damaged output"):
         m, _ = validate(ps.path)
         if m is not None:  # built meanwhile (or Prefect's record is missing): nothing to do
             return m.to_json()
@@ -95,8 +97,7 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
             continue
         t0 = time.perf_counter()
         refresh = ps.action == "run"
-        # (a damaged output, its digests found wrong at planning, must not pass the task's own size check)
-        fresh = refresh and (ps.reason in ("forced", "selected to rerun") or ps.reason.startswith("damaged output"))
+        fresh = refresh and ps.reason in ("forced", "selected to rerun")
         result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
             stage=ps.name, key=ps.key, fresh=fresh)
         manifest = Manifest.from_json(result, path=ps.path)

@@ -96,6 +96,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    except TypeError as e:  # a list or mapping as a key
+        raise ConfigError(f"config file {path}: a key must be a name ({e})") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
     data.pop("_preset", None)

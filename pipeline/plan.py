@@ -142,11 +142,11 @@ def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[
     before any stage runs (a fine-tuning option the pretrained trunk cannot take, found after pretraining,
     would cost the pretraining run)."""
     planned = select(compute(cfg, work, root), **selection)
+    verify_inputs(planned)
     for ps in planned:
         spec = registry.get(ps.name)
         if ps.action == "run" and spec.checked:
             spec.load().check(cfg)
-    verify_inputs(planned)
     return planned
 
 
@@ -161,7 +161,7 @@ def verify_inputs(planned: list[PlannedStage]) -> None:
             continue
         for up in p.input_stages.values():
             u = by_name[up]
-            if u.manifest is None or up in checked:
+            if u.action == "run" or u.manifest is None or up in checked:  # rebuilt anyway: not read for nothing
                 continue
             checked.add(up)
             m, why = validate(u.path, deep=True)

@@ -190,7 +190,9 @@ class MlflowSession:
         closed = 0
         for run in runs:
             pid = run.data.tags.get("lmforge.pid", "")
-            if pid.isdigit() and not _alive(int(pid)):
+            # our own pid too: no run of this session has started yet, so one tagged with it is a dead process's
+            # (containers hand the same low pids out again)
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
                 self.client.set_tag(run.info.run_id, "lmforge.ended", "its process was gone when a later run started")
                 self.client.set_terminated(run.info.run_id, "KILLED")
                 closed += 1

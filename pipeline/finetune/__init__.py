@@ -53,11 +53,10 @@ def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
     another ``lora_r`` retrains nothing)."""
     from pipeline.configtypes import to_dict
     d = to_dict(cfg)
-    two = "two_stage" in cfg.methods
-    uses = {m for m in cfg.methods if m != "two_stage"} | ({cfg.then} if two else set())
+    uses = cfg.trains()
     unused = ([] if "lora" in uses else list(LORA_KEYS)) + ([] if "adapter" in uses else list(ADAPTER_KEYS))
     unused += [] if uses & {"lora", "adapter"} else ["peft_lr", "peft_norms"]
-    unused += [] if two else ["head_epochs", "then"]
+    unused += [] if "two_stage" in cfg.methods else ["head_epochs", "then"]
     return {k: v for k, v in d.items() if k not in unused}
 
 

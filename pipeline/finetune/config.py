@@ -153,6 +153,10 @@ class FinetuneConfig:
             raise ConfigError(f"finetune.head_epochs: got {self.head_epochs}, allowed: < epochs ({self.epochs}) "
                               "so that stage 2 has epochs left")
 
+    def trains(self) -> set[str]:
+        """What the runs train beyond the head: the methods, with two-stage's second stage (``then``) for it."""
+        return {m for m in self.methods if m != "two_stage"} | ({self.then} if "two_stage" in self.methods else set())
+
     def metric_for(self, kind: str) -> str:
         if self.metric == "f1" and kind != "tagging":
             return "macro_f1"

@@ -123,7 +123,7 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     if cfg.pooling == "first" and mcfg.arch == "decoder":
         raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean' (a "
                           "causal trunk's first token sees only itself; 'first' pools an encoder's <cls>)")
-    uses_lora = "lora" in cfg.methods or ("two_stage" in cfg.methods and cfg.then == "lora")
+    uses_lora = "lora" in cfg.trains()
     if cfg.reinit_top or cfg.freeze or uses_lora:
         with torch.device("meta"):
             trunk = Transformer(mcfg)

@@ -168,12 +168,13 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         stats.update({f"{t}.dropped.{r}": n for r, n in data.drop_counts().items()})
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
-    kept = [path for path in (result_path(ctx.out, d.name, spec) for d, _, spec in jobs) if path.exists()]
-    todo = [job for job in jobs if not result_path(ctx.out, job[0].name, job[2]).exists()]
-    stats["runs_resumed"] = len(kept)
-    for path in kept:  # finished before a kill: kept, and their metrics logged again, to this stage's run
-        for metrics_, step in logged_metrics(json.loads(path.read_text())):
-            ctx.tracker.log_metrics(metrics_, step=step)
+    done = [result_path(ctx.out, data.name, spec).exists() for data, _, spec in jobs]
+    todo = [job for job, finished in zip(jobs, done) if not finished]
+    stats["runs_resumed"] = sum(done)
+    for (data, _, spec), finished in zip(jobs, done):  # finished before a kill: kept, and logged again
+        if finished:
+            for metrics_, step in logged_metrics(json.loads(result_path(ctx.out, data.name, spec).read_text())):
+                ctx.tracker.log_metrics(metrics_, step=step)
     parallel = min(ctx.workers, len(todo)) if device.type == "cpu" else 1
     stats["parallel_runs"] = max(1, parallel)
     if parallel > 1:

@@ -55,7 +55,8 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
-def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
+def _source_items(src: SourceConfig, root: Path, claimed: frozenset[Path] = frozenset()) -> Iterator[Doc | Drop]:
+    """The documents and drops of one source; ``claimed``: files some source reads (not ``other_suffix`` then)."""
     if src.kind == "stdlib_docs":
         for local_id, text, meta in stdlib.iter_docs():
             yield Doc(local_id, text, meta)
@@ -70,7 +71,7 @@ def _source_items(src: SourceConfig, root: Path) -> Iterator[Doc | Drop]:
     else:
         reader, errors, skipped = READERS[src.kind], _read_errors(), set()
         files = resolve_paths(src, root, skipped)
-        for path in sorted(skipped - set(files)):  # in a folder, with another kind's suffix: said, not silent
+        for path in sorted(skipped - set(files) - claimed):  # in a folder, of another kind, read by no source
             kinds = ", ".join(filter(None, SUFFIXES[src.kind]))
             yield Drop("other_suffix", _rel(path, root), f"not a {src.kind} file ({kinds}); name it in paths, or "
                                                            "give it a source of its kind")
@@ -118,9 +119,10 @@ def _cut(window: str) -> int:
 
 
 def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:
+    claimed = frozenset(p for src in cfg.sources if src.kind in READERS for p in resolve_paths(src, root))
     for src in cfg.sources:
         n = 0
-        for item in _source_items(src, root):
+        for item in _source_items(src, root, claimed):
             if isinstance(item, Drop):
                 counts[f"dropped.{item.reason}"] += 1
                 counts[f"source.{src.name}.dropped"] += 1

@@ -152,7 +152,8 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     if not first:
         yield Drop("empty_file", rel)
         return
-    if first.lstrip().startswith(b"[") and ".json" in path.name.lower() and ".jsonl" not in path.name.lower():
+    if (first.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[") and ".json" in path.name.lower()
+            and ".jsonl" not in path.name.lower()):
         yield from _json_array(first + b"".join(lines), rel, src)
         return
     lines.close()  # read again from the start, line by line
@@ -174,13 +175,18 @@ def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:
     if not isinstance(items, list):
         yield Drop("malformed_json", rel, f"a JSON {type(items).__name__}, not an array of objects")
         return
+    if not items:
+        yield Drop("empty_file", rel, "an empty JSON array")
+        return
+    escapes = _MAYBE_SURROGATE.search(text) is not None  # once for the file, not once per element
     for i, obj in enumerate(items):
-        yield from _json_doc(obj, f"{rel}:[{i}]", rel, src, index=i, raw_text=text)
+        yield from _json_doc(obj, f"{rel}:[{i}]", rel, src, escapes=escapes, index=i)
 
 
-def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, raw_text: str | None = None,
+def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, escapes: bool = False,
               **position: int) -> Iterator[Item]:
-    """One JSON object (``raw``: a JSON Lines line, or an element already parsed) to a Doc or a Drop."""
+    """One JSON object (``raw``: a JSON Lines line, or an element already parsed, whose file ``escapes`` says
+    whether it holds a surrogate escape) to a Doc or a Drop."""
     if isinstance(raw, bytes):
         line = _decode(raw, src, where)
         if isinstance(line, Drop):
@@ -191,8 +197,9 @@ def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, raw_tex
         except json.JSONDecodeError as e:
             yield Drop("malformed_json", where, str(e))
             return
+        escapes = _MAYBE_SURROGATE.search(line) is not None
     else:
-        obj, line = raw, raw_text or ""
+        obj = raw
     if not isinstance(obj, dict) or src.text_field not in obj:
         yield Drop("missing_field", where, f"no field {src.text_field!r}")
         return
@@ -208,7 +215,7 @@ def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, raw_tex
         return
     meta = {k: _json_safe(v) for k, v in obj.items()
             if k != src.text_field and isinstance(v, (str, int, float, bool))}
-    if _MAYBE_SURROGATE.search(line):
+    if escapes:
         fixed = _fix_surrogates(text, meta, src, where)
         if isinstance(fixed, Drop):
             yield fixed
@@ -275,7 +282,10 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
         yield Drop("empty_file", rel)
         return
     kind = pf.schema_arrow.field(src.text_field).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):  # bytes, numbers: one file-level drop
+    value = kind.value_type if pa.types.is_dictionary(kind) else kind  # a categorical column of strings is text
+    textual = (pa.types.is_string(value) or pa.types.is_large_string(value)
+               or getattr(pa.types, "is_string_view", lambda _: False)(value))
+    if not textual:  # bytes, numbers: one file-level drop
         yield Drop("bad_field_type", rel, f"column {src.text_field!r} is {kind}, not text: "
                                           f"{pf.metadata.num_rows} row(s) not read")
         return

@@ -64,6 +64,9 @@ def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
         saved = json.loads((folder / MODEL_FILES[0]).read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"pretrain.init_from: {folder / MODEL_FILES[0]} is not a model config ({e})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"pretrain.init_from: {folder / MODEL_FILES[0]} is not a model config (a JSON "
+                          f"{type(saved).__name__})")
     diff = {k: (saved.get(k), v) for k, v in asdict(cfg.model).items() if saved.get(k) != v}
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())

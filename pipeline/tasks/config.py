@@ -149,22 +149,35 @@ class TasksConfig:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(t.name for t in self.tasks)}")
 
 
+def _needs_train(t: TaskConfig, splits: Sequence[str]) -> bool:
+    """Whether the given splits' examples depend on the train file: train is among them, a split is cut from
+    it, or a tagging scheme is detected from it (and rows of the other splits are checked against it)."""
+    return ("train" in splits or any(not t.file(s) for s in splits)
+            or (t.kind == "tagging" and t.scheme == "auto"))
+
+
 def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
-    """The files the given splits of a files task come from: a split's own file, else train (cut from it)."""
-    return sorted({t.file(s) or t.train for s in splits}) if t.source == "files" else []
+    """The files the given splits of a files task depend on (``_needs_train``: train's too)."""
+    if t.source != "files":
+        return []
+    return sorted({t.file(s) for s in splits if t.file(s)} | ({t.train} if _needs_train(t, splits) else set()))
 
 
 def view(cfg: TasksConfig, splits: Sequence[str]) -> list[dict[str, Any]]:
     """The settings that decide the given splits' examples (for the key of a stage that reads only those, the
-    decontaminate stage): not ``max_train``, and when no split among them is cut from train, not train's file
-    or the cut (editing a train file, or a fine-tuning cap, then rebuilds no pretraining corpus)."""
+    decontaminate stage). For a files task whose splits do not depend on train (``_needs_train``): not train's
+    file, the cut or ``max_train`` (and ``split_seed`` only samples them with ``max_eval``); editing a train
+    file, or a fine-tuning cap, then rebuilds no pretraining corpus."""
     out = []
     for t in cfg.tasks:
         d = to_dict(t)
-        d.pop("max_train")
-        if t.source == "files" and all(t.file(s) for s in splits):
-            for k in ("train", "split_seed", "val_fraction", "test_fraction"):
+        if t.source == "files" and not _needs_train(t, splits):
+            for k in ("train", "max_train", "val_fraction", "test_fraction"):
                 d.pop(k)
+            if t.max_eval is None:
+                d.pop("split_seed")
+        elif "train" not in splits:
+            d.pop("max_train")  # it samples train after the cut: the other splits are the same
         out.append(d)
     return out
 

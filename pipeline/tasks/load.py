@@ -201,8 +201,11 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
         labels = _label_order({ex["label"] for s in SPLITS for ex in splits[s]})
     seen = sorted({ex["label"] for ex in splits["train"]}) if cfg.kind != "tagging" else None
     if seen is not None and len(seen) < 2:  # it would train, and score 1.0, a classifier of one class
-        raise TaskError(f"task {cfg.name}: the train rows in {where['train']} hold one label ({seen[0]!r}; "
-                        f"{dict(Counter(d.reason for d in drops))} dropped); a classifier needs at least 2")
+        base = where["train"]
+        mine = Counter(d.reason for d in drops if d.origin.startswith(base + ":"))
+        raise TaskError(f"task {cfg.name}: the train rows in {base} hold one label ({seen[0]!r}; {dict(mine)} "
+                        f"dropped{'' if cfg.max_train is None else f', max_train {cfg.max_train}'}); a classifier "
+                        "needs at least 2")
     return TaskData(cfg.name, cfg.kind, labels, scheme, splits, drops)
 
 

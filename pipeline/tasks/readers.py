@@ -245,13 +245,14 @@ def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
     if cfg.kind == "pair_classification":
         fields["text_pair_field"] = cfg.text_pair_field
     header: list[str] | None = None
-    if cfg.header:
+    if cfg.header:  # the first record, as read_delimited reads it (blank lines skipped, a quoted newline kept)
         with open(path, newline="", **OPEN) as f:
-            first = next(csv_records(f.readline(), fmt, path.name), None)
+            first = next(csv_records(f.read(1 << 16), fmt, path.name), None)
         header = first[1] if first is not None and isinstance(first[1], list) else None
     for name, value in fields.items():
         if not (header is not None and value in header) and not value.lstrip("-").isdigit():
-            shown = f"its header: {', '.join(header)}" if header is not None else "header: false, so a column index"
+            shown = (f"its header: {', '.join(header)}" if header is not None else
+                     "its first record is no header row" if cfg.header else "header: false, so a column index")
             raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
 
 

@@ -48,9 +48,11 @@ def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:
     path = resolve_model_path(cfg.tokenizer_path, root)
     import sentencepiece as spm
     try:
-        spm.SentencePieceProcessor(model_proto=path.read_bytes())
+        size = spm.SentencePieceProcessor(model_proto=path.read_bytes()).vocab_size()
     except RuntimeError:
-        raise ConfigError(f"tokenize.tokenizer_path: {path} is not a sentencepiece model file") from None
+        size = 0
+    if size == 0:  # (an empty file loads as a model of no pieces)
+        raise ConfigError(f"tokenize.tokenizer_path: {path} is not a sentencepiece model file")
     return files_fingerprint([path])
 
 

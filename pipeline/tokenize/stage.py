@@ -17,7 +17,6 @@ Output (``ctx.out``)::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from pipeline.tokenize.reports import write_reports
 from pipeline.tokenize.shards import META_FILE, TOKEN_BYTES_FILE, TOKENIZER_DIR, token_dtype
 from pipeline.tokenize.split import SPLITS, SplitPlan, plan_split
 from pipeline.tokenize.stats import shard_stats
-from pipeline.tokenize.tokenizer import MODEL_FILE, VOCAB_FILE, Tokenizer
+from pipeline.tokenize.tokenizer import MODEL_FILE, VOCAB_FILE, Tokenizer, model_digest
 
 FORMAT = "lmforge-token-shards/1"
 MODEL_REL = f"{TOKENIZER_DIR}/{MODEL_FILE}"
@@ -57,7 +56,7 @@ def _source_options(path: Path, model: bytes) -> dict:
         meta = json.loads((path.parent.parent / META_FILE).read_text())["tokenizer"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    same = meta.get("digest") == hashlib.blake2b(model, digest_size=16).hexdigest()
+    same = meta.get("digest") == model_digest(model)
     return meta.get("options", {}) if same else {}
 
 

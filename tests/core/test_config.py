@@ -105,6 +105,9 @@ def test_a_saved_run_config_is_a_config_file_and_duplicate_yaml_keys_are_refused
     dup.write_text("clean:\n  min_words: 5\n  min_words: 9\n")
     with pytest.raises(ConfigError, match=r"is not valid YAML: .*key 'min_words' given twice"):
         config.load(files=[dup])
+    dup.write_text("clean:\n  [a, b]: 1\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: a key must be a name"):
+        config.load(files=[dup])
 
 
 def test_post_init_errors_name_the_full_key():

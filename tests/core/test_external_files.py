@@ -65,9 +65,10 @@ def test_replacing_the_tokenizer_model_file_changes_the_tokenize_key(tmp_path):
     rewrite(tmp_path / "m" / "tokenizer" / "tokenizer.model", tokenizer_bytes(1), 1_000_000_001_000_000_000)
     assert keys(tmp_path, "tokenize.tokenizer_path=m")["tokenize"] != first["tokenize"]
     # a file that is no sentencepiece model: said at planning, not as three tracebacks when tokenize runs
-    rewrite(tok, b"plain text, not a model\n", 1_000_000_003_000_000_000)
-    with pytest.raises(ConfigError, match=r"^tokenize.tokenizer_path: .*/x/tok.model is not a sentencepiece model"):
-        keys(tmp_path, over)
+    for junk in (b"plain text, not a model\n", b""):  # (an empty file loads as a model of no pieces)
+        rewrite(tok, junk, 1_000_000_003_000_000_000)
+        with pytest.raises(ConfigError, match=r"^tokenize.tokenizer_path: .*/x/tok.model is not a sentencepiece"):
+            keys(tmp_path, over)
 
 
 def test_replacing_the_init_from_model_changes_the_pretrain_key(tmp_path):
@@ -99,6 +100,9 @@ def test_a_missing_outside_file_is_a_config_error_at_planning(tmp_path, override
 
 def test_a_partial_model_folder_names_what_is_missing(tmp_path):
     folder = model_folder(tmp_path / "base")
+    (folder / "model_config.json").write_text("[]")
+    with pytest.raises(ConfigError, match=r"model_config.json is not a model config \(a JSON list\)"):
+        keys(tmp_path, "pretrain.init_from=base")
     (folder / "model_config.json").unlink()
     with pytest.raises(ConfigError, match=r"^pretrain\.init_from: no model at .*/base \(model_config\.json missing\)$"):
         keys(tmp_path, "pretrain.init_from=base")
@@ -143,3 +147,26 @@ def test_a_tasks_train_file_and_train_cap_leave_the_pretraining_corpus_alone(tmp
     cut = keys(tmp_path, f"tasks.tasks=[{task % ''}]")
     rewrite(tmp_path / "tr.csv", rows.encode(), 1_000_000_007_000_000_000)
     assert keys(tmp_path, f"tasks.tasks=[{task % ''}]")["decontaminate"] != cut["decontaminate"]
+
+
+def test_what_still_decides_the_evaluation_texts_stays_in_the_decontaminate_key(tmp_path):
+    """Left out of the key, these once served a stale corpus: split_seed when it samples the splits (max_eval),
+    the cut and max_train when train is among decontaminate.splits, a tagging train file the scheme comes from."""
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20))
+    for name in ("tr.csv", "va.csv", "te.csv"):
+        (tmp_path / name).write_text(rows)
+    task = '{"name": "t", "source": "files", "train": "tr.csv", "validation": "va.csv", "test": "te.csv"%s}'
+    decont = lambda extra="", *sets: keys(tmp_path, f"tasks.tasks=[{task % extra}]", *sets)["decontaminate"]
+    assert decont(', "max_eval": 5, "split_seed": 1') != decont(', "max_eval": 5')
+    assert decont(', "split_seed": 1') == decont()  # without max_eval it samples nothing
+    train_too = "decontaminate.splits=train,test"
+    assert decont(', "max_train": 5', train_too) != decont("", train_too)
+    conll = "EU B-ORG\nsays O\n\n"
+    for name in ("tr.conll", "va.conll", "te.conll"):
+        (tmp_path / name).write_text(conll)
+    tag = ('{"name": "n", "kind": "tagging", "source": "files", "train": "tr.conll", "validation": "va.conll", '
+           '"test": "te.conll"%s}')
+    tagged = lambda extra="": keys(tmp_path, f"tasks.tasks=[{tag % extra}]")["decontaminate"]
+    auto, fixed = tagged(), tagged(', "scheme": "BIO"')
+    rewrite(tmp_path / "tr.conll", b"EU S-ORG\nsays O\n\n", 1_000_000_009_000_000_000)
+    assert tagged() != auto and tagged(', "scheme": "BIO"') == fixed  # auto: the scheme comes from train

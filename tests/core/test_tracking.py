@@ -92,8 +92,14 @@ def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monke
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = session.start("pretrain", {"stage": "pretrain"})
     session.client.set_tag(dead.run_id, "lmforge.pid", gone.stdout.strip())  # its process has exited
-    live = session.start("clean", {"stage": "clean"})  # this process: alive
-    assert MlflowSession(tmp_path).close_orphans() == 1
-    assert session.client.get_run(dead.run_id).info.status == "KILLED"
-    assert session.client.get_run(live.run_id).info.status == "RUNNING"
-    live.finish()
+    mine = session.start("dedup", {"stage": "dedup"})  # this pid: a process that had it before us (pid reuse)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = session.start("clean", {"stage": "clean"})
+        session.client.set_tag(live.run_id, "lmforge.pid", str(other.pid))  # another live lmforge
+        assert MlflowSession(tmp_path).close_orphans() == 2
+        assert [session.client.get_run(r.run_id).info.status for r in (dead, mine, live)] == [
+            "KILLED", "KILLED", "RUNNING"]
+        live.finish()
+    finally:
+        other.kill()

@@ -79,6 +79,11 @@ def test_a_json_array_file_is_a_document_per_element_and_null_text_is_empty(tmp_
     p.write_text(json.dumps(rows)[:-5])  # cut short: one drop that says nothing was read
     (bad,) = items(read_jsonl, p, SourceConfig(name="j", kind="jsonl", paths=["x"]))
     assert bad.reason == "malformed_json" and "nothing read" in bad.detail
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(rows[:1], indent=1).encode())  # a BOM before the array
+    src = SourceConfig(name="j", kind="jsonl", paths=["x"])
+    assert [type(i).__name__ for i in items(read_jsonl, p, src)] == ["Doc"]
+    p.write_text("[]")
+    assert [i.reason for i in items(read_jsonl, p, src)] == ["empty_file"]
     q = tmp_path / "n.jsonl"
     q.write_text('{"text": null}\n')  # as a Parquet null: no text
     assert [(i.reason, i.detail) for i in items(read_jsonl, q, SourceConfig(name="j", kind="jsonl", paths=["x"]))] \
@@ -97,6 +102,9 @@ def test_parquet_reader(tmp_path):
     junk = tmp_path / "junk.parquet"
     junk.write_text("not parquet")
     assert items(read_parquet, junk, src)[0].reason == "unreadable_file"
+    cats = tmp_path / "c.parquet"  # a categorical (dictionary) column of strings is text
+    pq.write_table(pa.table({"content": pa.array(["a doc", "a doc", "other"]).dictionary_encode()}), cats)
+    assert [d.text for d in items(read_parquet, cats, src)] == ["a doc", "a doc", "other"]
     blobs = tmp_path / "b.parquet"  # a binary column: one drop for the file, not one per row with no detail
     pq.write_table(pa.table({"content": [b"x", b"y"]}), blobs)
     (drop,) = items(read_parquet, blobs, src)
@@ -174,6 +182,10 @@ def test_a_folders_files_of_another_kind_are_counted_not_silently_skipped(tmp_pa
     samples = json.loads((ctx.out / "reports" / "drops.json").read_text())["samples"]["other_suffix"]
     assert [d["where"] for d in samples] == ["notes/c.md", "notes/sub/d.log"]
     assert "not a text file (.txt, .text)" in samples[0]["detail"]
+    both = IngestConfig(sources=[SourceConfig(name="n", kind="text", paths=["notes"]),
+                                 SourceConfig(name="m", kind="markdown", paths=["notes/c.md"])])
+    stats = run(both, StageContext(name="ingest", key="k", out=tmp_path / "o3", root=tmp_path))
+    assert stats["docs"] == 3 and stats["dropped.other_suffix"] == 1  # c.md is read by the other source
     js = tmp_path / "js"
     js.mkdir()
     (js / "a.json.gz").write_bytes(gzip.compress(b'{"text": "zipped json"}\n'))  # a jsonl suffix too

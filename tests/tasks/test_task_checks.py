@@ -52,6 +52,8 @@ def test_task_files_are_checked_at_planning(tmp_path):
     with pytest.raises(ConfigError, match=r"tasks.tasks\[t\].format: 'a.csv' reads as csv, allowed for kind "
                                           r"'tagging': conll, jsonl"):
         plan_check(tmp_path, train=good, kind="tagging")
+    write(tmp_path / "b.csv", "\n" + '"te\nxt",label\n' + "".join(f"r{i},{i % 2}\n" for i in range(9)))
+    plan_check(tmp_path, train="b.csv", text_field="te\nxt")  # a blank first line, a quoted newline: as read
     write(tmp_path / "n.conll", "EU B-ORG\n")
     with pytest.raises(ConfigError, match=r"'n.conll' reads as conll, allowed for kind 'classification'"):
         plan_check(tmp_path, train="n.conll")
