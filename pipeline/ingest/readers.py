@@ -162,16 +162,26 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
             yield from _json_doc(raw, f"{rel}:{lineno}", rel, src, line=lineno)
 
 
-def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = _decode(data, src, rel)
+def _load_json(data: bytes, src: SourceConfig, where: str, whole_file: bool = False) -> tuple[Any, str] | Drop:
+    """(the value, its text) of JSON bytes, or a Drop: bytes that are not UTF-8, or JSON that does not parse
+    (in a whole file, at its line)."""
+    text = _decode(data, src, where)
     if isinstance(text, Drop):
-        yield text
-        return
+        return text
     try:
-        items = json.loads(text)
+        return json.loads(text), text
     except json.JSONDecodeError as e:
-        yield Drop("malformed_json", f"{rel}:{e.lineno}", f"{e.msg} (the file is one JSON array: nothing read)")
+        if whole_file:
+            return Drop("malformed_json", f"{where}:{e.lineno}", f"{e.msg} (the file is one JSON array: nothing read)")
+        return Drop("malformed_json", where, str(e))
+
+
+def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:
+    loaded = _load_json(data, src, rel, whole_file=True)
+    if isinstance(loaded, Drop):
+        yield loaded
         return
+    items, text = loaded
     if not isinstance(items, list):
         yield Drop("malformed_json", rel, f"a JSON {type(items).__name__}, not an array of objects")
         return
@@ -188,15 +198,11 @@ def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, escapes
     """One JSON object (``raw``: a JSON Lines line, or an element already parsed, whose file ``escapes`` says
     whether it holds a surrogate escape) to a Doc or a Drop."""
     if isinstance(raw, bytes):
-        line = _decode(raw, src, where)
-        if isinstance(line, Drop):
-            yield line
+        loaded = _load_json(raw, src, where)
+        if isinstance(loaded, Drop):
+            yield loaded
             return
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield Drop("malformed_json", where, str(e))
-            return
+        obj, line = loaded
         escapes = _MAYBE_SURROGATE.search(line) is not None
     else:
         obj = raw
