@@ -128,16 +128,16 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
     if closed := session.close_orphans():
         print(f"lmforge: {closed} MLflow run(s) of a killed lmforge process marked KILLED", file=sys.stderr)
     parent = session.start(run_name, {"lmforge.stages": ",".join(p.name for p in plan if p.action != "skip")})
-    if session.enabled:
-        parent.log_params({"preset": config_dict.get("_preset", ""), **{
-            f"{p.name}.key": p.key for p in plan}})
-        parent.client.log_dict(parent.run_id, config_dict, "config.json")
-    _RUN = _Run(cfg, plan, root, work, session if session.enabled else None, parent.run_id,
-                fail_after_shards or {})
     status = "FAILED"
-    if server is not None:  # a flows.server.TemporaryServer started by the CLI before our imports
-        server.wait()
-    try:
+    try:  # from here on, whatever stops the run (Ctrl-C while the server starts too) ends the parent run
+        if session.enabled:
+            parent.log_params({"preset": config_dict.get("_preset", ""), **{
+                f"{p.name}.key": p.key for p in plan}})
+            parent.client.log_dict(parent.run_id, config_dict, "config.json")
+        _RUN = _Run(cfg, plan, root, work, session if session.enabled else None, parent.run_id,
+                    fail_after_shards or {})
+        if server is not None:  # a flows.server.TemporaryServer started by the CLI before our imports
+            server.wait()
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
         # The heartbeat thread costs ~1 s per flow run for nothing on a local run.
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):

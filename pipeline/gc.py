@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline import plan as planning
 from pipeline import stages as registry
 from pipeline.config import RunConfig
-from pipeline.configtypes import ConfigError, build
+from pipeline.configtypes import ConfigError, build, config_path
 from pipeline.ingest import IngestError
 from pipeline.store import read_manifest, validate
 
@@ -57,6 +57,22 @@ def recorded_configs(root: Path) -> tuple[list[tuple[Path, RunConfig]], list[tup
     return configs, bad
 
 
+def _named_outputs(cfg: RunConfig, root: Path, work: Path) -> list[tuple[str, str]]:
+    """(stage, key) of the store's outputs that a config names as a file (``pretrain.init_from``,
+    ``tokenize.tokenizer_path``: continued pretraining from a model in the store): live, like its own."""
+    out = []
+    for named in (cfg.pretrain.init_from, cfg.tokenize.tokenizer_path):
+        if not named:
+            continue
+        try:
+            rel = config_path(root, named).resolve().relative_to(work.resolve())
+        except ValueError:  # outside the store
+            continue
+        if len(rel.parts) >= 2:
+            out.append((rel.parts[0], rel.parts[1]))
+    return out
+
+
 def find(current: RunConfig, root: Path, only_current: bool = False,
          busy_minutes: float = BUSY_MINUTES) -> Garbage:
     """What ``collect`` would remove (nothing is touched)."""
@@ -79,6 +95,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         garbage.live_configs += 1
         for ps in planned:
             live.setdefault(ps.name, set()).add(ps.key)
+        for stage, key in _named_outputs(cfg, root, work):  # a model or tokenizer the config points into
+            live.setdefault(stage, set()).add(key)
         live_attr_dirs |= _live_attr_dirs(cfg, planned, work)
     now = time.time()
     for name in registry.names():

@@ -31,16 +31,27 @@ def stage_key(stage: str, version: str, config: Any, inputs: dict[str, str]) -> 
 
 
 def files_fingerprint(paths: Iterable[Path]) -> str:
-    """What these files are now (path, size, modification time; "missing" for an absent one), for the key
-    of a stage that reads files outside the store: an edited file gives a new key, so a rebuild."""
+    """What these files hold now, in order (their content digests; "missing" for an absent one), for the key
+    of a stage that reads files outside the store: an edited file gives a new key, so a rebuild, and a file
+    only touched or copied back unchanged gives the same key (the config names the paths)."""
     h = hashlib.sha256()
     for p in paths:
         try:
-            st = p.stat()
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(f"{_content_digest(p)}\n".encode())
         except FileNotFoundError:
             h.update(f"{p}|missing\n".encode())
     return h.hexdigest()[:16]
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> digest: one read per file and process
+
+
+def _content_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_digest(path)
+    return _DIGESTS[key]
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:

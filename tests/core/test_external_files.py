@@ -170,3 +170,16 @@ def test_what_still_decides_the_evaluation_texts_stays_in_the_decontaminate_key(
     auto, fixed = tagged(), tagged(', "scheme": "BIO"')
     rewrite(tmp_path / "tr.conll", b"EU S-ORG\nsays O\n\n", 1_000_000_009_000_000_000)
     assert tagged() != auto and tagged(', "scheme": "BIO"') == fixed  # auto: the scheme comes from train
+
+
+def test_a_file_touched_or_copied_back_unchanged_keeps_the_keys(tmp_path):
+    """Keys followed path, size and mtime: a touch or a git checkout of the same task file rebuilt the corpus
+    and pretraining. They follow the content now."""
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20))
+    (tmp_path / "te.csv").write_text(rows)
+    tasks = 'tasks.tasks=[{"name": "t", "source": "files", "train": "te.csv"}]'
+    before = keys(tmp_path, tasks)
+    rewrite(tmp_path / "te.csv", rows.encode(), 1_000_000_010_000_000_000)  # the same bytes, another mtime
+    assert keys(tmp_path, tasks) == before
+    rewrite(tmp_path / "te.csv", (rows + "one more,1\n").encode(), 1_000_000_010_000_000_000)
+    assert keys(tmp_path, tasks)["decontaminate"] != before["decontaminate"]

@@ -116,3 +116,14 @@ def test_a_past_config_missing_only_a_late_outside_file_keeps_its_upstream_outpu
     found = gc.find(cfg, tmp_path)
     assert {p for p, _, _ in found.remove} == set(garbage.values())
     assert past_pretrain not in {p for p, _, _ in found.remove} and found.live_configs == 3
+
+
+def test_a_model_or_tokenizer_the_config_points_into_is_live(tmp_path):
+    """Continued pretraining from a model in the store: gc --only-current once removed that model, and the
+    config could no longer even be planned."""
+    _, garbage, _ = _store(tmp_path)
+    stale = garbage["stale"]  # data/work/pretrain/deadbeefdeadbeef
+    cfg = config.load("tiny", overrides=[f"pretrain.init_from={stale.relative_to(tmp_path)}/model",
+                                         f"tokenize.tokenizer_path={stale}/model/tokenizer"])
+    removed = {p for p, _, _ in gc.find(cfg, tmp_path, only_current=True).remove}
+    assert stale not in removed and garbage["attrs"] in removed

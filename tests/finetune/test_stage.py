@@ -317,3 +317,19 @@ def test_every_metric_names_a_score_of_every_task_kind():
             assert cfg.metric_for(kind) in {*got, "loss"}, (metric, kind)
     assert build(FinetuneConfig, {"metric": "f1"}).metric_for("classification") == "macro_f1"
     assert build(FinetuneConfig, {"metric": "f1"}).metric_for("tagging") == "f1"
+
+
+def test_a_published_finetune_output_lists_the_runs_of_its_manifest(tmp_path):
+    """A run folder copied in afterwards once became a row of the report (or crashed evaluate)."""
+    import shutil
+
+    from pipeline.store import Workspace
+    ws = Workspace(tmp_path, "finetune", "k1")
+    out = ws.open(fresh=True)
+    run_dir = out / "runs" / "t" / "full-pretrained-s0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "result.json").write_text(json.dumps({"task": "t", "method": "full", "init": "pretrained", "seed": 0}))
+    assert [r["seed"] for r in list_runs(out)] == [0]  # being written: what is on disk
+    m = ws.publish("1", {}, {}, {}, None, 0.1)
+    shutil.copytree(m.path / "runs" / "t" / "full-pretrained-s0", m.path / "runs" / "t" / "lora-pretrained-s7")
+    assert [r["run_dir"] for r in list_runs(m.path)] == [str(m.path / "runs" / "t" / "full-pretrained-s0")]
