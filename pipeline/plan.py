@@ -36,6 +36,7 @@ class PlannedStage:
     reason: str = ""
     manifest: Manifest | None = field(default=None, repr=False)
     data_key: str = ""  # what downstream stages take as this input: ``key`` without REPORT_ONLY settings
+    sources: dict[str, str] = field(default_factory=dict)  # role -> the upstream's folder key (lineage)
 
 
 def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
@@ -61,6 +62,7 @@ def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) ->
 def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) -> list[PlannedStage]:
     """Keys and cache state of every stage, with no selection applied (``missing_ok``: see _fingerprint)."""
     keys: dict[str, str] = {}  # per stage, the key its downstream stages take: the key of its data (see below)
+    folders: dict[str, str] = {}  # per stage, its own key: the folder a downstream stage reads
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
@@ -87,7 +89,8 @@ def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) ->
         manifest, why = validate(path)
         ps = PlannedStage(spec.name, key, spec.version, conf, inputs, dict(spec.inputs), path,
                           action="cached" if manifest else "run", reason=why, manifest=manifest,
-                          data_key=keys[spec.name])
+                          data_key=keys[spec.name], sources={role: folders[up] for role, up in spec.inputs.items()})
+        folders[spec.name] = key
         if ps.action == "run" and path.exists():
             ps.reason = f"damaged output ({why})"
         elif ps.action == "run":
@@ -146,7 +149,7 @@ def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[
     for ps in planned:
         spec = registry.get(ps.name)
         if ps.action == "run" and spec.checked:
-            spec.load().check(cfg)
+            spec.load().check(cfg, root)
     return planned
 
 

@@ -34,7 +34,10 @@ def _inputs(ps: PlannedStage, by_name: dict[str, PlannedStage]) -> dict[str, Man
 def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None) -> dict[str, str]:
     tags = {"stage": ps.name, "stage.key": ps.key, "stage.version": ps.version, "cached": str(cached).lower(),
             "stage.path": str(ps.path)}
-    tags.update({f"input.{role}": key for role, key in ps.inputs.items()})
+    tags.update({f"input.{role}": key for role, key in ps.inputs.items() if role not in ps.sources})
+    tags.update({f"input.{role}": key for role, key in ps.sources.items()})  # the folders read (lineage)
+    if ps.data_key != ps.key:
+        tags["stage.data_key"] = ps.data_key  # what downstream keys hold (a report-only setting differs)
     if built_by:
         tags["built_by"] = built_by
     return tags
@@ -78,13 +81,13 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
                            f"damaged, the same command with --from {ps.name} starts the stage over")
             raise
         seconds = time.perf_counter() - t0
-        manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds)
+        manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds, sources=ps.sources)
         _log_outcome(tracker, manifest, seconds)
         registered = getattr(module, "REGISTER_MODEL", None)
         if registered and session is not None and isinstance(tracker, MlflowRun):
             # lineage: the keys of every input (the tokenize key, and through it corpus and config)
             session.register_model(registered, tracker, "model", {"stage.key": ps.key, **{
-                f"input.{role}": key for role, key in ps.inputs.items()}, **{
+                f"input.{role}": key for role, key in {**ps.inputs, **ps.sources}.items()}, **{
                 k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
     if isinstance(tracker, MlflowRun):
         tracker.finish()

@@ -21,7 +21,7 @@ class StageSpec:
     # what it would be without them). It also checks that those files exist, at planning.
     sections: tuple[str, ...] = ()  # other config sections it reads (passed as ctx.extra, keyed, with the
     # fingerprint of the files they name, from SECTION_FINGERPRINTS)
-    checked: bool = False  # its module's ``check(run_cfg)`` tests its options against the other sections
+    checked: bool = False  # its module's ``check(run_cfg, root)`` tests its options against the other sections
     # (e.g. fine-tuning options against the pretrained trunk), at planning, when the stage is to run
 
     def load(self) -> ModuleType:
@@ -38,7 +38,8 @@ STAGES: list[StageSpec] = [
     StageSpec("dedup", "pipeline.dedup", {"docs": "clean"}),
     StageSpec("decontaminate", "pipeline.decontaminate", {"docs": "dedup"}, sections=("tasks",)),
     StageSpec("tokenize", "pipeline.tokenize", {"docs": "decontaminate"}, external_inputs=True),  # tokenizer_path
-    StageSpec("pretrain", "pipeline.pretrain", {"tokens": "tokenize"}, external_inputs=True),  # init_from
+    StageSpec("pretrain", "pipeline.pretrain", {"tokens": "tokenize"}, external_inputs=True,  # init_from
+              checked=True),
     StageSpec("finetune", "pipeline.finetune", {"model": "pretrain"}, sections=("tasks",), checked=True),
     StageSpec("evaluate", "pipeline.evaluate",
               {"model": "pretrain", "tokens": "tokenize", "finetune": "finetune", "decontaminate": "decontaminate"},

@@ -74,6 +74,8 @@ class Manifest:
     run_id: str | None = None
     created: float = 0.0
     seconds: float = 0.0
+    sources: dict[str, str] = field(default_factory=dict)  # role -> the upstream folder (key) read; ``inputs``
+    # holds the upstreams' data keys, which a report-only rebuild upstream leaves unchanged (plan.REPORT_ONLY)
     path: Path | None = None  # the published folder; not serialised
 
     def to_json(self) -> dict[str, Any]:
@@ -200,14 +202,15 @@ class Workspace:
         return self.partial
 
     def publish(self, version: str, config: Any, inputs: dict[str, str], stats: dict[str, Any],
-                run_id: str | None, seconds: float) -> Manifest:
+                run_id: str | None, seconds: float, sources: dict[str, str] | None = None) -> Manifest:
         files = {}
         for p in sorted(self.partial.rglob("*")):
             rel = p.relative_to(self.partial).as_posix()
             if p.is_file() and not p.name.startswith(".") and rel != MANIFEST:
                 files[rel] = {"size": p.stat().st_size, "digest": file_digest(p)}
         m = Manifest(stage=self.stage, key=self.key, version=version, config=config, inputs=inputs,
-                     files=files, stats=stats, run_id=run_id, created=time.time(), seconds=seconds)
+                     files=files, stats=stats, run_id=run_id, created=time.time(), seconds=seconds,
+                     sources=dict(sources or {}))
         for p in self.partial.rglob(".*.tmp-*"):
             p.unlink()
         atomic_write_text(self.partial / MANIFEST, json.dumps(m.to_json(), indent=1, default=str))

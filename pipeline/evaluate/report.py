@@ -36,7 +36,8 @@ def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> lis
     if decont is not None:
         by_task = ", ".join(f"{k}: {fmt(v)}" for k, v in decont.get("removed_by_task", {}).items()) or "none"
         lines += [f"Decontamination removed **{fmt(decont.get('docs_removed'))}** of {fmt(decont.get('docs_in'))} "
-                  f"documents sharing an n-gram with a task's evaluation text (by task: {by_task}).", ""]
+                  f"documents sharing an n-gram with a task's evaluation text (by task: {by_task}; a document can "
+                  "match several tasks).", ""]
     return lines
 
 

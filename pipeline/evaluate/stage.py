@@ -49,13 +49,15 @@ def _provenance(ctx: StageContext, model_dir: Path, n_params: int) -> dict[str, 
     if "decontaminate" in ctx.inputs:
         m = ctx.input("decontaminate")
         artifacts.append({"what": "corpus", "stage": m.stage, "key": m.key,
-                          "note": ", ".join(f"{k}: {v}" for k, v in sorted(m.inputs.items()))})
+                          "note": ", ".join(f"{k}: {v}" for k, v in sorted({**m.inputs, **m.sources}.items()))})
     tokens = ctx.input("tokens")
     artifacts.append({"what": "tokenizer + token shards", "stage": tokens.stage, "key": tokens.key,
                       "note": f"tokenizer {tokens.stats.get('tokenizer_digest', '?')}"})
     model = ctx.input("model")
+    parent = model.stats.get("init_from")  # continued pretraining: the model it started from
     artifacts.append({"what": "pretrained model", "stage": model.stage, "key": model.key,
-                      "note": f"{load_meta(model_dir)['model_class']}, {n_params:,} parameters"})
+                      "note": f"{load_meta(model_dir)['model_class']}, {n_params:,} parameters"
+                              + (f", continued from {parent}" if parent else "")})
     if "finetune" in ctx.inputs:
         m = ctx.input("finetune")
         artifacts.append({"what": "task models", "stage": m.stage, "key": m.key, "note": ""})

@@ -60,7 +60,7 @@ def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in unused}
 
 
-def check(run_cfg: Any) -> None:
+def check(run_cfg: Any, root: Any = None) -> None:
     """At planning: the fine-tuning options against the trunk that ``pretrain.model`` describes (the stage
     checks them again against the model it gets)."""
     from dataclasses import asdict

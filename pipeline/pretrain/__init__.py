@@ -22,7 +22,7 @@ from pipeline.store import files_fingerprint
 VERSION = "3"
 REPORT_ONLY = ("log_every",)  # changes only reports/metrics.jsonl: downstream keys leave it out (plan)
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
-__all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir"]
+__all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir", "check", "key_config"]
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
 # so that planning does not import torch).
 MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
@@ -74,10 +74,29 @@ def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
                           "needs the same pretrain.model settings")
 
 
+def check(run_cfg: Any, root: Path) -> None:
+    """At planning: continued pretraining from a model with a reused tokenizer that is not the model's own
+    (found when pretraining started, after tokenize had run). Without ``tokenize.tokenizer_path`` the
+    tokenizer is trained, and only the stage can compare it."""
+    cfg, tok = run_cfg.pretrain, run_cfg.tokenize
+    if not (cfg.init_from and tok.tokenizer_path):
+        return
+    from pipeline.store import file_digest
+    from pipeline.tokenize import resolve_model_path
+    own = init_model_dir(cfg.init_from, root) / "tokenizer" / "tokenizer.model"
+    reused = resolve_model_path(tok.tokenizer_path, root)
+    if own.is_file() and file_digest(own) != file_digest(reused):
+        raise ConfigError(f"tokenize.tokenizer_path: {reused} is not the tokenizer of pretrain.init_from's model "
+                          f"({own}); continued pretraining needs that one")
+
+
 def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:
     from pipeline.pretrain.trainer import train
     tokens = ctx.input("tokens")
-    lineage = {"tokenizer_key": tokens.key, "corpus_key": tokens.inputs.get("docs", ""), "pretrain_key": ctx.key}
+    corpus = tokens.sources.get("docs") or tokens.inputs.get("docs", "")  # the decontaminate folder tokenize read
+    lineage = {"tokenizer_key": tokens.key, "corpus_key": corpus, "pretrain_key": ctx.key}
+    if cfg.init_from:  # continued pretraining: the model it started from
+        lineage["init_from"] = str(init_model_dir(cfg.init_from, ctx.root))
     stats = train(cfg, tokens.path, ctx.out, ctx.tracker, meta=lineage, root=ctx.root)
     ctx.tracker.log_artifact(ctx.out / "model", "model")
     return {**stats, **lineage}

@@ -183,3 +183,17 @@ def test_a_file_touched_or_copied_back_unchanged_keeps_the_keys(tmp_path):
     assert keys(tmp_path, tasks) == before
     rewrite(tmp_path / "te.csv", (rows + "one more,1\n").encode(), 1_000_000_010_000_000_000)
     assert keys(tmp_path, tasks)["decontaminate"] != before["decontaminate"]
+
+
+def test_continuing_a_model_with_another_reused_tokenizer_fails_at_planning(tmp_path):
+    from pipeline.plan import make_plan
+    folder = model_folder(tmp_path / "base")
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
+    (tmp_path / "other.model").write_bytes(tokenizer_bytes(1))
+    plan = lambda tok: make_plan(config.load("tiny", overrides=[f"tokenize.tokenizer_path={tok}",
+                                                                 "pretrain.init_from=base"]), tmp_path / "w", tmp_path)
+    with pytest.raises(ConfigError, match=r"^tokenize.tokenizer_path: .*other.model is not the tokenizer of "
+                                          r"pretrain.init_from's model"):
+        plan("other.model")
+    assert plan("base/tokenizer")[-1].name == "evaluate"  # the model's own: fine

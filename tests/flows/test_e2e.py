@@ -85,6 +85,12 @@ def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     assert version.run_id == pretrain_run.info.run_id
     tokenize_key = next(r["key"] for r in rows if r["stage"] == "tokenize")
     assert version.tags["input.tokens"] == tokenize_key and version.tags["tokenizer_key"] == tokenize_key
+    # lineage names the folders read, not the data keys (decontaminate's differs: it has report-only settings)
+    key = {r["stage"]: r["key"] for r in rows}
+    assert version.tags["corpus_key"] == key["decontaminate"] and (Path(rows[3]["path"]).name == key["decontaminate"])
+    finetune = json.loads((Path(rows[names.index("finetune")]["path"]) / "manifest.json").read_text())
+    assert finetune["sources"] == {"model": key["pretrain"]}
+    assert pretrain_run.data.tags["input.tokens"] == key["tokenize"]
     artifacts = {a.path for a in client.list_artifacts(pretrain_run.info.run_id)}
     assert {"model", "reports", "manifest.json"} <= artifacts
     assert "loss_curve.png" in {a.path.split("/")[-1] for a in client.list_artifacts(pretrain_run.info.run_id, "reports")}
