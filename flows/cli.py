@@ -19,8 +19,8 @@ from flows import env
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="named preset (tiny, default, gpu)")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file(s)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override one config value, e.g. --set clean.min_words=20")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override config values, e.g. --set clean.min_words=20 dedup.threshold=0.7")
 
 
 def _positive(text: str) -> int:

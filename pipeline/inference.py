@@ -74,7 +74,11 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
     model.eval()
     with torch.no_grad():
         logits, _ = model(torch.tensor([ids]), predict_all=True)  # (1, T, V)
-    probs = logits[0, positions].softmax(-1)
-    best = probs.topk(min(top_k, probs.shape[-1]), dim=-1)  # asking for more than the vocabulary gets all of it
+    scores = logits[0, positions]
+    scores[:, tok.all_special_ids] = float("-inf")  # <mask>, <pad>, sentinels...: never a word to fill in
+    scores[:, tok.vocab_size:] = float("-inf")  # a vocabulary padded for speed: ids of no piece
+    probs = scores.softmax(-1)
+    n_text = tok.vocab_size - len(set(tok.all_special_ids))
+    best = probs.topk(min(top_k, n_text), dim=-1)  # asking for more than there are pieces gets all of them
     return [[(tok.decode([int(i)]) or tok.id_to_piece(int(i)), float(p)) for p, i in zip(row_p, row_i)]
             for row_p, row_i in zip(best.values, best.indices)]

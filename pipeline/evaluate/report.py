@@ -75,7 +75,7 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
 def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["## Fine-tuned tasks (test split)", "", "No fine-tuned runs in the finetune output.", ""]
-    rows = [[r["task"], r["method"] + (f" → {r['then']}" if r.get("then") else ""), r["init"], fmt(r["seed"]),
+    rows = [[r["task"], _method(r), r["init"], fmt(r["seed"]),
              r["n_test"], *[r.get(m) for m in RUN_METRICS], _trainable(r),
              None if r.get("best_epoch") is None else f"{r['best_epoch']:g}"] for r in runs]
     return ["## Fine-tuned tasks (test split)", "",
@@ -84,6 +84,11 @@ def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
             "", "Classification: accuracy and macro-F1; tagging: entity-level precision / recall / F1 (exact "
             "span and type). Trained params: what the method trained (its share of the model's); best epoch: "
             "where validation peaked, the checkpoint kept.", ""]
+
+
+def _method(row: dict[str, Any]) -> str:
+    """The method, and for two-stage what its second stage trained."""
+    return row["method"] + (f" → {row['then']}" if row.get("then") else "")
 
 
 def _trainable(run: dict[str, Any]) -> str | None:
@@ -96,7 +101,7 @@ def _trainable(run: dict[str, Any]) -> str | None:
 def gains_lines(gains: list[dict[str, Any]]) -> list[str]:
     if not gains:
         return []
-    rows = [[g["task"], g["method"], g["metric"], pm(g["pretrained_mean"], g["pretrained_std"]), g["baseline"],
+    rows = [[g["task"], _method(g), g["metric"], pm(g["pretrained_mean"], g["pretrained_std"]), g["baseline"],
              pm(g["scratch_mean"], g["scratch_std"]), pm(g["gain_mean"], g["gain_std"]),
              f"[{fmt(g['gain_ci95'][0])}, {fmt(g['gain_ci95'][1])}]" if g.get("gain_ci95") else "—",
              ", ".join(map(str, g["paired_seeds"] or g["pretrained_seeds"]))] for g in gains]

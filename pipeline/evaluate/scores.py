@@ -70,7 +70,8 @@ def gains(rows: list[dict[str, Any]], units: dict[RunKey, Any] | None = None) ->
             for metric in METRICS[kind]:
                 pre = {r["seed"]: r[metric] for r in runs if r["init"] == "pretrained" and r["method"] == method}
                 scr = {r["seed"]: r[metric] for r in runs if r["init"] == "scratch" and r["method"] == base}
-                row = {"task": task, "kind": kind, "method": method, "metric": metric,
+                then = next((r.get("then") for r in runs if r["method"] == method and r.get("then")), None)
+                row = {"task": task, "kind": kind, "method": method, "then": then, "metric": metric,
                        "baseline": f"{base}-scratch" if scr else None, **_compare(pre, scr)}
                 row["gain_ci95"] = (_interval(units, task, method, base, row) if metric == METRICS[kind][0]
                                     else None)

@@ -58,8 +58,8 @@ class TaskConfig:
     for the entity types seen). ``scheme``: the tagging scheme, ``auto`` = detected from train's tags
     (S-/E- → BIOES, M- → BMES, else BIO).
 
-    ``max_train`` / ``max_eval``: keep a deterministic prefix of train / of validation and test (the
-    tiny preset uses small slices). ``areas``: label → stdlib top-level packages, for ``stdlib_area``.
+    ``max_train`` / ``max_eval``: keep a deterministic sample (by a hash of each example's origin seeded with
+    ``split_seed``, kept in file order) of train / of validation and test (the tiny preset uses small slices). ``areas``: label → stdlib top-level packages, for ``stdlib_area``.
     """
     name: str = "stdlib_area"
     kind: TaskKind = "classification"

@@ -196,3 +196,9 @@ def test_task_files_named_from_home_are_read(monkeypatch, tmp_path):
                                          "train": "~/t.tsv", "text_field": "text", "label_field": "label"}]})
     data = load_task(cfg.tasks[0], tmp_path / "elsewhere")
     assert sum(len(v) for v in data.splits.values()) == 40 and sorted(data.labels) == ["neg", "pos"]
+
+
+def test_set_takes_several_assignments_after_one_flag():
+    from flows.cli import parser
+    args = parser().parse_args(["run", "--set", "clean.min_words=7", "dedup.threshold=0.7", "--set", "run.workers=1"])
+    assert args.overrides == ["clean.min_words=7", "dedup.threshold=0.7", "run.workers=1"]

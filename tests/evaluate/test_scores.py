@@ -72,7 +72,8 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     two = {**ROWS[0], "method": "two_stage", "then": "lora", "trainable_params": 16904, "trainable_share": 0.0934,
            "best_epoch": 2.0}
     row = "| sst | two_stage → lora | pretrained | 0 | 10 | 0.8000 | 0.7900 | — | — | — | 16,904 (9.3%) | 2 |"
-    assert row in markdown({**report, "runs": [two]})
+    two_md = markdown({**report, "runs": [two, *ROWS[3:6]], "gains": gains([two, *ROWS[3:6]])})
+    assert row in two_md and "| sst | two_stage → lora | accuracy | 0.8000 | full-scratch |" in two_md
     gain = statistics.fmean(PRE) - statistics.fmean(SCR)
     std = statistics.stdev([p - s for p, s in zip(PRE, SCR)])
     assert (f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} "

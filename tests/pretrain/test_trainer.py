@@ -111,8 +111,11 @@ def test_masked_lm_pretraining(shards, tmp_path):
     # fill-mask asked for more pieces than the vocabulary has gets all of them (it once crashed in topk)
     from pipeline.inference import fill_mask
     (preds,) = fill_mask(tmp_path / "m" / "model", "the [MASK] value", top_k=10 ** 6)
-    vocab = json.loads((tmp_path / "m" / "model" / "model_config.json").read_text())["vocab_size"]
-    assert len(preds) == vocab and sum(p for _, p in preds) == pytest.approx(1.0, abs=1e-4)
+    from pipeline.tokenize.tokenizer import Tokenizer
+    tok = Tokenizer.from_dir(tmp_path / "m" / "model")
+    specials = {tok.id_to_piece(i) for i in tok.all_special_ids}
+    assert len(preds) == tok.vocab_size - len(set(tok.all_special_ids))  # every piece but the special ones
+    assert sum(p for _, p in preds) == pytest.approx(1.0, abs=1e-4) and not specials & {piece for piece, _ in preds}
 
 
 def test_objective_must_match_arch():
