@@ -59,7 +59,8 @@ class TaskConfig:
     (S-/E- → BIOES, M- → BMES, else BIO).
 
     ``max_train`` / ``max_eval``: keep a deterministic sample (by a hash of each example's origin seeded with
-    ``split_seed``, kept in file order) of train / of validation and test (the tiny preset uses small slices). ``areas``: label → stdlib top-level packages, for ``stdlib_area``.
+    ``split_seed``, kept in file order) of train / of validation and test (the tiny preset uses small slices).
+    ``areas``: label → stdlib top-level packages, for ``stdlib_area``.
     """
     name: str = "stdlib_area"
     kind: TaskKind = "classification"
