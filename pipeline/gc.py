@@ -68,8 +68,8 @@ def _named_outputs(cfg: RunConfig, root: Path, work: Path) -> list[tuple[str, st
             rel = config_path(root, named).resolve().relative_to(work.resolve())
         except ValueError:  # outside the store
             continue
-        if len(rel.parts) >= 2:
-            out.append((rel.parts[0], rel.parts[1]))
+        if len(rel.parts) >= 2:  # <stage>/<key>[.partial]/...
+            out.append((rel.parts[0], rel.parts[1].partition(".")[0]))
     return out
 
 

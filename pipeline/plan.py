@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, to_dict
-from pipeline.store import Manifest, stage_dir, stage_key, validate
+from pipeline.store import DIGESTS, Manifest, stage_dir, stage_key, validate
 
 Action = Literal["run", "cached", "skip"]
 
@@ -61,6 +61,14 @@ def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) ->
 
 def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) -> list[PlannedStage]:
     """Keys and cache state of every stage, with no selection applied (``missing_ok``: see _fingerprint)."""
+    DIGESTS.use(work / "_cache" / "digests.json")  # outside files' content digests, kept by their stat
+    try:
+        return _compute(cfg, work, root, missing_ok)
+    finally:
+        DIGESTS.save()
+
+
+def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[PlannedStage]:
     keys: dict[str, str] = {}  # per stage, the key its downstream stages take: the key of its data (see below)
     folders: dict[str, str] = {}  # per stage, its own key: the folder a downstream stage reads
     out = []
@@ -145,12 +153,18 @@ def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[
     before any stage runs (a fine-tuning option the pretrained trunk cannot take, found after pretraining,
     would cost the pretraining run)."""
     planned = select(compute(cfg, work, root), **selection)
+    _check_options(planned, cfg, root, set())  # cheap: before the inputs are read
+    running = {p.name for p in planned if p.action == "run"}
     verify_inputs(planned)
+    _check_options(planned, cfg, root, running)  # the stages that verify_inputs turned to run
+    return planned
+
+
+def _check_options(planned: list[PlannedStage], cfg: RunConfig, root: Path, done: set[str]) -> None:
     for ps in planned:
         spec = registry.get(ps.name)
-        if ps.action == "run" and spec.checked:
+        if ps.action == "run" and spec.checked and ps.name not in done:
             spec.load().check(cfg, root)
-    return planned
 
 
 def verify_inputs(planned: list[PlannedStage]) -> None:

@@ -31,11 +31,17 @@ def _inputs(ps: PlannedStage, by_name: dict[str, PlannedStage]) -> dict[str, Man
     return out
 
 
-def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None) -> dict[str, str]:
+def input_tags(inputs: dict[str, str], sources: dict[str, str]) -> dict[str, str]:
+    """``input.<role>``: the upstream folder read (``sources``, lineage), else the key (an outside file's)."""
+    return {f"input.{role}": key for role, key in {**inputs, **sources}.items()}
+
+
+def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None,
+          manifest: Manifest | None = None) -> dict[str, str]:
+    """A stage run's tags; a cached stage's inputs are those its output was built from (its manifest's)."""
     tags = {"stage": ps.name, "stage.key": ps.key, "stage.version": ps.version, "cached": str(cached).lower(),
             "stage.path": str(ps.path)}
-    tags.update({f"input.{role}": key for role, key in ps.inputs.items() if role not in ps.sources})
-    tags.update({f"input.{role}": key for role, key in ps.sources.items()})  # the folders read (lineage)
+    tags.update(input_tags(manifest.inputs, manifest.sources) if manifest else input_tags(ps.inputs, ps.sources))
     if ps.data_key != ps.key:
         tags["stage.data_key"] = ps.data_key  # what downstream keys hold (a report-only setting differs)
     if built_by:
@@ -86,9 +92,9 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
         registered = getattr(module, "REGISTER_MODEL", None)
         if registered and session is not None and isinstance(tracker, MlflowRun):
             # lineage: the keys of every input (the tokenize key, and through it corpus and config)
-            session.register_model(registered, tracker, "model", {"stage.key": ps.key, **{
-                f"input.{role}": key for role, key in {**ps.inputs, **ps.sources}.items()}, **{
-                k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
+            session.register_model(registered, tracker, "model", {
+                "stage.key": ps.key, **input_tags(ps.inputs, ps.sources),
+                **{k: str(v) for k, v in manifest.stats.items() if k.endswith("_key")}})
     if isinstance(tracker, MlflowRun):
         tracker.finish()
     return manifest
@@ -123,7 +129,7 @@ def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession |
     if session is None or not session.enabled:
         return None
     built_by = manifest.run_id or session.find_stage_run(ps.name, ps.key)
-    tracker = session.start(ps.name, _tags(ps, cached=True, built_by=built_by), parent_id)
+    tracker = session.start(ps.name, _tags(ps, cached=True, built_by=built_by, manifest=manifest), parent_id)
     with _failed_on_error(tracker):
         tracker.log_params(ps.config)
         tracker.log_metrics(numeric_metrics(manifest.stats))

@@ -43,15 +43,50 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> digest: one read per file and process
+class DigestCache:
+    """Content digests of outside files (corpus, task files, models), kept by what ``stat`` says of each file
+    (size, mtime, ctime, inode: a rewrite that keeps the mtime still changes the ctime), in memory and, once
+    ``use`` names it, in a JSON file, so that planning reads a large file again only when it changed."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+
+    def use(self, path: Path) -> None:
+        if path == self.path:
+            return
+        self.path, self.dirty = path, False
+        try:
+            self.entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        if not isinstance(self.entries, dict):
+            self.entries = {}
+
+    def digest(self, path: Path) -> str:
+        st = path.stat()
+        name, seen = str(path.resolve()), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        entry = self.entries.get(name)
+        if not (isinstance(entry, list) and entry[:-1] == seen):
+            entry = self.entries[name] = [*seen, file_digest(path)]
+            self.dirty = True
+        return entry[-1]
+
+    def save(self) -> None:
+        if self.dirty and self.path is not None:
+            try:
+                atomic_write_text(self.path, json.dumps(self.entries))
+                self.dirty = False
+            except OSError:  # a read-only store: the digests are computed again next time
+                pass
+
+
+DIGESTS = DigestCache()
 
 
 def _content_digest(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(path)
-    return _DIGESTS[key]
+    return DIGESTS.digest(path)
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -124,8 +159,9 @@ def _not_a_manifest(data: Any) -> str:
     for rel, info in data["files"].items():
         if not (isinstance(info, dict) and isinstance(info.get("size"), int) and isinstance(info.get("digest"), str)):
             return f"file {rel!r} has no size and digest"
-    if not isinstance(data.get("stats", {}), dict):
-        return "'stats' is not an object"
+    for name in ("stats", "sources"):
+        if not isinstance(data.get(name, {}), dict):
+            return f"{name!r} is not an object"
     return ""
 
 

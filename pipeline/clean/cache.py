@@ -2,7 +2,7 @@
 
 Thresholds change often, attributes rarely. The cache lives outside the stage's output folder, under
 ``<work>/_cache/clean_attrs/<attr_key>/part-NNNNN.parquet``, keyed by the upstream documents (their
-manifest key and file digests), the normalization options and ``ATTR_VERSION``: a clean run with new
+shards' digests), the normalization options and ``ATTR_VERSION``: a clean run with new
 thresholds (a new stage key, a new output folder) finds the attributes there and only re-applies
 the rules. Each shard is written atomically; a shard present there is reused.
 """
@@ -25,9 +25,10 @@ SCHEMA = pa.schema([("text", pa.string()), *PII_COLUMNS.items(), *COLUMNS.items(
 
 
 def attr_key(upstream: Manifest, opt: NormalizeOptions) -> str:
-    digests = {rel: info.get("digest") for rel, info in sorted(upstream.files.items())}
-    payload = canonical_json({"upstream": upstream.key, "files": digests, "normalize": to_dict(opt),
-                              "attr_version": ATTR_VERSION})
+    """The documents' content (their shards' digests, not the upstream's reports or key: a report-only
+    rebuild upstream finds the attributes again), the normalization options and ``ATTR_VERSION``."""
+    digests = {rel: info.get("digest") for rel, info in sorted(upstream.files.items()) if rel.startswith("docs/")}
+    payload = canonical_json({"files": digests, "normalize": to_dict(opt), "attr_version": ATTR_VERSION})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

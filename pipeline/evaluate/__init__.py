@@ -14,7 +14,7 @@ __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run"]
 
 
 def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
-    """What the ``extra_texts`` files are now (path, size, mtime): an edited file means a new key.
+    """What the ``extra_texts`` files hold now (their content digests): an edited file means a new key.
     A missing one is a ConfigError here, at planning, not when the stage runs at the end of the flow."""
     return files_fingerprint(extra_text(root, p, i) for i, p in enumerate(cfg.extra_texts))
 

@@ -13,8 +13,8 @@ class EvaluateConfig:
     text files tokenized with the model's tokenizer); every fine-tuned run on its task's test split.
 
     ``extra_texts``: paths relative to the project folder (or absolute), e.g.
-    ``../shared/datasets/wikitext2_tokenized/test.txt``. Each file's path, size and modification time
-    are part of the stage key (an edited file is scored again); the report records its content digest.
+    ``../shared/datasets/wikitext2_tokenized/test.txt``. Each file's content digest is part of the
+    stage key (an edited file is scored again), and the report records it.
     """
     max_eval_tokens: int | None = bounded(None, ge=1)  # validation targets to score; None = the whole split
     batch_size: int = bounded(16, ge=1)                 # windows of block_size tokens per forward pass

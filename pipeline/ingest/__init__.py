@@ -18,6 +18,7 @@ from pipeline.ingest import stdlib
 from pipeline.ingest.config import IngestConfig, SourceConfig
 from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, resolve_paths
 from pipeline.stage import StageContext
+from pipeline.store import DIGESTS
 
 # 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins; 3: a long document is
 # cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word; a .json
@@ -28,15 +29,16 @@ __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fin
 
 
 def fingerprint(cfg: IngestConfig, root: Path) -> str:
-    """A digest of what the sources are now (files' paths, sizes, mtimes; the Python for stdlib)."""
+    """A digest of what the sources are now: each file's name (relative to the project: doc ids hold it) and
+    content (a touch, a fresh clone or a moved project keeps the key; ``store.DIGESTS`` reads a file again only
+    when its stat changed), and the Python for the stdlib sources."""
     h = hashlib.sha256()
     for src in cfg.sources:
         if src.kind.startswith("stdlib"):
             h.update(stdlib.fingerprint().encode())
             continue
         for p in resolve_paths(src, root):
-            st = p.stat()
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}\n".encode())
     return h.hexdigest()[:16]
 
 

@@ -20,7 +20,6 @@ from pipeline.store import files_fingerprint
 # 2: masked-LM validation figures by the one definition of pipeline.lm_eval; 3: cosine ends at min_lr, a masked-LM
 # step weighs every masked token alike across micro-batches
 VERSION = "3"
-REPORT_ONLY = ("log_every",)  # changes only reports/metrics.jsonl: downstream keys leave it out (plan)
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
 __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir", "check", "key_config"]
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
@@ -46,14 +45,16 @@ def init_model_dir(init_from: str, root: Path) -> Path:
 
 
 def fingerprint(cfg: PretrainConfig, root: Path) -> str | None:
-    """What the ``init_from`` model's files are now (paths, sizes, mtimes): another checkpoint in that
+    """What the ``init_from`` model's weights and config hold now (content digests): another checkpoint in that
     folder means a new key. None without ``init_from`` (nothing outside the store: the key stays as it
     was). A missing model is a ConfigError here, at planning, not when the stage starts."""
     if cfg.init_from is None:
         return None
     folder = init_model_dir(cfg.init_from, root)
     _check_init_model(cfg, folder)
-    return files_fingerprint(folder / name for name in MODEL_FILES)
+    # the weights and their config, not meta.json: its lineage (paths, folder keys) names where the model came
+    # from, which would make identical weights a new key on another machine
+    return files_fingerprint(folder / name for name in MODEL_FILES if name != "meta.json")
 
 
 def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
@@ -81,11 +82,11 @@ def check(run_cfg: Any, root: Path) -> None:
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     if not (cfg.init_from and tok.tokenizer_path):
         return
-    from pipeline.store import file_digest
     from pipeline.tokenize import resolve_model_path
+    from pipeline.tokenize.tokenizer import model_digest
     own = init_model_dir(cfg.init_from, root) / "tokenizer" / "tokenizer.model"
     reused = resolve_model_path(tok.tokenizer_path, root)
-    if own.is_file() and file_digest(own) != file_digest(reused):
+    if own.is_file() and model_digest(own.read_bytes()) != model_digest(reused.read_bytes()):  # as the trainer
         raise ConfigError(f"tokenize.tokenizer_path: {reused} is not the tokenizer of pretrain.init_from's model "
                           f"({own}); continued pretraining needs that one")
 

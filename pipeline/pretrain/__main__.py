@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--preset", help="take the pretrain section of pipeline/presets/<name>.yaml (needs pyyaml)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                    help="a pretrain config value, e.g. --set model.n_layer=12 --set compile=true")
+    ap.add_argument("--set", action="extend", nargs="+", default=[], dest="overrides", metavar="KEY=VALUE",
+                    help="pretrain config values, e.g. --set model.n_layer=12 compile=true")
     args = ap.parse_args(argv)
     data: dict = {}
     try:

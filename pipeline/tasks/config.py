@@ -184,8 +184,8 @@ def view(cfg: TasksConfig, splits: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) -> str:
-    """What the tasks' data is now, for the keys of the stages that read it: each task file's path, size
-    and modification time (the files of ``splits`` only: ``split_files``), and for the tasks derived from the
+    """What the tasks' data is now, for the keys of the stages that read it: each task file's content digest
+    (the files of ``splits`` only: ``split_files``), and for the tasks derived from the
     standard library, the Python they come from. Every task file a config names is checked here, at planning,
     before any stage runs: a missing one, or one whose first bytes do not fit the task, is a ConfigError."""
     from pipeline.ingest import stdlib

@@ -40,7 +40,7 @@ def key_config(cfg: TokenizeConfig) -> dict[str, Any]:
 
 
 def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:
-    """What the reused tokenizer model file is now (path, size, mtime), so that a replaced file means a new
+    """What the reused tokenizer model file holds now (its content digest), so that a replaced file means a new
     key; None when the stage trains its own (nothing outside the store: the key stays as it was).
     A missing model is a ConfigError here, at planning, not hours later when the stage runs."""
     if cfg.tokenizer_path is None:

@@ -197,3 +197,24 @@ def test_continuing_a_model_with_another_reused_tokenizer_fails_at_planning(tmp_
                                           r"pretrain.init_from's model"):
         plan("other.model")
     assert plan("base/tokenizer")[-1].name == "evaluate"  # the model's own: fine
+
+
+def test_corpus_keys_follow_content_and_survive_a_moved_project(tmp_path):
+    """The corpus key held absolute paths and mtimes: a touch, a fresh clone or a moved project rebuilt
+    everything, pretraining included. Digests are kept by stat in data/work/_cache/digests.json."""
+    import shutil
+    src = 'ingest.sources=[{"name": "notes", "kind": "text", "paths": ["notes/*.txt"]}]'
+    for root in (tmp_path / "a", tmp_path / "b"):
+        (root / "notes").mkdir(parents=True)
+        (root / "notes" / "one.txt").write_text("a first note about sockets\n")
+    first = keys(tmp_path / "a", src)
+    assert keys(tmp_path / "b", src) == first  # another checkout, the same files
+    assert (tmp_path / "a" / "_cache" / "digests.json").exists()
+    note = tmp_path / "a" / "notes" / "one.txt"
+    os.utime(note, ns=(1_000_000_011_000_000_000, 1_000_000_011_000_000_000))  # touched
+    assert keys(tmp_path / "a", src) == first
+    st = note.stat()
+    note.write_text("a first note about SOCKETS\n")  # same size and mtime: the ctime tells
+    os.utime(note, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert keys(tmp_path / "a", src)["ingest"] != first["ingest"]
+    shutil.rmtree(tmp_path / "b")

@@ -123,7 +123,8 @@ def test_a_model_or_tokenizer_the_config_points_into_is_live(tmp_path):
     config could no longer even be planned."""
     _, garbage, _ = _store(tmp_path)
     stale = garbage["stale"]  # data/work/pretrain/deadbeefdeadbeef
+    tokenizer = _folder(tmp_path / "data" / "work" / "tokenize" / "feedbeeffeedbeef.partial", age_s=3600)
     cfg = config.load("tiny", overrides=[f"pretrain.init_from={stale.relative_to(tmp_path)}/model",
-                                         f"tokenize.tokenizer_path={stale}/model/tokenizer"])
+                                         f"tokenize.tokenizer_path={tokenizer}/tokenizer"])
     removed = {p for p, _, _ in gc.find(cfg, tmp_path, only_current=True).remove}
-    assert stale not in removed and garbage["attrs"] in removed
+    assert stale not in removed and tokenizer not in removed and garbage["attrs"] in removed

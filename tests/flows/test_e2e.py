@@ -87,13 +87,29 @@ def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     assert version.tags["input.tokens"] == tokenize_key and version.tags["tokenizer_key"] == tokenize_key
     # lineage names the folders read, not the data keys (decontaminate's differs: it has report-only settings)
     key = {r["stage"]: r["key"] for r in rows}
-    assert version.tags["corpus_key"] == key["decontaminate"] and (Path(rows[3]["path"]).name == key["decontaminate"])
+    assert version.tags["corpus_key"] == key["decontaminate"]
     finetune = json.loads((Path(rows[names.index("finetune")]["path"]) / "manifest.json").read_text())
     assert finetune["sources"] == {"model": key["pretrain"]}
     assert pretrain_run.data.tags["input.tokens"] == key["tokenize"]
     artifacts = {a.path for a in client.list_artifacts(pretrain_run.info.run_id)}
     assert {"model", "reports", "manifest.json"} <= artifacts
     assert "loss_curve.png" in {a.path.split("/")[-1] for a in client.list_artifacts(pretrain_run.info.run_id, "reports")}
+
+
+def test_a_report_only_change_rebuilds_its_stage_and_cached_stages_keep_their_lineage(project, monkeypatch,
+                                                                                   capsys, executed):
+    """dedup.sample_clusters changes dedup's reports only: dedup runs again, the rest stays cached, and a cached
+    stage's MLflow input tags still name the folder its output was built from."""
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--set", "dedup.sample_clusters=2") == 0
+    assert executed == ["dedup"]
+    rows = {r["stage"]: r for r in status(project, monkeypatch, capsys, "--set", "dedup.sample_clusters=2")}
+    built_from = json.loads((Path(rows["decontaminate"]["path"]) / "manifest.json").read_text())["sources"]["docs"]
+    assert built_from != rows["dedup"]["key"]  # the folder it read is the first dedup output
+    client, runs = mlflow_runs(project)
+    latest = max((r for r in runs if r.data.tags.get("stage") == "decontaminate"), key=lambda r: r.info.start_time)
+    assert latest.data.tags["cached"] == "true" and latest.data.tags["input.docs"] == built_from
 
 
 def test_rerun_selections(project, monkeypatch, capsys, executed):
