@@ -178,7 +178,8 @@ def test_a_report_only_setting_rebuilds_its_stage_not_the_downstream(tmp_path):
 
     base = keys()
     for setting, stage in (("clean.plot=true", "clean"), ("dedup.sample_clusters=3", "dedup"),
-                           ("decontaminate.sample_docs=2", "decontaminate"), ("ingest.samples_per_reason=1", "ingest")):
+                           ("decontaminate.sample_docs=2", "decontaminate"),
+                           ("ingest.samples_per_reason=1", "ingest")):
         changed = keys(setting)
         assert {n for n in base if base[n] != changed[n]} == {stage}, setting
     assert keys("pretrain.checkpoint_every=7") == base  # resume is exact: no output changes
