@@ -54,7 +54,9 @@ USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, To
 
 
 class _NoTracebackForUserErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:  # (and for Ctrl-C: the CLI says how to resume)
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "aborted by an interrupt signal" in record.getMessage():  # Ctrl-C: the CLI says how to resume
+            return False
         if record.exc_info and isinstance(record.exc_info[1], (*USER_ERRORS, KeyboardInterrupt, SystemExit)):
             record.exc_info, record.exc_text = None, None
         return True
