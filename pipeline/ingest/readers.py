@@ -213,6 +213,8 @@ def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, escapes
     if text is None:  # null: no text, as a Parquet null is
         yield Drop("empty_text", where, f"{src.text_field!r} is null")
         return
+    if isinstance(text, list) and text and all(isinstance(t, str) for t in text):
+        text = "\n".join(text)  # a text kept as its lines or paragraphs (a poem's "paragraphs"): one a line
     if not isinstance(text, str):
         yield Drop("bad_field_type", where, f"{src.text_field!r} is {type(text).__name__}, not a string")
         return

@@ -84,6 +84,10 @@ def test_a_json_array_file_is_a_document_per_element_and_null_text_is_empty(tmp_
     assert [type(i).__name__ for i in items(read_jsonl, p, src)] == ["Doc"]
     p.write_text("[]")
     assert [i.reason for i in items(read_jsonl, p, src)] == ["empty_file"]
+    poems = tmp_path / "ci.json"  # chinese-poetry's layout: an array of poems, each a list of lines
+    poems.write_text(json.dumps([{"paragraphs": ["春眠不觉晓，", "处处闻啼鸟。"]}, {"paragraphs": ["x", 1]}]))
+    out = items(read_jsonl, poems, SourceConfig(name="p", kind="jsonl", paths=["x"], text_field="paragraphs"))
+    assert out[0].text == "春眠不觉晓，\n处处闻啼鸟。" and out[1].reason == "bad_field_type"
     q = tmp_path / "n.jsonl"
     q.write_text('{"text": null}\n')  # as a Parquet null: no text
     assert [(i.reason, i.detail) for i in items(read_jsonl, q, SourceConfig(name="j", kind="jsonl", paths=["x"]))] \
