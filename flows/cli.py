@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
     if args.dry_run:
         for p in plan:
-            print(f"{p.name:<12} {p.key}  {p.action:<6} {p.reason}")
+            print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}")
         return 0
     _save_config(root, cfg_dict)
     from flows import pipeline
@@ -128,7 +128,7 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     else:
         for r in rows:
             state = "cached" if r["cached"] else f"missing ({r.get('reason', '')})"
-            print(f"{r['stage']:<12} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
+            print(f"{r['stage']:<13} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
     return 0
 
 
@@ -157,7 +157,10 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
            "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     environ = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     print(f"lmforge: MLflow UI on http://127.0.0.1:{args.port} over {uri} (Ctrl-C stops it)", file=sys.stderr)
-    proc = subprocess.Popen(cmd, env=environ)
+    from flows.server import _die_with_parent
+    # its own session: Ctrl-C reaches lmforge, which stops the server with SIGTERM (uvicorn printed two
+    # tracebacks when the SIGINT reached it too); it still dies with lmforge however lmforge dies
+    proc = subprocess.Popen(cmd, env=environ, start_new_session=True, preexec_fn=_die_with_parent)
     try:
         return proc.wait()
     except KeyboardInterrupt:

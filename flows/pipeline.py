@@ -118,7 +118,7 @@ def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
     figures = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:.4g}"
                for k, v in list(m.stats.items())[:4] if isinstance(v, (int, float)) and not isinstance(v, bool)]
     state = f"cached ({seconds:.2f}s)" if cached else f"built in {m.seconds:.1f}s"
-    print(f"  {ps.name:<12} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
+    print(f"  {ps.name:<13} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
 
 
 def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config_dict: dict[str, Any],

@@ -52,10 +52,10 @@ def _tags(ps: PlannedStage, cached: bool, built_by: str | None = None,
 def _say_why(ps: PlannedStage, out: Path) -> int:
     """Why the stage runs when it is not simply new (a damaged output, a forced rerun), and what it resumes."""
     if ps.reason and ps.reason != "not built yet":
-        print(f"  {ps.name:<12} {ps.key}  running: {ps.reason}", file=sys.stderr, flush=True)
+        print(f"  {ps.name:<13} {ps.key}  running: {ps.reason}", file=sys.stderr, flush=True)
     kept = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
     if kept:
-        print(f"  {ps.name:<12} {ps.key}  resuming: {kept} file(s) kept from an interrupted run in {out}",
+        print(f"  {ps.name:<13} {ps.key}  resuming: {kept} file(s) kept from an interrupted run in {out}",
               file=sys.stderr, flush=True)
     return kept
 

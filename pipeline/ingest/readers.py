@@ -134,12 +134,31 @@ def _open_lines(path: Path) -> Iterator[bytes]:
         with gzip.open(path, "rb") as f:
             yield from f
     elif name.endswith(".zst"):
-        import zstandard
-        with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as f:
-            yield from io.BufferedReader(f)
+        yield from _zst_lines(path)
     else:
         with open(path, "rb") as f:
             yield from f
+
+
+def _zst_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a .zst file, frame after frame. A file cut short raises EOFError, as gzip does (zstandard's
+    stream reader ends quietly at a truncated frame: the documents after the cut were lost uncounted)."""
+    import zstandard
+    dctx = zstandard.ZstdDecompressor()
+    dobj, fed, pending = dctx.decompressobj(), False, b""
+    with open(path, "rb") as raw:
+        while block := raw.read(1 << 20):
+            while block:
+                pending += dobj.decompress(block)
+                fed, block = True, b""
+                if dobj.eof:  # a frame ended; what follows starts the next one
+                    block, dobj, fed = dobj.unused_data, dctx.decompressobj(), False
+            *lines, pending = pending.split(b"\n")
+            yield from (line + b"\n" for line in lines)
+    if fed and not dobj.eof:
+        raise EOFError(f"{path.name}: the zstd stream ends inside a frame (the file is cut short)")
+    if pending:
+        yield pending
 
 
 def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:

@@ -203,8 +203,9 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
     if seen is not None and len(seen) < 2:  # it would train, and score 1.0, a classifier of one class
         base = where["train"]
         mine = Counter(d.reason for d in drops if d.origin.startswith(base + ":"))
-        raise TaskError(f"task {cfg.name}: the train rows in {base} hold one label ({seen[0]!r}; {dict(mine)} "
-                        f"dropped{'' if cfg.max_train is None else f', max_train {cfg.max_train}'}); a classifier "
+        dropped = ", ".join(f"{n} {r}" for r, n in sorted(mine.items())) or "none"
+        raise TaskError(f"task {cfg.name}: the train rows in {base} hold one label ({seen[0]!r}; rows dropped: "
+                        f"{dropped}{'' if cfg.max_train is None else f'; max_train {cfg.max_train}'}); a classifier "
                         "needs at least 2")
     return TaskData(cfg.name, cfg.kind, labels, scheme, splits, drops)
 
