@@ -9,35 +9,15 @@ import csv
 import glob
 import gzip
 import io
-import json
-import math
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from pipeline.ingest.config import SourceConfig
+from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode
+
+from pipeline.ingest.jsonl import read_jsonl
 
 
-class IngestError(ValueError):
-    """The input makes the run meaningless (e.g. no file matches a pattern)."""
-
-
-@dataclass(frozen=True)
-class Doc:
-    local_id: str
-    text: str
-    meta: dict
-
-
-@dataclass(frozen=True)
-class Drop:
-    reason: str
-    where: str
-    detail: str = ""
-
-
-Item = Doc | Drop
 SUFFIXES = {
     "text": (".txt", ".text", ""), "markdown": (".md", ".markdown", ".rst", ".txt"),
     "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson", ".ndjson.gz",
@@ -92,17 +72,8 @@ def _suffix_ok(path: Path, kind: str) -> bool:
     return any(name.endswith(s) for s in SUFFIXES[kind] if s) or (kind == "text" and "." not in name)
 
 
-def _decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        if src.encoding_errors == "replace":
-            return data.decode("utf-8-sig", errors="replace")
-        return Drop("undecodable_bytes", where, f"invalid UTF-8 at byte {e.start}")
-
-
 def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = _decode(path.read_bytes(), src, rel)
+    text = decode(path.read_bytes(), src, rel)
     if isinstance(text, Drop):
         yield text
         return
@@ -126,172 +97,6 @@ def _paragraphs(text: str, rel: str) -> Iterator[Doc]:
         elif start is not None:
             yield Doc(f"{rel}:{start + 1}", "\n".join(lines[start:i]), {"file": rel, "line": start + 1})
             start = None
-
-
-def _open_lines(path: Path) -> Iterator[bytes]:
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        with gzip.open(path, "rb") as f:
-            yield from f
-    elif name.endswith(".zst"):
-        yield from _zst_lines(path)
-    else:
-        with open(path, "rb") as f:
-            yield from f
-
-
-def _zst_lines(path: Path) -> Iterator[bytes]:
-    """The lines of a .zst file, frame after frame. A file cut short raises EOFError, as gzip does (zstandard's
-    stream reader ends quietly at a truncated frame: the documents after the cut were lost uncounted)."""
-    import zstandard
-    dctx = zstandard.ZstdDecompressor()
-    dobj, fed, pending = dctx.decompressobj(), False, b""
-    with open(path, "rb") as raw:
-        while block := raw.read(1 << 20):
-            while block:
-                pending += dobj.decompress(block)
-                fed, block = True, b""
-                if dobj.eof:  # a frame ended; what follows starts the next one
-                    block, dobj, fed = dobj.unused_data, dctx.decompressobj(), False
-            *lines, pending = pending.split(b"\n")
-            yield from (line + b"\n" for line in lines)
-    if fed and not dobj.eof:
-        raise EOFError(f"{path.name}: the zstd stream ends inside a frame (the file is cut short)")
-    if pending:
-        yield pending
-
-
-def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    """One document per line (JSON Lines); a ``.json`` file holding one JSON array is read as a document per
-    element (``<file>:[<index>]``), not line by line."""
-    lines = _open_lines(path)
-    first = next(lines, b"")
-    while first and not first.strip():
-        first = next(lines, b"")
-    if not first:
-        yield Drop("empty_file", rel)
-        return
-    if (first.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[") and ".json" in path.name.lower()
-            and ".jsonl" not in path.name.lower()):
-        yield from _json_array(first + b"".join(lines), rel, src)
-        return
-    lines.close()  # read again from the start, line by line
-    for lineno, raw in enumerate(_open_lines(path), 1):
-        if raw.strip():
-            yield from _json_doc(raw, f"{rel}:{lineno}", rel, src, line=lineno)
-
-
-def _load_json(data: bytes, src: SourceConfig, where: str, whole_file: bool = False) -> tuple[Any, str] | Drop:
-    """(the value, its text) of JSON bytes, or a Drop: bytes that are not UTF-8, or JSON that does not parse
-    (in a whole file, at its line)."""
-    text = _decode(data, src, where)
-    if isinstance(text, Drop):
-        return text
-    try:
-        return json.loads(text), text
-    except json.JSONDecodeError as e:
-        if whole_file:
-            return Drop("malformed_json", f"{where}:{e.lineno}", f"{e.msg} (the file is one JSON array: nothing read)")
-        return Drop("malformed_json", where, str(e))
-
-
-def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:
-    loaded = _load_json(data, src, rel, whole_file=True)
-    if isinstance(loaded, Drop):
-        yield loaded
-        return
-    items, text = loaded
-    if not isinstance(items, list):
-        yield Drop("malformed_json", rel, f"a JSON {type(items).__name__}, not an array of objects")
-        return
-    if not items:
-        yield Drop("empty_file", rel, "an empty JSON array")
-        return
-    escapes = _MAYBE_SURROGATE.search(text) is not None  # once for the file, not once per element
-    for i, obj in enumerate(items):
-        yield from _json_doc(obj, f"{rel}:[{i}]", rel, src, escapes=escapes, index=i)
-
-
-def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, escapes: bool = False,
-              **position: int) -> Iterator[Item]:
-    """One JSON object (``raw``: a JSON Lines line, or an element already parsed, whose file ``escapes`` says
-    whether it holds a surrogate escape) to a Doc or a Drop."""
-    if isinstance(raw, bytes):
-        loaded = _load_json(raw, src, where)
-        if isinstance(loaded, Drop):
-            yield loaded
-            return
-        obj, line = loaded
-        escapes = _MAYBE_SURROGATE.search(line) is not None
-    else:
-        obj = raw
-    if not isinstance(obj, dict) or src.text_field not in obj:
-        yield Drop("missing_field", where, f"no field {src.text_field!r}")
-        return
-    text = obj[src.text_field]
-    if text is None:  # null: no text, as a Parquet null is
-        yield Drop("empty_text", where, f"{src.text_field!r} is null")
-        return
-    if isinstance(text, list) and text and all(isinstance(t, str) for t in text):
-        text = "\n".join(text)  # a text kept as its lines or paragraphs (a poem's "paragraphs"): one a line
-    if not isinstance(text, str):
-        yield Drop("bad_field_type", where, f"{src.text_field!r} is {type(text).__name__}, not a string")
-        return
-    if not text.strip():
-        yield Drop("empty_text", where)
-        return
-    meta = {k: _json_safe(v) for k, v in obj.items()
-            if k != src.text_field and isinstance(v, (str, int, float, bool))}
-    if escapes:
-        fixed = _fix_surrogates(text, meta, src, where)
-        if isinstance(fixed, Drop):
-            yield fixed
-            return
-        text, meta = fixed
-    yield Doc(where, text, _with_provenance(meta, file=rel, **position))
-
-
-def _json_safe(v: str | int | float | bool) -> str | int | float | bool:
-    """A meta value that standard JSON can hold: NaN and infinities (which Python's json reads from "NaN",
-    "Infinity" or 1e400) are kept as the strings "nan", "inf", "-inf"."""
-    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
-
-
-# A JSON escape of a UTF-16 surrogate (backslash-u D800 to DFFF): json.loads turns a lone one into a str that cannot be
-# encoded as UTF-8 (pyarrow fails on it later, far from the file). Valid UTF-8 input holds no surrogate,
-# so only lines with such an escape are checked.
-_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: never UTF-8 text (tasks.readers too)
-
-
-def _fix_surrogates(text: str, meta: dict, src: SourceConfig, where: str) -> tuple[str, dict] | Drop:
-    """``text`` and ``meta`` with lone surrogates replaced by U+FFFD (``encoding_errors: replace``), else a Drop."""
-    named = [(repr(src.text_field), text), *((f"name {k!r}", k) for k in meta),
-             *((repr(k), v) for k, v in meta.items())]
-    bad = [name for name, v in named if isinstance(v, str) and SURROGATE.search(v)]
-    if not bad:
-        return text, meta
-    if src.encoding_errors != "replace":
-        return Drop("lone_surrogate", where, f"field {bad[0]}: a \\ud800-\\udfff escape that is not half of a "
-                                             "surrogate pair is not Unicode text")
-
-    def fix(v):
-        return SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v
-    return fix(text), {fix(k): fix(v) for k, v in meta.items()}
-
-
-def _with_provenance(meta: dict, **provenance) -> dict:
-    """``meta`` with the reader's provenance keys (file, line) written last, so that they win; a user field of
-    the same name is kept under ``user_<name>`` (``user_user_<name>`` if that is taken too, and so on).
-    Every file reader writes "file" and the stdlib sources never do: decontamination tells them apart by it."""
-    out = dict(meta)
-    for k in provenance:
-        if k in out:
-            alias = f"user_{k}"
-            while alias in out or alias in provenance:
-                alias = f"user_{alias}"
-            out[alias] = out.pop(k)
-    return {**out, **provenance}
 
 
 def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
@@ -330,7 +135,7 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
 
 
 def read_delimited(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = _decode(gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes(),
+    text = decode(gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes(),
                    src, rel)
     if isinstance(text, Drop):
         yield text
@@ -412,3 +217,6 @@ def csv_records(text: str, kind: str, rel: str) -> Iterator[tuple[int, list[str]
 
 READERS = {"text": read_text_file, "markdown": read_text_file, "jsonl": read_jsonl,
            "parquet": read_parquet, "csv": read_delimited, "tsv": read_delimited}
+
+__all__ = ["READERS", "SUFFIXES", "GENERATED", "IngestError", "Doc", "Drop", "Item", "SURROGATE", "csv_records",
+           "resolve_paths", "read_text_file", "read_jsonl", "read_parquet", "read_delimited"]

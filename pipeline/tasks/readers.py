@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.configtypes import ConfigError
-from pipeline.ingest.readers import SURROGATE, csv_records
+from pipeline.ingest.items import SURROGATE
+from pipeline.ingest.readers import csv_records
 from pipeline.tasks.config import TaskConfig
 
 
