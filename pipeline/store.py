@@ -7,6 +7,7 @@ published with one ``os.replace``. The manifest is written last.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -125,10 +126,6 @@ class Manifest:
         assert self.path is not None, "manifest not bound to a folder"
         return self.path / rel
 
-    def files_matching(self, prefix: str, suffix: str = "") -> list[Path]:
-        """Listed files under a sub-folder (sorted, so readers see shards in a stable order)."""
-        return [self.file(r) for r in sorted(self.files) if r.startswith(prefix) and r.endswith(suffix)]
-
 
 def stage_dir(work: Path, stage: str, key: str) -> Path:
     return work / stage / key
@@ -165,14 +162,21 @@ def _not_a_manifest(data: Any) -> str:
     return ""
 
 
-def shard_files(folder: Path, sub: str, suffix: str) -> list[Path]:
-    """The ``part-*<suffix>`` shards under ``folder/sub``: those its manifest lists when the folder is a published
-    output (a file put there afterwards is never read), else those on disk (an output being written, or a
-    plain folder the training entry point is given)."""
+def listed_files(folder: Path, pattern: str) -> list[Path]:
+    """The files of ``folder`` matching a glob ``pattern`` (relative, ``*`` within one path part), sorted: those
+    its manifest lists when the folder is a published output (a file put there afterwards is never read), else
+    those on disk (an output being written, or a plain folder the training entry point is given)."""
     m = read_manifest(folder)
-    if m is not None:
-        return m.files_matching(f"{sub}/part-", suffix)
-    return sorted((folder / sub).glob(f"part-*{suffix}"))
+    if m is None:
+        return sorted(p for p in folder.glob(pattern) if p.is_file())
+    parts = pattern.split("/")
+    return [m.file(rel) for rel in sorted(m.files)
+            if len(rel.split("/")) == len(parts) and all(map(fnmatch.fnmatchcase, rel.split("/"), parts))]
+
+
+def shard_files(folder: Path, sub: str, suffix: str) -> list[Path]:
+    """The ``part-*<suffix>`` shards under ``folder/sub`` (``listed_files``)."""
+    return listed_files(folder, f"{sub}/part-*{suffix}")
 
 
 def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:

@@ -13,13 +13,9 @@ def list_runs(finetune_out: Path) -> list[dict[str, Any]]:
     """Every run's ``result.json`` under ``<finetune_out>/runs/<task>/<run>/``, in task, method, init,
     seed order, each with ``run_dir`` (its folder, a str) added. A published output: the runs its manifest
     lists (a run folder copied in afterwards is not one of them)."""
-    from pipeline.store import read_manifest
-    folder, out = Path(finetune_out), []
-    m = read_manifest(folder)
-    paths = (sorted(folder.glob("runs/*/*/result.json")) if m is None else
-             [m.file(r) for r in sorted(m.files) if r.startswith("runs/") and r.count("/") == 3
-              and r.endswith("/result.json")])
-    for path in paths:
+    from pipeline.store import listed_files
+    out = []
+    for path in listed_files(Path(finetune_out), "runs/*/*/result.json"):
         result = json.loads(path.read_text())
         result["run_dir"] = str(path.parent)
         out.append(result)

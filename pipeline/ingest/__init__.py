@@ -57,8 +57,15 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
-def _source_items(src: SourceConfig, root: Path, claimed: frozenset[Path] = frozenset()) -> Iterator[Doc | Drop]:
-    """The documents and drops of one source; ``claimed``: files some source reads (not ``other_suffix`` then)."""
+def _found(src: SourceConfig, root: Path) -> tuple[list[Path], set[Path]]:
+    skipped: set[Path] = set()
+    return resolve_paths(src, root, skipped), skipped
+
+
+def _source_items(src: SourceConfig, root: Path, found: tuple[list[Path], set[Path]] | None = None,
+                  claimed: frozenset[Path] = frozenset()) -> Iterator[Doc | Drop]:
+    """The documents and drops of one source. A file source's ``found``: its files and the files of another kind
+    in its folders (``resolve_paths``); ``claimed``: files some source reads (not ``other_suffix`` then)."""
     if src.kind == "stdlib_docs":
         for local_id, text, meta in stdlib.iter_docs():
             yield Doc(local_id, text, meta)
@@ -71,8 +78,9 @@ def _source_items(src: SourceConfig, root: Path, claimed: frozenset[Path] = froz
                 continue
             yield Doc(local_id, text, meta) if text.strip() else Drop("empty_file", local_id)
     else:
-        reader, errors, skipped = READERS[src.kind], _read_errors(), set()
-        files = resolve_paths(src, root, skipped)
+        reader, errors = READERS[src.kind], _read_errors()
+        assert found is not None, "a file source's files come resolved (_rows)"
+        files, skipped = found
         for path in sorted(skipped - set(files) - claimed):  # in a folder, of another kind, read by no source
             kinds = ", ".join(filter(None, SUFFIXES[src.kind]))
             yield Drop("other_suffix", _rel(path, root), f"not a {src.kind} file ({kinds}); name it in paths, or "
@@ -121,10 +129,11 @@ def _cut(window: str) -> int:
 
 
 def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:
-    claimed = frozenset(p for src in cfg.sources if src.kind in READERS for p in resolve_paths(src, root))
-    for src in cfg.sources:
+    found = {i: _found(src, root) for i, src in enumerate(cfg.sources) if src.kind in READERS}  # one glob each
+    claimed = frozenset(p for files, _ in found.values() for p in files)
+    for i, src in enumerate(cfg.sources):
         n = 0
-        for item in _source_items(src, root, claimed):
+        for item in _source_items(src, root, found.get(i), claimed):
             if isinstance(item, Drop):
                 counts[f"dropped.{item.reason}"] += 1
                 counts[f"source.{src.name}.dropped"] += 1
