@@ -88,7 +88,7 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
         if spec.sections:
             conf = {**conf, "_sections": {name: part for name, (part, _, _) in reads.items()}}
         key = stage_key(spec.name, spec.version, conf, inputs)
-        # Settings that change only a stage's own reports (``REPORT_ONLY``: plots, sample sizes, log frequency)
+        # Settings that change only a stage's own reports (``REPORT_ONLY``: plots, sample sizes)
         # rebuild that stage, not its downstream: they take the key of its data, computed without them.
         report_only = getattr(spec.load(), "REPORT_ONLY", ())
         keys[spec.name] = key if not report_only else stage_key(
