@@ -43,7 +43,7 @@ from dataclasses import dataclass  # noqa: E402
 import torch  # noqa: E402
 
 from bench.nanogpt_char import NanoRun  # noqa: E402
-from pipeline.configtypes import build, parse_override, set_path  # noqa: E402
+from pipeline.configtypes import apply_override, build  # noqa: E402
 from pipeline.loader import TokenShards  # noqa: E402
 from pipeline.pretrain.config import PretrainConfig  # noqa: E402
 
@@ -159,8 +159,7 @@ class OursRun:
 def ours_config(overrides: list[str], **fields) -> PretrainConfig:
     data = json.loads(json.dumps(OURS))
     for assignment in overrides:
-        path, value = parse_override(PretrainConfig, assignment)
-        set_path(data, path, value)
+        apply_override(PretrainConfig, data, assignment)
     data.update(fields)
     return build(PretrainConfig, data)
 

@@ -20,7 +20,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="named preset (tiny, default, gpu)")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file(s)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override config values, e.g. --set clean.min_words=20 dedup.threshold=0.7")
+                   help="override config values, e.g. --set clean.min_words=20 dedup.threshold=0.7 "
+                        "tasks.tasks[stdlib_area].max_train=500")
 
 
 def _positive(text: str) -> int:

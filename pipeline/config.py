@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, bounded, build, deep_merge, parse_override, set_path, to_dict
+from pipeline.configtypes import ConfigError, apply_override, bounded, build, deep_merge, to_dict
 from pipeline.clean.config import CleanConfig
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig
@@ -115,8 +115,7 @@ def resolve(preset: str = "default", files: list[str | Path] = (), overrides: li
     for f in files:
         data = deep_merge(data, _read_yaml(Path(f)))
     for assignment in overrides:
-        path, value = parse_override(RunConfig, assignment)
-        set_path(data, path, value)
+        apply_override(RunConfig, data, assignment)
     return data
 
 

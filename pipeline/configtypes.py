@@ -219,6 +219,21 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+_ITEM = re.compile(r"^([^\[\]]+)\[([^\[\]]+)\]$")  # "sources[0]", "tasks[stdlib_area]"
+
+
+def _key_parts(key: str) -> list[str]:
+    """``a.b[x.y].c`` → ["a", "b[x.y]", "c"]: dots inside an item selector do not split."""
+    return [p for p in re.split(r"\.(?![^\[]*\])", key.strip()) if p]
+
+
+def _item_type(tp: Any) -> Any:
+    """A list field's item type (``list[X]``, ``list[X] | None``, ``tuple[X, ...]``), else None."""
+    if _allows_none(tp):
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    return (get_args(tp) or (Any,))[0] if get_origin(tp) in (list, tuple) else None
+
+
 def _field_type(cls: type, path: list[str], full: str) -> Any:
     tp: Any = cls
     for i, part in enumerate(path):
@@ -231,14 +246,81 @@ def _field_type(cls: type, path: list[str], full: str) -> Any:
         if not dataclasses.is_dataclass(inner):
             raise ConfigError(f"unknown key {full}: {'.'.join(path[:i])} has no sub-keys")
         names = [f.name for f in dataclasses.fields(inner)]
-        if "[" in part and part.split("[")[0] in names:
-            raise ConfigError(f"{full}: --set cannot reach into a list item; set the whole list, e.g. --set "
-                              f"'{'.'.join(path[:i] + [part.split('[')[0]])}=[{{...}}, {{...}}]', or use --config FILE")
-        if part not in names:
+        item = _ITEM.match(part)
+        name = item.group(1) if item else part
+        if name not in names:
             where = ".".join(path[:i])
             raise ConfigError(f"unknown key {full}; allowed keys{' in ' + where if where else ''}: {', '.join(names)}")
-        tp = _hints(inner)[part]
+        tp = _hints(inner)[name]
+        if item:
+            tp = _item_type(tp)
+            if tp is None:
+                raise ConfigError(f"{full}: {'.'.join(path[:i] + [name])} is not a list; [...] selects a list item")
     return tp
+
+
+def _find_item(items: list, selector: str, key: str) -> int:
+    """The index an item selector names: a 0-based index (negative from the end), or the item whose
+    ``name`` is the selector."""
+    if re.fullmatch(r"-?\d+", selector):
+        i = int(selector)
+        if not -len(items) <= i < len(items):
+            raise ConfigError(f"{key}: no item {i}; the list has {len(items)} item(s)")
+        return i % len(items)
+    named = [i for i, it in enumerate(items) if isinstance(it, dict) and it.get("name") == selector]
+    if not named:
+        names = [str(it.get("name")) for it in items if isinstance(it, dict) and "name" in it]
+        raise ConfigError(f"{key}: no item named {selector!r}; names: {', '.join(names) or 'none'} "
+                          "(or select by index, e.g. [0])")
+    return named[0]
+
+
+def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set key=value`` to the plain config ``data`` (a preset and config files merged). A
+    list item is reached by index or by name: ``ingest.sources[0].max_docs=10``, ``tasks.tasks[stdlib_area]
+    .max_train=200``, ``finetune.methods[1]=lora``. A list the files do not set starts from the field's
+    default (``cls``'s), so an item of a default list can be changed alone."""
+    path, value = parse_override(cls, assignment)
+    node: Any = data
+    tp: Any = cls
+    for depth, part in enumerate(path):
+        item = _ITEM.match(part)
+        name = item.group(1) if item else part
+        here = ".".join(path[:depth + 1])
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {'.'.join(path[:depth]) or 'the config'} is not a mapping")
+        klass = _dataclass_of(tp)
+        tp = _hints(klass)[name] if klass is not None and name in _hints(klass) else Any
+        if not item:
+            if depth == len(path) - 1:
+                node[name] = value
+            else:
+                node = node.setdefault(name, {})
+            continue
+        if name not in node:
+            node[name] = to_dict(_field_default(klass, name))
+        items = node[name]
+        if not isinstance(items, list):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {'.'.join(path[:depth] + [name])} is not a list")
+        i = _find_item(items, item.group(2), here)
+        tp = _item_type(tp)
+        if depth == len(path) - 1:
+            items[i] = value
+        else:
+            node = items[i]
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    if get_origin(tp) in (Union, types.UnionType):
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+def _field_default(klass: type | None, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(klass) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return [] if f.default is dataclasses.MISSING or f.default is None else list(f.default)
 
 
 def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
@@ -246,7 +328,7 @@ def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
     if "=" not in assignment:
         raise ConfigError(f"--set expects key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
+    path = _key_parts(key)
     tp = _field_type(cls, path, key.strip())
     value: Any = raw
     wants_structure = get_origin(tp) in (list, tuple, dict) or dataclasses.is_dataclass(tp)
@@ -284,15 +366,6 @@ def _allows_none(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
 
 
-def set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {'.'.join(path)}: {part} is not a mapping")
-    node[path[-1]] = value
-
-
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -300,4 +373,5 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "set_path", "deep_merge"]
+__all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override",
+           "deep_merge"]

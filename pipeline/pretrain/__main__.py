@@ -18,7 +18,7 @@ from pathlib import Path
 # to each spinning thread).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.configtypes import ConfigError, build, deep_merge, parse_override, set_path
+from pipeline.configtypes import ConfigError, apply_override, build, deep_merge
 from pipeline.pretrain.config import PretrainConfig
 
 
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             preset = Path(__file__).resolve().parents[1] / "presets" / f"{args.preset}.yaml"
             data = deep_merge(data, (yaml.safe_load(preset.read_text()) or {}).get("pretrain", {}))
         for assignment in args.overrides:
-            path, value = parse_override(PretrainConfig, assignment)
-            set_path(data, path, value)
+            apply_override(PretrainConfig, data, assignment)
         cfg = build(PretrainConfig, data)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

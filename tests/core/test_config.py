@@ -88,12 +88,35 @@ class Holder:
     one: Checked = field(default_factory=Checked)
 
 
-def test_set_takes_a_yaml_flow_list_and_says_it_cannot_reach_list_items():
+def test_set_takes_a_yaml_flow_list():
     assert config.load("tiny", overrides=["finetune.methods=[full, lora]"]).finetune.methods == ["full", "lora"]
     with pytest.raises(ConfigError, match=r"cannot parse '\[full,' as JSON .* or as a YAML list"):
         config.load("tiny", overrides=["finetune.methods=[full,"])
-    with pytest.raises(ConfigError, match=r"^tasks.tasks\[0\].max_train: --set cannot reach into a list item"):
-        config.load("tiny", overrides=["tasks.tasks[0].max_train=5"])
+
+
+def test_set_reaches_a_list_item_by_index_or_name():
+    cfg = config.load("tiny", overrides=["tasks.tasks[0].max_train=5", "tasks.tasks[stdlib_names].max_eval=7",
+                                         "ingest.sources[-1].max_docs=9", "finetune.methods=[full, lora]",
+                                         "finetune.methods[1]=adapter"])
+    assert [(t.name, t.max_train, t.max_eval) for t in cfg.tasks.tasks] == [
+        ("stdlib_area", 5, 40), ("stdlib_names", 120, 7)]
+    assert cfg.ingest.sources[0].max_docs == 9 and cfg.finetune.methods == ["full", "adapter"]
+    # a list the preset leaves at its default (the default preset sets no tasks) starts from the default
+    default = config.load("default", overrides=["tasks.tasks[stdlib_area].max_train=11"])
+    base = config.load("default")
+    assert [t.max_train for t in default.tasks.tasks] == [11] + [t.max_train for t in base.tasks.tasks[1:]]
+    assert default.tasks.tasks[1:] == base.tasks.tasks[1:]
+    # the value is checked as the item's field: type, bounds, allowed values
+    with pytest.raises(ConfigError, match=r"tasks.tasks\[0\].max_train"):
+        config.load("tiny", overrides=["tasks.tasks[0].max_train=many"])
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[2\]: no item 2; the list has 2 item"):
+        config.load("tiny", overrides=["tasks.tasks[2].max_train=5"])
+    with pytest.raises(ConfigError, match=r"no item named 'nope'; names: stdlib_area, stdlib_names"):
+        config.load("tiny", overrides=["tasks.tasks[nope].max_train=5"])
+    with pytest.raises(ConfigError, match=r"unknown key tasks.tasks\[0\].zzz; allowed keys in tasks.tasks\[0\]"):
+        config.load("tiny", overrides=["tasks.tasks[0].zzz=5"])
+    with pytest.raises(ConfigError, match=r"finetune.epochs is not a list"):
+        config.load("tiny", overrides=["finetune.epochs[0]=5"])
 
 
 def test_a_saved_run_config_is_a_config_file_and_duplicate_yaml_keys_are_refused(tmp_path):
