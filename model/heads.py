@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from model.layers import IGNORE_INDEX, token_loss, vocab_logits
 from model.transformer import Transformer
 
-Pooling = Literal["first", "last", "mean"]
+Pooling = Literal["first", "last", "mean", "max"]
 
 
 def _head(n_embd: int, n_labels: int) -> nn.Linear:
@@ -39,7 +39,9 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
     if pooling == "first":
         return h[:, 0]
     if attention_mask is None:
-        return h[:, -1] if pooling == "last" else h.mean(dim=1)
+        return h[:, -1] if pooling == "last" else h.amax(dim=1) if pooling == "max" else h.mean(dim=1)
+    if pooling == "max":  # each feature's largest value over the real tokens
+        return h.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(h.dtype).min).amax(dim=1)
     mask = attention_mask.to(h.dtype)  # (B, T)
     if pooling == "last":
         last = (attention_mask.long().sum(dim=1) - 1).clamp(min=0)  # (B,)
@@ -89,8 +91,8 @@ class SequenceClassifier(_TaskHead):
     def __init__(
         self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
     ) -> None:
-        if pooling not in ("first", "last", "mean"):
-            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean')")
+        if pooling not in ("first", "last", "mean", "max"):
+            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean', 'max')")
         super().__init__(trunk, n_labels, dropout)
         self.pooling = pooling
 

@@ -41,7 +41,7 @@ class FinetuneConfig:
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: bool = True
-    pooling: Literal["auto", "first", "last", "mean"] = "auto"
+    pooling: Literal["auto", "first", "last", "mean", "max"] = "auto"
     max_len: int = bounded(64, ge=8)
     epochs: int = bounded(3, ge=1)
     max_steps: int | None = bounded(None, ge=1)

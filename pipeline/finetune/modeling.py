@@ -121,8 +121,8 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     pooling on a decoder (its first token sees only itself), or ``finetune.aux_lm`` without a decoder whose
     token embeddings are its LM head."""
     if cfg.pooling == "first" and mcfg.arch == "decoder":
-        raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean' (a "
-                          "causal trunk's first token sees only itself; 'first' pools an encoder's <cls>)")
+        raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean', "
+                          "'max' (a causal trunk's first token sees only itself; 'first' pools an encoder's <cls>)")
     uses_lora = "lora" in cfg.trains()
     if cfg.reinit_top or cfg.freeze or uses_lora:
         with torch.device("meta"):

@@ -23,9 +23,14 @@ def test_pooling_picks_the_right_vectors():
     assert torch.equal(pool(h, mask, "last"), torch.stack([h[0, 1], h[1, 3]]))
     assert torch.allclose(pool(h, mask, "mean"), torch.stack([h[0, :2].mean(0), h[1].mean(0)]))
     assert torch.equal(pool(h, None, "last"), h[:, -1])
+    # max over the real tokens only: the padded positions of row 0 hold its largest values
+    assert torch.equal(pool(h, mask, "max"), torch.stack([h[0, 1], h[1, 3]]))
+    hn = -h  # all negative: a zero-filled padding would win the max
+    assert torch.equal(pool(hn, mask, "max"), torch.stack([hn[0, 0], hn[1, 0]]))
+    assert torch.equal(pool(hn, None, "max"), hn[:, 0])
 
 
-@pytest.mark.parametrize("pooling", ["first", "last", "mean"])
+@pytest.mark.parametrize("pooling", ["first", "last", "mean", "max"])
 def test_sequence_classifier_shapes_and_weighted_loss(pooling):
     clf = SequenceClassifier(encoder_trunk(), n_labels=3, pooling=pooling)
     idx = torch.randint(0, 30, (4, 8))
