@@ -35,7 +35,8 @@ class FinetuneConfig:
     classification and entity F1 for tagging; ``f1`` is entity F1 for tagging and macro-F1 (the F1 over
     labels) for classification. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
     ``mean`` for a decoder: on a small pretrained decoder mean pooling did better than the last text
-    token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available.
+    token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available,
+    and ``max`` takes each feature's largest value over the text's tokens (InferSent's max pooling).
     Inputs longer than ``max_len`` tokens (capped at the model's block size) are truncated and counted.
     """
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
