@@ -22,8 +22,9 @@ from pipeline.store import DIGESTS
 
 # 2: TSV unquoted, CSV strict, paragraphs split at whitespace-only lines, provenance wins; 3: a long document is
 # cut at a paragraph break, else a sentence end, else a line break, else whitespace, never inside a word; a .json
-# array file is a document per element; a null text is empty_text; a non-text Parquet column is one drop
-VERSION = "3"
+# array file is a document per element; a null text is empty_text; a non-text Parquet column is one drop; 4: a .json
+# file holding one pretty-printed object is one document (or one drop), not a drop per line
+VERSION = "4"
 REPORT_ONLY = ("samples_per_reason",)  # what changes only reports/: downstream keys leave it out (plan)
 __all__ = ["VERSION", "IngestConfig", "SourceConfig", "IngestError", "run", "fingerprint"]
 

@@ -46,8 +46,9 @@ def _zst_lines(path: Path) -> Iterator[bytes]:
 
 
 def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    """One document per line (JSON Lines); a ``.json`` file holding one JSON array is read as a document per
-    element (``<file>:[<index>]``), not line by line."""
+    """One document per line (JSON Lines). A ``.json`` file holding one JSON array is read as a document per
+    element (``<file>:[<index>]``), and one holding a single object spread over several lines (pretty-printed)
+    as one document, not line by line (each of its lines would be a drop)."""
     lines = _open_lines(path)
     first = next(lines, b"")
     while first and not first.strip():
@@ -55,10 +56,16 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     if not first:
         yield Drop("empty_file", rel)
         return
-    if (first.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[") and ".json" in path.name.lower()
-            and ".jsonl" not in path.name.lower()):
-        yield from _json_array(first + b"".join(lines), rel, src)
-        return
+    head = first.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    if ".json" in path.name.lower() and ".jsonl" not in path.name.lower():
+        if head.startswith(b"["):
+            yield from _json_array(first + b"".join(lines), rel, src)
+            return
+        if head.startswith(b"{") and not _whole_value(head):
+            whole = _json_object(first + b"".join(lines), src, rel)
+            if whole is not None:
+                yield from whole
+                return
     lines.close()  # read again from the start, line by line
     for lineno, raw in enumerate(_open_lines(path), 1):
         if raw.strip():
@@ -77,6 +84,29 @@ def _load_json(data: bytes, src: SourceConfig, where: str, whole_file: bool = Fa
         if whole_file:
             return Drop("malformed_json", f"{where}:{e.lineno}", f"{e.msg} (the file is one JSON array: nothing read)")
         return Drop("malformed_json", where, str(e))
+
+
+def _whole_value(line: bytes) -> bool:
+    """Whether a line is a whole JSON value (a JSON Lines record), not the start of a longer one."""
+    try:
+        json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _json_object(data: bytes, src: SourceConfig, rel: str) -> list[Item] | None:
+    """A file that is one JSON object: its document (or one drop naming what it lacks); None when the bytes
+    are not one JSON object, to be read line by line instead (JSON Lines whose first line is malformed)."""
+    loaded = _load_json(data, src, rel)
+    if isinstance(loaded, Drop) or not isinstance(loaded[0], dict):
+        return None
+    obj, text = loaded
+    if src.text_field not in obj:
+        return [Drop("missing_field", rel, f"the file is one JSON object with no field {src.text_field!r} (its keys: "
+                     f"{', '.join(map(str, list(obj)[:8]))}); a .json file is read as one object, an array of "
+                     "objects, or JSON Lines")]
+    return list(_json_doc(obj, rel, rel, src, escapes=_MAYBE_SURROGATE.search(text) is not None))
 
 
 def _json_array(data: bytes, rel: str, src: SourceConfig) -> Iterator[Item]:

@@ -94,6 +94,29 @@ def test_a_json_array_file_is_a_document_per_element_and_null_text_is_empty(tmp_
         == [("empty_text", "'text' is null")]
 
 
+def test_a_json_file_holding_one_object_is_one_document_or_one_drop(tmp_path):
+    """A pretty-printed object (chinese-poetry's tangshisanbaishou.json) was read line by line: 3,811 drops."""
+    src = SourceConfig(name="j", kind="jsonl", paths=["x"])
+    p = tmp_path / "one.json"
+    p.write_text(json.dumps({"title": "t", "text": "the whole\ndocument", "n": 3}, indent=2))
+    (doc,) = items(read_jsonl, p, src)
+    assert (doc.local_id, doc.text, doc.meta) == ("one.json", "the whole\ndocument", {"title": "t", "n": 3,
+                                                                                      "file": "one.json"})
+    p.write_text(json.dumps({"title": "t", "content": [{"text": "nested"}] * 50}, indent=2))
+    (drop,) = items(read_jsonl, p, src)
+    assert (drop.reason, drop.where) == ("missing_field", "one.json")
+    assert "one JSON object with no field 'text' (its keys: title, content)" in drop.detail
+    # JSON Lines in a .json file stay a record per line, a malformed first line included
+    p.write_text('{"text": "a"}\n{"text": "b"}\n')
+    assert [d.text for d in items(read_jsonl, p, src)] == ["a", "b"]
+    p.write_text('{"text": "a"\n{"text": "b"}\n')
+    assert [getattr(i, "where", None) or i.local_id for i in items(read_jsonl, p, src)] == [
+        "one.json:1", "one.json:2"]
+    q = tmp_path / "pretty.jsonl"  # a .jsonl file is JSON Lines whatever it holds
+    q.write_text(json.dumps({"text": "x"}, indent=1))
+    assert [i.reason for i in items(read_jsonl, q, src)] == ["malformed_json", "malformed_json", "malformed_json"]
+
+
 def test_parquet_reader(tmp_path):
     p = tmp_path / "d.parquet"
     pq.write_table(pa.table({"content": ["a doc", "", None, "another"]}), p)
