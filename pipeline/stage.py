@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -87,6 +88,11 @@ class StageContext:
 
     def progress(self, total: int | None = None, unit: str = "items", label: str | None = None) -> Progress:
         return Progress(label or self.name, total=total, unit=unit)
+
+    def note(self, message: str) -> None:
+        """A line on stderr, where progress goes, before a step that reports no progress of its own (training a
+        tokenizer, building an index), so that a silent pause says what it is."""
+        print(f"[{self.name}] {message}", file=sys.stderr, flush=True)
 
 
 MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".arrow": (b"ARROW1", b"ARROW1")}  # at the start and the end

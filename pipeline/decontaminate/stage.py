@@ -39,7 +39,9 @@ def _index(cfg: DecontaminateConfig, ctx: StageContext) -> EvalIndex:
     if "tasks" not in ctx.extra:
         raise KeyError(f"stage {ctx.name} reads the 'tasks' config section, but ctx.extra has "
                        f"{sorted(ctx.extra)}; the stage registry must pass it (StageSpec sections)")
+    ctx.note(f"reading the evaluation splits ({', '.join(cfg.splits)}) of {len(ctx.extra['tasks'].tasks)} task(s)")
     sources = eval_sources(ctx.extra["tasks"], cfg.splits, ctx.root)
+    ctx.note(f"indexing the n-grams of {sum(len(t) for _, t in sources.texts):,} evaluation texts")
     return build_index(sources.texts, spec_of(cfg), sources.heldout if cfg.held_out_units else None)
 
 

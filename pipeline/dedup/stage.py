@@ -94,12 +94,18 @@ def _load_index(out: Path, n_shards: int, bands: int) -> Index:
                  bands=cat("bands", np.zeros((0, bands), np.uint64)), starts=starts)
 
 
-def _true_jaccard(cfg: DedupConfig, pool: ShardPool, inputs: list[Path], index: Index,
+def _true_jaccard(cfg: DedupConfig, ctx: StageContext, pool: ShardPool, inputs: list[Path], index: Index,
                   pairs: np.ndarray) -> np.ndarray:
     """Jaccard of each pair (stream positions) on shingle-hash sets recomputed for the docs involved."""
     docs = np.unique(pairs)
     tasks = [SetsTask(str(inputs[s]), rows, spec_of(cfg)) for s, rows in index.locate(docs)]
-    values, sizes = zip(*pool.map(shingle_sets, tasks)) if tasks else ((), ())
+    progress = ctx.progress(total=len(tasks), unit="shards", label=f"{ctx.name} verify {len(pairs):,} pairs")
+    found = []
+    for got in pool.map(shingle_sets, tasks):
+        found.append(got)
+        progress.update(1)
+    progress.close()
+    values, sizes = zip(*found) if found else ((), ())
     offsets = np.concatenate([[0], np.cumsum(np.concatenate([np.zeros(0, np.int64), *sizes]))]).astype(np.int64)
     table = np.concatenate([np.zeros(0, np.uint32), *values])
     return jaccard(table, offsets, np.searchsorted(docs, pairs))
@@ -111,18 +117,22 @@ def _output_pass(ctx: StageContext, pool: ShardPool, inputs: list[Path], index: 
     for i in todo:
         lo, hi = index.starts[i], index.starts[i + 1]
         tasks.append(OutputTask(str(inputs[i]), d.labels[lo:hi], d.sizes[lo:hi], d.reason[lo:hi]))
+    progress = ctx.progress(total=len(todo), unit="shards", label=f"{ctx.name} write")
     for i, data in zip(todo, pool.map(output_shard, tasks)):
         ctx.write_shard(documents.shard_name(i), lambda tmp: tmp.write_bytes(data))
+        progress.update(1)
+    progress.close()
 
 
-def _decide(cfg: DedupConfig, pool: ShardPool, inputs: list[Path], index: Index) -> Decision:
+def _decide(cfg: DedupConfig, ctx: StageContext, pool: ShardPool, inputs: list[Path], index: Index) -> Decision:
     n = len(index.shingles)
     pos = np.arange(n, dtype=np.int64)
     rep = exact_representatives(index.digests) if cfg.exact else pos
     # Only the first document of each exact group enters LSH; documents without shingles cannot match.
     members = np.flatnonzero((rep == pos) & (index.shingles > 0))
+    ctx.note(f"candidate pairs: the LSH buckets of {len(members):,} documents")
     pairs = candidate_pairs(index.bands[members], members, cfg.bucket_window)
-    sims = _true_jaccard(cfg, pool, inputs, index, pairs) if cfg.verify else np.ones(len(pairs))
+    sims = _true_jaccard(cfg, ctx, pool, inputs, index, pairs) if cfg.verify else np.ones(len(pairs))
     near = pairs[sims >= cfg.threshold]
     exact_dups = np.flatnonzero(rep != pos)
     labels = components(n, np.concatenate([np.column_stack([exact_dups, rep[exact_dups]]), near]))
@@ -175,7 +185,7 @@ def run(cfg: DedupConfig, ctx: StageContext) -> dict[str, Any]:
     with ShardPool(ctx.workers) as pool:
         _signature_pass(cfg, ctx, pool, inputs, bands, rows)
         index = _load_index(ctx.out, len(inputs), bands)
-        decision = _decide(cfg, pool, inputs, index)
+        decision = _decide(cfg, ctx, pool, inputs, index)
         _output_pass(ctx, pool, inputs, index, decision)
     stats = _stats(cfg, index, decision, bands, rows)
     ctx.write_report("dedup_report.json", {

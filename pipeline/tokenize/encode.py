@@ -89,7 +89,7 @@ def write_splits(ctx: StageContext, folder: Path, plan: SplitPlan, tok: Tokenize
                 writers[split].add(encode_docs(tok, part.column("doc_id").combine_chunks(),
                                                part.column("text").combine_chunks(), writers[split].dtype,
                                                threads))
-        progress.update(table.num_rows)
+                progress.update(part.num_rows)  # by batch: a large shard is not one silent step
     for w in writers.values():
         w.finish()
     progress.close()

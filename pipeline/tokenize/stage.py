@@ -72,9 +72,9 @@ def _new_tokenizer(cfg: TokenizeConfig, ctx: StageContext, folder: Path, plan: S
     elif keep is not None:
         lines = train.keep_only(lines, keep)
     options = train.trainer_options(cfg, coverage)
-    t0 = time.perf_counter()
+    ctx.note(f"training a {cfg.model_type} tokenizer ({options['vocab_size']:,} pieces) on {len(lines):,} lines, "
+             f"{sum(map(len, lines)) / 1e6:.1f}M characters")
     model = train.train_model(lines, options, cfg.seed)
-    ctx.log.info("trained a %s tokenizer on %d lines in %.1fs", cfg.model_type, len(lines), time.perf_counter() - t0)
     sample = {"lines": len(lines), "chars": sum(map(len, lines)), "sample_bytes_limit": cfg.sample_bytes,
               "seed": cfg.seed}
     return model, {"trained": True, "options": options, "sample": sample, "coverage": coverage_info,

@@ -93,6 +93,18 @@ def test_mark_is_deterministic_and_empty_inputs_are_fine():
     assert np.all(np.diff(index.keys.astype(np.float64)) > 0)
 
 
+def test_scan_batches_are_bounded_by_characters_and_do_not_change_the_marks(monkeypatch):
+    from pipeline.decontaminate import shards
+    assert shards.batches([5, 5, 5, 5, 5], 3, 100) == [(0, 3), (3, 5)]
+    assert shards.batches([40, 40, 40, 200, 10], 10, 100) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert shards.batches([], 3, 100) == [] and shards.batches([500], 3, 100) == [(0, 1)]
+    index = build_index([("news:test", [TEST])], SPEC)
+    docs = [f"{'filler words here ' * k}{TEST}" if k % 3 else "x " * k for k in range(60)]
+    whole = mark(docs, index)
+    monkeypatch.setattr(shards, "_BATCH_CHARS", 300)  # many batches, a document alone in several
+    assert mark(docs, index) == whole and sum(v is not None for v in whole) == 40
+
+
 def test_a_copy_in_full_width_latin_or_with_ligatures_matches():
     index = build_index([("news:test", [TEST])], SPEC)
     full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in TEST)
