@@ -141,10 +141,17 @@ def cmd_gc(args: argparse.Namespace, root: Path) -> int:
         print(f"lmforge gc: ignoring {path.name}: no longer a valid config ({why})", file=sys.stderr)
     for folder in garbage.kept_busy:
         print(f"keep    {folder}  (written in the last {gc.BUSY_MINUTES:.0f} minutes: a run may be using it)")
-    for folder, size, why in garbage.remove:
-        print(f"{'would remove' if args.dry_run else 'remove'}  {folder}  {size / 1e6:,.1f} MB  ({why})")
+    verb = "would remove" if args.dry_run else "remove"
+    files: dict[tuple[Path, str], list[int]] = {}  # stale attribute files: a line per folder, not per file
+    for path, size, why in garbage.remove:
+        if path.is_dir():
+            print(f"{verb}  {path}  {size / 1e6:,.1f} MB  ({why})")
+        else:
+            files.setdefault((path.parent, why), []).append(size)
+    for (folder, why), sizes in files.items():
+        print(f"{verb}  {len(sizes)} file(s) in {folder}  {sum(sizes) / 1e6:,.1f} MB  ({why})")
     freed = garbage.bytes if args.dry_run else gc.collect(garbage)
-    print(f"lmforge gc: {len(garbage.remove)} folder(s), {freed / 1e6:,.1f} MB "
+    print(f"lmforge gc: {len(garbage.remove)} item(s), {freed / 1e6:,.1f} MB "
           f"{'would be freed' if args.dry_run else 'freed'}; live configs: {garbage.live_configs}", file=sys.stderr)
     return 0
 

@@ -9,8 +9,8 @@ finds what no *live* config reaches and removes it:
 - live keys: every stage key those configs compute now (``plan.compute``); a stage folder
   ``<stage>/<key>`` or partial ``<stage>/<key>.partial`` with another key is garbage, and so are the
   ``.old-*`` folders a crashed publication left;
-- the clean stage's attribute cache: an entry is live when a live clean stage's upstream output
-  exists and maps to it;
+- the clean stage's attribute cache: a file is live when it holds the attributes of a shard of a live
+  clean stage's upstream output (with that stage's normalization options); a folder with no live file goes;
 - partial folders written to in the last ``busy_minutes`` are kept (a run may be writing them), and
   ``_bench`` (the benchmarks' cache) and any other folder not laid out as ``<stage>/<key>`` are left alone.
 """
@@ -34,7 +34,7 @@ BUSY_MINUTES = 15.0
 
 @dataclass
 class Garbage:
-    remove: list[tuple[Path, int, str]] = field(default_factory=list)  # (folder, bytes, why)
+    remove: list[tuple[Path, int, str]] = field(default_factory=list)  # (folder or file, bytes, why)
     kept_busy: list[Path] = field(default_factory=list)
     ignored_configs: list[tuple[Path, str]] = field(default_factory=list)
     live_configs: int = 0
@@ -83,7 +83,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         history, garbage.ignored_configs = recorded_configs(root)
         configs += history
     live: dict[str, set[str]] = {}
-    live_attr_dirs: set[Path] = set()
+    live_attrs: set[Path] = set()  # attribute files of the documents a live config cleans
     for path, cfg in configs:
         try:  # a missing outside file keeps the keys upstream of its stage (missing_ok), so their outputs stay
             planned = planning.compute(cfg, work, root, missing_ok=True)
@@ -97,7 +97,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             live.setdefault(ps.name, set()).add(ps.key)
         for stage, key in _named_outputs(cfg, root, work):  # a model or tokenizer the config points into
             live.setdefault(stage, set()).add(key)
-        live_attr_dirs |= _live_attr_dirs(cfg, planned, work)
+        live_attrs |= _live_attr_files(cfg, planned, work)
     now = time.time()
     for name in registry.names():
         folder = work / name
@@ -118,23 +118,30 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                    "output of a config no run uses")
             garbage.remove.append((entry, _size(entry), why))
     attrs = work.joinpath("_cache", "clean_attrs")
+    live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir():
         for entry in sorted(attrs.iterdir()):
-            if entry.is_dir() and entry not in live_attr_dirs:
-                garbage.remove.append((entry, _size(entry), "clean attributes of documents no config uses"))
+            if entry.is_dir() and entry not in live_dirs:
+                garbage.remove.append((entry, _size(entry), "clean attributes of options no config uses"))
+            elif entry.is_dir():
+                garbage.remove += [(f, f.stat().st_size, "clean attributes of documents no config uses")
+                                   for f in sorted(entry.iterdir()) if f.is_file() and f not in live_attrs]
     return garbage
 
 
 def collect(garbage: Garbage) -> int:
     """Remove what ``find`` listed; return the bytes freed."""
     freed = 0
-    for folder, size, _ in garbage.remove:
-        shutil.rmtree(folder, ignore_errors=True)
-        freed += size if not folder.exists() else 0
+    for path, size, _ in garbage.remove:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        freed += size if not path.exists() else 0
     return freed
 
 
-def _live_attr_dirs(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
+def _live_attr_files(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
     from pipeline.clean import cache
 
     by_name = {ps.name: ps for ps in planned}
@@ -144,7 +151,7 @@ def _live_attr_dirs(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
     upstream = read_manifest(by_name[clean.input_stages["docs"]].path)
     if upstream is None:
         return set()
-    return {cache.attr_dir(work, upstream, cfg.section("clean").normalize_options())}
+    return set(cache.shard_files(work, upstream, cfg.section("clean").normalize_options()).values())
 
 
 def _size(folder: Path) -> int:

@@ -1,10 +1,11 @@
 """The attribute cache: normalized text + attributes per input shard, computed once.
 
 Thresholds change often, attributes rarely. The cache lives outside the stage's output folder, under
-``<work>/_cache/clean_attrs/<attr_key>/part-NNNNN.parquet``, keyed by the upstream documents (their
-shards' digests), the normalization options and ``ATTR_VERSION``: a clean run with new
-thresholds (a new stage key, a new output folder) finds the attributes there and only re-applies
-the rules. Each shard is written atomically; a shard present there is reused.
+``<work>/_cache/clean_attrs/<options key>/<shard digest>.parquet``: a folder per normalization options and
+``ATTR_VERSION``, a file per input shard's content (its digest in the upstream manifest). A clean run with
+new thresholds (a new stage key, a new output folder) finds the attributes there and only re-applies the
+rules; a corpus of which one file changed recomputes only the shards whose bytes changed. Each file is
+written atomically; a file present there is reused when its row count matches.
 """
 from __future__ import annotations
 
@@ -17,23 +18,34 @@ import pyarrow.parquet as pq
 from pipeline.clean.attributes import ATTR_VERSION, COLUMNS, compute, empty_row
 from pipeline.clean.normalize import NormalizeOptions, normalize
 from pipeline.configtypes import to_dict
-from pipeline.store import Manifest, atomic_output, canonical_json
+from pipeline.store import Manifest, atomic_output, canonical_json, file_digest
 
 CACHE_DIR = ("_cache", "clean_attrs")
 PII_COLUMNS = {"pii_emails": pa.int32(), "pii_ips": pa.int32()}
 SCHEMA = pa.schema([("text", pa.string()), *PII_COLUMNS.items(), *COLUMNS.items()])
 
 
-def attr_key(upstream: Manifest, opt: NormalizeOptions) -> str:
-    """The documents' content (their shards' digests, not the upstream's reports or key: a report-only
-    rebuild upstream finds the attributes again), the normalization options and ``ATTR_VERSION``."""
-    digests = {rel: info.get("digest") for rel, info in sorted(upstream.files.items()) if rel.startswith("docs/")}
-    payload = canonical_json({"files": digests, "normalize": to_dict(opt), "attr_version": ATTR_VERSION})
+def options_key(opt: NormalizeOptions) -> str:
+    """The normalization options and ``ATTR_VERSION``: what the attributes of given bytes depend on."""
+    payload = canonical_json({"normalize": to_dict(opt), "attr_version": ATTR_VERSION})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def attr_dir(work: Path, upstream: Manifest, opt: NormalizeOptions) -> Path:
-    return work.joinpath(*CACHE_DIR, attr_key(upstream, opt))
+def attr_dir(work: Path, opt: NormalizeOptions) -> Path:
+    return work.joinpath(*CACHE_DIR, options_key(opt))
+
+
+def shard_files(work: Path, upstream: Manifest, opt: NormalizeOptions) -> dict[str, Path]:
+    """Each upstream document shard (its path in the manifest) → its attribute file: named by the shard's
+    content digest, not its key or position, so a report-only rebuild upstream, or a change to other shards,
+    finds it again."""
+    from pipeline.documents import doc_shards
+    folder, out = attr_dir(work, opt), {}
+    for path in doc_shards(upstream.path):
+        rel = path.relative_to(upstream.path).as_posix()
+        digest = upstream.files.get(rel, {}).get("digest") or file_digest(path)  # a folder without a listing
+        out[rel] = folder / f"{digest}.parquet"
+    return out
 
 
 def compute_table(texts: list[str | None], opt: NormalizeOptions) -> pa.Table:

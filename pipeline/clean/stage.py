@@ -41,13 +41,13 @@ class ShardJob:
 def run(cfg: CleanConfig, ctx: StageContext) -> dict:
     upstream = ctx.input("docs")
     assert upstream.path is not None, "the docs manifest is not bound to a folder"
-    cache_dir = cache.attr_dir(ctx.work, upstream, cfg.normalize_options())
+    cached = cache.shard_files(ctx.work, upstream, cfg.normalize_options())
     jobs = []
     for i, src in enumerate(doc_shards(upstream.path)):
         rel = shard_name(i)
         if not ctx.shard_done(rel):
             tmp = (ctx.out / rel).with_name(f".{Path(rel).name}.tmp-w{os.getpid()}")
-            jobs.append(ShardJob(i, src, cache_dir / Path(rel).name, tmp, cfg))
+            jobs.append(ShardJob(i, src, cached[src.relative_to(upstream.path).as_posix()], tmp, cfg))
     computed = 0
     progress = ctx.progress(total=len(jobs), unit="shards")
     for job, (was_computed, kept, n) in zip(jobs, _map(process_shard, jobs, ctx.workers)):

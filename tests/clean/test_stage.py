@@ -90,7 +90,7 @@ def test_threshold_change_reuses_cached_attributes(tmp_path, helpers, texts, mon
     up = helpers.make_upstream(tmp_path / "up", _corpus(texts))
     first = helpers.run_stage(FAST, up, tmp_path / "out1", tmp_path / "work")
     assert (first["attr_shards_computed"], first["attr_shards_reused"]) == (3, 0)
-    cached = sorted((tmp_path / "work" / "_cache" / "clean_attrs").glob("*/part-*.parquet"))
+    cached = sorted((tmp_path / "work" / "_cache" / "clean_attrs").glob("*/*.parquet"))
     assert len(cached) == 3
     before = [(p, p.stat().st_mtime_ns, p.stat().st_ino) for p in cached]
 
@@ -112,6 +112,20 @@ def test_threshold_change_reuses_cached_attributes(tmp_path, helpers, texts, mon
     third = helpers.run_stage(CleanConfig(mask_emails=False, plot=False), up, tmp_path / "out3", tmp_path / "work")
     assert third["attr_shards_computed"] == 3
     assert len(list((tmp_path / "work" / "_cache" / "clean_attrs").iterdir())) == 2
+
+
+def test_a_changed_shard_recomputes_only_its_own_attributes(tmp_path, helpers, texts):
+    """The cache was keyed by all upstream shards together: one changed file recomputed every shard."""
+    corpus = _corpus(texts)
+    helpers.run_stage(FAST, helpers.make_upstream(tmp_path / "up1", corpus), tmp_path / "out1", tmp_path / "work")
+    corpus[1] = corpus[1] + [{"doc_id": "b9", "text": texts.prose, "source": "web", "meta": "{}"}]
+    second = helpers.run_stage(FAST, helpers.make_upstream(tmp_path / "up2", corpus), tmp_path / "out2",
+                               tmp_path / "work")
+    assert (second["attr_shards_computed"], second["attr_shards_reused"]) == (1, 2)
+    fresh = helpers.run_stage(FAST, helpers.make_upstream(tmp_path / "up3", corpus), tmp_path / "out3",
+                              tmp_path / "work3")
+    assert helpers.published_files(tmp_path / "out2") == helpers.published_files(tmp_path / "out3")
+    assert fresh["attr_shards_computed"] == 3
 
 
 def test_output_is_independent_of_workers(tmp_path, helpers, texts):

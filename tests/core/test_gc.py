@@ -36,7 +36,11 @@ def _store(tmp_path):
     rows = [{"doc_id": "d:0", "text": "hello world", "source": "s", "meta": "{}"}]
     documents.write_table(documents.docs_table(rows), out / documents.shard_name(0))
     upstream = ws.publish("1", {}, {}, {}, None, 0.0)
-    live_attrs = _folder(cache.attr_dir(work, upstream, cfg.section("clean").normalize_options()))
+    (live_attrs,) = cache.shard_files(work, upstream, cfg.section("clean").normalize_options()).values()
+    live_attrs.parent.mkdir(parents=True)
+    live_attrs.write_bytes(b"x" * 100)
+    stale_attrs = live_attrs.with_name("0" * 32 + ".parquet")  # a shard the documents no longer hold
+    stale_attrs.write_bytes(b"x" * 50)
     for name in ("clean", "tokenize", "pretrain"):
         _folder(work / name / keys[name])
     resumable = _folder(work / "finetune" / f"{keys['finetune']}.partial", age_s=3600)
@@ -50,6 +54,7 @@ def _store(tmp_path):
         "abandoned": _folder(work / "tokenize" / "0123456789abcdef.partial", age_s=3600),
         "old": _folder(work / "dedup" / f"{keys['dedup']}.old-12-34"),
         "attrs": _folder(work / "_cache" / "clean_attrs" / "00000000"),
+        "stale_attrs": stale_attrs,
         # a live key's partial beside its published output: nothing left to resume (gc once kept it for good)
         "leftover": _folder(work / "ingest" / f"{keys['ingest']}.partial", age_s=3600),
     }
@@ -65,9 +70,9 @@ def test_find_lists_exactly_the_garbage_and_collect_removes_it(tmp_path):
     assert {p for p, _, _ in found.remove} == set(garbage.values())
     assert found.kept_busy == [kept["busy"]]
     assert found.live_configs == 2 and [p.name for p, _ in found.ignored_configs] == ["20250101-000000-config.json"]
-    assert found.bytes == 1000 + 4 * 100
+    assert found.bytes == 1000 + 4 * 100 + 50
     assert all(p.exists() for p in garbage.values())  # find touches nothing
-    assert gc.collect(found) == 1400
+    assert gc.collect(found) == 1450
     assert not any(p.exists() for p in garbage.values())
     assert all(p.exists() for p in kept.values())
 
@@ -84,7 +89,8 @@ def test_cli_dry_run_removes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(env, "apply", lambda root: None)  # keep this process's environment as it is
     assert cli_main(["gc", "--preset", "tiny", "--dry-run"]) == 0
     out = capsys.readouterr()
-    assert out.out.count("would remove") == len(garbage) and f"{len(garbage)} folder(s)" in out.err
+    assert out.out.count("would remove") == len(garbage) and f"{len(garbage)} item(s)" in out.err
+    assert "would remove  1 file(s) in " in out.out
     assert all(p.exists() for p in garbage.values())
     assert cli_main(["gc", "--preset", "tiny"]) == 0
     assert not any(p.exists() for p in garbage.values())
