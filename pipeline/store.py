@@ -254,10 +254,12 @@ class Workspace:
         for p in self.partial.rglob(".*.tmp-*"):
             p.unlink()
         atomic_write_text(self.partial / MANIFEST, json.dumps(m.to_json(), indent=1, default=str))
-        if self.final.exists():  # an invalid or forced-over older output
+        trash = None
+        if self.final.exists():  # an invalid or forced-over older output: moved aside, deleted once published
             trash = self.final.with_name(f"{self.key}.old-{os.getpid()}-{time.time_ns()}")
             os.replace(self.final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
         os.replace(self.partial, self.final)
+        if trash is not None:  # (thousands of small files can take seconds; a crash here leaves gc an .old-*)
+            shutil.rmtree(trash, ignore_errors=True)
         m.path = self.final
         return m
