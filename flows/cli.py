@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from flows import env
 
@@ -98,7 +100,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from flows import pipeline
     t0 = time.perf_counter()
     print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
-    summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server)
+    summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server, invocation=_invocation(args))
     report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"), None)
     if report is not None and report.exists():
         print("\n" + report.read_text(), flush=True)
@@ -106,6 +108,17 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     print(f"lmforge: {len(summary)} stage(s), {built} built, {len(summary) - built} cached, "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
+
+
+def _invocation(args: argparse.Namespace) -> dict[str, Any]:
+    """What the parent MLflow run records of how it was asked for: its name says the preset, config files and
+    ``--set`` values (runs named alike are told apart in the UI's list), the command line is a tag."""
+    shown = [args.preset, *(Path(f).name for f in args.config), *args.overrides,
+             *([f"--stage {args.stage}"] if args.stage else []), *([f"--from {args.from_}"] if args.from_ else []),
+             *([f"--until {args.until}"] if args.until else []), *(["--force"] if args.force else [])]
+    name = " ".join(shown)
+    return {"name": name if len(name) <= 100 else name[:99] + "…", "command": shlex.join(["lmforge", *args.argv]),
+            "config_files": [str(f) for f in args.config], "overrides": list(args.overrides)}
 
 
 def _save_config(root: Path, cfg_dict: dict) -> None:
@@ -164,6 +177,10 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
            "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     environ = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    if why := _port_taken(args.port):  # mlflow's server logs the error and exits 0: a user saw "UI on ..." and none
+        print(f"lmforge: error: port {args.port} on 127.0.0.1 is taken ({why}); choose another with --port",
+              file=sys.stderr)
+        return 1
     print(f"lmforge: MLflow UI on http://127.0.0.1:{args.port} over {uri} (Ctrl-C stops it)", file=sys.stderr)
     from flows.server import _die_with_parent
     # its own session: Ctrl-C reaches lmforge, which stops the server with SIGTERM (uvicorn printed two
@@ -174,6 +191,17 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGTERM)
         return proc.wait()
+
+
+def _port_taken(port: int) -> str | None:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
 
 
 def _model(args: argparse.Namespace, root: Path, model_class: str) -> Path:
@@ -205,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     root = env.project_root()
     env.apply(root)
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, as the parent MLflow run records it
     from pipeline.configtypes import ConfigError
     from pipeline.plan import PlanError
     try:

@@ -123,18 +123,22 @@ def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
 
 def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config_dict: dict[str, Any],
         fail_after_shards: dict[str, int] | None = None, run_name: str = "pipeline",
-        server: Any = None) -> list[dict[str, Any]]:
-    """Run the flow for a plan; one parent MLflow run holds a child run per executed or cached stage."""
+        server: Any = None, invocation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run the flow for a plan; one parent MLflow run holds a child run per executed or cached stage.
+    ``invocation`` (the CLI's): the parent run's name, command line, config files and ``--set`` values."""
     global _RUN
+    t0 = time.perf_counter()
+    how = invocation or {}
     session = MlflowSession(root, enabled=cfg.run.tracking, experiment=cfg.run.experiment)
     if closed := session.close_orphans():
         print(f"lmforge: {closed} MLflow run(s) of a killed lmforge process marked KILLED", file=sys.stderr)
-    parent = session.start(run_name, {"lmforge.stages": ",".join(p.name for p in plan if p.action != "skip")})
-    status = "FAILED"
+    parent = session.start(how.get("name") or run_name, {
+        "lmforge.stages": ",".join(p.name for p in plan if p.action != "skip"),
+        **({"lmforge.command": how["command"]} if how.get("command") else {}), **source_tags(root)})
     try:  # from here on, whatever stops the run (Ctrl-C while the server starts too) ends the parent run
         if session.enabled:
-            parent.log_params({"preset": config_dict.get("_preset", ""), **{
-                f"{p.name}.key": p.key for p in plan}})
+            parent.log_params({"preset": config_dict.get("_preset", ""), "config_files": how.get("config_files", []),
+                               "overrides": how.get("overrides", []), **{f"{p.name}.key": p.key for p in plan}})
             parent.client.log_dict(parent.run_id, config_dict, "config.json")
         _RUN = _Run(cfg, plan, root, work, session if session.enabled else None, parent.run_id,
                     fail_after_shards or {})
@@ -144,16 +148,40 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
         # The heartbeat thread costs ~1 s per flow run for nothing on a local run.
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             summary = pipeline_flow(run_name)
-        status = "FINISHED"
         if session.enabled:
-            parent.log_metrics({"stages_run": sum(not s["cached"] for s in summary),
-                                "stages_cached": sum(s["cached"] for s in summary)})
+            built = sum(not s["cached"] for s in summary)
+            parent.log_metrics({"stages_run": built, "stages_cached": len(summary) - built})
             parent.client.log_dict(parent.run_id, summary, "summary.json")
+            report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"),
+                          None)
+            if report is not None and report.is_file():  # the evaluation report, one click from the run list
+                parent.log_artifact(report)
+            parent.set_tags({"mlflow.note.content": f"{len(summary)} stage(s): {built} built, "
+                             f"{len(summary) - built} cached, {time.perf_counter() - t0:.1f}s" + (
+                                 "; the evaluation report is report.md" if report is not None else "")})
+            parent.finish("FINISHED")
         return summary
+    except BaseException as e:
+        runner.end_run(parent, e)
+        raise
     finally:
         _RUN = None
-        if session.enabled:
-            parent.finish(status)
+
+
+def source_tags(root: Path) -> dict[str, str]:
+    """MLflow's source tags: the git commit of the project's checkout (when it is one) and the user."""
+    import getpass
+    import subprocess
+    tags = {"mlflow.source.name": "lmforge run", "mlflow.source.type": "LOCAL"}
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5)
+        if commit.returncode == 0:
+            tags["mlflow.source.git.commit"] = commit.stdout.strip()
+    except (OSError, KeyError, subprocess.SubprocessError):
+        pass
+    return tags
 
 
 if __name__ == "__main__":

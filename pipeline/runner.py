@@ -74,6 +74,9 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
         ws = Workspace(work, ps.name, ps.key)
         out = ws.open(fresh=fresh)
         kept = _say_why(ps, out)
+        if kept:
+            tracker.set_tags({"stage.reason": f"{ps.reason}; resumed: {kept} file(s) kept from an interrupted run"})
+        tracker.set_tags({f"input.{role}.run": m.run_id for role, m in inputs.items() if m.run_id})
         ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
                            workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
                            extra={name: cfg.section(name) for name in spec.sections})
@@ -102,14 +105,31 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
 
 @contextmanager
 def _failed_on_error(tracker: Any):
-    """Mark the stage's MLflow run FAILED on any exception inside the block (a run left RUNNING forever
-    reads as still going in the UI), then let the exception go on."""
+    """End the stage's MLflow run on any exception inside the block (a run left RUNNING forever reads as
+    still going in the UI), then let the exception go on: KILLED for Ctrl-C or SIGTERM, else FAILED with
+    the error (``end_run``)."""
     try:
         yield
-    except BaseException:
-        if isinstance(tracker, MlflowRun):
-            tracker.finish("FAILED")
+    except BaseException as e:
+        end_run(tracker, e)
         raise
+
+
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); the same command resumes where it stopped"
+
+
+def end_run(tracker: Any, error: BaseException) -> None:
+    """Close a run that an exception stops: KILLED with ``lmforge.ended`` for an interrupt, else FAILED with
+    the error in ``lmforge.error`` and the run's description (what the UI shows first)."""
+    if not isinstance(tracker, MlflowRun):
+        return
+    interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+    message = INTERRUPTED if interrupted else f"{type(error).__name__}: {error}"[:5000]
+    try:
+        tracker.set_tags({"lmforge.ended": message} if interrupted else {
+            "lmforge.error": message, "mlflow.note.content": f"**Failed:** {message}"})
+    finally:
+        tracker.finish("KILLED" if interrupted else "FAILED")
 
 
 def _log_outcome(tracker: Any, manifest: Manifest, seconds: float) -> None:
@@ -129,7 +149,10 @@ def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession |
     if session is None or not session.enabled:
         return None
     built_by = manifest.run_id or session.find_stage_run(ps.name, ps.key)
-    tracker = session.start(ps.name, _tags(ps, cached=True, built_by=built_by, manifest=manifest), parent_id)
+    note = {"mlflow.note.content": f"Served from cache: the output of run {built_by} (its curves, reports and "
+                                   "artifacts are there)." if built_by else "Served from cache."}
+    tracker = session.start(f"{ps.name} (cached)", {**_tags(ps, cached=True, built_by=built_by, manifest=manifest),
+                                                    **note}, parent_id)
     with _failed_on_error(tracker):
         tracker.log_params(ps.config)
         tracker.log_metrics(numeric_metrics(manifest.stats))

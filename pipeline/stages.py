@@ -43,7 +43,7 @@ STAGES: list[StageSpec] = [
     StageSpec("finetune", "pipeline.finetune", {"model": "pretrain"}, sections=("tasks",), checked=True),
     StageSpec("evaluate", "pipeline.evaluate",
               {"model": "pretrain", "tokens": "tokenize", "finetune": "finetune", "decontaminate": "decontaminate"},
-              external_inputs=True, sections=("tasks",)),
+              external_inputs=True, sections=("tasks",), checked=True),
 ]
 
 # Config sections that name files outside the store: the module whose ``fingerprint(section, root)`` tells

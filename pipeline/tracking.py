@@ -9,6 +9,7 @@ one SQL round trip per flush, never one per value.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -74,6 +75,20 @@ def param_names(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+PARAM_CHARS = 6000  # MLflow's limit on a parameter value
+
+
+def param_value(v: Any) -> str:
+    """A config value as MLflow shows it: JSON for lists, mappings and null (not Python's repr), cut at
+    MLflow's limit with a marker that says so (the whole config is the parent run's config.json)."""
+    text = json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, tuple, dict)) or v is None \
+        else str(v)
+    if len(text) <= PARAM_CHARS:
+        return text
+    marker = f" …[{len(text):,} characters; whole in the parent run's config.json]"
+    return text[:PARAM_CHARS - len(marker)] + marker
+
+
 def numeric_metrics(stats: Mapping[str, Any]) -> dict[str, float]:
     """The numbers in a (nested) stats dict, as flat metric names."""
     return {metric_name(k): float(v) for k, v in flatten(stats).items()
@@ -86,18 +101,26 @@ class MlflowRun:
     def __init__(self, client: Any, run_id: str):
         self.client, self.run_id = client, run_id
         self._buffer: list[Any] = []
+        self._last_step: dict[str, int] = {}
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
-        flat = [Param(k, str(v)[:6000]) for k, v in param_names(flatten(params)).items()]
+        flat = [Param(k, param_value(v)) for k, v in param_names(flatten(params)).items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i:i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """``step`` None: a final figure, at the last step of that metric's curve when it has one (at 0 it
+        would draw the curve back to the start), else at 0."""
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
-        self._buffer += [Metric(metric_name(k), float(v), ts, step or 0) for k, v in metrics.items()
-                         if v == v and abs(v) != float("inf")]
+        for k, v in metrics.items():
+            if v != v or abs(v) == float("inf"):
+                continue
+            name = metric_name(k)
+            at = self._last_step.get(name, 0) if step is None else step
+            self._last_step[name] = max(at, self._last_step.get(name, 0))
+            self._buffer.append(Metric(name, float(v), ts, at))
         if len(self._buffer) >= _FLUSH_EVERY:
             self.flush()
 
@@ -115,6 +138,8 @@ class MlflowRun:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
+        if not tags:
+            return
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def finish(self, status: str = "FINISHED") -> None:

@@ -3,14 +3,24 @@
 The stage code, with its heavy imports, lives in ``stage.py`` and loads on first use of ``run``, so that reading configs and computing stage keys stays cheap.
 """
 from pathlib import Path
+from typing import Any
 
 from pipeline.configtypes import ConfigError, existing_file
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 
-VERSION = "3"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring)
-__all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run"]
+VERSION = "4"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
+# 4: the test metrics by task, method and init in the stats (MLflow metrics)
+
+
+def check(run_cfg: Any, root: Any = None) -> None:
+    """At planning: a device this machine lacks."""
+    from pipeline.pretrain import check_device
+    check_device(run_cfg.evaluate.device, "evaluate.device")
+
+
+__all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run", "check"]
 
 
 def fingerprint(cfg: EvaluateConfig, root: Path) -> str:

@@ -67,6 +67,8 @@ def check(run_cfg: Any, root: Any = None) -> None:
 
     from model import ModelConfig
     from pipeline.finetune.modeling import check_trunk_options
+    from pipeline.pretrain import check_device
+    check_device(run_cfg.finetune.device, "finetune.device")
     trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
     check_trunk_options(trunk, run_cfg.finetune)
 

@@ -144,7 +144,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     mcfg = load_config(model_dir)
     max_len = min(cfg.max_len, mcfg.block_size)
     modeling.check_trunk_options(mcfg, cfg)
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.device, "finetune.device")
     # A task's runs (method x init x seed) are independent: on CPU, up to ``ctx.workers`` of them train at once
     # in worker processes (a small model gains more from this than from intra-op threads:
     # bench/finetune_parallel.py). Each run gets ``run_threads`` threads, fixed by the config and the
@@ -188,8 +188,8 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         for method, init, seed in run_specs(cfg):
             result = json.loads(result_path(ctx.out, t, (method, init, seed)).read_text())
             stats["runs"] += 1
-            key = f"{t}.{method}.{init}.s{seed}"
-            stats[f"{key}.val_{metric}"] = result["best"][metric]
+            key = f"{t}.{run_name(method, init, seed)}"  # the names its curves are logged under (logged_metrics)
+            stats[f"{key}.best_val_{metric}"] = result["best"][metric]
             stats[f"{key}.best_epoch"] = result["best_epoch"]
             stats[f"{key}.trainable_params"] = result["trainable_params"]
             by_run.setdefault((method, init), []).append(result["best"][metric])

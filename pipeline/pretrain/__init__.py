@@ -75,11 +75,20 @@ def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
                           "needs the same pretrain.model settings")
 
 
+def check_device(name: str, key: str) -> None:
+    """At planning: a device this machine lacks (found when the stage started, after the stages before it)."""
+    if name in ("cuda", "mps"):
+        from pipeline.pretrain.runtime import device_error
+        if why := device_error(name, key):
+            raise ConfigError(why)
+
+
 def check(run_cfg: Any, root: Path) -> None:
-    """At planning: continued pretraining from a model with a reused tokenizer that is not the model's own
+    """At planning: the device; continued pretraining from a model with a reused tokenizer that is not the model's own
     (found when pretraining started, after tokenize had run). Without ``tokenize.tokenizer_path`` the
     tokenizer is trained, and only the stage can compare it."""
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
+    check_device(cfg.device, "pretrain.device")
     if not (cfg.init_from and tok.tokenizer_path):
         return
     from pipeline.tokenize import resolve_model_path

@@ -25,12 +25,19 @@ class Runtime:
         return contextlib.nullcontext()
 
 
-def pick_device(name: str) -> torch.device:
+def device_error(name: str, key: str = "pretrain.device") -> str | None:
+    """Why the device ``name`` (a config's ``key``) cannot be used on this machine, or None."""
+    if name == "cuda" and not torch.cuda.is_available():
+        return f"{key}: got 'cuda', but no CUDA device is available; allowed: auto, cpu"
+    if name == "mps" and not torch.backends.mps.is_available():
+        return f"{key}: got 'mps', but MPS is not available; allowed: auto, cpu"
+    return None
+
+
+def pick_device(name: str, key: str = "pretrain.device") -> torch.device:
     if name != "auto":
-        if name == "cuda" and not torch.cuda.is_available():
-            raise ValueError("pretrain.device: got 'cuda', but no CUDA device is available; allowed: auto, cpu")
-        if name == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("pretrain.device: got 'mps', but MPS is not available; allowed: auto, cpu")
+        if why := device_error(name, key):
+            raise ValueError(why)
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -39,11 +46,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(device: str, dtype: str, threads: int) -> Runtime:
-    """Pick the device and precision; join the process group when started by torchrun."""
+def setup(device: str, dtype: str, threads: int, key: str = "pretrain.device") -> Runtime:
+    """Pick the device (``key``: the setting that names it, for errors) and precision; join the process group
+    when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    dev = pick_device(device)
+    dev = pick_device(device, key)
     if world > 1:
         import torch.distributed as dist
         if not dist.is_initialized():

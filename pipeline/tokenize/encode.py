@@ -68,7 +68,7 @@ class SplitWriter:
         rel = shard_name(self.split, self.index)
         self.ctx.write_shard(rel, lambda tmp: write_shard_file(tmp, shard, self.schema))
         self.new_tokens += len(shard.tokens)
-        self.ctx.tracker.log_metrics({f"tokens.{self.split}": float(len(shard.tokens))}, step=self.index)
+        self.ctx.tracker.log_metrics({f"shard_tokens.{self.split}": float(len(shard.tokens))}, step=self.index)
         self.index += 1
 
 

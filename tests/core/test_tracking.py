@@ -78,7 +78,38 @@ def test_a_stage_failing_after_its_body_leaves_a_failed_run_not_a_running_one(tm
     with pytest.raises(OSError, match="disk full"):
         execute(plan[0], cfg, plan, tmp_path, work, session, parent.run_id, fresh=True)
     [child] = [r for r in session.client.search_runs([session.experiment_id]) if r.data.tags.get("stage")]
-    assert child.info.status == "FAILED"
+    assert child.info.status == "FAILED"  # and it says why, where the UI shows it first
+    assert child.data.tags["lmforge.error"] == "OSError: disk full"
+    assert child.data.tags["mlflow.note.content"] == "**Failed:** OSError: disk full"
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Workspace, "publish", interrupted)  # Ctrl-C: KILLED, not FAILED, and how to go on
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan[0], cfg, plan, tmp_path, work, session, parent.run_id, fresh=True)
+    [killed] = [r for r in session.client.search_runs([session.experiment_id], "attributes.status = 'KILLED'")]
+    assert killed.data.tags["lmforge.ended"].startswith("interrupted (Ctrl-C or SIGTERM); the same command resumes")
+    assert "lmforge.error" not in killed.data.tags
+
+
+def test_final_figures_land_at_the_end_of_their_curve_and_params_are_json(tmp_path, monkeypatch):
+    """A stage's closing metrics were logged at step 0: val_loss's curve [15, 30] went back to step 0."""
+    from pipeline.tracking import PARAM_CHARS, param_value
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    session = MlflowSession(tmp_path)
+    run = session.start("stage", {})
+    run.log_metrics({"val_loss": 6.0}, step=15)
+    run.log_metrics({"val_loss": 5.8}, step=30)
+    run.log_metrics({"val_loss": 5.8, "docs": 3})  # the stage's stats at its end
+    run.finish()
+    history = session.client.get_metric_history(run.run_id, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(15, 6.0), (30, 5.8)]  # no point back at step 0
+    assert [m.step for m in session.client.get_metric_history(run.run_id, "docs")] == [0]
+    assert param_value(["full", "lora"]) == '["full", "lora"]' and param_value(None) == "null"
+    assert param_value({"a": 1}) == '{"a": 1}' and param_value(0.5) == "0.5" and param_value("x") == "x"
+    long = param_value([f"/data/file_{i:04d}.txt" for i in range(600)])
+    assert len(long) == PARAM_CHARS and long.endswith("characters; whole in the parent run's config.json]")
 
 
 def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monkeypatch):

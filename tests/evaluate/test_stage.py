@@ -65,6 +65,10 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     assert acc["gain_mean"] == pytest.approx(statistics.fmean(pre) - statistics.fmean(scr))
     assert acc["gain_std"] == pytest.approx(statistics.stdev([p - s for p, s in zip(pre, scr)]))
     assert stats["gain"]["animals"]["full"]["accuracy"] == pytest.approx(acc["gain_mean"])
+    test = stats["test"]["animals"]["full"]  # the report's test figures as metrics, mean over seeds
+    assert test["pretrained"]["accuracy"] == pytest.approx(statistics.fmean(pre))
+    assert test["scratch"]["accuracy"] == pytest.approx(statistics.fmean(scr))
+    assert set(test["scratch"]) == {"accuracy", "macro_f1"}
     lo, hi = acc["gain_ci95"]  # from the runs' per-example scores, around the gain
     assert lo <= acc["gain_mean"] <= hi and f"[{lo:.4f}, {hi:.4f}]" in md
     full = stats["gain"]["animals"]["full"]  # the stage's figures, logged to MLflow

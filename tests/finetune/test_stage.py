@@ -71,7 +71,7 @@ def test_layout_and_stats(finished):
     assert stats["runs"] == 10 and stats["runs_resumed"] == 0
     for r in runs:
         metric = "f1" if r["task"] == "ner" else "accuracy"
-        assert stats[f"{r['task']}.{r['method']}.{r['init']}.s0.val_{metric}"] == r["best"][metric]
+        assert stats[f"{r['task']}.{r['method']}-{r['init']}-s0.best_val_{metric}"] == r["best"][metric]
         assert len(r["curves"]) == 2 and {"train_loss", f"val_{metric}", "val_loss"} <= set(r["curves"][0])
         assert r["best"][metric] == max(c[f"val_{metric}"] for c in r["curves"])
         assert (Path(r["run_dir"]) / "model" / "tokenizer" / "tokenizer.model").exists()
@@ -144,7 +144,7 @@ def test_resume_keeps_finished_runs(finished, tmp_path, pretrained_root):
     summary = lambda out: json.loads((out / "reports" / "summary.json").read_text())
     assert summary(out2) == summary(ctx.out) and "runs_resumed" not in summary(out2)  # what ran, not how
     assert (out2 / "runs" / "ner" / "full-pretrained-s0" / "result.json").read_text() == kept
-    assert again["ner.lora.pretrained.s0.val_f1"] == pytest.approx(stats["ner.lora.pretrained.s0.val_f1"])
+    assert again["ner.lora-pretrained-s0.best_val_f1"] == pytest.approx(stats["ner.lora-pretrained-s0.best_val_f1"])
 
 
 def test_a_run_killed_while_writing_its_reports_is_redone_on_resume(finished, tmp_path, pretrained_root, monkeypatch):
@@ -177,7 +177,7 @@ def test_encoder_trunk_pools_first_token(tmp_path):
     stats = run(cfg, context(tmp_path, root, tasks))
     meta = json.loads((tmp_path / "out" / "runs" / "c" / "full-pretrained-s0" / "model" / "meta.json").read_text())
     assert meta["model_kwargs"]["pooling"] == "first" and meta["arch"] == "encoder"
-    assert stats["runs"] == 2 and "c.full.pretrained.s0.val_accuracy" in stats
+    assert stats["runs"] == 2 and "c.full-pretrained-s0.best_val_accuracy" in stats
 
 
 def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretrained_root):

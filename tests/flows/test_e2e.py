@@ -93,6 +93,22 @@ def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     assert pretrain_run.data.tags["input.tokens"] == key["tokenize"]
     artifacts = {a.path for a in client.list_artifacts(pretrain_run.info.run_id)}
     assert {"model", "reports", "manifest.json"} <= artifacts
+    # a clear view in MLflow: the parent says how it was run, with the report one click away; cached stages
+    # are named so and point at their builder; the test figures are metrics; inputs name their runs
+    assert [p.info.run_name for p in parents] == ["tiny", "tiny"]
+    assert all(p.data.tags["lmforge.command"].startswith("lmforge run --preset tiny") for p in parents)
+    assert all(p.data.params["overrides"] == "[]" and "report.md" in {a.path for a in client.list_artifacts(
+        p.info.run_id)} for p in parents)
+    assert "8 stage(s): 0 built, 8 cached" in next(p for p in parents if p.data.metrics["stages_run"] == 0
+                                                   ).data.tags["mlflow.note.content"]
+    assert all(r.info.run_name == r.data.tags["stage"] + " (cached)" and r.data.tags["built_by"] in
+               r.data.tags["mlflow.note.content"] for r in cached)
+    evaluate_run = next(r for r in built if r.data.tags["stage"] == "evaluate")
+    assert 0 <= evaluate_run.data.metrics["test.stdlib_area.full.pretrained.accuracy"] <= 1
+    assert "test.stdlib_names.full.pretrained.f1" in evaluate_run.data.metrics
+    assert evaluate_run.data.tags["input.model.run"] == pretrain_run.info.run_id
+    steps = [m.step for m in client.get_metric_history(pretrain_run.info.run_id, "val_loss")]
+    assert steps == sorted(steps) and steps[0] > 0  # the closing figure sits at the last step, not at 0
     assert "loss_curve.png" in {a.path.split("/")[-1] for a in client.list_artifacts(pretrain_run.info.run_id, "reports")}
 
 

@@ -51,3 +51,18 @@ def test_ui_serves_the_project_store(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_ui_on_a_taken_port_fails_naming_it(tmp_path, capsys, monkeypatch):
+    """mlflow's server logged "address already in use" and exited 0 after lmforge said the UI was up."""
+    from flows import env
+    from flows.cli import main
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)  # keep this process's environment as it is
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is taken" in err and "--port" in err and "MLflow UI on" not in err
