@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from finetune.tiny_pretrained import make_pretrained
 from pipeline.configtypes import ConfigError, build
@@ -290,6 +291,16 @@ def test_options_the_trunk_cannot_take_fail_at_planning(tmp_path, sets, match):
     # a stage that will not run is not checked (a cached finetune stage was built with these options)
     plan = make_plan(cfg, tmp_path / "work", tmp_path, until="pretrain")
     assert {p.name: p.action for p in plan}["finetune"] == "skip"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of a CUDA device this machine lacks")
+@pytest.mark.parametrize("key", ["pretrain.device", "finetune.device", "evaluate.device"])
+def test_a_device_this_machine_lacks_fails_at_planning_naming_its_key(tmp_path, key):
+    """evaluate.device=cuda ran every stage before it, then failed inside evaluate naming pretrain.device."""
+    from pipeline import config
+    from pipeline.plan import make_plan
+    with pytest.raises(ConfigError, match=rf"^{key}: got 'cuda', but no CUDA device is available; allowed: auto, cpu"):
+        make_plan(config.load("tiny", overrides=[f"{key}=cuda"]), tmp_path / "work", tmp_path)
 
 
 def test_classification_macro_f1_leaves_out_labels_neither_gold_nor_predicted():
