@@ -219,7 +219,9 @@ class MlflowSession:
             # (containers hand the same low pids out again)
             if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
                 self.client.set_tag(run.info.run_id, "lmforge.ended", "its process was gone when a later run started")
-                self.client.set_terminated(run.info.run_id, "KILLED")
+                # it ended at its last sign of life (its latest metric), not now: its duration stays true
+                last = max((m.timestamp for m in getattr(run.data, "_metric_objs", ())), default=None)
+                self.client.set_terminated(run.info.run_id, "KILLED", end_time=last or run.info.start_time)
                 closed += 1
         return closed
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from helpers import REPO
 from pipeline.tracking import MlflowSession, NullTracker, metric_name, numeric_metrics, param_names
@@ -123,6 +124,10 @@ def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monke
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = session.start("pretrain", {"stage": "pretrain"})
     session.client.set_tag(dead.run_id, "lmforge.pid", gone.stdout.strip())  # its process has exited
+    dead.log_metrics({"train_loss": 5.0}, step=1)
+    dead.flush()
+    last_sign = session.client.get_metric_history(dead.run_id, "train_loss")[0].timestamp
+    time.sleep(0.05)
     mine = session.start("dedup", {"stage": "dedup"})  # this pid: a process that had it before us (pid reuse)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -131,6 +136,7 @@ def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monke
         assert MlflowSession(tmp_path).close_orphans() == 2
         assert [session.client.get_run(r.run_id).info.status for r in (dead, mine, live)] == [
             "KILLED", "KILLED", "RUNNING"]
+        assert session.client.get_run(dead.run_id).info.end_time == last_sign  # its last sign of life, not now
         live.finish()
     finally:
         other.kill()
