@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipeline.evaluate.resample import gain_draws, interval, units_of
+from pipeline.finetune.reports import write_run_reports
 from pipeline.finetune.results import list_runs, test_metrics
 
 # each kind's metrics, its headline first (the one the gain interval is computed for)
@@ -27,12 +28,16 @@ RUN_FIELDS = ("task", "kind", "method", "init", "seed")
 RunKey = tuple[str, str, str, int]  # task, method, init, seed
 
 
-def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | None = None) -> list[dict[str, Any]]:
+def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | None = None,
+               reports: Path | None = None) -> list[dict[str, Any]]:
     """One row per fine-tuned run: its identity, its test-split size and its headline metrics. ``units``,
-    when given, receives each run's per-example counts (``resample.units_of``) for ``gains``' intervals."""
+    when given, receives each run's per-example counts (``resample.units_of``) for ``gains``' intervals;
+    ``reports``, each run's per-label scores and confusion matrix on the test split."""
     rows = []
     for run in list_runs(finetune_dir):
         m = test_metrics(Path(run["run_dir"]), tasks_cfg)
+        if reports is not None:
+            write_run_reports(reports, run["task"], Path(run["run_dir"]).name, run["kind"], m["labels"], m, "test")
         if units is not None:
             units[(run["task"], run["method"], run["init"], run["seed"])] = units_of(m)
         kind = run["kind"]

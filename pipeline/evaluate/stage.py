@@ -132,7 +132,8 @@ def run(cfg: EvaluateConfig, ctx: StageContext) -> dict[str, Any]:
     model_dir = ctx.input("model").path / "model"
     lm_part, n_params = _language_model(cfg, ctx, model_dir)
     units: dict = {}
-    runs = score_runs(ctx.input("finetune").path, ctx.extra.get("tasks"), units) if "finetune" in ctx.inputs else []
+    runs = score_runs(ctx.input("finetune").path, ctx.extra.get("tasks"), units, ctx.reports) \
+        if "finetune" in ctx.inputs else []
     gain_rows = gains(runs, units)
     decont = ctx.input("decontaminate").stats if "decontaminate" in ctx.inputs else None
     report = {"provenance": _provenance(ctx, model_dir, n_params), "decontamination": decont, "lm": lm_part,

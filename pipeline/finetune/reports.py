@@ -37,20 +37,29 @@ def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, tit
     return path
 
 
-def write_run_reports(reports: Path, task: str, run: str, kind: str, labels: list[str], detail: dict[str, Any]) -> list[Path]:
-    """``reports/<task>/<run>.per_label.json`` and, for classification, ``<run>.confusion.png``."""
+def write_run_reports(reports: Path, task: str, run: str, kind: str, labels: list[str], detail: dict[str, Any],
+                      split: str = "validation") -> list[Path]:
+    """``reports/<task>/<run>.per_label.json`` and, for classification, ``<run>.confusion.png``: the scores
+    of one run on ``split`` (the fine-tune stage's on validation, the evaluate stage's on test, named
+    ``<run>.test.*``)."""
     folder = reports / task
     folder.mkdir(parents=True, exist_ok=True)
+    stem = run if split == "validation" else f"{run}.{split}"
     table = detail.get("per_type") if kind == "tagging" else detail.get("per_label")
-    body = {"task": task, "run": run, "split": "validation", "kind": kind,
+    body = {"task": task, "run": run, "split": split, "kind": kind,
             "level": "entity" if kind == "tagging" else "class", "per_label": table,
-            **{k: v for k, v in detail.items() if k not in ("per_type", "per_label", "confusion")}}
-    out = [folder / f"{run}.per_label.json"]
+            **{k: v for k, v in detail.items() if k not in _NOT_IN_REPORT}}
+    out = [folder / f"{stem}.per_label.json"]
     atomic_write_text(out[0], json.dumps(body, indent=1))
     if kind != "tagging" and "confusion" in detail:
-        out.append(confusion_png(detail["confusion"], labels, folder / f"{run}.confusion.png",
-                                 f"{task} {run} (validation)"))
+        out.append(confusion_png(detail["confusion"], labels, folder / f"{stem}.confusion.png",
+                                 f"{task} {run} ({split})"))
     return out
+
+
+# the table and plot hold these; the per-example lists (for resampling) and the run's identity are elsewhere
+_NOT_IN_REPORT = ("per_type", "per_label", "confusion", "correct", "span_counts", "labels", "task", "kind",
+                  "method", "init", "seed")
 
 
 __all__ = ["confusion_png", "write_run_reports"]

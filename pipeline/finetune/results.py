@@ -30,7 +30,7 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     gives), tokenized with the tokenizer saved in the model folder, truncated as in training.
     ``tasks_cfg`` (a ``TasksConfig``) supplies the task's kind and tagging scheme.
 
-    Returns ``{"task", "kind", "method", "init", "seed", "n_test", "truncated"}`` plus, for
+    Returns ``{"task", "kind", "method", "init", "seed", "n_test", "truncated", "labels"}`` plus, for
     classification, ``accuracy`` and ``macro_f1`` (and ``per_label``); for tagging, the entity-level
     ``precision``, ``recall``, ``f1`` (CoNLL definition, ``per_type`` too), ``macro_f1`` over entity
     types and token ``accuracy``. Also the mean test ``loss``. Per test example, in file order, for paired
@@ -55,7 +55,7 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     pad_id = tok.pad_id if tok.pad_id is not None else 0
     preds, loss = predict(model, enc, kind == "tagging", pad_id, batch_size=64)
     out = {k: result[k] for k in ("task", "kind", "method", "init", "seed")}
-    out.update(n_test=len(examples), truncated=enc.truncated, loss=loss)
+    out.update(n_test=len(examples), truncated=enc.truncated, loss=loss, labels=labels)
     out.update(metrics(examples, preds, labels, kind, scheme, detail=True))
     if kind == "tagging":
         pred_tags = [[labels[j] for j in p] for p in preds]

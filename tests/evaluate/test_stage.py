@@ -65,6 +65,12 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     assert acc["gain_mean"] == pytest.approx(statistics.fmean(pre) - statistics.fmean(scr))
     assert acc["gain_std"] == pytest.approx(statistics.stdev([p - s for p, s in zip(pre, scr)]))
     assert stats["gain"]["animals"]["full"]["accuracy"] == pytest.approx(acc["gain_mean"])
+    for r in runs:  # each run's test-split scores and confusion matrix, beside the report
+        name = Path(r["run_dir"]).name
+        per_label = json.loads((ctx.reports / "animals" / f"{name}.test.per_label.json").read_text())
+        assert per_label["split"] == "test" and per_label["accuracy"] == results.test_metrics(
+            Path(r["run_dir"]), tasks_cfg[0])["accuracy"] and "correct" not in per_label
+        assert (ctx.reports / "animals" / f"{name}.test.confusion.png").read_bytes()[:4] == b"\x89PNG"
     test = stats["test"]["animals"]["full"]  # the report's test figures as metrics, mean over seeds
     assert test["pretrained"]["accuracy"] == pytest.approx(statistics.fmean(pre))
     assert test["scratch"]["accuracy"] == pytest.approx(statistics.fmean(scr))
