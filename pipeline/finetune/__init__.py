@@ -57,6 +57,7 @@ def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
     unused = ([] if "lora" in uses else list(LORA_KEYS)) + ([] if "adapter" in uses else list(ADAPTER_KEYS))
     unused += [] if uses & {"lora", "adapter"} else ["peft_lr", "peft_norms"]
     unused += [] if "two_stage" in cfg.methods else ["head_epochs", "then"]
+    unused += ["log_checkpoints"]  # what the stage's MLflow run holds, not what the stage writes
     return {k: v for k, v in d.items() if k not in unused}
 
 

@@ -134,6 +134,9 @@ class FinetuneConfig:
     # CPU threads of each run; 0 = the cores shared out among a task's runs, which train in parallel worker
     # processes (up to ``run.workers`` at once; see pipeline.finetune.stage.run_threads)
     threads: int = bounded(0, ge=0)
+    # each run's best checkpoint (its model/ folder) logged to the stage's MLflow run, under
+    # checkpoints/<task>/<run>; tracking only: not in the stage key (a cached stage logs nothing again)
+    log_checkpoints: bool = True
 
     def __post_init__(self) -> None:
         if not self.methods:

@@ -193,6 +193,9 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
             stats[f"{key}.best_epoch"] = result["best_epoch"]
             stats[f"{key}.trainable_params"] = result["trainable_params"]
             by_run.setdefault((method, init), []).append(result["best"][metric])
+            if cfg.log_checkpoints:
+                run_dir = result_path(ctx.out, t, (method, init, seed)).parent
+                ctx.tracker.log_artifact(run_dir / "model", f"checkpoints/{t}/{run_dir.name}")
         stats.update(_gains(t, metric, by_run))
     ctx.tracker.flush()
     # The report holds what the runs produced; how they were executed (resumed, in parallel) is only a figure.

@@ -164,6 +164,7 @@ def test_settings_that_cannot_change_an_output_are_not_in_its_key(tmp_path):
     two = ["finetune.methods=two_stage", "finetune.epochs=2", "finetune.then=adapter"]
     assert keys(*two, "finetune.adapter_bottleneck=7")["finetune"] != keys(*two)["finetune"]
     assert keys(*two, "finetune.lora_r=4") == keys(*two)
+    assert keys("finetune.log_checkpoints=false") == keys()  # what MLflow holds, not what the stage writes
     (tmp_path / "tok.model").write_bytes(tokenizer_bytes())
     reuse = "tokenize.tokenizer_path=tok.model"
     assert keys(reuse, "tokenize.vocab_size=5000", "tokenize.model_type=bpe") == keys(reuse)

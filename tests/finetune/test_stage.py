@@ -181,6 +181,38 @@ def test_encoder_trunk_pools_first_token(tmp_path):
     assert stats["runs"] == 2 and "c.full-pretrained-s0.best_val_accuracy" in stats
 
 
+class ArtifactRecorder:
+    """A tracker that keeps what it was asked to log as artifacts."""
+    run_id = None
+
+    def __init__(self):
+        self.artifacts: list[tuple[Path, str | None]] = []
+
+    def log_params(self, params): pass
+    def log_metrics(self, metrics, step=None): pass
+    def set_tags(self, tags): pass
+    def flush(self): pass
+
+    def log_artifact(self, path, artifact_path=None):
+        self.artifacts.append((Path(path), artifact_path))
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_each_runs_best_checkpoint_is_logged_to_mlflow(tmp_path, pretrained_root, log):
+    tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][0]]})
+    ctx = context(tmp_path, pretrained_root, tasks)
+    ctx.tracker = ArtifactRecorder()
+    run(FinetuneConfig(methods=["full", "lora"], seeds=[0], epochs=1, threads=1, max_len=32, log_checkpoints=log),
+        ctx)
+    checkpoints = [(p.relative_to(ctx.out).as_posix(), a) for p, a in ctx.tracker.artifacts
+                   if a and a.startswith("checkpoints/")]
+    name = TASKS["tasks"][0]["name"]
+    want = [(f"runs/{name}/{r}/model", f"checkpoints/{name}/{r}")
+            for r in ("full-pretrained-s0", "lora-pretrained-s0", "full-scratch-s0")]
+    assert sorted(checkpoints) == (sorted(want) if log else [])
+    assert all((ctx.out / p / "model.safetensors").is_file() for p, _ in checkpoints)
+
+
 def test_parallel_runs_give_the_sequential_results(finished, tmp_path, pretrained_root):
     """Two worker processes train the runs at once: the same curves, best scores and weights as one by one,
     and the parent logs every run's metrics in run order."""
