@@ -178,7 +178,7 @@ def cmd_ui(args: argparse.Namespace, root: Path) -> int:
            "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     environ = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     if why := _port_taken(args.port):  # mlflow's server logs the error and exits 0: a user saw "UI on ..." and none
-        print(f"lmforge: error: port {args.port} on 127.0.0.1 is taken ({why}); choose another with --port",
+        print(f"lmforge: error: cannot serve on port {args.port} of 127.0.0.1 ({why}); choose another with --port",
               file=sys.stderr)
         return 1
     print(f"lmforge: MLflow UI on http://127.0.0.1:{args.port} over {uri} (Ctrl-C stops it)", file=sys.stderr)

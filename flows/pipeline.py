@@ -134,7 +134,7 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
         print(f"lmforge: {closed} MLflow run(s) of a killed lmforge process marked KILLED", file=sys.stderr)
     parent = session.start(how.get("name") or run_name, {
         "lmforge.stages": ",".join(p.name for p in plan if p.action != "skip"),
-        **({"lmforge.command": how["command"]} if how.get("command") else {}), **source_tags(root)})
+        **({"lmforge.command": how["command"]} if how.get("command") else {}), **source_tags()})
     try:  # from here on, whatever stops the run (Ctrl-C while the server starts too) ends the parent run
         if session.enabled:
             parent.log_params({"preset": config_dict.get("_preset", ""), "config_files": how.get("config_files", []),
@@ -154,11 +154,12 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
             parent.client.log_dict(parent.run_id, summary, "summary.json")
             report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"),
                           None)
-            if report is not None and report.is_file():  # the evaluation report, one click from the run list
+            logged = report is not None and report.is_file()
+            if logged:  # the evaluation report, one click from the run list
                 parent.log_artifact(report)
             parent.set_tags({"mlflow.note.content": f"{len(summary)} stage(s): {built} built, "
                              f"{len(summary) - built} cached, {time.perf_counter() - t0:.1f}s" + (
-                                 "; the evaluation report is report.md" if report is not None else "")})
+                                 "; the evaluation report is report.md" if logged else "")})
             parent.finish("FINISHED")
         return summary
     except BaseException as e:
@@ -168,14 +169,15 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
         _RUN = None
 
 
-def source_tags(root: Path) -> dict[str, str]:
-    """MLflow's source tags: the git commit of the project's checkout (when it is one) and the user."""
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags: the git commit of lmforge's code (when it runs from a checkout) and the user."""
     import getpass
     import subprocess
     tags = {"mlflow.source.name": "lmforge run", "mlflow.source.type": "LOCAL"}
     try:
         tags["mlflow.user"] = getpass.getuser()
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+        code = Path(__file__).resolve().parents[1]  # the code that ran, not the project folder (LMFORGE_ROOT)
+        commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=5)
         if commit.returncode == 0:
             tags["mlflow.source.git.commit"] = commit.stdout.strip()

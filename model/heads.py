@@ -40,8 +40,10 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
         return h[:, 0]
     if attention_mask is None:
         return h[:, -1] if pooling == "last" else h.amax(dim=1) if pooling == "max" else h.mean(dim=1)
-    if pooling == "max":  # each feature's largest value over the real tokens
-        return h.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(h.dtype).min).amax(dim=1)
+    if pooling == "max":  # each feature's largest value over the real tokens (zeros for a row without any)
+        real = attention_mask.unsqueeze(-1) != 0
+        pooled = h.masked_fill(~real, torch.finfo(h.dtype).min).amax(dim=1)
+        return torch.where(real.any(dim=1), pooled, torch.zeros_like(pooled))
     mask = attention_mask.to(h.dtype)  # (B, T)
     if pooling == "last":
         last = (attention_mask.long().sum(dim=1) - 1).clamp(min=0)  # (B,)

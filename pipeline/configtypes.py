@@ -259,17 +259,25 @@ def _field_type(cls: type, path: list[str], full: str) -> Any:
     return tp
 
 
-def _find_item(items: list, selector: str, key: str) -> int:
+def _default_name(tp: Any) -> str | None:
+    """The ``name`` an item of type ``tp`` has when its mapping gives none (the dataclass default)."""
+    klass = _dataclass_of(tp)
+    f = next((f for f in dataclasses.fields(klass) if f.name == "name"), None) if klass is not None else None
+    return f.default if f is not None and isinstance(f.default, str) else None
+
+
+def _find_item(items: list, selector: str, key: str, default_name: str | None = None) -> int:
     """The index an item selector names: a 0-based index (negative from the end), or the item whose
-    ``name`` is the selector."""
+    ``name`` is the selector (``default_name`` for an item that sets none)."""
     if re.fullmatch(r"-?\d+", selector):
         i = int(selector)
         if not -len(items) <= i < len(items):
             raise ConfigError(f"{key}: no item {i}; the list has {len(items)} item(s)")
         return i % len(items)
-    named = [i for i, it in enumerate(items) if isinstance(it, dict) and it.get("name") == selector]
+    names = [it.get("name", default_name) if isinstance(it, dict) else None for it in items]
+    named = [i for i, n in enumerate(names) if n == selector]
     if not named:
-        names = [str(it.get("name")) for it in items if isinstance(it, dict) and "name" in it]
+        names = [str(n) for n in names if n is not None]
         raise ConfigError(f"{key}: no item named {selector!r}; names: {', '.join(names) or 'none'} "
                           "(or select by index, e.g. [0])")
     return named[0]
@@ -293,7 +301,7 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
         tp = _hints(klass)[name] if klass is not None and name in _hints(klass) else Any
         if not item:
             if depth == len(path) - 1:
-                node[name] = value
+                node[name] = to_dict(value)  # plain data, as a config file's: a later --set can reach into it
             else:
                 node = node.setdefault(name, {})
             continue
@@ -302,10 +310,10 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
         items = node[name]
         if not isinstance(items, list):
             raise ConfigError(f"cannot set {'.'.join(path)}: {'.'.join(path[:depth] + [name])} is not a list")
-        i = _find_item(items, item.group(2), here)
         tp = _item_type(tp)
+        i = _find_item(items, item.group(2), here, _default_name(tp))
         if depth == len(path) - 1:
-            items[i] = value
+            items[i] = to_dict(value)
         else:
             node = items[i]
 
@@ -323,15 +331,22 @@ def _field_default(klass: type | None, name: str) -> Any:
     return [] if f.default is dataclasses.MISSING or f.default is None else list(f.default)
 
 
+def _split_assignment(assignment: str) -> tuple[str, str]:
+    """``key=value`` at the first ``=`` outside an item selector (``sources[a=b].max_docs=3``)."""
+    m = re.match(r"((?:[^=\[]|\[[^\]]*\])*)=(.*)$", assignment, re.S)
+    return (m.group(1), m.group(2)) if m else assignment.split("=", 1)
+
+
 def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
     """Parse ``a.b=value`` into a key path and a value of the field's type (JSON for lists/mappings)."""
     if "=" not in assignment:
         raise ConfigError(f"--set expects key=value, got {assignment!r}")
-    key, raw = assignment.split("=", 1)
+    key, raw = _split_assignment(assignment)
     path = _key_parts(key)
     tp = _field_type(cls, path, key.strip())
     value: Any = raw
-    wants_structure = get_origin(tp) in (list, tuple, dict) or dataclasses.is_dataclass(tp)
+    inner = next(a for a in get_args(tp) if a is not type(None)) if _allows_none(tp) else tp  # list[X] | None
+    wants_structure = get_origin(inner) in (list, tuple, dict) or dataclasses.is_dataclass(inner)
     if raw.strip().lower() in ("null", "none") and _allows_none(tp):
         value = None
     elif wants_structure and raw.strip()[:1] in ("[", "{"):  # an empty value is an empty list, below

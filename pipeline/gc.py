@@ -125,7 +125,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                 garbage.remove.append((entry, _size(entry), "clean attributes of options no config uses"))
             elif entry.is_dir():
                 garbage.remove += [(f, f.stat().st_size, "clean attributes of documents no config uses")
-                                   for f in sorted(entry.iterdir()) if f.is_file() and f not in live_attrs]
+                                   for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
+                                   if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
     return garbage
 
 

@@ -123,7 +123,8 @@ def end_run(tracker: Any, error: BaseException) -> None:
     the error in ``lmforge.error`` and the run's description (what the UI shows first)."""
     if not isinstance(tracker, MlflowRun):
         return
-    interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+    interrupted = isinstance(error, (KeyboardInterrupt, SystemExit)) or any(
+        c.__name__ == "ExternalSignal" for c in type(error).__mro__)  # Prefect's SIGTERM inside a flow
     message = INTERRUPTED if interrupted else f"{type(error).__name__}: {error}"[:5000]
     try:
         tracker.set_tags({"lmforge.ended": message} if interrupted else {

@@ -86,8 +86,10 @@ class StageContext:
         atomic_write_text(path, text)
         return path
 
-    def progress(self, total: int | None = None, unit: str = "items", label: str | None = None) -> Progress:
-        return Progress(label or self.name, total=total, unit=unit)
+    def progress(self, total: int | None = None, unit: str = "items", label: str | None = None,
+                 start: int = 0) -> Progress:
+        """``start``: what a resumed run finds done (counted toward the total, not in the rate)."""
+        return Progress(label or self.name, total=total, unit=unit, start=start)
 
     def note(self, message: str) -> None:
         """A line on stderr, where progress goes, before a step that reports no progress of its own (training a

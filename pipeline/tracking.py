@@ -79,10 +79,10 @@ PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 
 
 def param_value(v: Any) -> str:
-    """A config value as MLflow shows it: JSON for lists, mappings and null (not Python's repr), cut at
+    """A config value as MLflow shows it: JSON for lists, mappings, booleans and null (not Python's repr), cut at
     MLflow's limit with a marker that says so (the whole config is the parent run's config.json)."""
-    text = json.dumps(v, ensure_ascii=False, default=str) if isinstance(v, (list, tuple, dict)) or v is None \
-        else str(v)
+    structured = isinstance(v, (list, tuple, dict, bool)) or v is None
+    text = json.dumps(v, ensure_ascii=False, default=str) if structured else str(v)
     if len(text) <= PARAM_CHARS:
         return text
     marker = f" …[{len(text):,} characters; whole in the parent run's config.json]"
@@ -101,7 +101,7 @@ class MlflowRun:
     def __init__(self, client: Any, run_id: str):
         self.client, self.run_id = client, run_id
         self._buffer: list[Any] = []
-        self._last_step: dict[str, int] = {}
+        self._last: dict[str, tuple[int, float]] = {}  # per metric: its last step and value
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -111,16 +111,19 @@ class MlflowRun:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """``step`` None: a final figure, at the last step of that metric's curve when it has one (at 0 it
-        would draw the curve back to the start), else at 0."""
+        would draw the curve back to the start; the curve's own last value is not logged twice), else at 0."""
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
         for k, v in metrics.items():
             if v != v or abs(v) == float("inf"):
                 continue
-            name = metric_name(k)
-            at = self._last_step.get(name, 0) if step is None else step
-            self._last_step[name] = max(at, self._last_step.get(name, 0))
-            self._buffer.append(Metric(name, float(v), ts, at))
+            name, v = metric_name(k), float(v)
+            last_step, last_value = self._last.get(name, (0, None))
+            if step is None and v == last_value:
+                continue
+            at = last_step if step is None else step
+            self._last[name] = (max(at, last_step), v)
+            self._buffer.append(Metric(name, v, ts, at))
         if len(self._buffer) >= _FLUSH_EVERY:
             self.flush()
 
@@ -218,10 +221,12 @@ class MlflowSession:
             # our own pid too: no run of this session has started yet, so one tagged with it is a dead process's
             # (containers hand the same low pids out again)
             if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-                self.client.set_tag(run.info.run_id, "lmforge.ended", "its process was gone when a later run started")
                 # it ended at its last sign of life (its latest metric), not now: its duration stays true
                 last = max((m.timestamp for m in getattr(run.data, "_metric_objs", ())), default=None)
-                self.client.set_terminated(run.info.run_id, "KILLED", end_time=last or run.info.start_time)
+                why = "its process was gone when a later run started"
+                self.client.set_tag(run.info.run_id, "lmforge.ended", why + (
+                    "" if last else " (it had logged no metric: its end time is when it was found)"))
+                self.client.set_terminated(run.info.run_id, "KILLED", end_time=last)
                 closed += 1
         return closed
 

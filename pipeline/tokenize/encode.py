@@ -76,7 +76,8 @@ def write_splits(ctx: StageContext, folder: Path, plan: SplitPlan, tok: Tokenize
                  shard_tokens: int) -> dict[str, float]:
     """Encode every kept document into its split's shards; returns what this call encoded and how fast."""
     writers = {s: SplitWriter(ctx, s, tok, shard_tokens) for s in SPLITS}
-    progress = ctx.progress(total=plan.n_docs, unit="docs", label=f"{ctx.name} encode")
+    progress = ctx.progress(total=plan.n_docs, unit="docs", label=f"{ctx.name} encode",
+                            start=sum(w.skip for w in writers.values()))  # a resumed run's kept shards
     t0, pos = time.perf_counter(), 0
     threads = max(1, ctx.workers)
     for table in iter_kept(folder, ["doc_id", "text"]):

@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 
 from pipeline import config
-from pipeline.configtypes import ConfigError, bounded, build, parse_override, to_dict
+from pipeline.configtypes import ConfigError, apply_override, bounded, build, parse_override, to_dict
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,27 @@ def test_set_reaches_a_list_item_by_index_or_name():
         config.load("tiny", overrides=["tasks.tasks[0].zzz=5"])
     with pytest.raises(ConfigError, match=r"finetune.epochs is not a list"):
         config.load("tiny", overrides=["finetune.epochs[0]=5"])
+    # a whole item set, then reached into; a name holding "="; an item named by its default name
+    src = '{"name": "a=b", "kind": "text", "paths": ["x.txt"]}'
+    data = config.resolve("tiny", [], [f"ingest.sources[0]={src}", "ingest.sources[a=b].max_docs=3"])
+    [item] = data["ingest"]["sources"]
+    assert (item["name"], item["kind"], item["paths"], item["max_docs"]) == ("a=b", "text", ["x.txt"], 3)
+    json.dumps(data)  # plain data, as a config file's
+    unnamed = {"ingest": {"sources": [{"kind": "stdlib_docs", "max_docs": 5}]}}
+    apply_override(config.RunConfig, unnamed, "ingest.sources[stdlib_docs].max_docs=7")
+    assert unnamed["ingest"]["sources"] == [{"kind": "stdlib_docs", "max_docs": 7}]
+
+
+def test_set_parses_an_optional_list_as_json_or_yaml():
+    """labels: list[str] | None took '[neg, pos]' as the two strings '[neg' and 'pos]'."""
+    @dataclass(frozen=True)
+    class Task:
+        labels: list[str] | None = None
+
+    assert parse_override(Task, "labels=[neg, pos]") == (["labels"], ["neg", "pos"])
+    assert parse_override(Task, 'labels=["neg", "pos"]') == (["labels"], ["neg", "pos"])
+    assert parse_override(Task, "labels=neg,pos") == (["labels"], ["neg", "pos"])
+    assert parse_override(Task, "labels=null") == (["labels"], None)
 
 
 def test_a_saved_run_config_is_a_config_file_and_duplicate_yaml_keys_are_refused(tmp_path):

@@ -41,6 +41,8 @@ def _store(tmp_path):
     live_attrs.write_bytes(b"x" * 100)
     stale_attrs = live_attrs.with_name("0" * 32 + ".parquet")  # a shard the documents no longer hold
     stale_attrs.write_bytes(b"x" * 50)
+    writing = live_attrs.with_name(f".{stale_attrs.name}.tmp-99999")  # a clean run is writing it: not garbage
+    writing.write_bytes(b"x")
     for name in ("clean", "tokenize", "pretrain"):
         _folder(work / name / keys[name])
     resumable = _folder(work / "finetune" / f"{keys['finetune']}.partial", age_s=3600)
@@ -58,7 +60,7 @@ def _store(tmp_path):
         # a live key's partial beside its published output: nothing left to resume (gc once kept it for good)
         "leftover": _folder(work / "ingest" / f"{keys['ingest']}.partial", age_s=3600),
     }
-    kept = {"live_attrs": live_attrs, "resumable": resumable, "older_pretrain": older_pretrain,
+    kept = {"live_attrs": live_attrs, "writing": writing, "resumable": resumable, "older_pretrain": older_pretrain,
             "busy": _folder(work / "evaluate" / "feedfacefeedface.partial"),
             "bench": _folder(work / "_bench" / "model"), "ingest": upstream.path}
     return cfg, garbage, kept

@@ -93,6 +93,21 @@ def test_a_stage_failing_after_its_body_leaves_a_failed_run_not_a_running_one(tm
     assert killed.data.tags["lmforge.ended"].startswith("interrupted (Ctrl-C or SIGTERM); the same command resumes")
     assert "lmforge.error" not in killed.data.tags
 
+    class ExternalSignal(BaseException):  # Prefect's, raised inside a flow by its own SIGTERM handler
+        pass
+
+    class TerminationSignal(ExternalSignal):
+        pass
+
+    def terminated(self, *args, **kwargs):
+        raise TerminationSignal(15)
+
+    monkeypatch.setattr(Workspace, "publish", terminated)
+    with pytest.raises(TerminationSignal):
+        execute(plan[0], cfg, plan, tmp_path, work, session, parent.run_id, fresh=True)
+    killed = session.client.search_runs([session.experiment_id], "attributes.status = 'KILLED'")
+    assert len(killed) == 2 and all("lmforge.error" not in r.data.tags for r in killed)
+
 
 def test_final_figures_land_at_the_end_of_their_curve_and_params_are_json(tmp_path, monkeypatch):
     """A stage's closing metrics were logged at step 0: val_loss's curve [15, 30] went back to step 0."""
@@ -100,15 +115,19 @@ def test_final_figures_land_at_the_end_of_their_curve_and_params_are_json(tmp_pa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     session = MlflowSession(tmp_path)
     run = session.start("stage", {})
-    run.log_metrics({"val_loss": 6.0}, step=15)
-    run.log_metrics({"val_loss": 5.8}, step=30)
-    run.log_metrics({"val_loss": 5.8, "docs": 3})  # the stage's stats at its end
+    run.log_metrics({"val_loss": 6.0, "lr": 1e-3}, step=15)
+    run.log_metrics({"val_loss": 5.8, "lr": 5e-4}, step=30)
+    time.sleep(0.01)  # another timestamp: MLflow would keep a second point at step 30
+    run.log_metrics({"val_loss": 5.8, "lr": 0.0, "docs": 3})  # the stage's stats at its end
     run.finish()
     history = session.client.get_metric_history(run.run_id, "val_loss")
-    assert [(m.step, m.value) for m in history] == [(15, 6.0), (30, 5.8)]  # no point back at step 0
+    assert [(m.step, m.value) for m in history] == [(15, 6.0), (30, 5.8)]  # not back at step 0, not twice
+    assert [(m.step, m.value) for m in session.client.get_metric_history(run.run_id, "lr")] == [
+        (15, 1e-3), (30, 5e-4), (30, 0.0)]  # a different closing value stays, at the curve's end
     assert [m.step for m in session.client.get_metric_history(run.run_id, "docs")] == [0]
     assert param_value(["full", "lora"]) == '["full", "lora"]' and param_value(None) == "null"
     assert param_value({"a": 1}) == '{"a": 1}' and param_value(0.5) == "0.5" and param_value("x") == "x"
+    assert param_value(True) == "true" and param_value([True]) == "[true]"
     long = param_value([f"/data/file_{i:04d}.txt" for i in range(600)])
     assert len(long) == PARAM_CHARS and long.endswith("characters; whole in the parent run's config.json]")
 
@@ -137,6 +156,8 @@ def test_runs_of_a_killed_process_are_closed_by_the_next_session(tmp_path, monke
         assert [session.client.get_run(r.run_id).info.status for r in (dead, mine, live)] == [
             "KILLED", "KILLED", "RUNNING"]
         assert session.client.get_run(dead.run_id).info.end_time == last_sign  # its last sign of life, not now
+        assert "logged no metric" in session.client.get_run(mine.run_id).data.tags["lmforge.ended"]
+        assert "logged no metric" not in session.client.get_run(dead.run_id).data.tags["lmforge.ended"]
         live.finish()
     finally:
         other.kill()

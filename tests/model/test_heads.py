@@ -28,6 +28,8 @@ def test_pooling_picks_the_right_vectors():
     hn = -h  # all negative: a zero-filled padding would win the max
     assert torch.equal(pool(hn, mask, "max"), torch.stack([hn[0, 0], hn[1, 0]]))
     assert torch.equal(pool(hn, None, "max"), hn[:, 0])
+    assert torch.equal(pool(hn, torch.tensor([[0, 0, 0, 0], [1, 0, 0, 0]]), "max"),
+                       torch.stack([torch.zeros(3), hn[1, 0]]))  # no real token: zeros, not -3.4e38
 
 
 @pytest.mark.parametrize("pooling", ["first", "last", "mean", "max"])
