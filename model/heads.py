@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from model.layers import IGNORE_INDEX, token_loss, vocab_logits
 from model.transformer import Transformer
 
-Pooling = Literal["first", "last", "mean", "max"]
+Pooling = Literal["first", "last", "mean", "max", "weighted_mean"]
 
 
 def _head(n_embd: int, n_labels: int) -> nn.Linear:
@@ -39,7 +39,10 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
     if pooling == "first":
         return h[:, 0]
     if attention_mask is None:
-        return h[:, -1] if pooling == "last" else h.amax(dim=1) if pooling == "max" else h.mean(dim=1)
+        attention_mask = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
+    if pooling == "weighted_mean":  # position-weighted (SGPT): the t-th real token weighs t, as it saw t tokens
+        w = torch.arange(1, h.size(1) + 1, device=h.device, dtype=h.dtype) * attention_mask.to(h.dtype)
+        return (h * w.unsqueeze(-1)).sum(dim=1) / w.sum(dim=1, keepdim=True).clamp(min=1.0)
     if pooling == "max":  # each feature's largest value over the real tokens (zeros for a row without any)
         real = attention_mask.unsqueeze(-1) != 0
         pooled = h.masked_fill(~real, torch.finfo(h.dtype).min).amax(dim=1)
@@ -93,8 +96,8 @@ class SequenceClassifier(_TaskHead):
     def __init__(
         self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
     ) -> None:
-        if pooling not in ("first", "last", "mean", "max"):
-            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean', 'max')")
+        if pooling not in ("first", "last", "mean", "max", "weighted_mean"):
+            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean', 'max', 'weighted_mean')")
         super().__init__(trunk, n_labels, dropout)
         self.pooling = pooling
 

@@ -36,13 +36,15 @@ class FinetuneConfig:
     labels) for classification. ``pooling: auto`` is ``first`` (a prepended ``<cls>``) for an encoder and
     ``mean`` for a decoder: on a small pretrained decoder mean pooling did better than the last text
     token (bench/sst2.py: +3.6 points over scratch with mean, none with last); ``last`` stays available,
-    and ``max`` takes each feature's largest value over the text's tokens (InferSent's max pooling).
+    ``max`` takes each feature's largest value over the text's tokens (InferSent's max pooling), and
+    ``weighted_mean`` weighs the t-th token by t (SGPT's position-weighted mean for causal trunks, whose later
+    tokens have seen more of the text).
     Inputs longer than ``max_len`` tokens (capped at the model's block size) are truncated and counted.
     """
     methods: list[Method] = field(default_factory=lambda: ["full", "lora"])
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline: bool = True
-    pooling: Literal["auto", "first", "last", "mean", "max"] = "auto"
+    pooling: Literal["auto", "first", "last", "mean", "max", "weighted_mean"] = "auto"
     max_len: int = bounded(64, ge=8)
     epochs: int = bounded(3, ge=1)
     max_steps: int | None = bounded(None, ge=1)

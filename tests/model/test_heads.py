@@ -23,6 +23,9 @@ def test_pooling_picks_the_right_vectors():
     assert torch.equal(pool(h, mask, "last"), torch.stack([h[0, 1], h[1, 3]]))
     assert torch.allclose(pool(h, mask, "mean"), torch.stack([h[0, :2].mean(0), h[1].mean(0)]))
     assert torch.equal(pool(h, None, "last"), h[:, -1])
+    w = torch.tensor([1.0, 2.0])  # position-weighted mean: the t-th real token weighs t
+    assert torch.allclose(pool(h, mask, "weighted_mean"), torch.stack([
+        (h[0, :2] * w[:, None]).sum(0) / 3, (h[1] * torch.arange(1.0, 5.0)[:, None]).sum(0) / 10]))
     # max over the real tokens only: the padded positions of row 0 hold its largest values
     assert torch.equal(pool(h, mask, "max"), torch.stack([h[0, 1], h[1, 3]]))
     hn = -h  # all negative: a zero-filled padding would win the max
@@ -32,7 +35,7 @@ def test_pooling_picks_the_right_vectors():
                        torch.stack([torch.zeros(3), hn[1, 0]]))  # no real token: zeros, not -3.4e38
 
 
-@pytest.mark.parametrize("pooling", ["first", "last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["first", "last", "mean", "max", "weighted_mean"])
 def test_sequence_classifier_shapes_and_weighted_loss(pooling):
     clf = SequenceClassifier(encoder_trunk(), n_labels=3, pooling=pooling)
     idx = torch.randint(0, 30, (4, 8))
