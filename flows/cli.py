@@ -19,7 +19,7 @@ from flows import env
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="default", help="named preset (tiny, default, gpu)")
+    p.add_argument("--preset", help="named preset (tiny, default, gpu); run's default: default")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file(s)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override config values, e.g. --set clean.min_words=20 dedup.threshold=0.7 "
@@ -71,8 +71,16 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, root: Path | None = None):
+    """The run config the command line asks for. ``root`` (status, gc): with no --preset, --config or --set,
+    the config of the latest ``lmforge run`` (data/runs/), so that ``lmforge status`` after ``lmforge run
+    --preset tiny`` shows that run's stages; the ``default`` preset when none is recorded."""
     from pipeline import config
+    if root is not None and args.preset is None and not args.config and not args.overrides:
+        latest = _latest_run_config(root)
+        if latest is not None:
+            return latest
+    args.preset = args.preset or "default"
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
         overrides.append(f"run.workers={args.workers}")
@@ -82,6 +90,26 @@ def _load(args: argparse.Namespace):
     from pipeline.configtypes import build, to_dict
     cfg = build(config.RunConfig, data)
     return cfg, {"_preset": args.preset, **to_dict(cfg)}
+
+
+def _latest_run_config(root: Path):
+    from pipeline import config
+    from pipeline.configtypes import build, to_dict
+    saved = sorted((root / "data" / "runs").glob("*-config.json"))
+    if not saved:
+        return None
+    from pipeline.configtypes import ConfigError
+    try:
+        data = json.loads(saved[-1].read_text())
+        preset = data.pop("_preset", "default")
+        cfg = build(config.RunConfig, data)
+    except (OSError, ValueError, TypeError, AttributeError, ConfigError) as e:  # an older lmforge's config
+        print(f"lmforge: the latest run's config ({saved[-1].name}) no longer loads ({e}); the default preset",
+              file=sys.stderr)
+        return None
+    print(f"lmforge: the config of the latest run ({saved[-1].relative_to(root)}, preset {preset}); --preset, "
+          "--config or --set choose another", file=sys.stderr)
+    return cfg, {"_preset": preset, **to_dict(cfg)}
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
@@ -131,7 +159,7 @@ def _save_config(root: Path, cfg_dict: dict) -> None:
 def cmd_status(args: argparse.Namespace, root: Path) -> int:
     from pipeline.plan import compute
     from pipeline.store import validate
-    cfg, _ = _load(args)
+    cfg, _ = _load(args, root)
     rows = []
     for p in compute(cfg, root / "data" / "work", root):
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
@@ -148,7 +176,7 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
 
 def cmd_gc(args: argparse.Namespace, root: Path) -> int:
     from pipeline import gc
-    cfg, _ = _load(args)
+    cfg, _ = _load(args, root)
     garbage = gc.find(cfg, root, only_current=args.only_current)
     for path, why in garbage.ignored_configs:
         print(f"lmforge gc: ignoring {path.name}: no longer a valid config ({why})", file=sys.stderr)

@@ -1,0 +1,38 @@
+"""Which config ``status`` and ``gc`` look at when the command line names none."""
+from __future__ import annotations
+
+import json
+
+from flows import env
+from flows.cli import main
+from pipeline import config
+from pipeline.configtypes import to_dict
+from pipeline.plan import compute
+
+
+def test_status_without_a_config_shows_the_latest_runs(tmp_path, monkeypatch, capsys):
+    """After `lmforge run --preset tiny`, a plain `lmforge status` showed the default preset's stages, all
+    "missing"; it now takes the latest run's saved config, and says so."""
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)
+    runs = tmp_path / "data" / "runs"
+
+    def keys(args):
+        assert main(["status", "--json", *args]) == 0
+        out = capsys.readouterr()
+        return [r["key"] for r in json.loads(out.out)], out.err
+
+    default, err = keys([])  # nothing recorded: the default preset
+    assert default == [p.key for p in compute(config.load("default"), tmp_path / "data" / "work", tmp_path)]
+    runs.mkdir(parents=True)
+    tiny = config.load("tiny", overrides=["pretrain.max_steps=7"])
+    (runs / "20260101-000000-config.json").write_text(json.dumps({"_preset": "default", **to_dict(
+        config.load("default"))}))
+    (runs / "20260102-000000-config.json").write_text(json.dumps({"_preset": "tiny", **to_dict(tiny)}))
+    latest, err = keys([])
+    assert latest == [p.key for p in compute(tiny, tmp_path / "data" / "work", tmp_path)]
+    assert "the config of the latest run (data/runs/20260102-000000-config.json, preset tiny)" in err
+    assert keys(["--preset", "default"])[0] == default  # a named config wins
+    (runs / "20260103-000000-config.json").write_text('{"pretrain": {"no_such_key": 1}}')
+    fallback, err = keys([])  # an older lmforge's config that no longer loads: the default preset, said
+    assert fallback == default and "no longer loads" in err
