@@ -94,11 +94,10 @@ def _load(args: argparse.Namespace, root: Path | None = None):
 
 def _latest_run_config(root: Path):
     from pipeline import config
-    from pipeline.configtypes import build, to_dict
+    from pipeline.configtypes import ConfigError, build, to_dict
     saved = sorted((root / "data" / "runs").glob("*-config.json"))
     if not saved:
         return None
-    from pipeline.configtypes import ConfigError
     try:
         data = json.loads(saved[-1].read_text())
         preset = data.pop("_preset", "default")
