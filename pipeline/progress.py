@@ -24,6 +24,7 @@ class Progress:
         self.done = self.start = start  # ``start``: already done before (a resumed run); not in the rate
         self.t0 = self.last = time.perf_counter()
         self.extra = ""
+        self.shown: int | None = None  # ``done`` at the last printed line
 
     def update(self, n: int = 1, extra: str = "") -> None:
         self.done += n
@@ -50,11 +51,13 @@ class Progress:
         if self.extra:
             parts.append(self.extra)
         print("  ".join(parts), file=self.stream, flush=True)
+        self.shown = self.done
 
     def close(self) -> None:
-        # Print a closing line only if the work was long enough to have shown progress at all.
+        # A closing line only if the work was long enough to have shown progress at all, and not one that
+        # repeats the last line's count (a run's last update often prints 100% already).
         now = time.perf_counter()
-        if self.enabled and now - self.t0 >= self.every:
+        if self.enabled and now - self.t0 >= self.every and self.shown != self.done:
             self._print(now, final=True)
 
 
