@@ -68,7 +68,8 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     module = spec.load()
     by_name = {p.name: p for p in plan}
     inputs = _inputs(ps, by_name)
-    tracker = session.start(ps.name, {**_tags(ps, cached=False), "stage.reason": ps.reason}, parent_id) \
+    runs = {f"input.{role}.run": m.run_id for role, m in inputs.items() if m.run_id}  # lineage to the runs
+    tracker = session.start(ps.name, {**_tags(ps, cached=False), "stage.reason": ps.reason, **runs}, parent_id) \
         if session else NullTracker()
     with _failed_on_error(tracker):  # whatever fails (opening, parameters, the stage, publishing, artifacts)
         ws = Workspace(work, ps.name, ps.key)
@@ -76,7 +77,6 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
         kept = _say_why(ps, out)
         if kept:
             tracker.set_tags({"stage.reason": f"{ps.reason}; resumed: {kept} file(s) kept from an interrupted run"})
-        tracker.set_tags({f"input.{role}.run": m.run_id for role, m in inputs.items() if m.run_id})
         ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
                            workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
                            extra={name: cfg.section(name) for name in spec.sections})

@@ -38,7 +38,7 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
         try:
-            h.update(f"{_content_digest(p)}\n".encode())
+            h.update(f"{DIGESTS.digest(p)}\n".encode())
         except FileNotFoundError:
             h.update(f"{p}|missing\n".encode())
     return h.hexdigest()[:16]
@@ -84,10 +84,6 @@ class DigestCache:
 
 
 DIGESTS = DigestCache()
-
-
-def _content_digest(path: Path) -> str:
-    return DIGESTS.digest(path)
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:

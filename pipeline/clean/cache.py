@@ -35,16 +35,15 @@ def attr_dir(work: Path, opt: NormalizeOptions) -> Path:
     return work.joinpath(*CACHE_DIR, options_key(opt))
 
 
-def shard_files(work: Path, upstream: Manifest, opt: NormalizeOptions) -> dict[str, Path]:
-    """Each upstream document shard (its path in the manifest) → its attribute file: named by the shard's
-    content digest, not its key or position, so a report-only rebuild upstream, or a change to other shards,
-    finds it again."""
+def shard_files(work: Path, upstream: Manifest, opt: NormalizeOptions) -> dict[Path, Path]:
+    """Each upstream document shard, in order → its attribute file: named by the shard's content digest (the
+    manifest's, else computed for a folder without a listing), not its key or position, so a report-only
+    rebuild upstream, or a change to other shards, finds it again."""
     from pipeline.documents import doc_shards
     folder, out = attr_dir(work, opt), {}
     for path in doc_shards(upstream.path):
-        rel = path.relative_to(upstream.path).as_posix()
-        digest = upstream.files.get(rel, {}).get("digest") or file_digest(path)  # a folder without a listing
-        out[rel] = folder / f"{digest}.parquet"
+        digest = upstream.files.get(path.relative_to(upstream.path).as_posix(), {}).get("digest")
+        out[path] = folder / f"{digest or file_digest(path)}.parquet"
     return out
 
 

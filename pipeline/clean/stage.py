@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pipeline.clean import attributes, cache, reports
 from pipeline.clean.config import CleanConfig
 from pipeline.clean.rules import RULE_NAMES, RULES, apply
-from pipeline.documents import doc_shards, shard_name, write_table
+from pipeline.documents import shard_name, write_table
 from pipeline.stage import StageContext
 
 _RULE_COLUMNS = sorted({r.column for r in RULES} | {"n_words"})
@@ -41,13 +41,12 @@ class ShardJob:
 def run(cfg: CleanConfig, ctx: StageContext) -> dict:
     upstream = ctx.input("docs")
     assert upstream.path is not None, "the docs manifest is not bound to a folder"
-    cached = cache.shard_files(ctx.work, upstream, cfg.normalize_options())
     jobs = []
-    for i, src in enumerate(doc_shards(upstream.path)):
+    for i, (src, cached) in enumerate(cache.shard_files(ctx.work, upstream, cfg.normalize_options()).items()):
         rel = shard_name(i)
         if not ctx.shard_done(rel):
             tmp = (ctx.out / rel).with_name(f".{Path(rel).name}.tmp-w{os.getpid()}")
-            jobs.append(ShardJob(i, src, cached[src.relative_to(upstream.path).as_posix()], tmp, cfg))
+            jobs.append(ShardJob(i, src, cached, tmp, cfg))
     computed = 0
     progress = ctx.progress(total=len(jobs), unit="shards")
     for job, (was_computed, kept, n) in zip(jobs, _map(process_shard, jobs, ctx.workers)):

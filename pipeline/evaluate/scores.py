@@ -57,6 +57,19 @@ def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None
 
 
+def test_means(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs' test metrics by task, method and init, the mean over seeds (the evaluate stage's
+    ``test.<task>.<method>.<init>.<metric>`` figures: the report's, sortable in MLflow)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["method"], r["init"])].append(r)
+    out: dict[str, Any] = {}
+    for (task, method, init), runs in sorted(groups.items()):
+        out.setdefault(task, {}).setdefault(method, {})[init] = {
+            m: mean_std(r[m] for r in runs)[0] for m in METRICS[runs[0]["kind"]]}
+    return out
+
+
 def gains(rows: list[dict[str, Any]], units: dict[RunKey, Any] | None = None) -> list[dict[str, Any]]:
     """One row per task, pretrained method and metric: mean/std over seeds of the pretrained runs and of
     their baseline, and the gain. The baseline is the same method from scratch when it ran, else full

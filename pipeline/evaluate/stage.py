@@ -22,7 +22,7 @@ from model import MaskedLM, load_meta, load_model, param_count
 from pipeline.evaluate import lm, unigram
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.report import markdown
-from pipeline.evaluate.scores import METRICS, gains, score_runs
+from pipeline.evaluate.scores import gains, score_runs, test_means
 from pipeline.loader import TokenShards
 from pipeline.pretrain.runtime import setup
 from pipeline.stage import StageContext
@@ -92,20 +92,6 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
     return out, param_count(model, non_embedding=False)
 
 
-def _test_means(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The test metrics of the fine-tuned runs, by task, method and init, averaged over seeds (logged as
-    ``test.<task>.<method>.<init>.<metric>`` metrics: the report's figures, sortable in MLflow)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault((r["task"], r["method"], r["init"]), []).append(r)
-    out: dict[str, Any] = {}
-    for (task, method, init), rs in sorted(groups.items()):
-        metrics = METRICS[rs[0]["kind"]]
-        out.setdefault(task, {}).setdefault(method, {})[init] = {
-            m: sum(r[m] for r in rs) / len(rs) for m in metrics}
-    return out
-
-
 def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: list[dict[str, Any]],
               decont: dict[str, Any] | None) -> dict[str, Any]:
     val, uni, *extra = lm_part["rows"]
@@ -122,7 +108,7 @@ def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: li
         if g.get("gain_ci95"):  # the headline metric's interval: gain.<task>.<method>.<metric>_ci95_lo / _hi
             lo, hi = g["gain_ci95"]
             gain[g["task"]][g["method"]].update({f"{g['metric']}_ci95_lo": lo, f"{g['metric']}_ci95_hi": hi})
-    stats.update(test=_test_means(runs), gain=gain, runs=len(runs))
+    stats.update(test=test_means(runs), gain=gain, runs=len(runs))
     if decont is not None:
         stats["docs_removed"] = decont.get("docs_removed")
     return stats
