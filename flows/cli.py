@@ -93,16 +93,14 @@ def _load(args: argparse.Namespace, root: Path | None = None):
 
 
 def _latest_run_config(root: Path):
-    from pipeline import config
-    from pipeline.configtypes import ConfigError, build, to_dict
-    saved = sorted((root / "data" / "runs").glob("*-config.json"))
+    from pipeline.configtypes import to_dict
+    from pipeline.gc import BAD_CONFIG, read_run_config, run_config_files
+    saved = run_config_files(root)
     if not saved:
         return None
     try:
-        data = json.loads(saved[-1].read_text())
-        preset = data.pop("_preset", "default")
-        cfg = build(config.RunConfig, data)
-    except (OSError, ValueError, TypeError, AttributeError, ConfigError) as e:  # an older lmforge's config
+        cfg, preset = read_run_config(saved[-1])
+    except BAD_CONFIG as e:  # an older lmforge's config
         print(f"lmforge: the latest run's config ({saved[-1].name}) no longer loads ({e}); the default preset",
               file=sys.stderr)
         return None

@@ -48,13 +48,28 @@ def recorded_configs(root: Path) -> tuple[list[tuple[Path, RunConfig]], list[tup
     """The configs of past runs (``data/runs/*-config.json``) with their files, and the files that no
     longer validate."""
     configs, bad = [], []
-    for path in sorted((root / "data" / "runs").glob("*-config.json")):
+    for path in run_config_files(root):
         try:
-            data = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
-            configs.append((path, build(RunConfig, data)))
-        except (OSError, ValueError, ConfigError, TypeError) as e:
+            configs.append((path, read_run_config(path)[0]))
+        except BAD_CONFIG as e:
             bad.append((path, f"{type(e).__name__}: {e}"))
     return configs, bad
+
+
+# what reading a saved config that no longer loads raises (a JSON list: AttributeError)
+BAD_CONFIG = (OSError, ValueError, ConfigError, TypeError, AttributeError)
+
+
+def run_config_files(root: Path) -> list[Path]:
+    """The configs ``lmforge run`` saved, oldest first."""
+    return sorted((root / "data" / "runs").glob("*-config.json"))
+
+
+def read_run_config(path: Path) -> tuple[RunConfig, str]:
+    """A saved run config and the preset it was run with (``_preset``)."""
+    data = json.loads(path.read_text())
+    preset = data.get("_preset", "default")
+    return build(RunConfig, {k: v for k, v in data.items() if not k.startswith("_")}), preset
 
 
 def _named_outputs(cfg: RunConfig, root: Path, work: Path) -> list[tuple[str, str]]:
