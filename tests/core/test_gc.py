@@ -136,3 +136,12 @@ def test_a_model_or_tokenizer_the_config_points_into_is_live(tmp_path):
                                          f"tokenize.tokenizer_path={tokenizer}/tokenizer"])
     removed = {p for p, _, _ in gc.find(cfg, tmp_path, only_current=True).remove}
     assert stale not in removed and tokenizer not in removed and garbage["attrs"] in removed
+
+
+def test_a_saved_config_that_is_not_a_mapping_is_ignored_not_fatal(tmp_path):
+    runs = tmp_path / "data" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "20260101-000000-config.json").write_text("[1, 2]")
+    configs, bad = gc.recorded_configs(tmp_path)
+    assert configs == [] and [(p.name, why.split(":")[0]) for p, why in bad] == [
+        ("20260101-000000-config.json", "AttributeError")]
