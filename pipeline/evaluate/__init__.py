@@ -10,8 +10,9 @@ from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 
-VERSION = "4"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
-# 4: the test metrics by task, method and init in the stats (MLflow metrics)
+VERSION = "5"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
+# 4: the test metrics by task, method and init in the stats (MLflow metrics); 5: the report's task data (rows kept
+# per split, rows dropped by reason)
 
 
 def check(run_cfg: Any, root: Any = None) -> None:

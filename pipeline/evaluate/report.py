@@ -72,6 +72,20 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
     return lines
 
 
+def task_data_lines(tasks: list[dict[str, Any]]) -> list[str]:
+    if not tasks:
+        return []
+    rows = [[t["task"], t["n_train"], t["n_validation"], t["n_test"], t["dropped"],
+             ", ".join(f"{r} {n:,}" for r, n in sorted(t["dropped_by_reason"].items())) or "—"] for t in tasks]
+    lines = ["## Task data", "", *table(["task", "train rows", "validation rows", "test rows", "rows dropped",
+                                         "dropped by reason"], rows), ""]
+    lossy = [t for t in tasks if t["dropped"]]
+    if lossy:
+        lines += ["Dropped rows, with their file and line (up to 20 per reason): "
+                  + ", ".join(f"`{t['drops_file']}`" for t in lossy) + ".", ""]
+    return lines
+
+
 def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["## Fine-tuned tasks (test split)", "", "No fine-tuned runs in the finetune output.", ""]
@@ -106,7 +120,7 @@ def gains_lines(gains: list[dict[str, Any]]) -> list[str]:
              f"[{fmt(g['gain_ci95'][0])}, {fmt(g['gain_ci95'][1])}]" if g.get("gain_ci95") else "—",
              ", ".join(map(str, g["paired_seeds"] or g["pretrained_seeds"]))] for g in gains]
     header = ["task", "method", "metric", "pretrained", "baseline", "scratch", "gain", "gain 95% (test resampling)",
-              "seeds"]
+              "seed ids"]
     return ["## Gain from pretraining (pretrained − scratch)", "", *table(header, rows), "",
             "Mean ± sample standard deviation over seeds; the gain is taken per seed when both ran it. The "
             "baseline is the same method from scratch, else full fine-tuning from scratch. The interval "
@@ -119,6 +133,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["# lmforge evaluation report", ""]
     lines += provenance_lines(report["provenance"], report.get("decontamination"))
     lines += lm_lines(report["lm"])
+    lines += task_data_lines(report.get("task_data", []))
     lines += runs_lines(report["runs"])
     lines += gains_lines(report["gains"])
     return "\n".join(lines).rstrip() + "\n"

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from pipeline.evaluate.scores import gains, score_runs, test_means
 from pipeline.loader import TokenShards
 from pipeline.pretrain.runtime import setup
 from pipeline.stage import StageContext
+from pipeline.tasks import SPLITS
 from pipeline.tokenize.tokenizer import Tokenizer
 
 from pipeline.evaluate import VERSION, extra_text  # noqa: E402  (one definition, in the package)
@@ -114,6 +116,21 @@ def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: li
     return stats
 
 
+def _task_data(ctx: StageContext) -> list[dict[str, Any]]:
+    """Per fine-tuned task: the rows each split kept (the finetune stage's counts) and the rows its files
+    lost, by reason, with the file listing them (``tasks/<task>/drops.json``: samples with file and line)."""
+    if "finetune" not in ctx.inputs:
+        return []
+    ft = ctx.input("finetune")
+    out = []
+    for path in sorted((ft.path / "tasks").glob("*/drops.json")):
+        drops = json.loads(path.read_text())
+        t = drops["task"]
+        out.append({"task": t, **{f"n_{s}": ft.stats.get(f"{t}.n_{s}") for s in SPLITS}, "dropped": drops["total"],
+                    "dropped_by_reason": drops["counts"], "drops_file": str(path)})
+    return out
+
+
 def run(cfg: EvaluateConfig, ctx: StageContext) -> dict[str, Any]:
     model_dir = ctx.input("model").path / "model"
     lm_part, n_params = _language_model(cfg, ctx, model_dir)
@@ -123,7 +140,7 @@ def run(cfg: EvaluateConfig, ctx: StageContext) -> dict[str, Any]:
     gain_rows = gains(runs, units)
     decont = ctx.input("decontaminate").stats if "decontaminate" in ctx.inputs else None
     report = {"provenance": _provenance(ctx, model_dir, n_params), "decontamination": decont, "lm": lm_part,
-              "runs": runs, "gains": gain_rows}
+              "task_data": _task_data(ctx), "runs": runs, "gains": gain_rows}
     ctx.write_report("report.json", report)
     ctx.write_report("report.md", markdown(report))
     return _headline(lm_part, gain_rows, runs, decont)

@@ -90,9 +90,9 @@ def _check_tags(rec: Record, scheme: str, allowed: set[str] | None) -> Drop | No
     return None
 
 
-def _check_text(rec: Record, kind: str, allowed: set[str] | None) -> Drop | None:
+def _check_text(rec: Record, kind: str, allowed: set[str] | None, label_field: str) -> Drop | None:
     if rec.label is None or not rec.label.strip():
-        return Drop("missing_label", rec.origin)
+        return Drop("missing_label", rec.origin, f"label_field {label_field!r}: absent or empty")
     if allowed is not None and rec.label.strip() not in allowed:
         return Drop("unknown_label", rec.origin, f"label {rec.label.strip()!r} is not in the label list")
     if rec.text is None or not rec.text.strip():
@@ -173,12 +173,18 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
     allowed = set(cfg.labels) if cfg.labels is not None else None
     scheme = None
     if cfg.kind == "tagging":
-        scheme = cfg.scheme if cfg.scheme != "auto" else detect_scheme([r.tags for r in recs["train"]])
+        seen = detect_scheme([r.tags for r in recs["train"]])
+        scheme = cfg.scheme if cfg.scheme != "auto" else seen
+        if scheme != seen == "BIO" and any("-" in t for r in recs["train"] for t in r.tags):
+            # every BIOES / BMES entity ends on an E- or S- tag: train tags without one are BIO
+            raise TaskError(f"task {cfg.name}: scheme {scheme}, but the train tags in {where['train']} have no E- "
+                            "or S- tag: they read as BIO; set scheme: BIO (or auto)")
     splits: dict[str, list[dict[str, Any]]] = {}
     for s in SPLITS:
         good = []
         for rec in recs[s]:
-            bad = _check_tags(rec, scheme, allowed) if cfg.kind == "tagging" else _check_text(rec, cfg.kind, allowed)
+            bad = (_check_tags(rec, scheme, allowed) if cfg.kind == "tagging"
+                   else _check_text(rec, cfg.kind, allowed, cfg.label_field))
             if bad:
                 drops.append(bad)
             else:

@@ -225,10 +225,54 @@ def read_file(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     return read_jsonl(path, rel, cfg)
 
 
+def _head_lines(path: Path, n: int = 20) -> list[str]:
+    """The first ``n`` non-blank whole lines of a file (within its first 64 KiB)."""
+    with open(path, **OPEN) as f:
+        chunk = f.read(1 << 16)
+    lines = chunk.split("\n")
+    if len(chunk) == 1 << 16:
+        lines = lines[:-1]  # it may be cut
+    return [ln for ln in lines if ln.strip()][:n]
+
+
+def _check_jsonl(path: Path, cfg: TaskConfig, where: str, fields: dict[str, str]) -> None:
+    """The first lines must hold JSON objects, and some of them each configured key."""
+    lines = _head_lines(path)
+    objs = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            objs.append(obj)
+    if lines and not objs:
+        raise ConfigError(f"{where}.format: {path.name!r} reads as jsonl (format {cfg.format!r}), but none of its "
+                          f"first {len(lines)} line(s) is a JSON object; allowed: csv, tsv, jsonl, conll")
+    keys = ", ".join(sorted({str(k) for o in objs for k in o}))
+    for name, value in fields.items():
+        if objs and not any(value in o for o in objs):
+            raise ConfigError(f"{where}.{name}: no key {value!r} in the first {len(objs)} record(s) of "
+                              f"{path.name!r} (their keys: {keys})")
+
+
+def _check_conll(path: Path, cfg: TaskConfig, where: str) -> None:
+    """The token and tag columns must exist on most of the first lines."""
+    widths = Counter(len(c) for c in map(str.split, _head_lines(path, 200)) if c[0] != "-DOCSTART-")
+    if not widths:
+        return
+    width = widths.most_common(1)[0][0]
+    for name, col in (("token_column", cfg.token_column), ("tag_column", cfg.tag_column)):
+        if _index(col) >= width:
+            raise ConfigError(f"{where}.{name}: got {col}, but the lines of {path.name!r} have {width} column(s)")
+
+
 def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
-    """At planning, what a task file's first bytes tell: it is not empty, its format holds the task's kind, and
-    a CSV / TSV header names the configured columns. A ConfigError naming the key: found when the file was
-    read, after ingest, clean and dedup had run, these cost the run so far."""
+    """At planning, what a task file's first bytes tell: it is not empty, its format holds the task's kind, a CSV /
+    TSV header names the configured columns and its first record holds the indexed ones, the first lines of a
+    JSON Lines file are objects holding the configured keys, a CoNLL file's lines hold the token and tag columns.
+    A ConfigError naming the key: found when the file was read, after ingest, clean and dedup had run, these
+    cost the run so far (and came as rows dropped for a vague reason)."""
     where = key.rsplit(".", 1)[0]
     if path.stat().st_size == 0:
         raise ConfigError(f"{key}: {path.name!r} is empty")
@@ -240,21 +284,28 @@ def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
     if (fmt == "conll") != (cfg.kind == "tagging") and not (fmt == "jsonl" and cfg.kind == "tagging"):
         allowed = "conll, jsonl" if cfg.kind == "tagging" else "csv, tsv, jsonl"
         raise ConfigError(f"{where}.format: {path.name!r} reads as {fmt}, allowed for kind {cfg.kind!r}: {allowed}")
-    if fmt not in ("csv", "tsv"):
-        return
     fields = {"text_field": cfg.text_field, "label_field": cfg.label_field}
     if cfg.kind == "pair_classification":
         fields["text_pair_field"] = cfg.text_pair_field
-    header: list[str] | None = None
-    if cfg.header:  # the first record, as read_delimited reads it (blank lines skipped, a quoted newline kept)
-        with open(path, newline="", **OPEN) as f:
-            first = next(csv_records(f.read(1 << 16), fmt, path.name), None)
-        header = first[1] if first is not None and isinstance(first[1], list) else None
+    if fmt == "jsonl":
+        return _check_jsonl(path, cfg, where, fields)
+    if fmt == "conll":
+        return _check_conll(path, cfg, where)
+    # the first record, as read_delimited reads it (blank lines skipped, a quoted newline kept)
+    with open(path, newline="", **OPEN) as f:
+        first = next(csv_records(f.read(1 << 16), fmt, path.name), None)
+    record = first[1] if first is not None and isinstance(first[1], list) else None
+    header = record if cfg.header else None
     for name, value in fields.items():
-        if not (header is not None and value in header) and not value.lstrip("-").isdigit():
+        if header is not None and value in header:
+            continue
+        if not value.lstrip("-").isdigit():
             shown = (f"its header: {', '.join(header)}" if header is not None else
                      "its first record is no header row" if cfg.header else "header: false, so a column index")
             raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
+        if record is not None and _index(int(value)) >= len(record):
+            raise ConfigError(f"{where}.{name}: got column {value}, but the first record of {path.name!r} has "
+                              f"{len(record)} field(s)")
 
 
 __all__ = ["Record", "Drop", "TaskError", "read_file", "check_file", "read_conll", "read_jsonl", "read_delimited",

@@ -59,7 +59,7 @@ def pretrained(root: Path, tokens: Manifest, arch: str = "decoder", seed: int = 
 
 
 def task_files(root: Path, n: int = 24) -> dict[str, str]:
-    """A two-class task: sentences about animals (label a) or colours (label b)."""
+    """A two-class task: sentences about animals (label a) or colours (label b); train ends with two bad rows."""
     rng = random.Random(7)
     out = {}
     for split, count in (("train", n), ("validation", n // 2), ("test", n // 2)):
@@ -69,6 +69,8 @@ def task_files(root: Path, n: int = 24) -> dict[str, str]:
             words = ["cat", "dog", "bird"] if label == "a" else ["red", "blue", "big"]
             rows.append({"text": f"the {rng.choice(words)} was {rng.choice(WORDS)} and {rng.choice(words)}",
                          "label": label})
+        if split == "train":  # two bad rows, dropped and counted: lines 25 (no label) and 26 (no text)
+            rows += [{"text": "the cat was red"}, {"text": "", "label": "a"}]
         path = root / "task" / f"{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -82,6 +82,13 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     for key in ("`dc`", "`tok`", "`pre-decoder`", "`ft`", "docs: dd", "removed **3** of 80"):
         assert key in md
     assert stats["docs_removed"] == 3
+    (data,) = report["task_data"]  # rows kept per split, and the train file's two bad rows, by reason
+    assert (data["task"], data["n_train"], data["n_validation"], data["n_test"]) == ("animals", 24, 12, 12)
+    assert data["dropped"] == 2 and data["dropped_by_reason"] == {"empty_text": 1, "missing_label": 1}
+    drops = json.loads(Path(data["drops_file"]).read_text())
+    assert drops["task"] == "animals" and drops["samples"]["missing_label"][0]["where"].endswith("train.jsonl:25")
+    assert "| animals | 24 | 12 | 12 | 2 | empty_text 1, missing_label 1 |" in md
+    assert f"`{data['drops_file']}`" in md
 
 
 def test_language_model_figures_and_unigram_baseline(tmp_path, tokens, decoder, tasks_cfg):

@@ -60,6 +60,7 @@ def test_ragged_rows_are_dropped_not_read_from_shifted_columns(tmp_path):
     by = drops_by_reason(data)
     assert by["ragged_row"][0] == "r.csv:2"
     assert by["missing_label"][0] == "r.csv:4"  # a row of empty fields is counted, not skipped
+    assert [d.detail for d in data.drops if d.reason == "missing_label"][0] == "label_field 'label': absent or empty"
     rows = b"".join(b"sentence %d\t%d\n" % (i, i % 2) for i in range(6)) + b"this row lost its label\n"
     tsv = put(tmp_path / "r.tsv", rows)
     data = load(tmp_path, tsv, header=False, text_field="0", label_field="-1")

@@ -117,6 +117,18 @@ def test_conll_sentences_and_bad_rows(tmp_path):
     assert data.labels == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
 
+def test_a_scheme_the_train_tags_contradict_is_an_error(tmp_path):
+    tr = write(tmp_path / "bio.conll", "EU B-ORG\nsays O\n\nPeter B-PER\nBlackburn I-PER\n")
+    for scheme in ("BIOES", "BMES"):  # BIO tags: no entity ends on an E- or S- tag
+        with pytest.raises(TaskError, match=f"task ner: scheme {scheme}, but the train tags in bio.conll have no "
+                           "E- or S- tag: they read as BIO; set scheme: BIO"):
+            load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr, scheme=scheme), tmp_path)
+    assert load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr), tmp_path).scheme == "BIO"
+    only_o = write(tmp_path / "o.conll", "a O\nb O\n")  # no entity at all: nothing to contradict
+    assert load_task(task(name="o", kind="tagging", train=only_o, validation=tr, test=tr, scheme="BIOES"),
+                     tmp_path).scheme == "BIOES"
+
+
 def test_conll_scheme_detection_and_jsonl_tagging(tmp_path):
     tr = write(tmp_path / "t.txt", "a S-X\nb B-Y\nc E-Y\n\nd O\n")
     data = load_task(task(name="n", kind="tagging", train=tr, validation=tr, test=tr, token_column=0,

@@ -62,6 +62,34 @@ def test_task_files_are_checked_at_planning(tmp_path):
         plan_check(tmp_path, train="n.data")
 
 
+def test_columns_keys_and_formats_the_first_lines_contradict_are_refused_at_planning(tmp_path):
+    tsv = write(tmp_path / "g.tsv", "".join(f"sentence {i}\t{i % 2}\n" for i in range(9)))
+    plan_check(tmp_path, train=tsv, header=False, text_field="0", label_field="-1")
+    with pytest.raises(ConfigError, match=r"tasks.tasks\[t\].text_field: got column 5, but the first record of "
+                                          r"'g.tsv' has 2 field\(s\)"):
+        plan_check(tmp_path, train=tsv, header=False, text_field="5", label_field="1")
+    with pytest.raises(ConfigError, match=r"label_field: got column -3, but the first record of 'g.tsv' has 2"):
+        plan_check(tmp_path, train=tsv, header=False, text_field="0", label_field="-3")
+    with pytest.raises(ConfigError, match=r"tasks.tasks\[t\].format: 'g.tsv' reads as jsonl \(format 'jsonl'\), "
+                                          r"but none of its first 9 line\(s\) is a JSON object"):
+        plan_check(tmp_path, train=tsv, format="jsonl")
+    js = write(tmp_path / "g.jsonl", "not json\n" + "".join(f'{{"text": "s {i}", "stars": {i % 2}}}\n'
+                                                            for i in range(5)))
+    plan_check(tmp_path, train=js, label_field="stars")  # a bad first line is a drop, not a wrong config
+    with pytest.raises(ConfigError, match=r"tasks.tasks\[t\].label_field: no key 'label' in the first 5 "
+                                          r"record\(s\) of 'g.jsonl' \(their keys: stars, text\)"):
+        plan_check(tmp_path, train=js)
+    conll = write(tmp_path / "g.conll", "-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nsays VBZ B-VP O\n")
+    plan_check(tmp_path, train=conll, kind="tagging", tag_column=3)
+    with pytest.raises(ConfigError, match=r"tasks.tasks\[t\].tag_column: got 7, but the lines of 'g.conll' have 4 "
+                                          r"column\(s\)"):
+        plan_check(tmp_path, train=conll, kind="tagging", tag_column=7)
+    tags = write(tmp_path / "t.jsonl", '{"words": ["a"], "tags": ["O"]}\n')
+    with pytest.raises(ConfigError, match=r"text_field: no key 'tokens' in the first 1 record\(s\) of 't.jsonl' "
+                                          r"\(their keys: tags, words\)"):
+        plan_check(tmp_path, train=tags, kind="tagging", text_field="tokens", label_field="tags")
+
+
 def test_the_cut_of_a_train_only_task_ignores_how_its_path_is_spelled(tmp_path):
     (tmp_path / "d").mkdir()
     write(tmp_path / "d" / "a.csv", ROWS)
