@@ -388,5 +388,9 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A path setting whose file the stage's key holds by content (its external fingerprint), in the config a key is made
+# of (a stage's ``key_config``): how the path is spelled then changes no key. Plans show the path itself.
+BY_CONTENT = "(by content)"
+
 __all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override",
-           "deep_merge"]
+           "deep_merge", "BY_CONTENT"]

@@ -6,7 +6,7 @@ tokenizer, so models with different vocabularies compare.
 
 Both objectives are scored on the loader's validation windows (non-overlapping, in stream order; the
 first ``max_batches`` batches of them, or all). A masked LM sees a fixed share (``cfg.mask_rate``) of each
-window's ordinary tokens replaced by the mask id, chosen by a fixed seed per batch (no 80/10/10 at
+window's ordinary tokens replaced by the mask id, chosen by a fixed seed per window (no 80/10/10 at
 evaluation: the figure measures prediction from context alone); its loss is a masked-token
 cross-entropy, so it gets an accuracy and a pseudo-perplexity, not bits per byte. The pretrain stage's
 validation figures and the evaluate stage's are this one definition.
@@ -65,10 +65,15 @@ def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
     special[mask_id] = True
     mask_rate = getattr(cfg, "mask_rate", 0.15)
     nll, n, correct = 0.0, 0, 0
-    for i, b in enumerate(shards.val_batches(cfg.model.block_size, batch_size or cfg.batch_size, max_batches)):
+    size = batch_size or cfg.batch_size
+    for i, b in enumerate(shards.val_batches(cfg.model.block_size, size, max_batches)):
         x = b.x.numpy()
         real = x != pad_id
-        chosen = (np.random.default_rng([MASK_SEED, i]).random(x.shape) < mask_rate) & real & ~special[x]
+        # drawn per window (its index in the stream), not per batch: the pretrain stage and the evaluate stage
+        # batch the windows differently and must mask the same positions
+        draws = np.stack([np.random.default_rng([MASK_SEED, i * size + r]).random(x.shape[1])
+                          for r in range(x.shape[0])])
+        chosen = (draws < mask_rate) & real & ~special[x]
         if not chosen.any():
             continue
         labels = torch.from_numpy(np.where(chosen, x, IGNORE_INDEX))

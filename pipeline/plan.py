@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal
 
 from pipeline import stages as registry
 from pipeline.config import RunConfig
-from pipeline.configtypes import ConfigError, to_dict
+from pipeline.configtypes import BY_CONTENT, ConfigError, to_dict
 from pipeline.store import DIGESTS, Manifest, stage_dir, stage_key, validate
 
 Action = Literal["run", "cached", "skip"]
@@ -95,6 +95,8 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
             spec.name, spec.version, {k: v for k, v in conf.items() if k not in report_only}, inputs)
         path = stage_dir(work, spec.name, key)
         manifest, why = validate(path)
+        own = to_dict(cfg.section(spec.name))  # a path the key holds by content is shown (params, manifest) as set
+        conf = {k: own[k] if v == BY_CONTENT else v for k, v in conf.items()}
         ps = PlannedStage(spec.name, key, spec.version, conf, inputs, dict(spec.inputs), path,
                           action="cached" if manifest else "run", reason=why, manifest=manifest,
                           data_key=keys[spec.name], sources={role: folders[up] for role, up in spec.inputs.items()})

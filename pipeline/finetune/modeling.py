@@ -122,7 +122,8 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     token embeddings are its LM head."""
     if cfg.pooling == "first" and mcfg.arch == "decoder":
         raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean', "
-                          "'max' (a causal trunk's first token sees only itself; 'first' pools an encoder's <cls>)")
+                          "'max', 'weighted_mean' (a causal trunk's first token sees only itself; 'first' pools an "
+                          "encoder's <cls>)")
     uses_lora = "lora" in cfg.trains()
     if cfg.reinit_top or cfg.freeze or uses_lora:
         with torch.device("meta"):
@@ -134,10 +135,22 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
                     apply_lora(trunk, cfg.lora_targets)
                 except ValueError as e:
                     raise ConfigError(f"finetune.lora_targets: {str(e).removeprefix('apply_lora: ')}") from None
+                _check_lora_rank(trunk, cfg.lora_r)
     if cfg.aux_lm and (mcfg.arch != "decoder" or not mcfg.tie_embeddings):
         raise ConfigError(f"finetune.aux_lm: got {cfg.aux_lm} for a model with arch={mcfg.arch}, tie_embeddings="
                           f"{mcfg.tie_embeddings}, allowed: 0 (the auxiliary LM loss is next-token prediction "
                           "through the token embeddings: a decoder trunk with tied embeddings only)")
+
+
+def _check_lora_rank(trunk: nn.Module, r: int) -> None:
+    """A rank beyond the smaller side of a target's weight adds parameters, not expressiveness."""
+    sides = {name: min(m.in_features, m.out_features) if isinstance(m, LoRALinear) else
+             min(m.num_embeddings, m.embedding_dim)
+             for name, m in trunk.named_modules() if isinstance(m, (LoRALinear, LoRAEmbedding))}
+    name = min(sides, key=sides.get)
+    if r > sides[name]:
+        raise ConfigError(f"finetune.lora_r: got {r}, allowed: 1 to {sides[name]} (the smaller side of {name}'s "
+                          "weight; a larger rank adds parameters, not expressiveness)")
 
 
 def set_trainable(model: nn.Module, what: str, norms: bool = False,

@@ -12,14 +12,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, config_path
+from pipeline.configtypes import BY_CONTENT, ConfigError, config_path
 from pipeline.pretrain.config import ModelSection, PretrainConfig
 from pipeline.stage import StageContext
 from pipeline.store import files_fingerprint
 
 # 2: masked-LM validation figures by the one definition of pipeline.lm_eval; 3: cosine ends at min_lr, a masked-LM
-# step weighs every masked token alike across micro-batches
-VERSION = "3"
+# step weighs every masked token alike across micro-batches; 4: the masked-LM validation masks drawn per window, as
+# the evaluate stage draws them (figures that do not depend on the batch size)
+VERSION = "4"
 REGISTER_MODEL = "lmforge-pretrained"  # the runner registers ``model/`` under this name, with lineage tags
 __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "init_model_dir", "check", "key_config"]
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
@@ -29,9 +30,11 @@ MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
 
 def key_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
-    state is saved changes no output."""
+    state is saved changes no output. ``init_from`` counts by content (``fingerprint``), not by how its path is
+    spelled: ``./m``, ``m``, an absolute path or an identical copy elsewhere are one key."""
     from pipeline.configtypes import to_dict
-    return {k: v for k, v in to_dict(cfg).items() if k != "checkpoint_every"}
+    d = {k: v for k, v in to_dict(cfg).items() if k != "checkpoint_every"}
+    return d if cfg.init_from is None else {**d, "init_from": BY_CONTENT}
 
 
 def init_model_dir(init_from: str, root: Path) -> Path:
@@ -68,11 +71,25 @@ def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
     if not isinstance(saved, dict):
         raise ConfigError(f"pretrain.init_from: {folder / MODEL_FILES[0]} is not a model config (a JSON "
                           f"{type(saved).__name__})")
+    task = _task_model(folder)
+    if task:
+        raise ConfigError(f"pretrain.init_from: {folder} is a fine-tuned model of task {task!r} (a trunk with a task "
+                          "head), not a pretrained LM; continued pretraining starts from a pretrain stage's model/ "
+                          "folder")
     diff = {k: (saved.get(k), v) for k, v in asdict(cfg.model).items() if saved.get(k) != v}
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
         raise ConfigError(f"pretrain.init_from: {folder} has another model ({shown}); continued pretraining "
                           "needs the same pretrain.model settings")
+
+
+def _task_model(folder: Path) -> str | None:
+    """The task a fine-tuned model folder was trained for (its meta.json names it), None for an LM."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return str(meta["task"]) if isinstance(meta, dict) and meta.get("task") else None
 
 
 def check_device(name: str, key: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, config_path, to_dict
+from pipeline.configtypes import BY_CONTENT, ConfigError, config_path, to_dict
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 from pipeline.tokenize.config import TokenizeConfig
@@ -34,9 +34,12 @@ TRAINING_KEYS = ("model_type", "vocab_size", "character_coverage", "sentinels", 
 
 
 def key_config(cfg: TokenizeConfig) -> dict[str, Any]:
-    """The config in the stage's key: with ``tokenizer_path`` set, not the training options (unused)."""
+    """The config in the stage's key: with ``tokenizer_path`` set, not the training options (unused), and the
+    reused model by content (``fingerprint``), not by how its path is spelled."""
     d = to_dict(cfg)
-    return {k: v for k, v in d.items() if k not in TRAINING_KEYS} if cfg.tokenizer_path is not None else d
+    if cfg.tokenizer_path is None:
+        return d
+    return {**{k: v for k, v in d.items() if k not in TRAINING_KEYS}, "tokenizer_path": BY_CONTENT}
 
 
 def fingerprint(cfg: TokenizeConfig, root: Path) -> str | None:

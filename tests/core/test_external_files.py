@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,33 @@ def test_replacing_the_init_from_model_changes_the_pretrain_key(tmp_path):
     rewrite(folder / "model.safetensors", b"other weights", 1_000_000_003_000_000_000)
     after = keys(tmp_path, over)
     assert {name for name in before if before[name] != after[name]} == {"pretrain", "finetune", "evaluate"}
+
+
+def test_a_reused_tokenizer_or_model_counts_by_content_not_by_how_its_path_is_spelled(tmp_path):
+    (tmp_path / "m" / "tokenizer").mkdir(parents=True)
+    (tmp_path / "m" / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
+    model_folder(tmp_path / "m" / "model")
+    (tmp_path / "copy").mkdir()  # an identical copy elsewhere
+    for name in ("tokenizer", "model"):
+        shutil.copytree(tmp_path / "m" / name, tmp_path / "copy" / name)
+    spellings = ("m", "./m", "m//", str(tmp_path / "m"), "copy")
+    seen = {keys(tmp_path, f"tokenize.tokenizer_path={s}/tokenizer/tokenizer.model",
+                 f"pretrain.init_from={s}/model")["pretrain"] for s in spellings}
+    assert len(seen) == 1
+    plan = {p.name: p for p in compute(config.load("tiny", overrides=[
+        "tokenize.tokenizer_path=./m/tokenizer/tokenizer.model", "pretrain.init_from=copy/model"]), tmp_path, tmp_path)}
+    # the plan (MLflow params, the manifest) shows the paths as set
+    assert plan["tokenize"].config["tokenizer_path"] == "./m/tokenizer/tokenizer.model"
+    assert plan["pretrain"].config["init_from"] == "copy/model"
+    assert plan["pretrain"].key in seen
+
+
+def test_init_from_a_fine_tuned_task_model_is_refused_at_planning(tmp_path):
+    folder = model_folder(tmp_path / "run")
+    (folder / "meta.json").write_text(json.dumps({"task": "sst2", "method": "lora", "arch": "decoder"}))
+    with pytest.raises(ConfigError, match=r"^pretrain\.init_from: .*/run is a fine-tuned model of task 'sst2' \(a "
+                                          r"trunk with a task head\), not a pretrained LM"):
+        keys(tmp_path, "pretrain.init_from=run")
 
 
 @pytest.mark.parametrize("override, message", [

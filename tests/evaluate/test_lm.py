@@ -76,6 +76,9 @@ def test_masked_scoring_masks_a_fixed_share_of_ordinary_tokens(tokens):
     assert a["accuracy"] == 0.0  # ties pick id 0, the pad id, which is never a masked target
     ordinary = sum(int((~special[t.astype(np.int64)]).sum()) for t in val.tokens)
     assert 0.08 * ordinary < a["tokens"] < 0.22 * ordinary
+    # masks drawn per window: another batch size (the pretrain stage's) masks the very same positions
+    for size in (1, 3, 7):
+        assert lm.score_lm(MaskedLM(V), val, CPU, 32, size, None, mask_rate=0.15)["tokens"] == a["tokens"]
 
 
 def test_unigram_model_by_hand():

@@ -309,6 +309,16 @@ def test_reinit_top_draws_only_the_last_blocks_afresh_and_deterministically(pret
         modeling.check_trunk_options(mcfg, FinetuneConfig(reinit_top=9))
 
 
+def test_a_lora_rank_beyond_the_targets_smaller_side_is_refused(pretrained_root):
+    mcfg = modeling.load_config(pretrained_root / "model")
+    side = min(mcfg.n_embd, 4 * mcfg.n_embd)  # mlp.fc: n_embd -> 4 n_embd; attn.proj: n_embd -> n_embd
+    modeling.check_trunk_options(mcfg, FinetuneConfig(methods=["lora"], lora_r=side))
+    with pytest.raises(ConfigError, match=rf"finetune.lora_r: got {side + 1}, allowed: 1 to {side} \(the smaller "
+                                          r"side of .*'s weight"):
+        modeling.check_trunk_options(mcfg, FinetuneConfig(methods=["lora"], lora_r=side + 1))
+    modeling.check_trunk_options(mcfg, FinetuneConfig(methods=["full"], lora_r=side + 1))  # no LoRA run: unused
+
+
 def test_validation_metrics_are_logged_at_the_optimizer_step(pretrained_root, data):
     """MLflow's x axis for a run's validation curve is the optimizer step (as in pretraining), not the
     evaluation's index, so evaluations every eval_every steps and every epoch plot alike."""
