@@ -88,7 +88,7 @@ def _load(args: argparse.Namespace, root: Path | None = None):
         overrides.append("run.tracking=false")
     data = config.resolve(args.preset, args.config, overrides)
     from pipeline.configtypes import build, to_dict
-    cfg = build(config.RunConfig, data)
+    cfg = config.with_init_tokenizer(build(config.RunConfig, data), root or env.project_root())
     return cfg, {"_preset": args.preset, **to_dict(cfg)}
 
 

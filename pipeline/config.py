@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, apply_override, bounded, build, deep_merge, to_dict
+from pipeline.configtypes import ConfigError, apply_override, bounded, build, config_path, deep_merge, to_dict
 from pipeline.clean.config import CleanConfig
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig
@@ -123,8 +123,23 @@ def load(preset: str = "default", files: list[str | Path] = (), overrides: list[
     return build(RunConfig, resolve(preset, files, overrides))
 
 
+def with_init_tokenizer(cfg: RunConfig, root: Path) -> RunConfig:
+    """Continued pretraining (``pretrain.init_from``) needs the model's own tokenizer: without
+    ``tokenize.tokenizer_path``, the tokenize stage reuses the one the model folder holds (``tokenizer/``). A
+    tokenizer trained afresh would have to come out identical to it, else pretraining stops when it starts,
+    after ingest to tokenize have run. Applied to a config resolved from the command line, not to a saved
+    one (it holds what that run did)."""
+    init = cfg.pretrain.init_from
+    if not init or cfg.tokenize.tokenizer_path is not None:
+        return cfg
+    if not (config_path(root, init) / "tokenizer" / "tokenizer.model").is_file():
+        return cfg  # a model folder without its tokenizer: the stage compares what tokenize trains
+    return replace(cfg, tokenize=replace(cfg.tokenize, tokenizer_path=init))
+
+
 def dump(cfg: RunConfig) -> str:
     return json.dumps(to_dict(cfg), indent=1, sort_keys=False)
 
 
-__all__ = ["RunConfig", "RunSection", "ConfigError", "load", "resolve", "dump", "presets", "to_dict"]
+__all__ = ["RunConfig", "RunSection", "ConfigError", "load", "resolve", "dump", "presets", "to_dict",
+           "with_init_tokenizer"]

@@ -155,6 +155,30 @@ def test_cli_dry_run_stops_with_the_one_line_error(tmp_path, monkeypatch, capsys
                   "meta.json missing)\n"
 
 
+def test_continued_pretraining_reuses_the_models_own_tokenizer(tmp_path, monkeypatch, capsys):
+    """Without tokenize.tokenizer_path, init_from's tokenizer (its folder's tokenizer/) is the one tokenize uses:
+    a tokenizer trained afresh was refused only when pretraining started, after ingest to tokenize had run."""
+    folder = model_folder(tmp_path / "m" / "model")
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
+    cfg = config.with_init_tokenizer(config.load("tiny", overrides=["pretrain.init_from=m/model"]), tmp_path)
+    assert cfg.tokenize.tokenizer_path == "m/model" and cfg.pretrain.init_from == "m/model"
+    explicit = "tokenize.tokenizer_path=m/model/tokenizer/tokenizer.model"
+    assert keys(tmp_path, "pretrain.init_from=m/model", explicit)["tokenize"] == \
+        {p.name: p.key for p in compute(cfg, tmp_path, tmp_path)}["tokenize"]
+    mine = config.load("tiny", overrides=["pretrain.init_from=m/model", "tokenize.tokenizer_path=other.model"])
+    assert config.with_init_tokenizer(mine, tmp_path) is mine  # one the config names is kept (and checked)
+    (folder / "tokenizer" / "tokenizer.model").unlink()  # no tokenizer beside the model: tokenize trains one
+    bare = config.load("tiny", overrides=["pretrain.init_from=m/model"])
+    assert config.with_init_tokenizer(bare, tmp_path).tokenize.tokenizer_path is None
+    (folder / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))  # the command line applies it
+    monkeypatch.setattr(env, "apply", lambda root: None)
+    assert cli_main(["run", "--preset", "tiny", "--dry-run", "--set", "pretrain.init_from=m/model"]) == 0
+    tokenize_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tokenize "))
+    assert tokenize_line.split()[1] == keys(tmp_path, "pretrain.init_from=m/model", explicit)["tokenize"]
+
+
 def test_a_tasks_train_file_and_train_cap_leave_the_pretraining_corpus_alone(tmp_path):
     """Decontamination reads the evaluation splits only: editing a task's train file (or max_train) once
     rebuilt decontaminate, tokenize and pretraining. With its validation and test cut from train, train is
