@@ -76,10 +76,12 @@ def _load(args: argparse.Namespace, root: Path | None = None):
     the config of the latest ``lmforge run`` (data/runs/), so that ``lmforge status`` after ``lmforge run
     --preset tiny`` shows that run's stages; the ``default`` preset when none is recorded."""
     from pipeline import config
+    from pipeline.configtypes import build, to_dict
     if root is not None and args.preset is None and not args.config and not args.overrides:
         latest = _latest_run_config(root)
         if latest is not None:
-            return latest
+            cfg, preset = latest
+            return cfg, {"_preset": preset, **to_dict(cfg)}
     args.preset = args.preset or "default"
     overrides = list(args.overrides)
     if getattr(args, "workers", None) is not None:
@@ -87,13 +89,12 @@ def _load(args: argparse.Namespace, root: Path | None = None):
     if getattr(args, "no_tracking", False):
         overrides.append("run.tracking=false")
     data = config.resolve(args.preset, args.config, overrides)
-    from pipeline.configtypes import build, to_dict
     cfg = config.with_init_tokenizer(build(config.RunConfig, data), root or env.project_root())
     return cfg, {"_preset": args.preset, **to_dict(cfg)}
 
 
 def _latest_run_config(root: Path):
-    from pipeline.configtypes import to_dict
+    """The latest saved run config and its preset; None when there is none that loads."""
     from pipeline.gc import BAD_CONFIG, read_run_config, run_config_files
     saved = run_config_files(root)
     if not saved:
@@ -106,7 +107,7 @@ def _latest_run_config(root: Path):
         return None
     print(f"lmforge: the config of the latest run ({saved[-1].relative_to(root)}, preset {preset}); --preset, "
           "--config or --set choose another", file=sys.stderr)
-    return cfg, {"_preset": preset, **to_dict(cfg)}
+    return cfg, preset
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
@@ -126,7 +127,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     t0 = time.perf_counter()
     print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
     summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server, invocation=_invocation(args))
-    report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"), None)
+    report = pipeline.report_path(summary)
     if report is not None and report.exists():
         print("\n" + report.read_text(), flush=True)
     built = sum(not s["cached"] for s in summary)

@@ -121,6 +121,11 @@ def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
     print(f"  {ps.name:<13} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
 
 
+def report_path(summary: list[dict[str, Any]]) -> Path | None:
+    """The evaluation report (``report.md``) of a run's summary, if the run had an evaluate stage."""
+    return next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"), None)
+
+
 def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config_dict: dict[str, Any],
         fail_after_shards: dict[str, int] | None = None, run_name: str = "pipeline",
         server: Any = None, invocation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -152,8 +157,7 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
             built = sum(not s["cached"] for s in summary)
             parent.log_metrics({"stages_run": built, "stages_cached": len(summary) - built})
             parent.client.log_dict(parent.run_id, summary, "summary.json")
-            report = next((Path(s["path"]) / "reports" / "report.md" for s in summary if s["stage"] == "evaluate"),
-                          None)
+            report = report_path(summary)
             logged = report is not None and report.is_file()
             if logged:  # the evaluation report, one click from the run list
                 parent.log_artifact(report)

@@ -9,7 +9,7 @@ trunk sees the whole sequence only at its last real token, so use "last" (or "me
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -96,8 +96,8 @@ class SequenceClassifier(_TaskHead):
     def __init__(
         self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
     ) -> None:
-        if pooling not in ("first", "last", "mean", "max", "weighted_mean"):
-            raise ValueError(f"pooling={pooling!r}: must be one of ('first', 'last', 'mean', 'max', 'weighted_mean')")
+        if pooling not in get_args(Pooling):
+            raise ValueError(f"pooling={pooling!r}: must be one of {get_args(Pooling)}")
         super().__init__(trunk, n_labels, dropout)
         self.pooling = pooling
 

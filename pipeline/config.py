@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, apply_override, bounded, build, config_path, deep_merge, to_dict
+from pipeline.configtypes import ConfigError, apply_override, bounded, build, deep_merge, to_dict
 from pipeline.clean.config import CleanConfig
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig
@@ -132,7 +132,10 @@ def with_init_tokenizer(cfg: RunConfig, root: Path) -> RunConfig:
     init = cfg.pretrain.init_from
     if not init or cfg.tokenize.tokenizer_path is not None:
         return cfg
-    if not (config_path(root, init) / "tokenizer" / "tokenizer.model").is_file():
+    from pipeline.tokenize import resolve_model_path  # the lookup tokenize itself makes of tokenizer_path
+    try:
+        resolve_model_path(init, root)
+    except ConfigError:
         return cfg  # a model folder without its tokenizer: the stage compares what tokenize trains
     return replace(cfg, tokenize=replace(cfg.tokenize, tokenizer_path=init))
 

@@ -56,8 +56,8 @@ def recorded_configs(root: Path) -> tuple[list[tuple[Path, RunConfig]], list[tup
     return configs, bad
 
 
-# what reading a saved config that no longer loads raises (a JSON list: AttributeError)
-BAD_CONFIG = (OSError, ValueError, ConfigError, TypeError, AttributeError)
+# what reading a saved config that no longer loads raises
+BAD_CONFIG = (OSError, ValueError, ConfigError, TypeError)
 
 
 def run_config_files(root: Path) -> list[Path]:
@@ -68,6 +68,8 @@ def run_config_files(root: Path) -> list[Path]:
 def read_run_config(path: Path) -> tuple[RunConfig, str]:
     """A saved run config and the preset it was run with (``_preset``)."""
     data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: a JSON {type(data).__name__}, not a config object")
     preset = data.get("_preset", "default")
     return build(RunConfig, {k: v for k, v in data.items() if not k.startswith("_")}), preset
 
@@ -96,7 +98,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
     if not only_current:
         history, garbage.ignored_configs = recorded_configs(root)
-        configs += history
+        configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
     live: dict[str, set[str]] = {}
     live_attrs: set[Path] = set()  # attribute files of the documents a live config cleans
     for path, cfg in configs:

@@ -95,8 +95,9 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
             spec.name, spec.version, {k: v for k, v in conf.items() if k not in report_only}, inputs)
         path = stage_dir(work, spec.name, key)
         manifest, why = validate(path)
-        own = to_dict(cfg.section(spec.name))  # a path the key holds by content is shown (params, manifest) as set
-        conf = {k: own[k] if v == BY_CONTENT else v for k, v in conf.items()}
+        if BY_CONTENT in conf.values():  # a path the key holds by content is shown (params, manifest) as set
+            own = to_dict(cfg.section(spec.name))
+            conf = {k: own[k] if v == BY_CONTENT else v for k, v in conf.items()}
         ps = PlannedStage(spec.name, key, spec.version, conf, inputs, dict(spec.inputs), path,
                           action="cached" if manifest else "run", reason=why, manifest=manifest,
                           data_key=keys[spec.name], sources={role: folders[up] for role, up in spec.inputs.items()})

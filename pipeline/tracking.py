@@ -225,7 +225,8 @@ class MlflowSession:
                 last = max((m.timestamp for m in getattr(run.data, "_metric_objs", ())), default=None)
                 why = "its process was gone when a later run started"
                 self.client.set_tag(run.info.run_id, "lmforge.ended", why + (
-                    "" if last else " (it had logged no metric: its end time is when it was found)"))
+                    "" if last else " (its end time is when it was found)" if run.data.metrics else
+                    " (it had logged no metric: its end time is when it was found)"))
                 self.client.set_terminated(run.info.run_id, "KILLED", end_time=last)
                 closed += 1
         return closed

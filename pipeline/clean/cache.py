@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from pipeline.clean.attributes import ATTR_VERSION, COLUMNS, compute, empty_row
 from pipeline.clean.normalize import NormalizeOptions, normalize
 from pipeline.configtypes import to_dict
-from pipeline.store import Manifest, atomic_output, canonical_json, file_digest
+from pipeline.store import DIGESTS, Manifest, atomic_output, canonical_json
 
 CACHE_DIR = ("_cache", "clean_attrs")
 PII_COLUMNS = {"pii_emails": pa.int32(), "pii_ips": pa.int32()}
@@ -37,13 +37,13 @@ def attr_dir(work: Path, opt: NormalizeOptions) -> Path:
 
 def shard_files(work: Path, upstream: Manifest, opt: NormalizeOptions) -> dict[Path, Path]:
     """Each upstream document shard, in order → its attribute file: named by the shard's content digest (the
-    manifest's, else computed for a folder without a listing), not its key or position, so a report-only
-    rebuild upstream, or a change to other shards, finds it again."""
+    manifest's, else the store's stat-keyed digest for a folder without a listing), not its key or position, so a
+    report-only rebuild upstream, or a change to other shards, finds it again."""
     from pipeline.documents import doc_shards
     folder, out = attr_dir(work, opt), {}
     for path in doc_shards(upstream.path):
         digest = upstream.files.get(path.relative_to(upstream.path).as_posix(), {}).get("digest")
-        out[path] = folder / f"{digest or file_digest(path)}.parquet"
+        out[path] = folder / f"{digest or DIGESTS.digest(path)}.parquet"
     return out
 
 

@@ -171,6 +171,12 @@ def _label_text(v: str | int | float) -> str:
     return v if isinstance(v, str) else str(int(v))
 
 
+def _conll_width(lines: list[str]) -> int:
+    """How many columns most of a CoNLL file's lines have (blank and ``-DOCSTART-`` lines aside); 0: none."""
+    widths = Counter(len(c) for c in map(str.split, lines) if c and c[0] != "-DOCSTART-")
+    return widths.most_common(1)[0][0] if widths else 0
+
+
 def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     """Sentences of a column file: blank lines and ``-DOCSTART-`` lines end a sentence. Every line has as
     many columns as most of the file's lines (not its first: one bad first line once dropped every sentence);
@@ -180,8 +186,7 @@ def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
     start, bad = 0, None
     with open(path, **OPEN) as f:
         lines = [*f, ""]  # a final "" closes the last sentence
-    widths = Counter(len(c) for c in map(str.split, lines) if c and c[0] != "-DOCSTART-")
-    width = widths.most_common(1)[0][0] if widths else 0
+    width = _conll_width(lines)
     for i, line in enumerate(lines, 1):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
@@ -258,10 +263,9 @@ def _check_jsonl(path: Path, cfg: TaskConfig, where: str, fields: dict[str, str]
 
 def _check_conll(path: Path, cfg: TaskConfig, where: str) -> None:
     """The token and tag columns must exist on most of the first lines."""
-    widths = Counter(len(c) for c in map(str.split, _head_lines(path, 200)) if c[0] != "-DOCSTART-")
-    if not widths:
+    width = _conll_width(_head_lines(path, 200))
+    if not width:
         return
-    width = widths.most_common(1)[0][0]
     for name, col in (("token_column", cfg.token_column), ("tag_column", cfg.tag_column)):
         if _index(col) >= width:
             raise ConfigError(f"{where}.{name}: got {col}, but the lines of {path.name!r} have {width} column(s)")

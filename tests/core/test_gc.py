@@ -144,4 +144,4 @@ def test_a_saved_config_that_is_not_a_mapping_is_ignored_not_fatal(tmp_path):
     (runs / "20260101-000000-config.json").write_text("[1, 2]")
     configs, bad = gc.recorded_configs(tmp_path)
     assert configs == [] and [(p.name, why.split(":")[0]) for p, why in bad] == [
-        ("20260101-000000-config.json", "AttributeError")]
+        ("20260101-000000-config.json", "ConfigError")]
