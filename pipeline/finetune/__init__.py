@@ -18,13 +18,15 @@ stdlib tasks). Output layout (the evaluate stage reads it; ``pipeline.finetune.r
                                   curves (one record per evaluation: epoch, step, train_loss, val_*),
                                   steps, stopped_early, trainable_params, total_params, trainable_share,
                                   labels, scheme, max_len, n_train, n_validation, truncated, seconds
+        run_key                   the run's own key: what it read and the settings it used (reuse.run_key)
     reports/<task>/<run>.per_label.json   per-label (classification) / per-entity-type (tagging) P/R/F1
     reports/<task>/<run>.confusion.png    classification runs: validation confusion matrix
     reports/summary.json                  the returned stats
 
 Runs: every method in ``methods`` from the pretrained weights, and with ``baseline`` full fine-tuning
 from random init (``full-scratch-s<seed>``), for every seed. A run whose result.json exists (a killed
-stage's finished runs) is kept, not retrained. Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
+stage's finished runs) is kept, not retrained; a run another published finetune output made from the same
+inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked in, not retrained. Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
 ``...best_epoch``, ``...trainable_params``, medians over seeds, ``<task>.<method>.val_gain_over_scratch``,
 and per task the split sizes, truncation and drop counts.
 """
@@ -40,7 +42,7 @@ from pipeline.stage import StageContext
 # cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding);
 # 5: classification macro-F1 over the labels in gold or predictions
 VERSION = "5"
-__all__ = ["VERSION", "FinetuneConfig", "run", "check", "key_config"]
+__all__ = ["VERSION", "FinetuneConfig", "run", "check", "key_config", "unused_settings"]
 
 
 # settings that only a method reads: left out of the key when no run uses that method
@@ -52,13 +54,17 @@ def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
     """The config in the stage's key, without the settings of methods no run uses (``methods: [full]`` with
     another ``lora_r`` retrains nothing)."""
     from pipeline.configtypes import to_dict
-    d = to_dict(cfg)
-    uses = cfg.trains()
+    unused = unused_settings(cfg.trains(), "two_stage" in cfg.methods)
+    unused += ["log_checkpoints"]  # what the stage's MLflow run holds, not what the stage writes
+    return {k: v for k, v in to_dict(cfg).items() if k not in unused}
+
+
+def unused_settings(uses: set[str], two_stage: bool) -> list[str]:
+    """The settings no run reads when the runs train ``uses`` (``FinetuneConfig.trains``) and, with
+    ``two_stage``, a two-stage run is among them (``pipeline.finetune.reuse`` asks this of one run)."""
     unused = ([] if "lora" in uses else list(LORA_KEYS)) + ([] if "adapter" in uses else list(ADAPTER_KEYS))
     unused += [] if uses & {"lora", "adapter"} else ["peft_lr", "peft_norms"]
-    unused += [] if "two_stage" in cfg.methods else ["head_epochs", "then"]
-    unused += ["log_checkpoints"]  # what the stage's MLflow run holds, not what the stage writes
-    return {k: v for k, v in d.items() if k not in unused}
+    return unused + ([] if two_stage else ["head_epochs", "then"])
 
 
 def check(run_cfg: Any, root: Any = None) -> None:

@@ -44,17 +44,23 @@ def write_run_reports(reports: Path, task: str, run: str, kind: str, labels: lis
     ``<run>.test.*``)."""
     folder = reports / task
     folder.mkdir(parents=True, exist_ok=True)
-    stem = run if split == "validation" else f"{run}.{split}"
     table = detail.get("per_type") if kind == "tagging" else detail.get("per_label")
     body = {"task": task, "run": run, "split": split, "kind": kind,
             "level": "entity" if kind == "tagging" else "class", "per_label": table,
             **{k: v for k, v in detail.items() if k not in _NOT_IN_REPORT}}
-    out = [folder / f"{stem}.per_label.json"]
+    names = report_files(kind, run, split)
+    out = [folder / names[0]]
     atomic_write_text(out[0], json.dumps(body, indent=1))
     if kind != "tagging" and "confusion" in detail:
-        out.append(confusion_png(detail["confusion"], labels, folder / f"{stem}.confusion.png",
-                                 f"{task} {run} ({split})"))
+        out.append(confusion_png(detail["confusion"], labels, folder / names[1], f"{task} {run} ({split})"))
     return out
+
+
+def report_files(kind: str, run: str, split: str = "validation") -> list[str]:
+    """The names of a run's reports in ``reports/<task>/``: the per-label table, and a classification run's
+    confusion matrix."""
+    stem = run if split == "validation" else f"{run}.{split}"
+    return [f"{stem}.per_label.json"] + ([f"{stem}.confusion.png"] if kind != "tagging" else [])
 
 
 # the table and plot hold these; the per-example lists (for resampling) and the run's identity are elsewhere
@@ -62,4 +68,4 @@ _NOT_IN_REPORT = ("per_type", "per_label", "confusion", "correct", "span_counts"
                   "method", "init", "seed")
 
 
-__all__ = ["confusion_png", "write_run_reports"]
+__all__ = ["confusion_png", "write_run_reports", "report_files"]

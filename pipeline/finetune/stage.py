@@ -14,10 +14,11 @@ from typing import Any
 import torch
 
 from model import load_config, trainable_summary
-from pipeline.finetune import modeling
+from pipeline.finetune import VERSION, modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
-from pipeline.finetune.reports import write_run_reports
+from pipeline.finetune.reports import report_files, write_run_reports
+from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
@@ -63,9 +64,10 @@ def tokenizer_file(model_dir: Path) -> Path:
 
 def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
             tok: Tokenizer, method: str, init: str, seed: int, device: torch.device, max_len: int,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, key: str | None = None) -> dict[str, Any]:
     """Train one run, save its best model and reports, return its result (also written as result.json).
-    ``progress``: its own progress line (off in worker processes: the parent counts runs instead)."""
+    ``progress``: its own progress line (off in worker processes: the parent counts runs instead). ``key``: the
+    run's own key (``reuse.run_key``), written beside its result."""
     t0 = time.perf_counter()
     name = run_name(method, init, seed)
     mcfg = load_config(model_dir)
@@ -102,6 +104,8 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
         "truncated": {s: e.truncated for s, e in enc.items()}, "seconds": round(time.perf_counter() - t0, 3),
     }
     atomic_write_text(tmp / "result.json", json.dumps(result, indent=1))
+    if key:
+        atomic_write_text(tmp / RUN_KEY, key + "\n")
     # the reports first: a run counts as done (resume skips it) once run_dir/result.json exists
     write_run_reports(ctx.reports, data.name, name, data.kind, data.labels, detail)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -134,7 +138,7 @@ def run_threads(cfg: FinetuneConfig) -> int:
     return cfg.threads or max(1, cores // min(cores, len(run_specs(cfg))))
 
 
-EXECUTION = ("runs_resumed", "parallel_runs")  # figures of how a stage ran, not of what it produced
+EXECUTION = ("runs_resumed", "runs_reused", "parallel_runs")  # figures of how a stage ran, not of what it produced
 
 
 def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
@@ -153,7 +157,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     threads = run_threads(cfg)
     if device.type == "cpu":
         torch.set_num_threads(threads)
-    stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0}
+    stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0, "runs_reused": 0}
     prepared: list[tuple[TaskData, dict[str, Encoded]]] = []
     for tcfg in tasks_cfg.tasks:
         data = load_task(tcfg, ctx.root, cache_dir=ctx.work / "_cache")
@@ -168,20 +172,30 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         stats.update({f"{t}.dropped.{r}": n for r, n in data.drop_counts().items()})
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
+    keys = [run_key(cfg, VERSION, spec, ctx.out / "tasks" / data.name, model_dir, tokenizer_file(model_dir), max_len,
+                    device.type, threads) for data, _, spec in jobs]
     done = [result_path(ctx.out, data.name, spec).exists() for data, _, spec in jobs]
-    todo = [job for job, finished in zip(jobs, done) if not finished]
     stats["runs_resumed"] = sum(done)
-    for (data, _, spec), finished in zip(jobs, done):  # finished before a kill: kept, and logged again
+    donors = Donors(ctx.work / ctx.name, ctx.out)
+    for i, (data, _, spec) in enumerate(jobs):  # the same run in another output: linked in, not trained again
+        if not done[i] and (donor := donors.find(data.name, run_name(*spec), keys[i])) is not None:
+            adopt(donor, ctx.out, data.name, run_name(*spec), report_files(data.kind, run_name(*spec)))
+            ctx.note(f"{data.name} {run_name(*spec)}: the same inputs and settings as in {donor.parents[2]}: "
+                     "linked in, not trained again")
+            done[i] = True
+            stats["runs_reused"] += 1
+    for (data, _, spec), finished in zip(jobs, done):  # finished before a kill, or reused: kept, and logged again
         if finished:
             for metrics_, step in logged_metrics(json.loads(result_path(ctx.out, data.name, spec).read_text())):
                 ctx.tracker.log_metrics(metrics_, step=step)
+    todo = [(*job, key) for job, key, finished in zip(jobs, keys, done) if not finished]
     parallel = min(ctx.workers, len(todo)) if device.type == "cpu" else 1
     stats["parallel_runs"] = max(1, parallel)
     if parallel > 1:
         run_parallel(ctx, cfg, todo, model_dir, device, max_len, parallel, threads)
     else:
-        for data, enc, (method, init, seed) in todo:
-            one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len)
+        for data, enc, (method, init, seed), key in todo:
+            one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
     for data, _ in prepared:
         t, metric = data.name, cfg.metric_for(data.kind)
         by_run: dict[tuple[str, str], list[float]] = {}
@@ -208,13 +222,14 @@ def _worker_start(threads: int) -> None:
 
 
 def _worker_run(out: Path, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
-                spec: tuple[str, str, int], device: str, max_len: int) -> dict[str, Any]:
+                spec: tuple[str, str, int], device: str, max_len: int, key: str | None = None) -> dict[str, Any]:
     ctx = StageContext(name="finetune", key="", out=out, tracker=NullTracker())
     return one_run(ctx, cfg, data, enc, model_dir, Tokenizer.from_dir(model_dir), *spec, torch.device(device),
-                   max_len, progress=False)
+                   max_len, progress=False, key=key)
 
 
-Job = tuple[TaskData, dict[str, Encoded], tuple[str, str, int]]  # a task, its encoded splits, (method, init, seed)
+# a task, its encoded splits, (method, init, seed) and the run's key
+Job = tuple[TaskData, dict[str, Encoded], tuple[str, str, int], str]
 
 
 def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_dir: Path, device: torch.device,
@@ -235,8 +250,8 @@ def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_
     progress = Progress("finetune", total=len(todo), unit="runs", every=0.0)
     pool = ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,))
     try:
-        futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len): i
-                   for i, (data, enc, spec) in enumerate(todo)}
+        futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len, key): i
+                   for i, (data, enc, spec, key) in enumerate(todo)}
         finished = {}
         for fut in as_completed(futures):
             result = fut.result()

@@ -267,7 +267,8 @@ def test_a_failed_parallel_run_stops_the_queued_ones(tmp_path, pretrained_root):
     enc = {s: encode(data.splits[s], data.kind, data.labels, tok, arch, 48) for s in ("train", "validation")}
     cfg = FinetuneConfig(methods=["full", "lora"], epochs=3, batch_size=4, max_len=48, threads=1,
                          lora_targets=["no.such"])
-    todo = [(data, enc, ("lora", "pretrained", 0))] + [(data, enc, ("full", "pretrained", s)) for s in range(8)]
+    todo = [(data, enc, ("lora", "pretrained", 0), "k")] + [(data, enc, ("full", "pretrained", s), f"k{s}")
+                                                             for s in range(8)]
     with pytest.raises(ValueError, match="no.such"):
         run_parallel(ctx, cfg, todo, model_dir, torch.device("cpu"), 48, 2, 1)
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]

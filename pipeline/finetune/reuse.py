@@ -1,0 +1,99 @@
+"""Runs shared between finetune outputs: a run whose inputs are unchanged is copied, not trained again.
+
+The stage's key covers every run of every task, so any finetune setting, another seed, a task added or a
+LoRA rank changed, gives a new output folder. Each run has its own key as well (``run_key``): the stage's
+code version, the settings that run reads (a full run does not read ``lora_r``; ``methods``, ``seeds`` and
+``baseline`` only say which runs exist), its method, init and seed, the effective ``max_len``, the device
+type and thread count (both change float rounding), and the content of what it trains on: the task's train
+and validation examples and labels as this stage wrote them, the trunk's config and tokenizer, and, for a
+run from the pretrained model, its weights (a from-scratch run never reads them). The key is written into
+the run's folder (``RUN_KEY``); a run another published finetune output holds under the same key is linked
+(or copied) in with its reports, after that output's files are checked against its manifest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipeline.store import DIGESTS, atomic_output, canonical_json, validate
+
+RUN_KEY = "run_key"  # the file in each run folder holding its key
+NOT_A_RUN_SETTING = ("methods", "seeds", "baseline", "threads", "device", "max_len")  # in the key as resolved
+
+
+def run_settings(cfg: Any, method: str) -> dict[str, Any]:
+    """The settings one run of ``method`` reads: the stage's key config without what only other methods read,
+    nor the settings that only choose the runs (``NOT_A_RUN_SETTING``)."""
+    from pipeline.finetune import key_config, unused_settings
+    uses = {cfg.then} if method == "two_stage" else {method}
+    drop = set(unused_settings(uses, method == "two_stage")) | set(NOT_A_RUN_SETTING)
+    return {k: v for k, v in key_config(cfg).items() if k not in drop}
+
+
+def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task_dir: Path, model_dir: Path,
+            tokenizer: Path, max_len: int, device: str, threads: int) -> str:
+    """The key of one run (module docstring): equal keys train the same weights."""
+    import hashlib
+    method, init, seed = spec
+    task = {name: DIGESTS.digest(task_dir / name) for name in ("train.jsonl", "validation.jsonl", "labels.json")}
+    trunk = {"config": DIGESTS.digest(model_dir / "model_config.json"), "tokenizer": DIGESTS.digest(tokenizer)}
+    if init == "pretrained":
+        trunk["weights"] = DIGESTS.digest(model_dir / "model.safetensors")
+    payload = {"version": version, "settings": run_settings(cfg, method), "method": method, "init": init,
+               "seed": seed, "max_len": max_len, "device": device, "threads": threads if device == "cpu" else None,
+               "task": task, "trunk": trunk}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+class Donors:
+    """The published finetune outputs beside this one (``stage_root``: ``<work>/finetune``), each checked
+    against its manifest once, searched for a run folder holding a given key."""
+
+    def __init__(self, stage_root: Path, exclude: Path) -> None:
+        self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
+                              and p.resolve() != exclude.resolve()) if stage_root.is_dir() else []
+        self.checked: dict[Path, bool] = {}
+
+    def find(self, task: str, name: str, key: str) -> Path | None:
+        for folder in self.folders:
+            run_dir = folder / "runs" / task / name
+            try:
+                if (run_dir / RUN_KEY).read_text().strip() != key:
+                    continue
+            except OSError:
+                continue
+            if folder not in self.checked:
+                self.checked[folder] = validate(folder)[0] is not None
+            if self.checked[folder] and (run_dir / "result.json").is_file():
+                return run_dir
+        return None
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (published files are never written in place) or, across file systems, a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def adopt(run_dir: Path, out: Path, task: str, name: str, report_names: list[str]) -> dict[str, Any]:
+    """Bring the donor's ``run_dir`` into this stage's ``out`` as ``runs/<task>/<name>``: its reports first, then
+    the run folder renamed into place, as a trained run is (the folder's result.json marks it done)."""
+    donor_reports = run_dir.parents[2] / "reports" / task
+    for rel in report_names:
+        if (donor_reports / rel).is_file():
+            atomic_output(out / "reports" / task / rel, lambda tmp, src=donor_reports / rel: shutil.copyfile(src, tmp))
+    dst = out / "runs" / task / name
+    tmp = dst.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run_dir, tmp, copy_function=_link_or_copy)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+    return json.loads((dst / "result.json").read_text())
+
+
+__all__ = ["RUN_KEY", "run_settings", "run_key", "Donors", "adopt"]
