@@ -133,17 +133,19 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                    "partial output of a config no run uses" if suffix == "partial" else
                    "left by an interrupted publication" if suffix.startswith("old-") else
                    "output of a config no run uses")
-            garbage.remove.append((entry, _size(entry), why))
+            garbage.remove.append((entry, 0, why))
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir():
         for entry in sorted(attrs.iterdir()):
             if entry.is_dir() and entry not in live_dirs:
-                garbage.remove.append((entry, _size(entry), "clean attributes of options no config uses"))
+                garbage.remove.append((entry, 0, "clean attributes of options no config uses"))
             elif entry.is_dir():
-                garbage.remove += [(f, f.stat().st_size, "clean attributes of documents no config uses")
+                garbage.remove += [(f, 0, "clean attributes of documents no config uses")
                                    for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
                                    if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
+    garbage.remove = [(p, size, why) for (p, _, why), size in zip(garbage.remove, _freed([p for p, _, _ in
+                                                                                         garbage.remove]))]
     return garbage
 
 
@@ -172,8 +174,25 @@ def _live_attr_files(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
     return set(cache.shard_files(work, upstream, cfg.section("clean").normalize_options()).values())
 
 
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+def _freed(paths: list[Path]) -> list[int]:
+    """The bytes that removing all of ``paths`` (folders or files) frees, per path. A file hard-linked from
+    elsewhere (a finetune run reused by another output) frees nothing while a link outside ``paths`` remains;
+    its bytes count once, for the path that holds its last link."""
+    files = [[f for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file() and not f.is_symlink()]
+             for p in paths]
+    links: dict[tuple[int, int], list[int]] = {}  # (device, inode) -> [links found here, size, links in all]
+    owner: dict[tuple[int, int], int] = {}
+    for i, group in enumerate(files):
+        for f in group:
+            st = f.stat()
+            seen = links.setdefault((st.st_dev, st.st_ino), [0, st.st_size, st.st_nlink])
+            seen[0] += 1
+            owner[(st.st_dev, st.st_ino)] = i
+    freed = [0] * len(paths)
+    for ident, (found, size, nlink) in links.items():
+        if found >= nlink:
+            freed[owner[ident]] += size
+    return freed
 
 
 def _newest_mtime(folder: Path) -> float:

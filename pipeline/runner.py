@@ -79,6 +79,7 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
             tracker.set_tags({"stage.reason": f"{ps.reason}; resumed: {kept} file(s) kept from an interrupted run"})
         ctx = StageContext(name=ps.name, key=ps.key, out=out, inputs=inputs, tracker=tracker,
                            workers=cfg.run.n_workers(), root=root, work=work, fail_after_shards=fail_after_shards,
+                           fresh=fresh,
                            extra={name: cfg.section(name) for name in spec.sections})
         tracker.log_params(ps.config)
         t0 = time.perf_counter()

@@ -43,6 +43,7 @@ class StageContext:
     work: Path = Path("data/work")  # the stage store; a stage may keep a private cache under work/_cache
     extra: dict[str, Any] = field(default_factory=dict)  # other config sections the stage reads
     fail_after_shards: int | None = None  # test hook: simulate a crash after N new shards
+    fresh: bool = False  # a forced rerun: start over, and take nothing from other outputs (finetune's runs)
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"pipeline.{self.name}")

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.store import DIGESTS, atomic_output, canonical_json, validate
+from pipeline.store import DIGESTS, atomic_output, canonical_json, file_digest, validate
 
 RUN_KEY = "run_key"  # the file in each run folder holding its key
 NOT_A_RUN_SETTING = ("methods", "seeds", "baseline", "threads", "device", "max_len")  # in the key as resolved
@@ -33,12 +33,17 @@ def run_settings(cfg: Any, method: str) -> dict[str, Any]:
     return {k: v for k, v in key_config(cfg).items() if k not in drop}
 
 
-def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task_dir: Path, model_dir: Path,
+def task_digests(task_dir: Path) -> dict[str, str]:
+    """What a run trains and selects on: the task's train and validation examples and its labels, as the stage
+    wrote them (in its partial folder: hashed here, not kept in the stat-keyed cache)."""
+    return {name: file_digest(task_dir / name) for name in ("train.jsonl", "validation.jsonl", "labels.json")}
+
+
+def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task: dict[str, str], model_dir: Path,
             tokenizer: Path, max_len: int, device: str, threads: int) -> str:
-    """The key of one run (module docstring): equal keys train the same weights."""
+    """The key of one run (module docstring): equal keys train the same weights. ``task``: ``task_digests``."""
     import hashlib
     method, init, seed = spec
-    task = {name: DIGESTS.digest(task_dir / name) for name in ("train.jsonl", "validation.jsonl", "labels.json")}
     trunk = {"config": DIGESTS.digest(model_dir / "model_config.json"), "tokenizer": DIGESTS.digest(tokenizer)}
     if init == "pretrained":
         trunk["weights"] = DIGESTS.digest(model_dir / "model.safetensors")
@@ -49,12 +54,13 @@ def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task_dir: Path, 
 
 
 class Donors:
-    """The published finetune outputs beside this one (``stage_root``: ``<work>/finetune``), each checked
-    against its manifest once, searched for a run folder holding a given key."""
+    """The published finetune outputs beside this one (``stage_root``: ``<work>/finetune``; not ``own``, this
+    stage's key, whose earlier output a forced rerun replaces), each checked against its manifest once,
+    searched for a run folder holding a given key."""
 
-    def __init__(self, stage_root: Path, exclude: Path) -> None:
+    def __init__(self, stage_root: Path, own: str) -> None:
         self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
-                              and p.resolve() != exclude.resolve()) if stage_root.is_dir() else []
+                              and p.name != own) if stage_root.is_dir() else []
         self.checked: dict[Path, bool] = {}
 
     def find(self, task: str, name: str, key: str) -> Path | None:
@@ -96,4 +102,4 @@ def adopt(run_dir: Path, out: Path, task: str, name: str, report_names: list[str
     return json.loads((dst / "result.json").read_text())
 
 
-__all__ = ["RUN_KEY", "run_settings", "run_key", "Donors", "adopt"]
+__all__ = ["RUN_KEY", "run_settings", "task_digests", "run_key", "Donors", "adopt"]

@@ -18,7 +18,7 @@ from pipeline.finetune import VERSION, modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
 from pipeline.finetune.reports import report_files, write_run_reports
-from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key
+from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key, task_digests
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
@@ -172,18 +172,22 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         stats.update({f"{t}.dropped.{r}": n for r, n in data.drop_counts().items()})
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
-    keys = [run_key(cfg, VERSION, spec, ctx.out / "tasks" / data.name, model_dir, tokenizer_file(model_dir), max_len,
-                    device.type, threads) for data, _, spec in jobs]
+    digests = {data.name: task_digests(ctx.out / "tasks" / data.name) for data, _ in prepared}
+    keys = [run_key(cfg, VERSION, spec, digests[data.name], model_dir, tokenizer_file(model_dir), max_len, device.type,
+                    threads) for data, _, spec in jobs]
     done = [result_path(ctx.out, data.name, spec).exists() for data, _, spec in jobs]
     stats["runs_resumed"] = sum(done)
-    donors = Donors(ctx.work / ctx.name, ctx.out)
+    reused: dict[Path, list[str]] = {}
+    donors = Donors(ctx.work / ctx.name, ctx.key)
     for i, (data, _, spec) in enumerate(jobs):  # the same run in another output: linked in, not trained again
-        if not done[i] and (donor := donors.find(data.name, run_name(*spec), keys[i])) is not None:
+        if not done[i] and not ctx.fresh and (donor := donors.find(data.name, run_name(*spec), keys[i])):
             adopt(donor, ctx.out, data.name, run_name(*spec), report_files(data.kind, run_name(*spec)))
-            ctx.note(f"{data.name} {run_name(*spec)}: the same inputs and settings as in {donor.parents[2]}: "
-                     "linked in, not trained again")
+            reused.setdefault(donor.parents[2], []).append(f"{data.name} {run_name(*spec)}")
             done[i] = True
-            stats["runs_reused"] += 1
+    for folder, names in reused.items():
+        ctx.note(f"{len(names)} of {len(jobs)} runs reused from {folder} (the same inputs and settings, not trained "
+                 f"again): {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}")
+    stats["runs_reused"] = sum(map(len, reused.values()))
     for (data, _, spec), finished in zip(jobs, done):  # finished before a kill, or reused: kept, and logged again
         if finished:
             for metrics_, step in logged_metrics(json.loads(result_path(ctx.out, data.name, spec).read_text())):

@@ -79,6 +79,18 @@ def test_find_lists_exactly_the_garbage_and_collect_removes_it(tmp_path):
     assert all(p.exists() for p in kept.values())
 
 
+def test_a_file_hard_linked_from_a_kept_output_frees_nothing(tmp_path):
+    """A finetune run reused by another output is a hard link to the same file: removing one of the two
+    frees no byte, removing both frees its size once."""
+    a, b, c = (_folder(tmp_path / name, size=size) for name, size in (("a", 300), ("b", 20), ("c", 5)))
+    os.link(a / "blob.bin", b / "shared.bin")
+    os.link(a / "blob.bin", c / "shared.bin")  # a's 300 bytes, three links
+    assert gc._freed([b]) == [20]  # its own blob; the shared bytes stay with a and c
+    assert gc._freed([a, b]) == [0, 20]
+    assert gc._freed([a, b, c]) == [0, 20, 5 + 300]  # the shared bytes once, with their last link
+    assert gc._freed([c / "blob.bin", a]) == [5, 0]  # a single file
+
+
 def test_only_current_also_drops_what_only_recorded_configs_use(tmp_path):
     cfg, garbage, kept = _store(tmp_path)
     found = gc.find(cfg, tmp_path, only_current=True)

@@ -13,7 +13,7 @@ from finetune.test_stage import TASKS, write_ner
 from pipeline.configtypes import build
 from pipeline.finetune import VERSION, FinetuneConfig, run
 from pipeline.finetune.results import list_runs
-from pipeline.finetune.reuse import RUN_KEY, run_key, run_settings
+from pipeline.finetune.reuse import RUN_KEY, run_key, run_settings, task_digests
 from pipeline.stage import StageContext
 from pipeline.store import Manifest, Workspace
 from pipeline.tasks import TasksConfig
@@ -22,13 +22,14 @@ CFG = FinetuneConfig(methods=["full", "lora"], epochs=2, batch_size=16, max_len=
 CHANGED = dataclasses.replace(CFG, lora_r=2)  # a LoRA setting: the full runs and the baseline read none
 
 
-def stage(root: Path, key: str, cfg: FinetuneConfig, pretrained: Path, notes: list | None = None) -> Manifest:
-    """One finetune stage into ``root/work/finetune/<key>``, published as the runner does."""
+def stage(root: Path, key: str, cfg: FinetuneConfig, pretrained: Path, notes: list | None = None,
+          fresh: bool = False) -> Manifest:
+    """One finetune stage into ``root/work/finetune/<key>``, published as the runner does (``fresh``: forced)."""
     tasks = build(TasksConfig, TASKS)
     ws = Workspace(root / "work", "finetune", key)
     model = Manifest(stage="pretrain", key="p", version="1", config={}, inputs={}, files={}, path=pretrained)
     ctx = StageContext(name="finetune", key=key, out=ws.open(fresh=False), inputs={"model": model}, root=root,
-                       work=root / "work", extra={"tasks": tasks})
+                       work=root / "work", extra={"tasks": tasks}, fresh=fresh)
     if notes is not None:
         ctx.note = notes.append
     stats = run(cfg, ctx)
@@ -51,7 +52,7 @@ def test_a_lora_setting_changed_retrains_only_the_lora_runs(donor, pretrained_ro
     notes: list[str] = []
     b = stage(root, "b", CHANGED, pretrained_root, notes)
     assert b.stats["runs"] == 6 and b.stats["runs_reused"] == 4  # full and full-scratch of both tasks
-    assert len(notes) == 4 and all("linked in, not trained again" in n for n in notes)
+    assert len(notes) == 1 and notes[0].startswith(f"4 of 6 runs reused from {a.path} ")
     old, new = runs_by_name(a), runs_by_name(b)
     for name in ("ner/full-pretrained-s0", "ner/full-scratch-s0", "stdlib_area/full-scratch-s0"):
         src, dst = Path(old[name]["run_dir"]), Path(new[name]["run_dir"])
@@ -86,13 +87,23 @@ def test_a_damaged_donor_is_not_used(donor, pretrained_root, tmp_path):
     assert stage(copy, "c", CHANGED, pretrained_root).stats["runs_reused"] == 0
 
 
+def test_a_forced_rerun_trains_every_run_again(donor, pretrained_root, tmp_path):
+    """``--from finetune`` (or a stage selected to rerun) starts over: its own earlier output and the others
+    are not reused."""
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    assert stage(copy, "d", CFG, pretrained_root, fresh=True).stats["runs_reused"] == 0
+    assert stage(copy, "e", CFG, pretrained_root).stats["runs_reused"] == 6
+
+
 def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
     root, a = donor
     task, model = a.path / "tasks" / "ner", pretrained_root / "model"
     tok = model / "tokenizer" / "tokenizer.model"
 
     def key(cfg=CFG, spec=("full", "pretrained", 0), version=VERSION, task_dir=task, max_len=48, threads=1):
-        return run_key(cfg, version, spec, task_dir, model, tok, max_len, "cpu", threads)
+        return run_key(cfg, version, spec, task_digests(task_dir), model, tok, max_len, "cpu", threads)
 
     assert key() == (Path(runs_by_name(a)["ner/full-pretrained-s0"]["run_dir"]) / RUN_KEY).read_text().strip()
     assert key(CHANGED) == key()  # a LoRA setting, for a full run
