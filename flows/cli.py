@@ -64,10 +64,13 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=int, default=50)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained decoder)")
-    fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK]")
+    fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK] (an "
+                        "encoder-decoder's: the span it writes for each)")
     fm.add_argument("text")
-    fm.add_argument("--top-k", type=_positive, default=5, help="pieces per mask (at most the vocabulary)")
-    fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder)")
+    fm.add_argument("--top-k", type=_positive, default=5, help="pieces per mask (at most the vocabulary; an "
+                    "encoder-decoder writes one span per mask)")
+    fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder or "
+                    "encoder-decoder)")
     return ap
 
 

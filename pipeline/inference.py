@@ -1,4 +1,5 @@
-"""Use a pretrained model: sample text from a causal LM, or show a masked LM's top predictions."""
+"""Use a pretrained model: sample text from a causal LM, show a masked LM's top predictions, or let an
+encoder-decoder fill blanks with spans."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from model import CausalLM, MaskedLM, load_model
+from model import CausalLM, MaskedLM, Seq2SeqLM, load_model
 from pipeline.store import validate
 from pipeline.tokenize.tokenizer import Tokenizer
 
@@ -15,16 +16,18 @@ MASK_MARKERS = re.compile(r"\[MASK\]|<mask>")
 
 
 def latest_model(work: Path, model_class: str) -> Path:
-    """The newest valid pretrain output whose model is ``model_class`` (CausalLM or MaskedLM)."""
+    """The newest valid pretrain output whose model is ``model_class`` (CausalLM or MaskedLM; for MaskedLM an
+    encoder-decoder, Seq2SeqLM, also does: both fill masks)."""
+    classes = (model_class, "Seq2SeqLM") if model_class == "MaskedLM" else (model_class,)
     found = []
     for folder in (work / "pretrain").glob("*"):
         m, _ = validate(folder)
         meta = folder / "model" / "meta.json"
-        if m is not None and meta.exists() and json.loads(meta.read_text())["model_class"] == model_class:
+        if m is not None and meta.exists() and json.loads(meta.read_text())["model_class"] in classes:
             found.append((m.created, folder / "model"))
     if not found:
-        kind = "causal LM (decoder)" if model_class == "CausalLM" else "masked LM (encoder)"
-        hint = "" if model_class == "CausalLM" else " --set pretrain.model.arch=encoder"
+        kind = "causal LM (decoder)" if model_class == "CausalLM" else "masked LM (encoder) or encoder-decoder"
+        hint = "" if model_class == "CausalLM" else " --set pretrain.model.arch=encoder (or encoder_decoder)"
         raise FileNotFoundError(f"no pretrained {kind} in {work / 'pretrain'}; run: lmforge run --until pretrain{hint}")
     return max(found)[1]
 
@@ -56,14 +59,17 @@ def generate(folder: Path, prompt: str, max_tokens: int = 100, temperature: floa
 
 
 def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """For each ``[MASK]`` (or ``<mask>``) in ``text``: the top-k pieces and their probabilities."""
+    """For each ``[MASK]`` (or ``<mask>``) in ``text``: a masked LM's top-k pieces and their probabilities, or an
+    encoder-decoder's span (``fill_spans``: one, greedy, with its probability)."""
     model, _ = load_model(folder)
-    if not isinstance(model, MaskedLM):
-        raise ValueError(f"{folder} holds a {type(model).__name__}, not a masked LM")
+    if not isinstance(model, (MaskedLM, Seq2SeqLM)):
+        raise ValueError(f"{folder} holds a {type(model).__name__}, not a masked LM or an encoder-decoder")
     tok = Tokenizer.from_dir(folder)
     pieces = MASK_MARKERS.split(text)
     if len(pieces) < 2:
         raise ValueError("fill-mask: the text has no [MASK] (or <mask>) to fill")
+    if isinstance(model, Seq2SeqLM):
+        return fill_spans(model, tok, pieces)
     ids: list[int] = []
     positions = []
     for i, piece in enumerate(pieces):
@@ -82,3 +88,38 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
     best = probs.topk(min(top_k, n_text), dim=-1)  # asking for more than there are pieces gets all of them
     return [[(tok.decode([int(i)]) or tok.id_to_piece(int(i)), float(p)) for p, i in zip(row_p, row_i)]
             for row_p, row_i in zip(best.values, best.indices)]
+
+
+@torch.no_grad()
+def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str], max_tokens: int = 32) -> list[list[tuple[str, float]]]:
+    """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input, and the decoder
+    writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span). Per mask:
+    [(the span's text, the product of its pieces' probabilities)]."""
+    sentinels = tok.sentinel_ids
+    n = len(pieces) - 1
+    if n > len(sentinels):
+        raise ValueError(f"fill-mask: {n} masks, and the model's tokenizer has {len(sentinels)} sentinels")
+    src: list[int] = []
+    for i, piece in enumerate(pieces):
+        src += tok.encode(piece) + ([sentinels[i]] if i < n else [])
+    src = (src + [tok.eos_id])[-model.encoder.block_size:]
+    start = tok.bos_id if tok.bos_id is not None else (tok.pad_id or 0)
+    out, spans, probs = [start, sentinels[0]], [[] for _ in range(n)], [1.0] * n
+    banned = [i for i in tok.all_special_ids if i not in (tok.eos_id, *sentinels[:n])]
+    model.eval()
+    span, steps = 0, 0
+    while steps < max_tokens * n and len(out) < model.decoder.block_size:
+        logits, _ = model(torch.tensor([src]), torch.tensor([out]))
+        p = logits[0, -1].float().softmax(-1)
+        p[banned + sentinels[:span + 1]] = 0.0  # the sentinels come in order, each once
+        nxt = int(p.argmax())
+        if nxt == tok.eos_id:
+            break
+        if nxt in sentinels[:n]:
+            span = sentinels.index(nxt)
+        elif len(spans[span]) < max_tokens:
+            spans[span].append(nxt)
+            probs[span] *= float(p[nxt])
+        out.append(nxt)
+        steps += 1
+    return [[(tok.decode(ids), prob)] for ids, prob in zip(spans, probs)]

@@ -4,12 +4,15 @@ Bits per byte follows lm-evaluation-harness: the summed negative log-likelihood 
 targets, divided by ln 2 and by the UTF-8 bytes those targets stand for. It does not depend on the
 tokenizer, so models with different vocabularies compare.
 
-Both objectives are scored on the loader's validation windows (non-overlapping, in stream order; the
+Every objective is scored on the loader's validation windows (non-overlapping, in stream order; the
 first ``max_batches`` batches of them, or all). A masked LM sees a fixed share (``cfg.mask_rate``) of each
 window's ordinary tokens replaced by the mask id, chosen by a fixed seed per window (no 80/10/10 at
 evaluation: the figure measures prediction from context alone); its loss is a masked-token
 cross-entropy, so it gets an accuracy and a pseudo-perplexity, not bits per byte. The pretrain stage's
-validation figures and the evaluate stage's are this one definition.
+validation figures and the evaluate stage's are this one definition. An encoder-decoder reads each window
+span-corrupted (``pipeline.loader.spans``: ``cfg.mask_rate`` of its real tokens in spans of ``cfg.mean_span``,
+T5's 3 when the config has none), the spans drawn by a fixed seed per window; its loss is the cross-entropy of
+the decoder's targets (the spans' tokens, their sentinels and EOS), so it too gets an accuracy, not bits per byte.
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ def evaluate_lm(model: torch.nn.Module, shards: TokenShards, cfg: Any, rt: Any,
     try:
         if type(model).__name__ == "MaskedLM":
             return _masked(model, shards, cfg, rt, max_batches, batch_size)
+        if type(model).__name__ == "Seq2SeqLM":
+            return _span(model, shards, cfg, rt, max_batches, batch_size)
         return _causal(model, shards, cfg, rt, max_batches, batch_size)
     finally:
         model.train(was_training)
@@ -89,3 +94,29 @@ def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
     loss = nll / n
     # no perplexity: the loss is over ~15% masked positions, not the text (evaluate reports none for encoders)
     return {"loss": loss, "accuracy": correct / n, "tokens": float(n)}
+
+
+def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
+    from pipeline.loader.spans import MEAN_SPAN, collate, corrupt, start_id
+    pad_id, eos_id, sentinels = shards.pad_id, shards.special_ids["eos"], list(shards.meta.get("sentinel_ids") or [])
+    density, mean_span = getattr(cfg, "mask_rate", 0.15), getattr(cfg, "mean_span", MEAN_SPAN)
+    nll, n, correct = 0.0, 0, 0
+    size = batch_size or cfg.batch_size
+    for i, b in enumerate(shards.val_batches(cfg.model.block_size, size, max_batches)):
+        x = b.x.numpy()
+        pairs = [corrupt(row[row != pad_id], np.random.default_rng([MASK_SEED, i * size + r]), density, mean_span,
+                         sentinels, eos_id)  # drawn per window, as for the masked LM
+                 for r, row in enumerate(x) if int((row != pad_id).sum()) >= 2]
+        if not pairs:
+            continue
+        t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, start_id(shards)).items()}
+        with rt.autocast():
+            logits, _ = model(t["src"], t["tgt_in"], None, t["src_mask"], t["tgt_mask"])
+        keep = t["targets"] != IGNORE_INDEX
+        target, logits = t["targets"][keep], logits.float()[keep]
+        nll += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(-1) == target).sum())
+        n += int(target.numel())
+    if n == 0:
+        return {}
+    return {"loss": nll / n, "accuracy": correct / n, "tokens": float(n)}

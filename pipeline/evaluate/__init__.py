@@ -10,9 +10,9 @@ from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import files_fingerprint
 
-VERSION = "5"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
+VERSION = "6"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
 # 4: the test metrics by task, method and init in the stats (MLflow metrics); 5: the report's task data (rows kept
-# per split, rows dropped by reason)
+# per split, rows dropped by reason); 6: an encoder-decoder's span-corruption figures, the LM part's noise rate
 
 
 def check(run_cfg: Any, root: Any = None) -> None:

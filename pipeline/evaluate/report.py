@@ -42,12 +42,15 @@ def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> lis
 
 
 def lm_lines(lm: dict[str, Any]) -> list[str]:
-    masked = lm["objective"] == "masked"
+    span = lm["objective"] == "span"
+    masked = lm["objective"] in ("masked", "span")
     title = "## Language model"
-    if masked:
+    if span:
+        title += " (encoder-decoder, span corruption: loss and accuracy on the decoder's targets; no perplexity)"
+    elif masked:
         title += " (masked LM: loss and accuracy on masked positions; no perplexity)"
     header = ["data", "scorer", "tokens", "bytes", "loss (nats/token)"]
-    header += ["masked accuracy"] if masked else ["perplexity", "bits per byte"]
+    header += ["target accuracy" if span else "masked accuracy"] if masked else ["perplexity", "bits per byte"]
     rows = []
     for r in lm["rows"]:
         row = [r["data"], r["scorer"], r.get("tokens"), r.get("bytes"), r.get("loss")]
@@ -63,7 +66,12 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
         lines += [f"Unigram baseline minus pretrained model: **{fmt(lm['bpb_gain_over_unigram'])}** bits per byte "
                   "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "
                   "with train-split frequencies and add-one smoothing).", ""]
-    if masked:
+    if span:
+        lines += [f"The encoder reads each window with {100 * lm.get('noise', 0.15):.0f}% of its tokens cut out in spans of 3 on "
+                  "average, each span one sentinel; the decoder is scored on writing the spans back (each behind "
+                  "its sentinel, then EOS; its tokens column counts those targets). A unigram row scores every "
+                  "token of the split.", ""]
+    elif masked:
         lines += ["The masked LM is scored on the masked positions only (its tokens column counts those); a unigram "
                   "row scores every token of the split.", ""]
     else:

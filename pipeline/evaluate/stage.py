@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 
-from model import MaskedLM, load_meta, load_model, param_count
+from model import MaskedLM, Seq2SeqLM, load_meta, load_model, param_count
 from pipeline.evaluate import lm, unigram
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.report import markdown
@@ -74,7 +74,8 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
     tok = Tokenizer.from_dir(model_dir)
     tokens = ctx.input("tokens").path
     val, train = TokenShards(tokens, "val"), TokenShards(tokens, "train")
-    masked = cfg.mask_rate if isinstance(model, MaskedLM) else None  # the masked LM's eval mask rate
+    # the masked LM's eval mask rate, or the encoder-decoder's span-corruption noise (T5's mean span of 3)
+    masked = cfg.mask_rate if isinstance(model, (MaskedLM, Seq2SeqLM)) else None
     T, B = mcfg.block_size, cfg.batch_size
     limit = lm.n_batches(cfg.max_eval_tokens, T, B)
     t0 = time.perf_counter()
@@ -89,15 +90,16 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
         rows.append({"data": name, "scorer": "pretrained model", "path": str(path),
                      **lm.score_text(model, path, tok, rt, T, B, limit, masked)})
         ctx.log.info("%s: %d tokens scored in %.1fs", path, rows[-1]["tokens"], time.perf_counter() - t0)
-    out = {"objective": "masked" if masked else "causal", "rows": rows, "block_size": T,
-           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"]}
+    objective = "span" if isinstance(model, Seq2SeqLM) else "masked" if masked else "causal"
+    out = {"objective": objective, "rows": rows, "block_size": T,
+           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"], **({"noise": masked} if masked else {})}
     return out, param_count(model, non_embedding=False)
 
 
 def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: list[dict[str, Any]],
               decont: dict[str, Any] | None) -> dict[str, Any]:
     val, uni, *extra = lm_part["rows"]
-    keys = ("loss", "accuracy", "tokens") if lm_part["objective"] == "masked" else ("loss", "ppl", "bpb", "tokens")
+    keys = ("loss", "ppl", "bpb", "tokens") if lm_part["objective"] == "causal" else ("loss", "accuracy", "tokens")
     stats: dict[str, Any] = {f"val_{k}": val[k] for k in keys}
     stats.update(unigram_loss=uni["loss"], unigram_bpb=uni["bpb"])
     if lm_part["bpb_gain_over_unigram"] is not None:

@@ -5,6 +5,7 @@ Layout (pretraining saw documents that end with ``</s>``):
   mean of the real tokens' states; ``last``: the last real token, the only one that has seen the whole
   text; never a ``</s>``: see ``special_layout``);
 - encoder: ``<cls> text </s>`` (pairs ``<cls> text <sep> text_pair </s>``), pooled at ``<cls>`` (``auto``).
+- encoder-decoder: its encoder reads ``text </s>`` (pairs ``text <sep> text_pair </s>``), mean-pooled (``auto``).
 Tagging encodes each word on its own (with the space that precedes it in running text, so pieces match
 the running text's), labels the FIRST sub-token of each word and puts -100 on the others; predictions
 map back to words through ``first`` (-1 for a word cut off by truncation, predicted ``O``: ``outside``).
@@ -47,6 +48,8 @@ def special_layout(tok: Tokenizer, arch: str) -> tuple[list[int], list[int], lis
     sep = [tok.sep_id] if tok.sep_id is not None else eos
     if arch == "encoder":
         return ([tok.cls_id] if tok.cls_id is not None else []), sep, eos
+    if arch == "encoder_decoder":  # T5's encoder input: the text, then </s>
+        return [], sep, eos
     return [], sep, []
 
 

@@ -29,11 +29,18 @@ HEAD = "head"
 NORMS = (nn.LayerNorm, nn.RMSNorm)
 
 
+def lm_trunk(lm: nn.Module) -> Transformer:
+    """The trunk a task head sits on: a causal or masked LM's transformer, an encoder-decoder's encoder (as
+    T5's encoder carries a classifier: Sentence-T5, and T5 encoders in tagging)."""
+    return lm.encoder if hasattr(lm, "encoder") else lm.transformer
+
+
 def resolve_pooling(pooling: str, arch: str) -> str:
     if pooling != "auto":
         return pooling
     # A small causal LM's last position summarises its prefix poorly; the mean of its states carries
-    # the text (bench/sst2.py: mean +2.4..+3.6 points over scratch, last -1.5).
+    # the text (bench/sst2.py: mean +2.4..+3.6 points over scratch, last -1.5). An encoder-decoder's encoder has
+    # no <cls> (T5's input is the text and </s>): the mean of its states, as Sentence-T5 pools.
     return "first" if arch == "encoder" else "mean"
 
 
@@ -60,7 +67,7 @@ def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, 
     torch.manual_seed(seed)
     if pretrained is not None:
         lm, _ = load_model(pretrained)
-        trunk = lm.transformer
+        trunk = lm_trunk(lm)
         trunk.set_dropout(mcfg.dropout)
         reinit_blocks(trunk, reinit_top)
     else:

@@ -10,6 +10,7 @@ runs where neither prefect nor mlflow is installed::
         ...                                      # b.x, b.y, b.n_targets, b.n_bytes (bits per byte)
 """
 from pipeline.loader.batches import CausalBatches, MaskedBatches, WindowSampler
+from pipeline.loader.spans import SpanBatches
 from pipeline.loader.stream import IGNORE_INDEX, EvalBatch, TokenShards
 
-__all__ = ["TokenShards", "CausalBatches", "MaskedBatches", "WindowSampler", "EvalBatch", "IGNORE_INDEX"]
+__all__ = ["TokenShards", "CausalBatches", "MaskedBatches", "SpanBatches", "WindowSampler", "EvalBatch", "IGNORE_INDEX"]

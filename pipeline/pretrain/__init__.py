@@ -30,10 +30,13 @@ MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
 
 def key_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
-    state is saved changes no output. ``init_from`` counts by content (``fingerprint``), not by how its path is
+    state is saved changes no output; nor the encoder-decoder's settings for another architecture. ``init_from`` counts by content (``fingerprint``), not by how its path is
     spelled: ``./m``, ``m``, an absolute path or an identical copy elsewhere are one key."""
     from pipeline.configtypes import to_dict
     d = {k: v for k, v in to_dict(cfg).items() if k != "checkpoint_every"}
+    if cfg.resolved_objective != "span":  # what only span corruption reads (keys made before it existed stand)
+        d.pop("mean_span")
+        d["model"] = {k: v for k, v in d["model"].items() if k != "n_dec_layer"}
     return d if cfg.init_from is None else {**d, "init_from": BY_CONTENT}
 
 
@@ -106,6 +109,14 @@ def check(run_cfg: Any, root: Path) -> None:
     tokenizer is trained, and only the stage can compare it."""
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
+    if cfg.resolved_objective == "span" and not tok.tokenizer_path:  # a reused tokenizer is checked by the stage
+        from pipeline.loader.spans import raw_length, span_counts
+        length = raw_length(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
+        need = span_counts(length, cfg.mask_rate, cfg.mean_span)[1]
+        if need > tok.sentinels:
+            raise ConfigError(f"tokenize.sentinels: got {tok.sentinels}, allowed: at least {need} for span corruption "
+                              f"of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, mask_rate "
+                              f"{cfg.mask_rate}, mean_span {cfg.mean_span}: {need} spans, a sentinel each)")
     if not (cfg.init_from and tok.tokenizer_path):
         return
     from pipeline.tokenize import resolve_model_path

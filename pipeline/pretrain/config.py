@@ -9,9 +9,11 @@ from pipeline.configtypes import ConfigError, bounded
 
 @dataclass(frozen=True)
 class ModelSection:
-    """The model, minus its vocabulary (that comes from the tokenizer). See model.ModelConfig."""
-    arch: Literal["decoder", "encoder"] = "decoder"
+    """The model, minus its vocabulary (that comes from the tokenizer). See model.ModelConfig. ``n_layer``: the
+    encoder's layers for ``encoder_decoder`` (T5-style), whose decoder has ``n_dec_layer`` (None: as many)."""
+    arch: Literal["decoder", "encoder", "encoder_decoder"] = "decoder"
     n_layer: int = bounded(4, ge=1)
+    n_dec_layer: int | None = bounded(None, ge=1)
     n_head: int = bounded(4, ge=1)
     n_embd: int = bounded(256, ge=8)
     block_size: int = bounded(256, ge=8)
@@ -24,6 +26,9 @@ class ModelSection:
     qk_norm: bool = True
 
     def __post_init__(self) -> None:
+        if self.n_dec_layer is not None and self.arch != "encoder_decoder":
+            raise ConfigError(f"pretrain.model.n_dec_layer: got {self.n_dec_layer} for arch {self.arch!r}, allowed: "
+                              "null (the decoder's layers of an encoder_decoder model only)")
         if self.n_embd % self.n_head:
             raise ConfigError(f"pretrain.model.n_embd: got {self.n_embd}, allowed: a multiple of "
                               f"pretrain.model.n_head ({self.n_head})")
@@ -31,7 +36,9 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Objective ``auto`` is causal LM for a decoder and masked LM for an encoder.
+    """Objective ``auto`` is causal LM for a decoder, masked LM for an encoder and span corruption for an
+    encoder-decoder (T5's: ``mask_rate`` of the tokens in spans of ``mean_span`` tokens on average, each span
+    one sentinel in the encoder's input, the decoder writing the spans; ``pipeline.loader.spans``).
 
     The global batch is ``batch_size × block_size × grad_accum × world size`` tokens; with
     ``global_batch_tokens`` set, ``grad_accum`` is derived from it. ``schedule``: linear warmup then
@@ -40,8 +47,9 @@ class PretrainConfig:
     pretraining from (same architecture and tokenizer).
     """
     model: ModelSection = field(default_factory=ModelSection)
-    objective: Literal["auto", "causal", "masked"] = "auto"
+    objective: Literal["auto", "causal", "masked", "span"] = "auto"
     mask_rate: float = bounded(0.15, gt=0.0, lt=1.0)
+    mean_span: float = bounded(3.0, ge=1.0)
     max_steps: int = bounded(400, ge=1)
     batch_size: int = bounded(16, ge=1)
     grad_accum: int = bounded(1, ge=1)
@@ -69,11 +77,14 @@ class PretrainConfig:
     @property
     def resolved_objective(self) -> str:
         if self.objective == "auto":
-            return "causal" if self.model.arch == "decoder" else "masked"
+            return OBJECTIVES[self.model.arch]
         return self.objective
 
     def __post_init__(self) -> None:
-        obj = self.resolved_objective
-        if (obj == "causal") != (self.model.arch == "decoder"):
+        if self.resolved_objective != OBJECTIVES[self.model.arch]:
             raise ConfigError(f"pretrain.objective: got {self.objective!r} for arch {self.model.arch!r}, allowed: "
-                              "'causal' with a decoder, 'masked' with an encoder (or 'auto')")
+                              "'causal' with a decoder, 'masked' with an encoder, 'span' with an encoder_decoder "
+                              "(or 'auto')")
+
+
+OBJECTIVES = {"decoder": "causal", "encoder": "masked", "encoder_decoder": "span"}  # each architecture's objective

@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
-from model import CausalLM, MaskedLM, ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, \
-    param_count
+from model import ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, param_count
+from model.flops import build_for_config
 from model.layers import IGNORE_INDEX
 from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
-from pipeline.loader import CausalBatches, MaskedBatches, TokenShards
+from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShards
 from pipeline.pretrain import init_model_dir, state
 from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
@@ -38,7 +38,8 @@ def model_config(cfg: PretrainConfig, vocab_size: int) -> ModelConfig:
 
 
 def build_model(mcfg: ModelConfig) -> torch.nn.Module:
-    return CausalLM(mcfg) if mcfg.arch == "decoder" else MaskedLM(mcfg)
+    """The language model of ``mcfg.arch``: CausalLM, MaskedLM or Seq2SeqLM."""
+    return build_for_config(mcfg)
 
 
 def grad_accum_steps(cfg: PretrainConfig, world: int) -> int:
@@ -54,7 +55,17 @@ def make_batches(cfg: PretrainConfig, shards: TokenShards, rt: Runtime):
     rows = cfg.batch_size * rt.world
     if cfg.resolved_objective == "causal":
         return CausalBatches(shards, cfg.model.block_size, rows, cfg.seed)
+    if cfg.resolved_objective == "span":
+        return SpanBatches(shards, cfg.model.block_size, rows, cfg.seed, cfg.mask_rate, cfg.mean_span)
     return MaskedBatches(shards, cfg.model.block_size, rows, cfg.seed, mask_rate=cfg.mask_rate)
+
+
+def _rows(x: Any, a: int, b: int, device: torch.device) -> Any:
+    """Rows a:b of a batch tensor, or of each tensor of a tuple (span corruption's source and decoder input), on
+    ``device``."""
+    if isinstance(x, tuple):
+        return tuple(_rows(t, a, b, device) for t in x)
+    return x[a:b].to(device, non_blocking=True)
 
 
 def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | None = None,
@@ -95,7 +106,8 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         from torch.nn.parallel import DistributedDataParallel
         run_model = DistributedDataParallel(run_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     batches = make_batches(cfg, train_shards, rt)
-    tokens_per_step = cfg.batch_size * cfg.model.block_size * accum * rt.world
+    window = batches.length if isinstance(batches, SpanBatches) else cfg.model.block_size  # text tokens a row reads
+    tokens_per_step = cfg.batch_size * window * accum * rt.world
     masked = cfg.resolved_objective == "masked"
     flops_tok = flops_per_token(mcfg, cfg.model.block_size)
     peak = device_peak_flops(torch.cuda.get_device_name(rt.device)) if rt.device.type == "cuda" else None
@@ -113,15 +125,14 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             g["lr"] = lr
         loss_sum = torch.zeros((), device=rt.device)
         micros = [batches.get(step * accum + micro) for micro in range(accum)]
-        micros = [(x[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True),
-                   y[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size].to(rt.device, non_blocking=True))
-                  for x, y in micros]
+        a, b = rt.rank * cfg.batch_size, (rt.rank + 1) * cfg.batch_size
+        micros = [(_rows(x, a, b, rt.device), _rows(y, a, b, rt.device)) for x, y in micros]
         weights = token_weights([y for _, y in micros], rt) if masked else [None] * accum
         for micro, ((x, y), w) in enumerate(zip(micros, weights)):
             sync = rt.world == 1 or micro == accum - 1
             ctx = run_model.no_sync() if not sync else _null()
             with ctx, rt.autocast():
-                _, loss = run_model(x, y)
+                _, loss = run_model(*x, y) if isinstance(x, tuple) else run_model(x, y)
                 (loss / accum if w is None else loss * w).backward()
             loss_sum += loss.detach() if w is None else loss.detach() * (w * accum)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import CausalLM, MaskedLM, ModelConfig, save_model
+from model import ModelConfig, save_model
+from model.flops import build_for_config
 from pipeline import documents
+from pipeline.pretrain.config import OBJECTIVES
 from pipeline.store import Manifest
 from pipeline.tokenize import TokenizeConfig
 from pipeline.tokenize import run as tokenize_run
@@ -41,7 +43,7 @@ def tokenized(root: Path) -> Manifest:
     documents.write_table(documents.docs_table(rows), path)
     ctx = StageContext(name="tokenize", key="tok", out=root / "tokens",
                        inputs={"docs": manifest("decontaminate", "dc", docs)})
-    stats = tokenize_run(TokenizeConfig(vocab_size=300, sentinels=0, val_fraction=0.25, train_threads=1), ctx)
+    stats = tokenize_run(TokenizeConfig(vocab_size=300, sentinels=4, val_fraction=0.25, train_threads=1), ctx)
     return manifest("tokenize", "tok", ctx.out, stats)
 
 
@@ -50,9 +52,9 @@ def pretrained(root: Path, tokens: Manifest, arch: str = "decoder", seed: int = 
     meta = json.loads((tokens.path / "meta.json").read_text())
     torch.manual_seed(seed)
     mcfg = ModelConfig(arch=arch, vocab_size=meta["vocab_size"], n_layer=1, n_head=2, n_embd=16, block_size=32)
-    model = CausalLM(mcfg) if arch == "decoder" else MaskedLM(mcfg)
+    model = build_for_config(mcfg)
     folder = root / f"pretrain-{arch}"
-    save_model(model, mcfg, folder / "model", extra_meta={"objective": "causal" if arch == "decoder" else "masked"})
+    save_model(model, mcfg, folder / "model", extra_meta={"objective": OBJECTIVES[arch]})
     shutil.copytree(tokens.path / "tokenizer", folder / "model" / "tokenizer")
     shutil.copy(tokens.path / "meta.json", folder / "model" / "tokens_meta.json")
     return manifest("pretrain", f"pre-{arch}", folder)
@@ -91,6 +93,11 @@ def decoder(tokens, tmp_path_factory) -> Manifest:
 @pytest.fixture(scope="session")
 def encoder(tokens, tmp_path_factory) -> Manifest:
     return pretrained(tmp_path_factory.mktemp("encoder"), tokens, "encoder")
+
+
+@pytest.fixture(scope="session")
+def encoder_decoder(tokens, tmp_path_factory) -> Manifest:
+    return pretrained(tmp_path_factory.mktemp("encoder_decoder"), tokens, "encoder_decoder")
 
 
 @pytest.fixture(scope="session")

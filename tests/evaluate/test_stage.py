@@ -146,6 +146,17 @@ def test_max_eval_tokens_limits_the_validation_targets(tmp_path, tokens, decoder
     assert stats["val_tokens"] == 128  # whole batches: 4 windows of the model's 32 positions
 
 
+def test_encoder_decoder_reports_span_loss_and_accuracy(tmp_path, tokens, encoder_decoder, tasks_cfg):
+    stats, ctx = evaluate(tmp_path, tokens, encoder_decoder, tasks_cfg)
+    assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 <= stats["val_accuracy"] <= 1.0
+    assert stats["val_loss"] > 0 and stats["val_tokens"] > 0
+    md = (ctx.reports / "report.md").read_text()
+    assert "encoder-decoder, span corruption" in md and "15% of its tokens cut out" in md
+    assert "Bits per byte =" not in md and "| target accuracy |" in md
+    report = json.loads((ctx.reports / "report.json").read_text())
+    assert report["lm"]["objective"] == "span" and report["lm"]["noise"] == 0.15
+
+
 def test_encoder_reports_masked_lm_loss_and_accuracy(tmp_path, tokens, encoder, tasks_cfg):
     stats, ctx = evaluate(tmp_path, tokens, encoder, tasks_cfg)
     assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 <= stats["val_accuracy"] <= 1.0

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
-from model import CausalLM, MaskedLM, ModelConfig, save_model
+from model import ModelConfig, save_model
+from model.flops import build_for_config
+from pipeline.pretrain.config import OBJECTIVES
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.tokenizer import Tokenizer
 from pipeline.tokenize.train import train_model, trainer_options
@@ -38,6 +40,6 @@ def make_pretrained(root: Path, arch: str = "decoder", n_embd: int = 32, block_s
     mcfg = ModelConfig(arch=arch, n_layer=n_layer, n_head=2, n_embd=n_embd, block_size=block_size,
                        vocab_size=tok.vocab_size, norm="rmsnorm", pos="rotary", mlp="relu2", dropout=dropout)
     torch.manual_seed(seed)
-    model = CausalLM(mcfg) if arch == "decoder" else MaskedLM(mcfg)
-    save_model(model, mcfg, folder, extra_meta={"objective": "causal" if arch == "decoder" else "masked"})
+    model = build_for_config(mcfg)
+    save_model(model, mcfg, folder, extra_meta={"objective": OBJECTIVES[arch]})
     return root

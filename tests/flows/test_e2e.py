@@ -236,3 +236,25 @@ def test_killed_stage_resumes_byte_identical(tmp_path, monkeypatch, prefect_serv
     a = json.loads((Path(resumed["path"]) / "manifest.json").read_text())["files"]
     b = json.loads((Path(clean["path"]) / "manifest.json").read_text())["files"]
     assert a == b and len(a) > 3
+
+
+def test_an_encoder_decoder_through_the_flow_and_finetune_runs_reused(project, monkeypatch, capsys, executed):
+    """T5-style: pretrained by span corruption, fine-tuned on its encoder, scored and filling blanks; a second
+    seed then trains only that seed's run (the first is reused from the earlier finetune output)."""
+    # (finetune.threads fixed: by default a run's threads are the cores shared out among the runs, and another
+    # thread count is another float rounding, so another run key)
+    t5 = ("--set", "pretrain.model.arch=encoder_decoder", "--set", "pretrain.model.n_dec_layer=1",
+          "--set", "finetune.threads=1")
+    capsys.readouterr()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", *t5) == 0
+    assert executed == ["pretrain", "finetune", "evaluate"]  # the corpus and tokenizer are the decoder's
+    out = capsys.readouterr().out
+    assert "encoder-decoder, span corruption" in out and "Seq2SeqLM" in out
+    assert lmforge(project, monkeypatch, "fill-mask", "The [MASK] module") == 0  # the newest: the encoder-decoder
+    assert capsys.readouterr().out.startswith("mask 1: ")
+    executed.clear()
+    assert lmforge(project, monkeypatch, "run", "--preset", "tiny", *t5, "--set", "finetune.seeds=[0,1]") == 0
+    assert executed == ["finetune", "evaluate"]
+    captured = capsys.readouterr()
+    assert "runs_reused=2" in captured.out + captured.err  # seed 0 of both tasks
+    assert "2 of 4 runs reused from" in captured.err
