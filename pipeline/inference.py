@@ -91,7 +91,8 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
 
 
 @torch.no_grad()
-def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str], max_tokens: int = 32) -> list[list[tuple[str, float]]]:
+def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
+               max_tokens: int = 32) -> list[list[tuple[str, float]]]:
     """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input, and the decoder
     writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span). Per mask:
     [(the span's text, the product of its pieces' probabilities)]."""

@@ -26,7 +26,8 @@ stdlib tasks). Output layout (the evaluate stage reads it; ``pipeline.finetune.r
 Runs: every method in ``methods`` from the pretrained weights, and with ``baseline`` full fine-tuning
 from random init (``full-scratch-s<seed>``), for every seed. A run whose result.json exists (a killed
 stage's finished runs) is kept, not retrained; a run another published finetune output made from the same
-inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked in, not retrained. Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
+inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked in, not retrained.
+Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
 ``...best_epoch``, ``...trainable_params``, medians over seeds, ``<task>.<method>.val_gain_over_scratch``,
 and per task the split sizes, truncation and drop counts.
 """

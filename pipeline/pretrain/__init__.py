@@ -30,8 +30,9 @@ MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
 
 def key_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
-    state is saved changes no output; nor the encoder-decoder's settings for another architecture. ``init_from`` counts by content (``fingerprint``), not by how its path is
-    spelled: ``./m``, ``m``, an absolute path or an identical copy elsewhere are one key."""
+    state is saved changes no output; nor the encoder-decoder's settings for another architecture. ``init_from``
+    counts by content (``fingerprint``), not by how its path is spelled: ``./m``, ``m``, an absolute path or an
+    identical copy elsewhere are one key."""
     from pipeline.configtypes import to_dict
     d = {k: v for k, v in to_dict(cfg).items() if k != "checkpoint_every"}
     if cfg.resolved_objective != "span":  # what only span corruption reads (keys made before it existed stand)

@@ -82,8 +82,8 @@ def test_too_few_sentinels_is_an_error_naming_the_setting():
 
 
 def test_collate_pads_and_shifts_the_target():
-    b = collate([(np.array([5, 6, S[0]]), np.array([S[0], 7, EOS])), (np.array([8, S[0]]), np.array([S[0], 9, 9, EOS]))],
-                pad_id=0, start_id=2)
+    b = collate([(np.array([5, 6, S[0]]), np.array([S[0], 7, EOS])),
+                 (np.array([8, S[0]]), np.array([S[0], 9, 9, EOS]))], pad_id=0, start_id=2)
     assert b["src"].tolist() == [[5, 6, S[0]], [8, S[0], 0]] and b["src_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert b["tgt_in"].tolist() == [[2, S[0], 7, 0], [2, S[0], 9, 9]]
     assert b["targets"].tolist() == [[S[0], 7, EOS, -100], [S[0], 9, 9, EOS]]
