@@ -69,6 +69,20 @@ def flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> int:
     return 6 * n + 12 * attn_layers * cfg.n_embd * T
 
 
+def seq2seq_flops(cfg: ModelConfig, src_len: int, tgt_len: int) -> int:
+    """Training FLOPs (forward + backward) of one encoder-decoder example of ``src_len`` source and ``tgt_len``
+    target tokens: 6 x (the encoder's weights x src_len + the decoder's weights and the LM head x tgt_len), plus
+    12 x width per query and key in each attention: the encoder's over src_len, the decoder's self-attention
+    over tgt_len and its cross-attention over src_len. (``flops_per_token`` charges every token both stacks.)"""
+    with torch.device("meta"):
+        model = build_for_config(cfg)
+    own = lambda stack: sum(p.numel() for n, p in stack.named_parameters() if not n.startswith(("wte.", "wpe.")))
+    C, L_enc, L_dec = cfg.n_embd, cfg.n_layer, cfg.dec_layers
+    weights = own(model.encoder) * src_len + (own(model.decoder) + cfg.padded_vocab * C) * tgt_len
+    attention = L_enc * src_len * src_len + L_dec * tgt_len * (tgt_len + src_len)
+    return 6 * weights + 12 * C * attention
+
+
 def mfu(tokens_per_s: float, cfg: ModelConfig, peak: float, seq_len: int | None = None) -> float:
     """Fraction of `peak` FLOP/s achieved at `tokens_per_s` training throughput."""
     return flops_per_token(cfg, seq_len) * tokens_per_s / peak

@@ -93,9 +93,11 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
 @torch.no_grad()
 def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
                max_tokens: int = 32) -> list[list[tuple[str, float]]]:
-    """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input, and the decoder
-    writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span). Per mask:
-    [(the span's text, the product of its pieces' probabilities)]."""
+    """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input (then </s>), and
+    the decoder writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span),
+    the sentinels in order: the next one is the only sentinel it may write. Per mask: [(the span's text, the
+    product of its pieces' probabilities among what it could write)]; a span it never reached is empty."""
+    from pipeline.loader.spans import decoder_start
     sentinels = tok.sentinel_ids
     n = len(pieces) - 1
     if n > len(sentinels):
@@ -103,24 +105,31 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
     src: list[int] = []
     for i, piece in enumerate(pieces):
         src += tok.encode(piece) + ([sentinels[i]] if i < n else [])
-    src = (src + [tok.eos_id])[-model.encoder.block_size:]
-    start = tok.bos_id if tok.bos_id is not None else (tok.pad_id or 0)
-    out, spans, probs = [start, sentinels[0]], [[] for _ in range(n)], [1.0] * n
-    banned = [i for i in tok.all_special_ids if i not in (tok.eos_id, *sentinels[:n])]
+    src.append(tok.eos_id)
+    if len(src) > model.encoder.block_size:
+        raise ValueError(f"fill-mask: the text is {len(src)} tokens with its masks and </s>; the model reads at "
+                         f"most {model.encoder.block_size}")
+    out, spans, probs = [decoder_start(tok.special_ids), sentinels[0]], [[] for _ in range(n)], [1.0] * n
+    banned = [i for i in tok.all_special_ids if i != tok.eos_id]  # the sentinels among them
     model.eval()
-    span, steps = 0, 0
-    while steps < max_tokens * n and len(out) < model.decoder.block_size:
+    span = 0
+    while len(out) < model.decoder.block_size and len(out) < 2 + n * (max_tokens + 1):
         logits, _ = model(torch.tensor([src]), torch.tensor([out]))
         p = logits[0, -1].float().softmax(-1)
-        p[banned + sentinels[:span + 1]] = 0.0  # the sentinels come in order, each once
+        p[banned] = 0.0
+        if span + 1 < n:
+            p[sentinels[span + 1]] = float(logits[0, -1].float().softmax(-1)[sentinels[span + 1]])
+        if len(spans[span]) >= max_tokens:  # this span is full: the next sentinel or the end
+            keep = [tok.eos_id] + ([sentinels[span + 1]] if span + 1 < n else [])
+            p = torch.zeros_like(p).index_copy_(0, torch.tensor(keep), p[keep])
+        p = p / p.sum()
         nxt = int(p.argmax())
         if nxt == tok.eos_id:
             break
-        if nxt in sentinels[:n]:
-            span = sentinels.index(nxt)
-        elif len(spans[span]) < max_tokens:
+        if span + 1 < n and nxt == sentinels[span + 1]:
+            span += 1
+        else:
             spans[span].append(nxt)
             probs[span] *= float(p[nxt])
         out.append(nxt)
-        steps += 1
     return [[(tok.decode(ids), prob)] for ids, prob in zip(spans, probs)]

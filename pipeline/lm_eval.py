@@ -11,8 +11,9 @@ evaluation: the figure measures prediction from context alone); its loss is a ma
 cross-entropy, so it gets an accuracy and a pseudo-perplexity, not bits per byte. The pretrain stage's
 validation figures and the evaluate stage's are this one definition. An encoder-decoder reads each window
 span-corrupted (``pipeline.loader.spans``: ``cfg.mask_rate`` of its real tokens in spans of ``cfg.mean_span``,
-T5's 3 when the config has none), the spans drawn by a fixed seed per window; its loss is the cross-entropy of
-the decoder's targets (the spans' tokens, their sentinels and EOS), so it too gets an accuracy, not bits per byte.
+T5's 3 when the config has none; windows of the training length, ``raw_length``), the spans drawn by a fixed seed
+per window; its loss is the cross-entropy of the decoder's targets (the spans' tokens, their sentinels and EOS),
+so it too gets an accuracy, not bits per byte.
 """
 from __future__ import annotations
 
@@ -97,19 +98,20 @@ def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
 
 
 def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
-    from pipeline.loader.spans import MEAN_SPAN, collate, corrupt, start_id
+    from pipeline.loader.spans import MEAN_SPAN, collate, corrupt, decoder_start, raw_length
     pad_id, eos_id, sentinels = shards.pad_id, shards.special_ids["eos"], list(shards.meta.get("sentinel_ids") or [])
     density, mean_span = getattr(cfg, "mask_rate", 0.15), getattr(cfg, "mean_span", MEAN_SPAN)
     nll, n, correct = 0.0, 0, 0
     size = batch_size or cfg.batch_size
-    for i, b in enumerate(shards.val_batches(cfg.model.block_size, size, max_batches)):
+    window = raw_length(cfg.model.block_size, density, mean_span)  # as in training: source and target fit
+    for i, b in enumerate(shards.val_batches(window, size, max_batches)):
         x = b.x.numpy()
         pairs = [corrupt(row[row != pad_id], np.random.default_rng([MASK_SEED, i * size + r]), density, mean_span,
                          sentinels, eos_id)  # drawn per window, as for the masked LM
                  for r, row in enumerate(x) if int((row != pad_id).sum()) >= 2]
         if not pairs:
             continue
-        t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, start_id(shards)).items()}
+        t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, decoder_start(shards.special_ids)).items()}
         with rt.autocast():
             logits, _ = model(t["src"], t["tgt_in"], None, t["src_mask"], t["tgt_mask"])
         keep = t["targets"] != IGNORE_INDEX

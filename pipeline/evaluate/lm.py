@@ -1,16 +1,17 @@
-"""Scoring the pretrained model on held-out text: loss, perplexity and bits per byte (causal LM), or
-masked-LM loss and accuracy (encoder).
+"""Scoring the pretrained model on held-out text: loss, perplexity and bits per byte (causal LM), masked-LM
+loss and accuracy (encoder), or the loss and accuracy of an encoder-decoder's span targets.
 
 Windows are the loader's validation windows (``TokenShards.val_batches``): non-overlapping, in stream order,
-so every token but the first is predicted exactly once with the context of its own window. Both objectives
-are scored by the shared ``pipeline.lm_eval.evaluate_lm``, so the figures equal the pretrain stage's
-validation figures on the same windows. Bits per byte is lm-eval's: Σ NLL (nats) / ln 2 / UTF-8 bytes of
-the predicted tokens (``tokenizer/token_bytes.npy``; EOS and other specials stand for 0 bytes). A masked
-LM gets a fixed share of each window's ordinary tokens replaced by the mask id (see ``lm_eval``).
+so every token but the first is predicted exactly once with the context of its own window (a causal LM). Every
+objective is scored by the shared ``pipeline.lm_eval.evaluate_lm``, so the figures equal the pretrain stage's
+validation figures on the same windows (the same mask rate; an encoder-decoder's mean span is T5's 3 here).
+Bits per byte is lm-eval's: Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens
+(``tokenizer/token_bytes.npy``; EOS and other specials stand for 0 bytes). A masked LM gets a fixed share of each
+window's ordinary tokens replaced by the mask id, an encoder-decoder that share cut out in spans (``lm_eval``).
 
 An extra text file becomes a one-document validation split (EOS, then the text's tokens) in a temporary
-folder, so it is windowed and byte-counted by the same code: every token of the text is predicted and the
-bytes are the text's UTF-8 bytes.
+folder, so it is windowed and byte-counted by the same code: for a causal LM every token of the text is
+predicted and the bytes are the text's UTF-8 bytes.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def text_split(text: str, tok: Tokenizer, folder: Path) -> TokenShards:
     with open(folder / TOKEN_BYTES_FILE, "wb") as f:
         np.save(f, tok.token_bytes())
     meta = {"vocab_size": tok.vocab_size, "dtype": ids.dtype.name, "special_ids": tok.special_ids,
-            "all_special_ids": tok.all_special_ids}
+            "sentinel_ids": tok.sentinel_ids, "all_special_ids": tok.all_special_ids}
     (folder / META_FILE).write_text(json.dumps(meta))
     return TokenShards(folder, "val")
 

@@ -8,7 +8,8 @@ type and thread count (both change float rounding), and the content of what it t
 and validation examples and labels as this stage wrote them, the trunk's config and tokenizer, and, for a
 run from the pretrained model, its weights (a from-scratch run never reads them). The key is written into
 the run's folder (``RUN_KEY``); a run another published finetune output holds under the same key is linked
-(or copied) in with its reports, after that output's files are checked against its manifest.
+(or copied) in with its reports, after that output's files are checked against its manifest (the sizes of all,
+the digests of the run's own).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class Donors:
     def __init__(self, stage_root: Path, own: str) -> None:
         self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
                               and p.name != own) if stage_root.is_dir() else []
-        self.checked: dict[Path, bool] = {}
+        self.checked: dict[Path, Any] = {}  # folder -> its manifest, None when damaged
 
     def find(self, task: str, name: str, key: str) -> Path | None:
         for folder in self.folders:
@@ -72,10 +73,23 @@ class Donors:
             except OSError:
                 continue
             if folder not in self.checked:
-                self.checked[folder] = validate(folder)[0] is not None
-            if self.checked[folder] and (run_dir / "result.json").is_file():
+                self.checked[folder] = validate(folder)[0]
+            manifest = self.checked[folder]
+            if manifest is not None and _intact(manifest, f"runs/{task}/{name}/", f"reports/{task}/{name}."):
                 return run_dir
         return None
+
+
+def _intact(manifest: Any, *prefixes: str) -> bool:
+    """The donor's files under ``prefixes`` hold what its manifest lists (their digests, not only sizes: a run is
+    small, and a same-size corruption would otherwise be linked into every output that reuses it)."""
+    files = {rel: info for rel, info in manifest.files.items() if rel.startswith(prefixes)}
+    if f"{prefixes[0]}result.json" not in files:
+        return False
+    try:
+        return all(file_digest(manifest.path / rel) == info["digest"] for rel, info in files.items())
+    except OSError:
+        return False
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -2,11 +2,13 @@
 
 A window of ``L`` tokens loses ``round(L x noise_density)`` of them in ``round(noise / mean_span)`` spans, placed
 at random; the encoder reads the window with each span replaced by one sentinel (``<extra_id_0>``,
-``<extra_id_1>``... in order) and the decoder writes the spans back, each behind its sentinel, then EOS:
+``<extra_id_1>``... in order), then EOS, and the decoder writes the spans back, each behind its sentinel, then EOS:
 
     window   The cat sat on the mat .           (noise: "cat", "the mat")
-    source   The <extra_id_0> sat on <extra_id_1> .
+    source   The <extra_id_0> sat on <extra_id_1> . </s>
     target   <extra_id_0> cat <extra_id_1> the mat </s>
+
+(The source ends with EOS as T5's does, and as the encoder's input does in fine-tuning and fill-mask.)
 
 Span and gap lengths are T5's: the noise tokens and the kept tokens are each cut into as many parts as there
 are spans, at cut points drawn uniformly, and the parts interleave, a kept part first. The counts depend on
@@ -34,10 +36,10 @@ def span_counts(length: int, noise_density: float, mean_span: float) -> tuple[in
 
 
 def lengths(length: int, noise_density: float, mean_span: float) -> tuple[int, int]:
-    """(source, target) lengths of a corrupted ``length``-token window: kept tokens + a sentinel per span; the
-    spans' tokens + a sentinel per span + EOS."""
+    """(source, target) lengths of a corrupted ``length``-token window: kept tokens + a sentinel per span + EOS;
+    the spans' tokens + a sentinel per span + EOS."""
     noise, spans = span_counts(length, noise_density, mean_span)
-    return length - noise + spans, noise + spans + 1
+    return length - noise + spans + 1, noise + spans + 1
 
 
 def raw_length(block_size: int, noise_density: float, mean_span: float) -> int:
@@ -46,6 +48,12 @@ def raw_length(block_size: int, noise_density: float, mean_span: float) -> int:
     while max(lengths(n + 1, noise_density, mean_span)) <= block_size:
         n += 1
     return n
+
+
+def sentinels_needed(block_size: int, noise_density: float, mean_span: float) -> tuple[int, int]:
+    """(window length, sentinels its spans need) for a model of ``block_size`` positions."""
+    length = raw_length(block_size, noise_density, mean_span)
+    return length, span_counts(length, noise_density, mean_span)[1]
 
 
 def _cuts(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
@@ -70,6 +78,7 @@ def corrupt(tokens: np.ndarray, rng: np.random.Generator, noise_density: float, 
         src.append([sentinel_ids[i]])
         tgt += [[sentinel_ids[i]], tokens[pos:pos + noise_len[i]]]
         pos += noise_len[i]
+    src.append([eos_id])
     tgt.append([eos_id])
     return (np.concatenate(src).astype(np.int64), np.concatenate(tgt).astype(np.int64))
 
@@ -90,10 +99,12 @@ def collate(pairs: list[tuple[np.ndarray, np.ndarray]], pad_id: int, start_id: i
                                                  ("tgt_mask", tgt_mask), ("targets", targets))}
 
 
-def start_id(shards: TokenShards) -> int:
-    """The decoder's first input: BOS, else PAD (T5's)."""
-    ids = shards.special_ids
-    return ids["bos"] if ids.get("bos") is not None else shards.pad_id
+def decoder_start(special_ids: dict[str, int | None]) -> int:
+    """The decoder's first input: BOS, else PAD (T5's), else 0."""
+    for name in ("bos", "pad"):
+        if special_ids.get(name) is not None:
+            return int(special_ids[name])
+    return 0
 
 
 class SpanBatches:
@@ -114,7 +125,7 @@ class SpanBatches:
         if need > len(self.sentinels):
             raise ValueError(f"span corruption of {self.length}-token windows (block_size {block_size}) needs {need} "
                              f"sentinel ids; the tokenizer has {len(self.sentinels)}: raise tokenize.sentinels")
-        self.eos_id, self.start_id = shards.special_ids["eos"], start_id(shards)
+        self.eos_id, self.start_id = shards.special_ids["eos"], decoder_start(shards.special_ids)
         self.sampler = WindowSampler(shards, self.length, doc_aligned)
 
     def get(self, step: int) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -126,4 +137,4 @@ class SpanBatches:
         return (b["src"], b["tgt_in"]), b["targets"]
 
 
-__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "corrupt", "collate", "start_id", "SpanBatches"]
+__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "sentinels_needed", "corrupt", "collate", "decoder_start", "SpanBatches"]

@@ -1,4 +1,5 @@
-"""Pretrain stage: a GPT-style decoder (causal LM) or BERT-style encoder (masked LM) on the token shards.
+"""Pretrain stage: a GPT-style decoder (causal LM), BERT-style encoder (masked LM) or T5-style encoder-decoder
+(span corruption) on the token shards.
 
 Output: ``model/`` (the best checkpoint by validation loss, with its tokenizer: the "pretrained
 model" that fine-tuning and evaluation use), ``checkpoint/`` (the last complete training state:
@@ -111,9 +112,8 @@ def check(run_cfg: Any, root: Path) -> None:
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
     if cfg.resolved_objective == "span" and not tok.tokenizer_path:  # a reused tokenizer is checked by the stage
-        from pipeline.loader.spans import raw_length, span_counts
-        length = raw_length(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
-        need = span_counts(length, cfg.mask_rate, cfg.mean_span)[1]
+        from pipeline.loader.spans import sentinels_needed
+        length, need = sentinels_needed(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
         if need > tok.sentinels:
             raise ConfigError(f"tokenize.sentinels: got {tok.sentinels}, allowed: at least {need} for span corruption "
                               f"of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, mask_rate "

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from model import ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, param_count
-from model.flops import build_for_config
+from model.flops import build_for_config, seq2seq_flops
 from model.layers import IGNORE_INDEX
 from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShards
+from pipeline.loader.spans import lengths
 from pipeline.pretrain import init_model_dir, state
 from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
@@ -110,6 +111,8 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     tokens_per_step = cfg.batch_size * window * accum * rt.world
     masked = cfg.resolved_objective == "masked"
     flops_tok = flops_per_token(mcfg, cfg.model.block_size)
+    if isinstance(batches, SpanBatches):  # per text token: a window's source through the encoder, target the decoder
+        flops_tok = seq2seq_flops(mcfg, *lengths(batches.length, cfg.mask_rate, cfg.mean_span)) / batches.length
     peak = device_peak_flops(torch.cuda.get_device_name(rt.device)) if rt.device.type == "cuda" else None
     extra_meta = {**(meta or {}), "objective": cfg.resolved_objective}
     progress = Progress("pretrain", total=cfg.max_steps, unit="steps", enabled=rt.is_main, start=step)

@@ -27,7 +27,8 @@ DECONT = {"docs_in": 80, "docs_removed": 3, "removed_by_task": {"animals": 3}}
 @pytest.fixture(scope="module")
 def finetuned(decoder, tasks_cfg, make_manifest, tmp_path_factory):
     cfg, root = tasks_cfg
-    ctx = StageContext(name="finetune", key="ft", out=tmp_path_factory.mktemp("ft") / "out", root=root,
+    tmp = tmp_path_factory.mktemp("ft")
+    ctx = StageContext(name="finetune", key="ft", out=tmp / "out", root=root, work=tmp / "work",
                        inputs={"model": decoder}, extra={"tasks": cfg})
     stats = finetune_run(FinetuneConfig(methods=["full"], seeds=[0, 1], epochs=1, max_steps=2, batch_size=8,
                                         max_len=32, device="cpu", threads=1), ctx)
@@ -147,9 +148,14 @@ def test_max_eval_tokens_limits_the_validation_targets(tmp_path, tokens, decoder
 
 
 def test_encoder_decoder_reports_span_loss_and_accuracy(tmp_path, tokens, encoder_decoder, tasks_cfg):
-    stats, ctx = evaluate(tmp_path, tokens, encoder_decoder, tasks_cfg)
-    assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 <= stats["val_accuracy"] <= 1.0
+    root = tasks_cfg[1]
+    (root / "texts").mkdir(exist_ok=True)
+    (root / "texts" / "t5.txt").write_text("the cat sat on the mat and then the dog ran.\n" * 30)
+    stats, ctx = evaluate(tmp_path, tokens, encoder_decoder, tasks_cfg, extra_texts=["texts/t5.txt"])
+    assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 < stats["val_accuracy"] < 1.0
     assert stats["val_loss"] > 0 and stats["val_tokens"] > 0
+    # an extra text is span-corrupted too (its one-document split once had no sentinels to do it with)
+    assert set(stats["extra"]["texts_t5"]) == {"loss", "accuracy", "tokens"} and stats["extra"]["texts_t5"]["tokens"]
     md = (ctx.reports / "report.md").read_text()
     assert "encoder-decoder, span corruption" in md and "15% of its tokens cut out" in md
     assert "Bits per byte =" not in md and "| target accuracy |" in md

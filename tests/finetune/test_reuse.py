@@ -78,13 +78,20 @@ def test_a_lora_setting_changed_retrains_only_the_lora_runs(donor, pretrained_ro
     assert summary(fresh) == summary(b)
 
 
-def test_a_damaged_donor_is_not_used(donor, pretrained_root, tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "same size"])
+def test_a_damaged_donor_is_not_used(donor, pretrained_root, tmp_path, damage):
     root, a = donor
     copy = tmp_path / "copy"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
     weights = copy / "work" / "finetune" / "a" / "runs" / "ner" / "full-pretrained-s0" / "model" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-8])  # no longer what its manifest lists
-    assert stage(copy, "c", CHANGED, pretrained_root).stats["runs_reused"] == 0
+    data = bytearray(weights.read_bytes())
+    if damage == "truncated":  # every output's sizes no longer match: none of its runs is taken
+        weights.write_bytes(data[:-8])
+    else:  # the sizes match, this run's digest does not: the others are still taken
+        data[-5] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    reused = stage(copy, "c", CHANGED, pretrained_root).stats["runs_reused"]
+    assert reused == (0 if damage == "truncated" else 3)
 
 
 def test_a_forced_rerun_trains_every_run_again(donor, pretrained_root, tmp_path):

@@ -27,3 +27,15 @@ def test_device_peaks():
     assert device_peak_flops("NVIDIA A100-SXM4-40GB") == 312e12
     assert device_peak_flops("cpu") is None
     assert PEAK_FLOPS["H100 SXM"] == 989e12
+
+
+def test_seq2seq_flops_by_hand():
+    """Each stack's tokens through its own weights: encoder blocks + ln_f 3,120 weights (LayerNorm 16, qkv 768,
+    proj 256, LayerNorm 16, MLP 2 x 1,024, ln_f 16); the decoder's 4,160 (+ cross-attention: LayerNorm 16, q 256,
+    kv 512, proj 256) and the tied head 64 x 16 = 1,024; attention 12 x 16 x (6 x 6 + 3 x (3 + 6))."""
+    import dataclasses
+
+    from model.flops import seq2seq_flops
+    cfg = dataclasses.replace(ModelConfig.nanogpt(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=64),
+                              arch="encoder_decoder")
+    assert seq2seq_flops(cfg, 6, 3) == 6 * (3120 * 6 + (4160 + 1024) * 3) + 12 * 16 * (36 + 27) == 217_728

@@ -35,19 +35,19 @@ def test_counts_follow_t5():
     assert span_counts(20, 0.15, 3.0) == (3, 1)  # round(3.0) noise tokens, round(3 / 3) spans
     assert span_counts(100, 0.15, 3.0) == (15, 5)
     assert span_counts(2, 0.15, 3.0) == (1, 1)  # at least one of each
-    assert lengths(100, 0.15, 3.0) == (100 - 15 + 5, 15 + 5 + 1)
+    assert lengths(100, 0.15, 3.0) == (100 - 15 + 5 + 1, 15 + 5 + 1)
     for block in (16, 32, 64, 128, 512):
         n = raw_length(block, 0.15, 3.0)
         assert max(lengths(n, 0.15, 3.0)) <= block < max(lengths(n + 1, 0.15, 3.0))
 
 
 def test_a_hand_made_corruption():
-    """The cat sat on the mat . -> noise 'cat' and 'the mat' (3 of 7 tokens, 2 spans)."""
+    """The cat sat on the mat . -> noise 'cat' and 'mat .' (3 of 7 tokens, 2 spans)."""
     tokens = np.array([10, 11, 12, 13, 14, 15, 16])  # The cat sat on the mat .
     # noise: 3 tokens in 2 spans cut after the first (1 + 2); kept: 4 tokens cut after the first (1 + 3)
     src, tgt = corrupt(tokens, Cuts([0], [0]), 3 / 7, 1.5, S, EOS)
-    # kept "The", noise "cat", kept "sat on the"... as T5 interleaves: kept, noise, kept, noise
-    assert src.tolist() == [10, S[0], 12, 13, 14, S[1]]
+    # kept "The", noise "cat", kept "sat on the", noise "mat .": as T5 interleaves, a kept part first
+    assert src.tolist() == [10, S[0], 12, 13, 14, S[1], EOS]
     assert tgt.tolist() == [S[0], 11, S[1], 15, 16, EOS]
 
 
@@ -68,7 +68,8 @@ def test_source_and_target_rebuild_the_window(length):
                 cur = parts.setdefault(int(t), [])
             else:
                 cur.append(int(t))
-        rebuilt = [x for t in src for x in (parts[int(t)] if t >= 900 else [int(t)])]
+        assert src[-1] == EOS
+        rebuilt = [x for t in src[:-1] for x in (parts[int(t)] if t >= 900 else [int(t)])]
         assert rebuilt == tokens.tolist() and sum(map(len, parts.values())) == noise
         assert all(parts.values())  # no empty span
     a = corrupt(tokens, np.random.default_rng(1), 0.15, 3.0, MANY, EOS)
@@ -112,6 +113,12 @@ def test_encoder_decoder_pretraining_learns_resumes_exactly_and_fills_blanks(sha
     ls = losses(tmp_path / "full")
     assert sum(ls[-4:]) / 4 < sum(ls[:4]) / 4 - 0.5  # it learns
     assert 0.0 <= stats["val_accuracy"] <= 1.0 and "val_bpb" not in stats
+    from model.flops import seq2seq_flops
+    from model.checkpoint import load_config
+    window = raw_length(32, 0.15, 3.0)  # FLOPs per text token: each stack charged for its own tokens only
+    assert stats["flops_per_token"] == seq2seq_flops(load_config(tmp_path / "full" / "model"),
+                                                     *lengths(window, 0.15, 3.0)) / window
+    assert stats["tokens"] == 24 * 4 * window
     meta = json.loads((tmp_path / "full" / "model" / "meta.json").read_text())
     assert meta["model_class"] == "Seq2SeqLM" and meta["objective"] == "span"
     assert train(c, shards, tmp_path / "resumed", stop_after=10) == {"stopped_at": 10}
@@ -134,15 +141,15 @@ def test_encoder_decoder_pretraining_learns_resumes_exactly_and_fills_blanks(sha
 
 
 def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
-    """A scripted decoder: the sentinels in order (a repeated or earlier one is never taken), the pieces between
-    them are the spans, EOS ends; each span's probability is the product of its pieces'."""
+    """A scripted decoder: only the next sentinel may come (a used or a later one never), the pieces between
+    them are the spans, EOS ends; a span's probability is the product of its pieces' among what could come."""
     from pipeline.inference import fill_spans
     from pipeline.tokenize.tokenizer import Tokenizer
     tok = Tokenizer.from_dir(shards)
-    s0, s1 = tok.sentinel_ids[:2]
+    s0, s1, s2 = tok.sentinel_ids[:3]
     cat, dog = tok.encode(" cat")[-1], tok.encode(" dog")[-1]
-    # after [start, s0]: cat (s0 scores higher: banned, already used), dog, s1, cat, then s0 over EOS (banned)
-    script = [(cat, s0), (dog, None), (s1, None), (cat, None), (tok.eos_id, s0)]
+    # after [start, s0]: cat (s0 scores higher: used), dog (s2 higher: not next), s1, cat, EOS (s0 higher)
+    script = [(cat, s0), (dog, s2), (s1, None), (cat, None), (tok.eos_id, s0)]
     seen = []
 
     class Scripted(torch.nn.Module):
@@ -160,5 +167,24 @@ def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
     filled = fill_spans(Scripted(), tok, ["the", "and the", "."])
     assert seen[0] == tok.encode("the") + [s0] + tok.encode("and the") + [s1] + tok.encode(".") + [tok.eos_id]
     assert [f[0][0] for f in filled] == [tok.decode([cat, dog]), tok.decode([cat])]
-    p = torch.tensor([2.0] + [0.0] * (tok.vocab_size - 1)).softmax(-1)[0].item()  # the top piece's share
-    assert filled[1][0][1] == pytest.approx(p, rel=1e-4) and filled[0][0][1] < filled[1][0][1]
+    allowed = tok.vocab_size - len(set(tok.all_special_ids) - {tok.eos_id})  # the last span: no sentinel to come
+    p = np.exp(2.0) / (np.exp(2.0) + allowed - 1)
+    assert filled[1][0][1] == pytest.approx(p, rel=1e-4)
+    with pytest.raises(ValueError, match="the model reads at most 64"):
+        fill_spans(Scripted(), tok, ["word " * 70, ""])
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["tokenize.sentinels=2"], r"^tokenize.sentinels: got 2, allowed: at least 3 for span corruption of 70-token"),
+    (["evaluate.mask_rate=0.6"], r"^evaluate.mask_rate: got 0.6, which needs 16 sentinels for 79-token windows; "
+                                 "tokenize.sentinels is 8"),
+    (["pretrain.mean_span=1"], r"^tokenize.sentinels: got 8, allowed: at least 9 for span corruption of 63-token"),
+])
+def test_too_few_sentinels_fail_at_planning_naming_the_key(tmp_path, sets, match):
+    from pipeline import config
+    from pipeline.configtypes import ConfigError
+    from pipeline.plan import make_plan
+    cfg = config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder", *sets])
+    with pytest.raises(ConfigError, match=match):
+        make_plan(cfg, tmp_path / "work", tmp_path)
+    make_plan(config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder"]), tmp_path / "work", tmp_path)
