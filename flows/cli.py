@@ -251,7 +251,8 @@ def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
     from pipeline import inference
     folder = _model(args, root, "MaskedLM")
     for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k)):
-        print(f"mask {i + 1}: " + "  ".join(f"{piece!r} {p:.3f}" for piece, p in preds))
+        print(f"mask {i + 1}: " + ("  ".join(f"{piece!r} {p:.3f}" for piece, p in preds) if preds else
+                                   "(the model wrote no span for it: it ended before this mask's sentinel)"))
     return 0
 
 

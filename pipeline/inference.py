@@ -96,7 +96,8 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
     """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input (then </s>), and
     the decoder writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span),
     the sentinels in order: the next one is the only sentinel it may write. Per mask: [(the span's text, the
-    product of its pieces' probabilities among what it could write)]; a span it never reached is empty."""
+    product of its pieces' probabilities among what it could write)], or [] for a mask whose sentinel it never
+    wrote (it ended first)."""
     from pipeline.loader.spans import decoder_start
     sentinels = tok.sentinel_ids
     n = len(pieces) - 1
@@ -110,6 +111,7 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
         raise ValueError(f"fill-mask: the text is {len(src)} tokens with its masks and </s>; the model reads at "
                          f"most {model.encoder.block_size}")
     out, spans, probs = [decoder_start(tok.special_ids), sentinels[0]], [[] for _ in range(n)], [1.0] * n
+    reached = [True] + [False] * (n - 1)
     banned = [i for i in tok.all_special_ids if i != tok.eos_id]  # the sentinels among them
     model.eval()
     span = 0
@@ -128,8 +130,9 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
             break
         if span + 1 < n and nxt == sentinels[span + 1]:
             span += 1
+            reached[span] = True
         else:
             spans[span].append(nxt)
             probs[span] *= float(p[nxt])
         out.append(nxt)
-    return [[(tok.decode(ids), prob)] for ids, prob in zip(spans, probs)]
+    return [[(tok.decode(ids), prob)] if ok else [] for ids, prob, ok in zip(spans, probs, reached)]

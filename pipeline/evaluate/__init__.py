@@ -17,17 +17,18 @@ VERSION = "6"  # 2: the headline gain's interval from test-set resampling in the
 
 def check(run_cfg: Any, root: Any = None) -> None:
     """At planning: a device this machine lacks; for an encoder-decoder, the sentinels its span-corrupted
-    scoring at ``evaluate.mask_rate`` needs (a reused tokenizer's are counted when the stage runs)."""
-    from pipeline.pretrain import check_device
+    scoring at ``evaluate.mask_rate`` needs."""
+    from pipeline.pretrain import check_device, sentinels_of
     cfg, tok = run_cfg.evaluate, run_cfg.tokenize
     check_device(cfg.device, "evaluate.device")
-    if run_cfg.pretrain.resolved_objective == "span" and not tok.tokenizer_path:
-        from pipeline.loader.spans import MEAN_SPAN, sentinels_needed
-        length, need = sentinels_needed(run_cfg.pretrain.model.block_size, cfg.mask_rate, MEAN_SPAN)
-        if need > tok.sentinels:
-            raise ConfigError(f"evaluate.mask_rate: got {cfg.mask_rate}, which needs {need} sentinels for "
-                              f"{length}-token windows; tokenize.sentinels is {tok.sentinels}: lower the rate or "
-                              "raise tokenize.sentinels")
+    if run_cfg.pretrain.resolved_objective == "span":
+        from pipeline.loader.spans import sentinels_needed
+        length, need = sentinels_needed(run_cfg.pretrain.model.block_size, cfg.mask_rate, cfg.mean_span)
+        have, reused = sentinels_of(tok, root)
+        if need > have:
+            has = f"tokenize.sentinels is {have}" if reused is None else f"the tokenizer {reused} has {have}"
+            raise ConfigError(f"evaluate.mask_rate: got {cfg.mask_rate} (mean_span {cfg.mean_span}), which needs {need} "
+                              f"sentinels for {length}-token windows; {has}: lower the rate, or use more sentinels")
 
 
 __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run", "check"]

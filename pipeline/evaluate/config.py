@@ -19,8 +19,11 @@ class EvaluateConfig:
     max_eval_tokens: int | None = bounded(None, ge=1)  # validation targets to score; None = the whole split
     batch_size: int = bounded(16, ge=1)                 # windows of block_size tokens per forward pass
     extra_texts: list[str] = field(default_factory=list)
-    # an encoder: the share of tokens masked when scoring; an encoder-decoder: the share cut out in spans (of 3)
+    # An encoder: the share of tokens masked when scoring; an encoder-decoder: the share cut out in spans of
+    # ``mean_span`` tokens on average. A fixed yardstick (T5's 0.15 and 3 by default), whatever the model was
+    # pretrained with, so models compare; its pretraining validation used its own pretrain.mask_rate / mean_span.
     mask_rate: float = bounded(0.15, gt=0.0, lt=1.0)
+    mean_span: float = bounded(3.0, ge=1.0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "fp32", "bf16"] = "fp32"  # fp32: figures comparable across machines
     threads: int = bounded(0, ge=0)                   # CPU threads; 0 = one per core

@@ -4,7 +4,7 @@ loss and accuracy (encoder), or the loss and accuracy of an encoder-decoder's sp
 Windows are the loader's validation windows (``TokenShards.val_batches``): non-overlapping, in stream order,
 so every token but the first is predicted exactly once with the context of its own window (a causal LM). Every
 objective is scored by the shared ``pipeline.lm_eval.evaluate_lm``, so the figures equal the pretrain stage's
-validation figures on the same windows (the same mask rate; an encoder-decoder's mean span is T5's 3 here).
+validation figures on the same windows (with the same mask rate and, for an encoder-decoder, mean span).
 Bits per byte is lm-eval's: Σ NLL (nats) / ln 2 / UTF-8 bytes of the predicted tokens
 (``tokenizer/token_bytes.npy``; EOS and other specials stand for 0 bytes). A masked LM gets a fixed share of each
 window's ordinary tokens replaced by the mask id, an encoder-decoder that share cut out in spans (``lm_eval``).
@@ -40,11 +40,12 @@ def n_batches(max_tokens: int | None, block_size: int, batch_size: int) -> int |
 
 
 def score_lm(model: nn.Module, shards: TokenShards, rt: Runtime, block_size: int, batch_size: int,
-             max_batches: int | None, mask_rate: float | None = None) -> dict[str, float]:
+             max_batches: int | None, mask_rate: float | None = None, mean_span: float = 3.0) -> dict[str, float]:
     """The shared ``evaluate_lm`` (the pretrain stage's validation figures), on every window or the first
-    ``max_batches`` batches of them; ``mask_rate``: the model is a masked LM."""
+    ``max_batches`` batches of them; ``mask_rate``: the model is a masked LM or an encoder-decoder (its spans
+    ``mean_span`` long on average)."""
     shape = SimpleNamespace(model=SimpleNamespace(block_size=block_size), batch_size=batch_size,
-                            mask_rate=mask_rate)
+                            mask_rate=mask_rate, mean_span=mean_span)
     out = evaluate_lm(model, shards, shape, rt, max_batches=max_batches)
     nan = float("nan")
     if mask_rate is not None:
@@ -72,12 +73,12 @@ def text_split(text: str, tok: Tokenizer, folder: Path) -> TokenShards:
 
 
 def score_text(model: nn.Module, path: Path, tok: Tokenizer, rt: Runtime, block_size: int, batch_size: int,
-               max_batches: int | None, mask_rate: float | None = None) -> dict[str, Any]:
+               max_batches: int | None, mask_rate: float | None = None, mean_span: float = 3.0) -> dict[str, Any]:
     data = path.read_bytes()
     text = data.decode("utf-8")
     with tempfile.TemporaryDirectory(prefix="lmforge-eval-") as tmp:
         shards = text_split(text, tok, Path(tmp))
-        out = score_lm(model, shards, rt, block_size, batch_size, max_batches, mask_rate)
+        out = score_lm(model, shards, rt, block_size, batch_size, max_batches, mask_rate, mean_span)
         del shards  # release the memory map before the folder goes
     # The key holds the file's size and mtime; the digest in the report names the exact contents scored.
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -67,9 +67,10 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
                   "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "
                   "with train-split frequencies and add-one smoothing).", ""]
     if span:
-        noise = 100 * lm.get("noise", 0.15)
-        lines += [f"The encoder reads each window with {noise:.0f}% of its tokens cut out in spans of 3 on average,"
-                  " each span one sentinel; the decoder is scored on writing the spans back (each behind "
+        noise, span_len = 100 * lm.get("noise", 0.15), f"{lm.get('mean_span', 3.0):g}"
+        lines += [f"The encoder reads each window with {noise:.0f}% of its tokens cut out in spans of {span_len} "
+                  "tokens on average (evaluate.mask_rate and evaluate.mean_span: the same for every model, whatever "
+                  "it was pretrained with), each span one sentinel; the decoder is scored on writing the spans back (each behind "
                   "its sentinel, then EOS; its tokens column counts those targets). A unigram row scores every "
                   "token of the split.", ""]
     elif masked:

@@ -74,12 +74,12 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
     tok = Tokenizer.from_dir(model_dir)
     tokens = ctx.input("tokens").path
     val, train = TokenShards(tokens, "val"), TokenShards(tokens, "train")
-    # the masked LM's eval mask rate, or the encoder-decoder's span-corruption noise (T5's mean span of 3)
+    # the masked LM's eval mask rate, or the encoder-decoder's span-corruption noise (spans of evaluate.mean_span)
     masked = cfg.mask_rate if isinstance(model, (MaskedLM, Seq2SeqLM)) else None
     T, B = mcfg.block_size, cfg.batch_size
     limit = lm.n_batches(cfg.max_eval_tokens, T, B)
     t0 = time.perf_counter()
-    v = lm.score_lm(model, val, rt, T, B, limit, masked)
+    v = lm.score_lm(model, val, rt, T, B, limit, masked, cfg.mean_span)
     ctx.log.info("validation split: %d tokens scored in %.1fs", v["tokens"], time.perf_counter() - t0)
     logp = unigram.log_probs(unigram.train_counts(train))
     u = unigram.score(logp, unigram.targets(val, cfg.max_eval_tokens if masked else v["tokens"]), val.token_bytes)
@@ -88,11 +88,12 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
     for name, path in texts:
         t0 = time.perf_counter()
         rows.append({"data": name, "scorer": "pretrained model", "path": str(path),
-                     **lm.score_text(model, path, tok, rt, T, B, limit, masked)})
+                     **lm.score_text(model, path, tok, rt, T, B, limit, masked, cfg.mean_span)})
         ctx.log.info("%s: %d tokens scored in %.1fs", path, rows[-1]["tokens"], time.perf_counter() - t0)
     objective = "span" if isinstance(model, Seq2SeqLM) else "masked" if masked else "causal"
     out = {"objective": objective, "rows": rows, "block_size": T,
-           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"], **({"noise": masked} if masked else {})}
+           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"], **({"noise": masked} if masked else {}),
+           **({"mean_span": cfg.mean_span} if isinstance(model, Seq2SeqLM) else {})}
     return out, param_count(model, non_embedding=False)
 
 

@@ -221,8 +221,37 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     return stats
 
 
-def _worker_start(threads: int) -> None:
+def _worker_start(threads: int, parent: int | None = None) -> None:
     torch.set_num_threads(threads)
+    if parent is not None:
+        import threading
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="lmforge-parent-watch").start()
+
+
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    """A worker's watch on the stage's process: when it is gone (``kill -9``), the worker ends too, at once.
+    Otherwise it would finish its run into the partial folder a rerun is resuming from, and race with it (the
+    pool's processes are children of the fork server, which outlives the stage's process)."""
+    while _alive(parent):
+        time.sleep(every)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+        except OSError:
+            return False
+    try:  # no /proc (macOS): whether a signal could reach it
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _worker_run(out: Path, cfg: FinetuneConfig, data: TaskData, enc: dict[str, Encoded], model_dir: Path,
@@ -252,7 +281,7 @@ def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_
     else:  # Windows: fresh interpreters
         mp = multiprocessing.get_context("spawn")
     progress = Progress("finetune", total=len(todo), unit="runs", every=0.0)
-    pool = ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads,))
+    pool = ProcessPoolExecutor(parallel, mp_context=mp, initializer=_worker_start, initargs=(threads, os.getpid()))
     try:
         futures = {pool.submit(_worker_run, ctx.out, cfg, data, enc, model_dir, spec, str(device), max_len, key): i
                    for i, (data, enc, spec, key) in enumerate(todo)}

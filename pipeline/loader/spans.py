@@ -68,7 +68,7 @@ def corrupt(tokens: np.ndarray, rng: np.random.Generator, noise_density: float, 
     noise, spans = span_counts(len(tokens), noise_density, mean_span)
     if spans > len(sentinel_ids):
         raise ValueError(f"a {len(tokens)}-token window needs {spans} sentinels; the tokenizer has "
-                         f"{len(sentinel_ids)} (tokenize.sentinels)")
+                         f"{len(sentinel_ids)} (tokenize.sentinels, or the tokenizer tokenize.tokenizer_path names)")
     noise_len = _cuts(noise, spans, rng)
     kept_len = _cuts(len(tokens) - noise, spans, rng)
     src, tgt, pos = [], [], 0
@@ -124,7 +124,8 @@ class SpanBatches:
         need = span_counts(self.length, noise_density, mean_span)[1]
         if need > len(self.sentinels):
             raise ValueError(f"span corruption of {self.length}-token windows (block_size {block_size}) needs {need} "
-                             f"sentinel ids; the tokenizer has {len(self.sentinels)}: raise tokenize.sentinels")
+                             f"sentinel ids; the tokenizer has {len(self.sentinels)} (tokenize.sentinels when it is "
+                             "trained; else those of the tokenizer tokenize.tokenizer_path names)")
         self.eos_id, self.start_id = shards.special_ids["eos"], decoder_start(shards.special_ids)
         self.sampler = WindowSampler(shards, self.length, doc_aligned)
 

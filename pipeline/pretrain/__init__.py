@@ -106,18 +106,23 @@ def check_device(name: str, key: str) -> None:
 
 
 def check(run_cfg: Any, root: Path) -> None:
-    """At planning: the device; continued pretraining from a model with a reused tokenizer that is not the model's own
-    (found when pretraining started, after tokenize had run). Without ``tokenize.tokenizer_path`` the
-    tokenizer is trained, and only the stage can compare it."""
+    """At planning: the device; the sentinels span corruption needs (the trained tokenizer's or the reused one's);
+    continued pretraining from a model with a reused tokenizer that is not the model's own (found when pretraining
+    started, after tokenize had run). Without ``tokenize.tokenizer_path`` the tokenizer is trained, and only the
+    stage can compare it."""
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
-    if cfg.resolved_objective == "span" and not tok.tokenizer_path:  # a reused tokenizer is checked by the stage
+    if cfg.resolved_objective == "span":
         from pipeline.loader.spans import sentinels_needed
         length, need = sentinels_needed(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
-        if need > tok.sentinels:
-            raise ConfigError(f"tokenize.sentinels: got {tok.sentinels}, allowed: at least {need} for span corruption "
-                              f"of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, mask_rate "
-                              f"{cfg.mask_rate}, mean_span {cfg.mean_span}: {need} spans, a sentinel each)")
+        have, reused = sentinels_of(tok, root)
+        why = (f"span corruption of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, "
+               f"mask_rate {cfg.mask_rate}, mean_span {cfg.mean_span}: {need} spans, a sentinel each)")
+        if need > have and reused is None:
+            raise ConfigError(f"tokenize.sentinels: got {have}, allowed: at least {need} for {why}")
+        if need > have:
+            raise ConfigError(f"tokenize.tokenizer_path: {reused} has {have} sentinel(s); {why} needs {need}: use a "
+                              "tokenizer with more, or train one (tokenize.sentinels) without tokenize.tokenizer_path")
     if not (cfg.init_from and tok.tokenizer_path):
         return
     from pipeline.tokenize import resolve_model_path
@@ -127,6 +132,17 @@ def check(run_cfg: Any, root: Path) -> None:
     if own.is_file() and model_digest(own.read_bytes()) != model_digest(reused.read_bytes()):  # as the trainer
         raise ConfigError(f"tokenize.tokenizer_path: {reused} is not the tokenizer of pretrain.init_from's model "
                           f"({own}); continued pretraining needs that one")
+
+
+def sentinels_of(tok: Any, root: Path) -> tuple[int, Path | None]:
+    """How many sentinels the run's tokenizer has: ``tokenize.sentinels`` for one the run trains (None), those of
+    the file ``tokenize.tokenizer_path`` names for a reused one (read here, a small file; and its path)."""
+    if not tok.tokenizer_path:
+        return tok.sentinels, None
+    from pipeline.tokenize import resolve_model_path
+    from pipeline.tokenize.tokenizer import Tokenizer
+    path = resolve_model_path(tok.tokenizer_path, root)
+    return len(Tokenizer(path.read_bytes()).sentinel_ids), path
 
 
 def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class ModelSection:
     qk_norm: bool = True
 
     def __post_init__(self) -> None:
+        if self.arch == "encoder_decoder" and self.n_dec_layer == self.n_layer:  # what None means: one key, one model
+            object.__setattr__(self, "n_dec_layer", None)
         if self.n_dec_layer is not None and self.arch != "encoder_decoder":
             raise ConfigError(f"pretrain.model.n_dec_layer: got {self.n_dec_layer} for arch {self.arch!r}, allowed: "
                               "null (the decoder's layers of an encoder_decoder model only)")

@@ -22,7 +22,7 @@ from model.layers import IGNORE_INDEX
 from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShards
-from pipeline.loader.spans import lengths
+from pipeline.loader.spans import lengths, raw_length
 from pipeline.pretrain import init_model_dir, state
 from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
@@ -43,10 +43,17 @@ def build_model(mcfg: ModelConfig) -> torch.nn.Module:
     return build_for_config(mcfg)
 
 
+def window_tokens(cfg: PretrainConfig) -> int:
+    """The text tokens one row of a batch reads: the block, or span corruption's longer window (``raw_length``)."""
+    if cfg.resolved_objective == "span":
+        return raw_length(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
+    return cfg.model.block_size
+
+
 def grad_accum_steps(cfg: PretrainConfig, world: int) -> int:
     if cfg.global_batch_tokens is None:
         return cfg.grad_accum
-    per_step = cfg.batch_size * cfg.model.block_size * world
+    per_step = cfg.batch_size * window_tokens(cfg) * world
     return max(1, math.ceil(cfg.global_batch_tokens / per_step))
 
 
@@ -107,8 +114,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         from torch.nn.parallel import DistributedDataParallel
         run_model = DistributedDataParallel(run_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     batches = make_batches(cfg, train_shards, rt)
-    window = batches.length if isinstance(batches, SpanBatches) else cfg.model.block_size  # text tokens a row reads
-    tokens_per_step = cfg.batch_size * window * accum * rt.world
+    tokens_per_step = cfg.batch_size * window_tokens(cfg) * accum * rt.world
     masked = cfg.resolved_objective == "masked"
     flops_tok = flops_per_token(mcfg, cfg.model.block_size)
     if isinstance(batches, SpanBatches):  # per text token: a window's source through the encoder, target the decoder

@@ -157,10 +157,14 @@ def test_encoder_decoder_reports_span_loss_and_accuracy(tmp_path, tokens, encode
     # an extra text is span-corrupted too (its one-document split once had no sentinels to do it with)
     assert set(stats["extra"]["texts_t5"]) == {"loss", "accuracy", "tokens"} and stats["extra"]["texts_t5"]["tokens"]
     md = (ctx.reports / "report.md").read_text()
-    assert "encoder-decoder, span corruption" in md and "15% of its tokens cut out" in md
+    assert "encoder-decoder, span corruption" in md and "15% of its tokens cut out in spans of 3 tokens" in md
     assert "Bits per byte =" not in md and "| target accuracy |" in md
     report = json.loads((ctx.reports / "report.json").read_text())
-    assert report["lm"]["objective"] == "span" and report["lm"]["noise"] == 0.15
+    assert report["lm"]["objective"] == "span" and report["lm"]["noise"] == 0.15 and report["lm"]["mean_span"] == 3
+    # its own yardstick: other spans, other figures, and the report says which
+    other, ctx2 = evaluate(tmp_path / "b", tokens, encoder_decoder, tasks_cfg, mean_span=6.0, mask_rate=0.3)
+    assert other["val_loss"] != stats["val_loss"] and "30% of its tokens cut out in spans of 6 tokens" in (
+        ctx2.reports / "report.md").read_text()
 
 
 def test_encoder_reports_masked_lm_loss_and_accuracy(tmp_path, tokens, encoder, tasks_cfg):

@@ -137,7 +137,8 @@ def test_encoder_decoder_pretraining_learns_resumes_exactly_and_fills_blanks(sha
     assert again["accuracy"] == pytest.approx(meta["val_accuracy"], abs=1e-9)
     from pipeline.inference import fill_mask
     filled = fill_mask(tmp_path / "full" / "model", "the [MASK] was [MASK] .")
-    assert len(filled) == 2 and all(len(f) == 1 and isinstance(f[0][0], str) and 0 < f[0][1] <= 1 for f in filled)
+    assert len(filled) == 2 and len(filled[0]) == 1 and isinstance(filled[0][0][0], str) and 0 < filled[0][0][1] <= 1
+    assert len(filled[1]) <= 1  # [] when the decoder ended before the second sentinel
 
 
 def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
@@ -170,21 +171,41 @@ def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
     allowed = tok.vocab_size - len(set(tok.all_special_ids) - {tok.eos_id})  # the last span: no sentinel to come
     p = np.exp(2.0) / (np.exp(2.0) + allowed - 1)
     assert filled[1][0][1] == pytest.approx(p, rel=1e-4)
+    script[:] = [(cat, None), (tok.eos_id, None)]  # EOS before the second sentinel: no span for that mask
+    assert fill_spans(Scripted(), tok, ["the", "and the", "."]) == [[(tok.decode([cat]), pytest.approx(
+        np.exp(2.0) / (np.exp(2.0) + allowed)))], []]
     with pytest.raises(ValueError, match="the model reads at most 64"):
         fill_spans(Scripted(), tok, ["word " * 70, ""])
 
 
 @pytest.mark.parametrize("sets, match", [
     (["tokenize.sentinels=2"], r"^tokenize.sentinels: got 2, allowed: at least 3 for span corruption of 70-token"),
-    (["evaluate.mask_rate=0.6"], r"^evaluate.mask_rate: got 0.6, which needs 16 sentinels for 79-token windows; "
-                                 "tokenize.sentinels is 8"),
+    (["evaluate.mask_rate=0.6"], r"^evaluate.mask_rate: got 0.6 \(mean_span 3.0\), which needs 16 sentinels for "
+                                 r"79-token windows; tokenize.sentinels is 8: lower"),
     (["pretrain.mean_span=1"], r"^tokenize.sentinels: got 8, allowed: at least 9 for span corruption of 63-token"),
+    (["tokenize.tokenizer_path=tok0"], r"^tokenize.tokenizer_path: \S+tokenizer.model has 0 sentinel\(s\); span "
+                                       r"corruption of 70-token windows .* needs 3: use a tokenizer with more"),
 ])
 def test_too_few_sentinels_fail_at_planning_naming_the_key(tmp_path, sets, match):
+    """A reused tokenizer once passed planning and failed when pretraining started, advising a setting that
+    does nothing for a reused tokenizer."""
     from pipeline import config
     from pipeline.configtypes import ConfigError
     from pipeline.plan import make_plan
+    from finetune.tiny_pretrained import tokenizer_bytes
+    (tmp_path / "tok0").mkdir()
+    (tmp_path / "tok0" / "tokenizer.model").write_bytes(tokenizer_bytes())  # trained without sentinels
     cfg = config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder", *sets])
     with pytest.raises(ConfigError, match=match):
         make_plan(cfg, tmp_path / "work", tmp_path)
     make_plan(config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder"]), tmp_path / "work", tmp_path)
+
+
+def test_a_batch_counts_the_window_a_row_reads_and_n_dec_layer_equal_to_n_layer_is_the_default():
+    from pipeline.pretrain import key_config
+    from pipeline.pretrain.trainer import grad_accum_steps, window_tokens
+    c = cfg(model={"arch": "encoder_decoder"}, global_batch_tokens=4 * raw_length(32, 0.15, 3.0) * 3)
+    assert window_tokens(c) == raw_length(32, 0.15, 3.0) and grad_accum_steps(c, world=1) == 3  # per block, once: 4
+    same = cfg(model={"arch": "encoder_decoder", "n_dec_layer": 2})  # TINY_MODEL's n_layer
+    assert same.model.n_dec_layer is None and key_config(same) == key_config(cfg(model={"arch": "encoder_decoder"}))
+    assert cfg(model={"arch": "encoder_decoder", "n_dec_layer": 1}).model.n_dec_layer == 1
