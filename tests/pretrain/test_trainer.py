@@ -173,11 +173,13 @@ def test_plain_entry_point(shards, tmp_path):
     assert bad.returncode == 2 and "model.norm: got 'batchnorm', allowed: 'layernorm', 'rmsnorm'" in bad.stderr
 
 
-def test_ddp_two_processes_match_one(shards, tmp_path):
-    """torchrun with 2 CPU processes (gloo), batch 2 each, equals one process with batch 4."""
+@pytest.mark.parametrize("arch", ["decoder", "encoder_decoder"])
+def test_ddp_two_processes_match_one(shards, tmp_path, arch):
+    """torchrun with 2 CPU processes (gloo), batch 2 each, equals one process with batch 4 (an encoder-decoder's
+    batches are (source, decoder input) pairs: each rank takes its rows of both)."""
     common = ["--set", "max_steps=4", "--set", "model.n_layer=1", "--set", "model.n_embd=32", "--set",
               "model.n_head=2", "--set", "model.block_size=32", "--set", "threads=1", "--set", "eval_every=4",
-              "--set", "warmup_steps=0", "--set", "log_every=1"]
+              "--set", "warmup_steps=0", "--set", "log_every=1", "--set", f"model.arch={arch}"]
     single = subprocess.run([sys.executable, "-m", "pipeline.pretrain", "--shards", str(shards), "--out",
                              str(tmp_path / "one"), "--set", "batch_size=4", *common],
                             capture_output=True, text=True, env=_env())
