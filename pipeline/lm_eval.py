@@ -98,10 +98,14 @@ def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
 
 
 def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
+    """Span-target loss and accuracy, and ``encoder_gain``: how much worse (nats per target) the decoder does when
+    each window's source is another window's (the batch rolled by one): near 0, it does not read its encoder yet,
+    and the encoder learned nothing a task head could use."""
     from pipeline.loader.spans import MEAN_SPAN, collate, corrupt, decoder_start, raw_length
     pad_id, eos_id, sentinels = shards.pad_id, shards.special_ids["eos"], list(shards.meta.get("sentinel_ids") or [])
     density, mean_span = getattr(cfg, "mask_rate", 0.15), getattr(cfg, "mean_span", MEAN_SPAN)
     nll, n, correct = 0.0, 0, 0
+    own, shuffled, n_shuffled = 0.0, 0.0, 0  # the batches that have windows to swap sources between
     size = batch_size or cfg.batch_size
     window = raw_length(cfg.model.block_size, density, mean_span)  # as in training: source and target fit
     for i, b in enumerate(shards.val_batches(window, size, max_batches)):
@@ -112,13 +116,24 @@ def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
         if not pairs:
             continue
         t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, decoder_start(shards.special_ids)).items()}
+        keep = t["targets"] != IGNORE_INDEX
+        target = t["targets"][keep]
         with rt.autocast():
             logits, _ = model(t["src"], t["tgt_in"], None, t["src_mask"], t["tgt_mask"])
-        keep = t["targets"] != IGNORE_INDEX
-        target, logits = t["targets"][keep], logits.float()[keep]
-        nll += float(F.cross_entropy(logits, target, reduction="sum"))
+        logits = logits.float()[keep]
+        batch_nll = float(F.cross_entropy(logits, target, reduction="sum"))
+        nll += batch_nll
         correct += int((logits.argmax(-1) == target).sum())
         n += int(target.numel())
+        if len(pairs) > 1:
+            other = torch.roll(torch.arange(len(pairs), device=rt.device), 1)
+            with rt.autocast():
+                logits, _ = model(t["src"][other], t["tgt_in"], None, t["src_mask"][other], t["tgt_mask"])
+            shuffled += float(F.cross_entropy(logits.float()[keep], target, reduction="sum"))
+            own, n_shuffled = own + batch_nll, n_shuffled + int(target.numel())
     if n == 0:
         return {}
-    return {"loss": nll / n, "accuracy": correct / n, "tokens": float(n)}
+    out = {"loss": nll / n, "accuracy": correct / n, "tokens": float(n)}
+    if n_shuffled:  # on the same targets (a batch of one window has none to swap with)
+        out["encoder_gain"] = (shuffled - own) / n_shuffled
+    return out

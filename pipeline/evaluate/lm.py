@@ -49,7 +49,8 @@ def score_lm(model: nn.Module, shards: TokenShards, rt: Runtime, block_size: int
     out = evaluate_lm(model, shards, shape, rt, max_batches=max_batches)
     nan = float("nan")
     if mask_rate is not None:
-        return {"loss": out.get("loss", nan), "accuracy": out.get("accuracy", nan), "tokens": int(out.get("tokens", 0))}
+        return {"loss": out.get("loss", nan), "accuracy": out.get("accuracy", nan), "tokens": int(out.get("tokens", 0)),
+                **({"encoder_gain": out["encoder_gain"]} if "encoder_gain" in out else {})}
     return {"loss": out.get("loss", nan), "ppl": out.get("ppl", nan), "bpb": out.get("bpb", nan),
             "tokens": int(out.get("tokens", 0)), "bytes": int(out.get("bytes", 0))}
 

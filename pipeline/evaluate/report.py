@@ -73,6 +73,13 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
                   "it was pretrained with), each span one sentinel; the decoder is scored on writing the spans back (each behind "
                   "its sentinel, then EOS; its tokens column counts those targets). A unigram row scores every "
                   "token of the split.", ""]
+        gain = lm["rows"][0].get("encoder_gain")
+        if gain is not None:
+            lines += [f"Does the decoder read its encoder? Given another window's source instead of its own, its loss "
+                      f"rises by **{fmt(gain)}** nats per target on the validation split"
+                      + (" : next to nothing, so its encoder has learned little that a task head could use (an "
+                         "encoder-decoder learns from the spans alone, ~15% of the tokens: train it longer)."
+                         if gain < 0.05 else "."), ""]
     elif masked:
         lines += ["The masked LM is scored on the masked positions only (its tokens column counts those); a unigram "
                   "row scores every token of the split.", ""]

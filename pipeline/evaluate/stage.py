@@ -100,12 +100,13 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
 def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: list[dict[str, Any]],
               decont: dict[str, Any] | None) -> dict[str, Any]:
     val, uni, *extra = lm_part["rows"]
-    keys = ("loss", "ppl", "bpb", "tokens") if lm_part["objective"] == "causal" else ("loss", "accuracy", "tokens")
-    stats: dict[str, Any] = {f"val_{k}": val[k] for k in keys}
+    keys = {"causal": ("loss", "ppl", "bpb", "tokens"), "masked": ("loss", "accuracy", "tokens"),
+            "span": ("loss", "accuracy", "tokens", "encoder_gain")}[lm_part["objective"]]
+    stats: dict[str, Any] = {f"val_{k}": val[k] for k in keys if k in val}
     stats.update(unigram_loss=uni["loss"], unigram_bpb=uni["bpb"])
     if lm_part["bpb_gain_over_unigram"] is not None:
         stats["bpb_gain_over_unigram"] = lm_part["bpb_gain_over_unigram"]
-    stats["extra"] = {r["data"]: {k: r[k] for k in keys} for r in extra}
+    stats["extra"] = {r["data"]: {k: r[k] for k in keys if k in r} for r in extra}
     gain: dict[str, Any] = {}
     for g in gain_rows:
         if g["gain_mean"] is not None:

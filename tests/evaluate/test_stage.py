@@ -155,10 +155,12 @@ def test_encoder_decoder_reports_span_loss_and_accuracy(tmp_path, tokens, encode
     assert "val_bpb" not in stats and "val_ppl" not in stats and 0.0 < stats["val_accuracy"] < 1.0
     assert stats["val_loss"] > 0 and stats["val_tokens"] > 0
     # an extra text is span-corrupted too (its one-document split once had no sentinels to do it with)
-    assert set(stats["extra"]["texts_t5"]) == {"loss", "accuracy", "tokens"} and stats["extra"]["texts_t5"]["tokens"]
+    assert set(stats["extra"]["texts_t5"]) == {"loss", "accuracy", "tokens", "encoder_gain"}
+    assert stats["extra"]["texts_t5"]["tokens"] and isinstance(stats["val_encoder_gain"], float)
     md = (ctx.reports / "report.md").read_text()
     assert "encoder-decoder, span corruption" in md and "15% of its tokens cut out in spans of 3 tokens" in md
     assert "Bits per byte =" not in md and "| target accuracy |" in md
+    assert f"its loss rises by **{stats['val_encoder_gain']:.4f}** nats per target" in md
     report = json.loads((ctx.reports / "report.json").read_text())
     assert report["lm"]["objective"] == "span" and report["lm"]["noise"] == 0.15 and report["lm"]["mean_span"] == 3
     # its own yardstick: other spans, other figures, and the report says which

@@ -135,6 +135,14 @@ def test_encoder_decoder_pretraining_learns_resumes_exactly_and_fills_blanks(sha
                         mask_rate=0.15)
     assert again["loss"] == pytest.approx(meta["val_loss"], rel=1e-5)
     assert again["accuracy"] == pytest.approx(meta["val_accuracy"], abs=1e-9)
+    assert again["encoder_gain"] == pytest.approx(meta["val_encoder_gain"], abs=1e-6)
+    # a decoder that cannot read its encoder (cross-attention's output zeroed) gains nothing from its own source
+    with torch.no_grad():
+        for block in model.decoder.blocks:
+            block.cross.proj.weight.zero_()
+    blind = lm.score_lm(model, TokenShards(shards, "val"), Runtime(torch.device("cpu"), "fp32"), 32, 4, budget,
+                        mask_rate=0.15)
+    assert blind["encoder_gain"] == pytest.approx(0.0, abs=1e-6) and again["encoder_gain"] != pytest.approx(0.0)
     from pipeline.inference import fill_mask
     filled = fill_mask(tmp_path / "full" / "model", "the [MASK] was [MASK] .")
     assert len(filled) == 2 and len(filled[0]) == 1 and isinstance(filled[0][0][0], str) and 0 < filled[0][0][1] <= 1
