@@ -27,8 +27,9 @@ def check(run_cfg: Any, root: Any = None) -> None:
         have, reused = sentinels_of(tok, root)
         if need > have:
             has = f"tokenize.sentinels is {have}" if reused is None else f"the tokenizer {reused} has {have}"
-            raise ConfigError(f"evaluate.mask_rate: got {cfg.mask_rate} (mean_span {cfg.mean_span}), which needs {need} "
-                              f"sentinels for {length}-token windows; {has}: lower the rate, or use more sentinels")
+            raise ConfigError(f"evaluate.mask_rate: got {cfg.mask_rate} (mean_span {cfg.mean_span}), which needs "
+                              f"{need} sentinels for {length}-token windows; {has}: lower the rate, or use more "
+                              "sentinels")
 
 
 __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run", "check"]

@@ -70,9 +70,9 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
         noise, span_len = 100 * lm.get("noise", 0.15), f"{lm.get('mean_span', 3.0):g}"
         lines += [f"The encoder reads each window with {noise:.0f}% of its tokens cut out in spans of {span_len} "
                   "tokens on average (evaluate.mask_rate and evaluate.mean_span: the same for every model, whatever "
-                  "it was pretrained with), each span one sentinel; the decoder is scored on writing the spans back (each behind "
-                  "its sentinel, then EOS; its tokens column counts those targets). A unigram row scores every "
-                  "token of the split.", ""]
+                  "it was pretrained with), each span one sentinel; the decoder is scored on writing the spans "
+                  "back (each behind its sentinel, then EOS; its tokens column counts those targets). A unigram row "
+                  "scores every token of the split.", ""]
         gain = lm["rows"][0].get("encoder_gain")
         if gain is not None:
             lines += [f"Does the decoder read its encoder? Given another window's source instead of its own, its loss "

@@ -138,4 +138,5 @@ class SpanBatches:
         return (b["src"], b["tgt_in"]), b["targets"]
 
 
-__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "sentinels_needed", "corrupt", "collate", "decoder_start", "SpanBatches"]
+__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "sentinels_needed", "corrupt", "collate",
+           "decoder_start", "SpanBatches"]
