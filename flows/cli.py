@@ -172,6 +172,11 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
         for r in rows:
             state = "cached" if r["cached"] else f"missing ({r.get('reason', '')})"
             print(f"{r['stage']:<13} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
+    damaged = [r for r in rows if not r["cached"] and Path(r["path"]).exists()]  # there, and not what it lists
+    if args.verify and damaged:
+        print(f"lmforge status: {len(damaged)} output(s) failed verification: "
+              + ", ".join(f"{r['stage']} {r['key']} ({r['reason']})" for r in damaged), file=sys.stderr)
+        return 1
     return 0
 
 

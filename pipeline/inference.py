@@ -96,8 +96,8 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
     """T5's blank filling: each mask between ``pieces`` becomes a sentinel in the encoder's input (then </s>), and
     the decoder writes ``<extra_id_0> span <extra_id_1> span ... </s>`` greedily (at most ``max_tokens`` per span),
     the sentinels in order: the next one is the only sentinel it may write. Per mask: [(the span's text, the
-    product of its pieces' probabilities among what it could write)], or [] for a mask whose sentinel it never
-    wrote (it ended first)."""
+    product of its pieces' probabilities and of the span's end (the next sentinel or </s>), among what it could
+    write)], or [] for a mask whose sentinel it never wrote (it ended first)."""
     from pipeline.loader.spans import decoder_start
     sentinels = tok.sentinel_ids
     n = len(pieces) - 1
@@ -126,6 +126,8 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
             p = torch.zeros_like(p).index_copy_(0, torch.tensor(keep), p[keep])
         p = p / p.sum()
         nxt = int(p.argmax())
+        if nxt == tok.eos_id or (span + 1 < n and nxt == sentinels[span + 1]):
+            probs[span] *= float(p[nxt])  # the span ends here: that counts too (an empty span is not certain)
         if nxt == tok.eos_id:
             break
         if span + 1 < n and nxt == sentinels[span + 1]:

@@ -99,41 +99,52 @@ def _masked(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]
 
 def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
     """Span-target loss and accuracy, and ``encoder_gain``: how much worse (nats per target) the decoder does when
-    each window's source is another window's (the batch rolled by one): near 0, it does not read its encoder yet,
-    and the encoder learned nothing a task head could use."""
+    each window's source is its partner's (windows 2k and 2k + 1 of the stream swap): near 0, it does not read
+    its encoder yet, and the encoder learned nothing a task head could use. A pair that a batch boundary splits
+    is left out, so with even batch sizes every pair counts, whatever the batch size."""
     from pipeline.loader.spans import MEAN_SPAN, collate, corrupt, decoder_start, raw_length
     pad_id, eos_id, sentinels = shards.pad_id, shards.special_ids["eos"], list(shards.meta.get("sentinel_ids") or [])
     density, mean_span = getattr(cfg, "mask_rate", 0.15), getattr(cfg, "mean_span", MEAN_SPAN)
     nll, n, correct = 0.0, 0, 0
-    own, shuffled, n_shuffled = 0.0, 0.0, 0  # the batches that have windows to swap sources between
+    own, swapped, n_swapped = 0.0, 0.0, 0  # over the windows whose partner is in their batch
     size = batch_size or cfg.batch_size
     window = raw_length(cfg.model.block_size, density, mean_span)  # as in training: source and target fit
     for i, b in enumerate(shards.val_batches(window, size, max_batches)):
         x = b.x.numpy()
-        pairs = [corrupt(row[row != pad_id], np.random.default_rng([MASK_SEED, i * size + r]), density, mean_span,
-                         sentinels, eos_id)  # drawn per window, as for the masked LM
-                 for r, row in enumerate(x) if int((row != pad_id).sum()) >= 2]
+        ids = [i * size + r for r, row in enumerate(x) if int((row != pad_id).sum()) >= 2]  # stream positions
+        pairs = [corrupt(x[g - i * size][x[g - i * size] != pad_id], np.random.default_rng([MASK_SEED, g]), density,
+                         mean_span, sentinels, eos_id) for g in ids]  # drawn per window, as for the masked LM
         if not pairs:
             continue
         t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, decoder_start(shards.special_ids)).items()}
+        row_nll, logits = _target_nll(model, t, t["src"], t["src_mask"], rt)
         keep = t["targets"] != IGNORE_INDEX
         target = t["targets"][keep]
-        with rt.autocast():
-            logits, _ = model(t["src"], t["tgt_in"], None, t["src_mask"], t["tgt_mask"])
-        logits = logits.float()[keep]
-        batch_nll = float(F.cross_entropy(logits, target, reduction="sum"))
-        nll += batch_nll
-        correct += int((logits.argmax(-1) == target).sum())
+        nll += float(row_nll.sum())
+        correct += int((logits[keep].argmax(-1) == target).sum())
         n += int(target.numel())
-        if len(pairs) > 1:
-            other = torch.roll(torch.arange(len(pairs), device=rt.device), 1)
-            with rt.autocast():
-                logits, _ = model(t["src"][other], t["tgt_in"], None, t["src_mask"][other], t["tgt_mask"])
-            shuffled += float(F.cross_entropy(logits.float()[keep], target, reduction="sum"))
-            own, n_shuffled = own + batch_nll, n_shuffled + int(target.numel())
+        where = {g: r for r, g in enumerate(ids)}
+        partner = [where.get(g ^ 1, -1) for g in ids]
+        rows = [r for r, p in enumerate(partner) if p >= 0]
+        if rows:
+            perm = torch.tensor([p if p >= 0 else r for r, p in enumerate(partner)], device=rt.device)
+            other, _ = _target_nll(model, t, t["src"][perm], t["src_mask"][perm], rt)
+            sel = torch.tensor(rows, device=rt.device)
+            own, swapped = own + float(row_nll[sel].sum()), swapped + float(other[sel].sum())
+            n_swapped += int(keep[sel].sum())
     if n == 0:
         return {}
     out = {"loss": nll / n, "accuracy": correct / n, "tokens": float(n)}
-    if n_shuffled:  # on the same targets (a batch of one window has none to swap with)
-        out["encoder_gain"] = (shuffled - own) / n_shuffled
+    if n_swapped:
+        out["encoder_gain"] = (swapped - own) / n_swapped
     return out
+
+
+def _target_nll(model, t: dict, src, src_mask, rt) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's summed target cross-entropy (B,) given this source, and the logits (B, T, V) in float."""
+    with rt.autocast():
+        logits, _ = model(src, t["tgt_in"], None, src_mask, t["tgt_mask"])
+    logits = logits.float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), t["targets"].reshape(-1), ignore_index=IGNORE_INDEX,
+                         reduction="none")
+    return ce.view(t["targets"].shape).sum(1), logits

@@ -23,6 +23,8 @@ def check(run_cfg: Any, root: Any = None) -> None:
     check_device(cfg.device, "evaluate.device")
     if run_cfg.pretrain.resolved_objective == "span":
         from pipeline.loader.spans import sentinels_needed
+        from pipeline.pretrain.config import check_noise
+        check_noise(cfg.mask_rate, cfg.mean_span, "evaluate")
         length, need = sentinels_needed(run_cfg.pretrain.model.block_size, cfg.mask_rate, cfg.mean_span)
         have, reused = sentinels_of(tok, root)
         if need > have:

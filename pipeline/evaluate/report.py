@@ -41,6 +41,11 @@ def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> lis
     return lines
 
 
+def _no_negative_zero(x: float | None) -> float | None:
+    """``x`` as the report shows it (4 decimals), so that a tiny negative reads 0.0000, not -0.0000."""
+    return None if x is None else round(x, 4) + 0.0
+
+
 def lm_lines(lm: dict[str, Any]) -> list[str]:
     span = lm["objective"] == "span"
     masked = lm["objective"] in ("masked", "span")
@@ -51,10 +56,12 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
         title += " (masked LM: loss and accuracy on masked positions; no perplexity)"
     header = ["data", "scorer", "tokens", "bytes", "loss (nats/token)"]
     header += ["target accuracy" if span else "masked accuracy"] if masked else ["perplexity", "bits per byte"]
+    header += ["encoder gain (nats/target)"] if span else []
     rows = []
     for r in lm["rows"]:
         row = [r["data"], r["scorer"], r.get("tokens"), r.get("bytes"), r.get("loss")]
         row += [r.get("accuracy")] if masked else [r.get("ppl"), r.get("bpb")]
+        row += [_no_negative_zero(r.get("encoder_gain"))] if span else []
         rows.append(row)
     lines = [title, "", *table(header, rows), ""]
     for r in lm["rows"]:
@@ -67,19 +74,21 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
                   "on the validation split (positive: what pretraining bought; the baseline uses the same tokens "
                   "with train-split frequencies and add-one smoothing).", ""]
     if span:
-        noise, span_len = 100 * lm.get("noise", 0.15), f"{lm.get('mean_span', 3.0):g}"
-        lines += [f"The encoder reads each window with {noise:.0f}% of its tokens cut out in spans of {span_len} "
+        rate, span_len = lm.get("mask_rate", 0.15), f"{lm.get('mean_span', 3.0):g}"
+        lines += [f"The encoder reads each window with {100 * rate:.0f}% of its tokens cut out in spans of {span_len} "
                   "tokens on average (evaluate.mask_rate and evaluate.mean_span: the same for every model, whatever "
                   "it was pretrained with), each span one sentinel; the decoder is scored on writing the spans "
                   "back (each behind its sentinel, then EOS; its tokens column counts those targets). A unigram row "
                   "scores every token of the split.", ""]
         gain = lm["rows"][0].get("encoder_gain")
         if gain is not None:
-            lines += [f"Does the decoder read its encoder? Given another window's source instead of its own, its loss "
-                      f"rises by **{fmt(gain)}** nats per target on the validation split"
-                      + (" : next to nothing, so its encoder has learned little that a task head could use (an "
-                         "encoder-decoder learns from the spans alone, ~15% of the tokens: train it longer)."
-                         if gain < 0.05 else "."), ""]
+            gain = _no_negative_zero(gain)
+            lines += [f"Does the decoder read its encoder? Given its partner window's source instead of its own, its "
+                      f"loss {'rises' if gain >= 0 else 'falls'} by **{fmt(abs(gain))}** nats per target on the "
+                      "validation split (the encoder gain column)"
+                      + (f": next to nothing, so its encoder has learned little that a task head could use (an "
+                         f"encoder-decoder learns from its spans alone, ~{100 * rate:.0f}% of the tokens: train it "
+                         "longer)." if gain < 0.05 else "."), ""]
     elif masked:
         lines += ["The masked LM is scored on the masked positions only (its tokens column counts those); a unigram "
                   "row scores every token of the split.", ""]

@@ -92,7 +92,8 @@ def _language_model(cfg: EvaluateConfig, ctx: StageContext, model_dir: Path) -> 
         ctx.log.info("%s: %d tokens scored in %.1fs", path, rows[-1]["tokens"], time.perf_counter() - t0)
     objective = "span" if isinstance(model, Seq2SeqLM) else "masked" if masked else "causal"
     out = {"objective": objective, "rows": rows, "block_size": T,
-           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"], **({"noise": masked} if masked else {}),
+           "bpb_gain_over_unigram": None if masked else u["bpb"] - v["bpb"],
+           **({"mask_rate": masked} if masked else {}),
            **({"mean_span": cfg.mean_span} if isinstance(model, Seq2SeqLM) else {})}
     return out, param_count(model, non_embedding=False)
 

@@ -228,7 +228,7 @@ def _worker_start(threads: int, parent: int | None = None) -> None:
         threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="lmforge-parent-watch").start()
 
 
-def _exit_with(parent: int, every: float = 0.5) -> None:
+def _exit_with(parent: int, every: float = 0.1) -> None:
     """A worker's watch on the stage's process: when it is gone (``kill -9``), the worker ends too, at once.
     Otherwise it would finish its run into the partial folder a rerun is resuming from, and race with it (the
     pool's processes are children of the fork server, which outlives the stage's process)."""

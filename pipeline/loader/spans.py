@@ -50,6 +50,12 @@ def raw_length(block_size: int, noise_density: float, mean_span: float) -> int:
     return n
 
 
+def max_noise(mean_span: float) -> float:
+    """The largest noise density whose spans keep their mean length: each span needs a kept token before it, so
+    noise / mean_span spans need noise / mean_span <= 1 - noise (beyond it ``span_counts`` merges spans)."""
+    return mean_span / (mean_span + 1.0)
+
+
 def sentinels_needed(block_size: int, noise_density: float, mean_span: float) -> tuple[int, int]:
     """(window length, sentinels its spans need) for a model of ``block_size`` positions."""
     length = raw_length(block_size, noise_density, mean_span)
@@ -138,5 +144,5 @@ class SpanBatches:
         return (b["src"], b["tgt_in"]), b["targets"]
 
 
-__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "sentinels_needed", "corrupt", "collate",
+__all__ = ["MEAN_SPAN", "span_counts", "lengths", "raw_length", "max_noise", "sentinels_needed", "corrupt", "collate",
            "decoder_start", "SpanBatches"]

@@ -87,6 +87,18 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.objective: got {self.objective!r} for arch {self.model.arch!r}, allowed: "
                               "'causal' with a decoder, 'masked' with an encoder, 'span' with an encoder_decoder "
                               "(or 'auto')")
+        if self.resolved_objective == "span":
+            check_noise(self.mask_rate, self.mean_span, "pretrain")
 
 
 OBJECTIVES = {"decoder": "causal", "encoder": "masked", "encoder_decoder": "span"}  # each architecture's objective
+
+
+def check_noise(mask_rate: float, mean_span: float, section: str) -> None:
+    """Span corruption's noise density against its mean span (``spans.max_noise``): beyond the bound the spans
+    merge into fewer, longer ones than ``mean_span`` says."""
+    from pipeline.loader.spans import max_noise
+    if mask_rate > max_noise(mean_span):
+        raise ConfigError(f"{section}.mask_rate: got {mask_rate}, allowed: at most {max_noise(mean_span):.4g} with "
+                          f"{section}.mean_span {mean_span} (each span needs a kept token before it; beyond that "
+                          "the spans would merge into longer ones)")

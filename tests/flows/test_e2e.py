@@ -177,6 +177,9 @@ def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, exec
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert lmforge(project, monkeypatch, "status", "--verify", "--preset", "tiny") == 1  # a script can tell
+    assert "1 output(s) failed verification: decontaminate" in capsys.readouterr().err
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny", "--stage", "tokenize") == 2
     assert "whose output is damaged (digest of docs/" in capsys.readouterr().err
     shutil.rmtree(next(r["path"] for r in status(project, monkeypatch, capsys) if r["stage"] == "tokenize"))

@@ -136,6 +136,10 @@ def test_encoder_decoder_pretraining_learns_resumes_exactly_and_fills_blanks(sha
     assert again["loss"] == pytest.approx(meta["val_loss"], rel=1e-5)
     assert again["accuracy"] == pytest.approx(meta["val_accuracy"], abs=1e-9)
     assert again["encoder_gain"] == pytest.approx(meta["val_encoder_gain"], abs=1e-6)
+    # every window: the pairs (2k, 2k + 1) are the same whatever the (even) batch size
+    by2, by6 = (lm.score_lm(model, TokenShards(shards, "val"), Runtime(torch.device("cpu"), "fp32"), 32, size, None,
+                            mask_rate=0.15) for size in (2, 6))
+    assert by2["encoder_gain"] == pytest.approx(by6["encoder_gain"], abs=1e-6) and by2["encoder_gain"] != 0
     # a decoder that cannot read its encoder (cross-attention's output zeroed) gains nothing from its own source
     with torch.no_grad():
         for block in model.decoder.blocks:
@@ -178,10 +182,13 @@ def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
     assert [f[0][0] for f in filled] == [tok.decode([cat, dog]), tok.decode([cat])]
     allowed = tok.vocab_size - len(set(tok.all_special_ids) - {tok.eos_id})  # the last span: no sentinel to come
     p = np.exp(2.0) / (np.exp(2.0) + allowed - 1)
-    assert filled[1][0][1] == pytest.approx(p, rel=1e-4)
+    assert filled[1][0][1] == pytest.approx(p * p, rel=1e-4)  # "cat", then its end (EOS), each with share p
     script[:] = [(cat, None), (tok.eos_id, None)]  # EOS before the second sentinel: no span for that mask
-    assert fill_spans(Scripted(), tok, ["the", "and the", "."]) == [[(tok.decode([cat]), pytest.approx(
-        np.exp(2.0) / (np.exp(2.0) + allowed)))], []]
+    q = np.exp(2.0) / (np.exp(2.0) + allowed)  # the second sentinel could come too
+    assert fill_spans(Scripted(), tok, ["the", "and the", "."]) == [[(tok.decode([cat]), pytest.approx(q * q))], []]
+    script[:] = [(tok.eos_id, None)]  # an empty span is as likely as its end, not certain
+    alone = np.exp(2.0) / (np.exp(2.0) + allowed - 1)
+    assert fill_spans(Scripted(), tok, ["the", "."]) == [[("", pytest.approx(alone))]]
     with pytest.raises(ValueError, match="the model reads at most 64"):
         fill_spans(Scripted(), tok, ["word " * 70, ""])
 
@@ -191,6 +198,8 @@ def test_fill_spans_reads_each_span_behind_its_sentinel(shards):
     (["evaluate.mask_rate=0.6"], r"^evaluate.mask_rate: got 0.6 \(mean_span 3.0\), which needs 16 sentinels for "
                                  r"79-token windows; tokenize.sentinels is 8: lower"),
     (["pretrain.mean_span=1"], r"^tokenize.sentinels: got 8, allowed: at least 9 for span corruption of 63-token"),
+    (["pretrain.mask_rate=0.8"], r"^pretrain.mask_rate: got 0.8, allowed: at most 0.75 with pretrain.mean_span 3.0"),
+    (["evaluate.mask_rate=0.9", "evaluate.mean_span=2"], r"^evaluate.mask_rate: got 0.9, allowed: at most 0.6667"),
     (["tokenize.tokenizer_path=tok0"], r"^tokenize.tokenizer_path: \S+tokenizer.model has 0 sentinel\(s\); span "
                                        r"corruption of 70-token windows .* needs 3: use a tokenizer with more"),
 ])
@@ -203,9 +212,9 @@ def test_too_few_sentinels_fail_at_planning_naming_the_key(tmp_path, sets, match
     from finetune.tiny_pretrained import tokenizer_bytes
     (tmp_path / "tok0").mkdir()
     (tmp_path / "tok0" / "tokenizer.model").write_bytes(tokenizer_bytes())  # trained without sentinels
-    cfg = config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder", *sets])
     with pytest.raises(ConfigError, match=match):
-        make_plan(cfg, tmp_path / "work", tmp_path)
+        make_plan(config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder", *sets]), tmp_path / "work",
+                  tmp_path)
     make_plan(config.load("tiny", overrides=["pretrain.model.arch=encoder_decoder"]), tmp_path / "work", tmp_path)
 
 
