@@ -116,6 +116,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             live.setdefault(stage, set()).add(key)
         live_attrs |= _live_attr_files(cfg, planned, work)
     now = time.time()
+    pending: list[tuple[Path, str]] = []  # (folder or file, why); the bytes each frees are counted at the end
     for name in registry.names():
         folder = work / name
         if not folder.is_dir():
@@ -133,19 +134,18 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                    "partial output of a config no run uses" if suffix == "partial" else
                    "left by an interrupted publication" if suffix.startswith("old-") else
                    "output of a config no run uses")
-            garbage.remove.append((entry, 0, why))
+            pending.append((entry, why))
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir():
         for entry in sorted(attrs.iterdir()):
             if entry.is_dir() and entry not in live_dirs:
-                garbage.remove.append((entry, 0, "clean attributes of options no config uses"))
+                pending.append((entry, "clean attributes of options no config uses"))
             elif entry.is_dir():
-                garbage.remove += [(f, 0, "clean attributes of documents no config uses")
+                pending += [(f, "clean attributes of documents no config uses")
                                    for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
                                    if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
-    garbage.remove = [(p, size, why) for (p, _, why), size in zip(garbage.remove, _freed([p for p, _, _ in
-                                                                                         garbage.remove]))]
+    garbage.remove = [(p, size, why) for (p, why), size in zip(pending, _freed([p for p, _ in pending]))]
     return garbage
 
 

@@ -117,10 +117,11 @@ def fill_spans(model: Seq2SeqLM, tok: Tokenizer, pieces: list[str],
     span = 0
     while len(out) < model.decoder.block_size and len(out) < 2 + n * (max_tokens + 1):
         logits, _ = model(torch.tensor([src]), torch.tensor([out]))
-        p = logits[0, -1].float().softmax(-1)
+        full = logits[0, -1].float().softmax(-1)
+        p = full.clone()
         p[banned] = 0.0
         if span + 1 < n:
-            p[sentinels[span + 1]] = float(logits[0, -1].float().softmax(-1)[sentinels[span + 1]])
+            p[sentinels[span + 1]] = full[sentinels[span + 1]]
         if len(spans[span]) >= max_tokens:  # this span is full: the next sentinel or the end
             keep = [tok.eos_id] + ([sentinels[span + 1]] if span + 1 < n else [])
             p = torch.zeros_like(p).index_copy_(0, torch.tensor(keep), p[keep])

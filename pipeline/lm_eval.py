@@ -111,9 +111,10 @@ def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
     window = raw_length(cfg.model.block_size, density, mean_span)  # as in training: source and target fit
     for i, b in enumerate(shards.val_batches(window, size, max_batches)):
         x = b.x.numpy()
-        ids = [i * size + r for r, row in enumerate(x) if int((row != pad_id).sum()) >= 2]  # stream positions
-        pairs = [corrupt(x[g - i * size][x[g - i * size] != pad_id], np.random.default_rng([MASK_SEED, g]), density,
-                         mean_span, sentinels, eos_id) for g in ids]  # drawn per window, as for the masked LM
+        rows = [x[r][x[r] != pad_id] for r in range(len(x))]
+        ids = [i * size + r for r, row in enumerate(rows) if len(row) >= 2]  # the windows' stream positions
+        pairs = [corrupt(rows[g - i * size], np.random.default_rng([MASK_SEED, g]), density, mean_span, sentinels,
+                         eos_id) for g in ids]  # drawn per window, as for the masked LM
         if not pairs:
             continue
         t = {k: v.to(rt.device) for k, v in collate(pairs, pad_id, decoder_start(shards.special_ids)).items()}
@@ -125,11 +126,11 @@ def _span(model, shards, cfg, rt, max_batches, batch_size) -> dict[str, float]:
         n += int(target.numel())
         where = {g: r for r, g in enumerate(ids)}
         partner = [where.get(g ^ 1, -1) for g in ids]
-        rows = [r for r, p in enumerate(partner) if p >= 0]
-        if rows:
+        paired = [r for r, p in enumerate(partner) if p >= 0]
+        if paired:
             perm = torch.tensor([p if p >= 0 else r for r, p in enumerate(partner)], device=rt.device)
             other, _ = _target_nll(model, t, t["src"][perm], t["src_mask"][perm], rt)
-            sel = torch.tensor(rows, device=rt.device)
+            sel = torch.tensor(paired, device=rt.device)
             own, swapped = own + float(row_nll[sel].sum()), swapped + float(other[sel].sum())
             n_swapped += int(keep[sel].sum())
     if n == 0:

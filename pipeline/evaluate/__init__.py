@@ -18,15 +18,14 @@ VERSION = "6"  # 2: the headline gain's interval from test-set resampling in the
 def check(run_cfg: Any, root: Any = None) -> None:
     """At planning: a device this machine lacks; for an encoder-decoder, the sentinels its span-corrupted
     scoring at ``evaluate.mask_rate`` needs."""
-    from pipeline.pretrain import check_device, sentinels_of
+    from pipeline.pretrain import check_device, span_sentinels
     cfg, tok = run_cfg.evaluate, run_cfg.tokenize
     check_device(cfg.device, "evaluate.device")
     if run_cfg.pretrain.resolved_objective == "span":
-        from pipeline.loader.spans import sentinels_needed
         from pipeline.pretrain.config import check_noise
         check_noise(cfg.mask_rate, cfg.mean_span, "evaluate")
-        length, need = sentinels_needed(run_cfg.pretrain.model.block_size, cfg.mask_rate, cfg.mean_span)
-        have, reused = sentinels_of(tok, root)
+        length, need, have, reused = span_sentinels(run_cfg.pretrain.model.block_size, cfg.mask_rate,
+                                                    cfg.mean_span, tok, root)
         if need > have:
             has = f"tokenize.sentinels is {have}" if reused is None else f"the tokenizer {reused} has {have}"
             raise ConfigError(f"evaluate.mask_rate: got {cfg.mask_rate} (mean_span {cfg.mean_span}), which needs "

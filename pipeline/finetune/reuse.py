@@ -40,14 +40,20 @@ def task_digests(task_dir: Path) -> dict[str, str]:
     return {name: file_digest(task_dir / name) for name in ("train.jsonl", "validation.jsonl", "labels.json")}
 
 
-def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task: dict[str, str], model_dir: Path,
-            tokenizer: Path, max_len: int, device: str, threads: int) -> str:
-    """The key of one run (module docstring): equal keys train the same weights. ``task``: ``task_digests``."""
+def trunk_digests(model_dir: Path, tokenizer: Path) -> dict[str, str]:
+    """What a run reads of the pretrained model folder: its config, tokenizer and weights (content digests)."""
+    return {"config": DIGESTS.digest(model_dir / "model_config.json"), "tokenizer": DIGESTS.digest(tokenizer),
+            "weights": DIGESTS.digest(model_dir / "model.safetensors")}
+
+
+def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task: dict[str, str], trunk: dict[str, str],
+            max_len: int, device: str, threads: int) -> str:
+    """The key of one run (module docstring): equal keys train the same weights. ``task``: ``task_digests``;
+    ``trunk``: ``trunk_digests`` (a from-scratch run leaves the weights out)."""
     import hashlib
     method, init, seed = spec
-    trunk = {"config": DIGESTS.digest(model_dir / "model_config.json"), "tokenizer": DIGESTS.digest(tokenizer)}
-    if init == "pretrained":
-        trunk["weights"] = DIGESTS.digest(model_dir / "model.safetensors")
+    if init != "pretrained":
+        trunk = {k: v for k, v in trunk.items() if k != "weights"}
     payload = {"version": version, "settings": run_settings(cfg, method), "method": method, "init": init,
                "seed": seed, "max_len": max_len, "device": device, "threads": threads if device == "cpu" else None,
                "task": task, "trunk": trunk}
@@ -116,4 +122,4 @@ def adopt(run_dir: Path, out: Path, task: str, name: str, report_names: list[str
     return json.loads((dst / "result.json").read_text())
 
 
-__all__ = ["RUN_KEY", "run_settings", "task_digests", "run_key", "Donors", "adopt"]
+__all__ = ["RUN_KEY", "run_settings", "task_digests", "trunk_digests", "run_key", "Donors", "adopt"]

@@ -18,7 +18,7 @@ from pipeline.finetune import VERSION, modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
 from pipeline.finetune.reports import report_files, write_run_reports
-from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key, task_digests
+from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key, task_digests, trunk_digests
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
@@ -173,8 +173,9 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
     digests = {data.name: task_digests(ctx.out / "tasks" / data.name) for data, _ in prepared}
-    keys = [run_key(cfg, VERSION, spec, digests[data.name], model_dir, tokenizer_file(model_dir), max_len, device.type,
-                    threads) for data, _, spec in jobs]
+    trunk = trunk_digests(model_dir, tokenizer_file(model_dir))
+    keys = [run_key(cfg, VERSION, spec, digests[data.name], trunk, max_len, device.type, threads)
+            for data, _, spec in jobs]
     done = [result_path(ctx.out, data.name, spec).exists() for data, _, spec in jobs]
     stats["runs_resumed"] = sum(done)
     reused: dict[Path, list[str]] = {}

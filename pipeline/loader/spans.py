@@ -125,9 +125,8 @@ class SpanBatches:
             raise ValueError(f"mean_span must be >= 1, got {mean_span}")
         self.shards, self.batch_size, self.seed = shards, batch_size, seed
         self.noise_density, self.mean_span = noise_density, mean_span
-        self.length = raw_length(block_size, noise_density, mean_span)
+        self.length, need = sentinels_needed(block_size, noise_density, mean_span)
         self.sentinels = list(shards.meta.get("sentinel_ids") or [])
-        need = span_counts(self.length, noise_density, mean_span)[1]
         if need > len(self.sentinels):
             raise ValueError(f"span corruption of {self.length}-token windows (block_size {block_size}) needs {need} "
                              f"sentinel ids; the tokenizer has {len(self.sentinels)} (tokenize.sentinels when it is "

@@ -113,9 +113,7 @@ def check(run_cfg: Any, root: Path) -> None:
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
     if cfg.resolved_objective == "span":
-        from pipeline.loader.spans import sentinels_needed
-        length, need = sentinels_needed(cfg.model.block_size, cfg.mask_rate, cfg.mean_span)
-        have, reused = sentinels_of(tok, root)
+        length, need, have, reused = span_sentinels(cfg.model.block_size, cfg.mask_rate, cfg.mean_span, tok, root)
         why = (f"span corruption of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, "
                f"mask_rate {cfg.mask_rate}, mean_span {cfg.mean_span}: {need} spans, a sentinel each)")
         if need > have and reused is None:
@@ -134,15 +132,19 @@ def check(run_cfg: Any, root: Path) -> None:
                           f"({own}); continued pretraining needs that one")
 
 
-def sentinels_of(tok: Any, root: Path) -> tuple[int, Path | None]:
-    """How many sentinels the run's tokenizer has: ``tokenize.sentinels`` for one the run trains (None), those of
-    the file ``tokenize.tokenizer_path`` names for a reused one (read here, a small file; and its path)."""
+def span_sentinels(block_size: int, mask_rate: float, mean_span: float, tok: Any,
+                   root: Path) -> tuple[int, int, int, Path | None]:
+    """Span corruption's sentinels at planning: (window length, sentinels its spans need, sentinels the run's
+    tokenizer has, the reused tokenizer's file or None). A trained tokenizer has ``tokenize.sentinels``; a reused
+    one, those of the file ``tokenize.tokenizer_path`` names (read here: a small file)."""
+    from pipeline.loader.spans import sentinels_needed
+    length, need = sentinels_needed(block_size, mask_rate, mean_span)
     if not tok.tokenizer_path:
-        return tok.sentinels, None
+        return length, need, tok.sentinels, None
     from pipeline.tokenize import resolve_model_path
     from pipeline.tokenize.tokenizer import Tokenizer
     path = resolve_model_path(tok.tokenizer_path, root)
-    return len(Tokenizer(path.read_bytes()).sentinel_ids), path
+    return length, need, len(Tokenizer(path.read_bytes()).sentinel_ids), path
 
 
 def run(cfg: PretrainConfig, ctx: StageContext) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from finetune.test_stage import TASKS, write_ner
 from pipeline.configtypes import build
 from pipeline.finetune import VERSION, FinetuneConfig, run
 from pipeline.finetune.results import list_runs
-from pipeline.finetune.reuse import RUN_KEY, run_key, run_settings, task_digests
+from pipeline.finetune.reuse import RUN_KEY, run_key, run_settings, task_digests, trunk_digests
 from pipeline.stage import StageContext
 from pipeline.store import Manifest, Workspace
 from pipeline.tasks import TasksConfig
@@ -110,7 +110,7 @@ def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
     tok = model / "tokenizer" / "tokenizer.model"
 
     def key(cfg=CFG, spec=("full", "pretrained", 0), version=VERSION, task_dir=task, max_len=48, threads=1):
-        return run_key(cfg, version, spec, task_digests(task_dir), model, tok, max_len, "cpu", threads)
+        return run_key(cfg, version, spec, task_digests(task_dir), trunk_digests(model, tok), max_len, "cpu", threads)
 
     assert key() == (Path(runs_by_name(a)["ner/full-pretrained-s0"]["run_dir"]) / RUN_KEY).read_text().strip()
     assert key(CHANGED) == key()  # a LoRA setting, for a full run
