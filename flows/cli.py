@@ -80,20 +80,21 @@ def _load(args: argparse.Namespace, root: Path | None = None):
     --preset tiny`` shows that run's stages; the ``default`` preset when none is recorded."""
     from pipeline import config
     from pipeline.configtypes import build, to_dict
+    latest = None
     if root is not None and args.preset is None and not args.config and not args.overrides:
         latest = _latest_run_config(root)
-        if latest is not None:
-            cfg, preset = latest
-            return cfg, {"_preset": preset, **to_dict(cfg)}
-    args.preset = args.preset or "default"
-    overrides = list(args.overrides)
-    if getattr(args, "workers", None) is not None:
-        overrides.append(f"run.workers={args.workers}")
-    if getattr(args, "no_tracking", False):
-        overrides.append("run.tracking=false")
-    data = config.resolve(args.preset, args.config, overrides)
-    cfg = config.with_init_tokenizer(build(config.RunConfig, data), root or env.project_root())
-    return cfg, {"_preset": args.preset, **to_dict(cfg)}
+    if latest is not None:
+        cfg, preset = latest
+    else:
+        args.preset = preset = args.preset or "default"
+        overrides = list(args.overrides)
+        if getattr(args, "workers", None) is not None:
+            overrides.append(f"run.workers={args.workers}")
+        if getattr(args, "no_tracking", False):
+            overrides.append("run.tracking=false")
+        data = config.resolve(args.preset, args.config, overrides)
+        cfg = config.with_init_tokenizer(build(config.RunConfig, data), root or env.project_root())
+    return cfg, {"_preset": preset, **to_dict(cfg)}
 
 
 def _latest_run_config(root: Path):

@@ -143,8 +143,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                 pending.append((entry, "clean attributes of options no config uses"))
             elif entry.is_dir():
                 pending += [(f, "clean attributes of documents no config uses")
-                                   for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
-                                   if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
+                            for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
+                            if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
     garbage.remove = [(p, size, why) for (p, why), size in zip(pending, _freed([p for p, _ in pending]))]
     return garbage
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from safetensors.torch import load_file
@@ -21,6 +21,7 @@ from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
 from model.adapters import is_adapter_param
+from model.heads import Pooling
 from model.layers import init_gpt2_
 from model.lora import LoRAEmbedding, LoRALinear, is_lora_param
 from pipeline.configtypes import ConfigError
@@ -128,9 +129,9 @@ def check_trunk_options(mcfg: ModelConfig, cfg) -> None:
     pooling on a decoder (its first token sees only itself), or ``finetune.aux_lm`` without a decoder whose
     token embeddings are its LM head."""
     if cfg.pooling == "first" and mcfg.arch == "decoder":
-        raise ConfigError("finetune.pooling: got 'first' for a decoder model, allowed: 'auto', 'last', 'mean', "
-                          "'max', 'weighted_mean' (a causal trunk's first token sees only itself; 'first' pools an "
-                          "encoder's <cls>)")
+        allowed = ", ".join(repr(p) for p in ("auto", *get_args(Pooling)) if p != "first")
+        raise ConfigError(f"finetune.pooling: got 'first' for a decoder model, allowed: {allowed} (a causal trunk's "
+                          "first token sees only itself; 'first' pools an encoder's <cls>)")
     uses_lora = "lora" in cfg.trains()
     if cfg.reinit_top or cfg.freeze or uses_lora:
         with torch.device("meta"):

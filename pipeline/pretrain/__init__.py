@@ -127,7 +127,8 @@ def check(run_cfg: Any, root: Path) -> None:
     from pipeline.tokenize.tokenizer import model_digest
     own = init_model_dir(cfg.init_from, root) / "tokenizer" / "tokenizer.model"
     reused = resolve_model_path(tok.tokenizer_path, root)
-    if own.is_file() and model_digest(own.read_bytes()) != model_digest(reused.read_bytes()):  # as the trainer
+    if own.is_file() and own.resolve() != reused.resolve() and \
+            model_digest(own.read_bytes()) != model_digest(reused.read_bytes()):  # as the trainer
         raise ConfigError(f"tokenize.tokenizer_path: {reused} is not the tokenizer of pretrain.init_from's model "
                           f"({own}); continued pretraining needs that one")
 

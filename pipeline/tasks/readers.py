@@ -230,12 +230,20 @@ def read_file(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     return read_jsonl(path, rel, cfg)
 
 
+HEAD_BYTES = 1 << 16  # what the planning checks read of a task file
+
+
+def _head(path: Path, newline: str | None = None) -> str:
+    """A task file's first ``HEAD_BYTES`` characters (``newline=""``: line ends kept, as the csv module wants)."""
+    with open(path, newline=newline, **OPEN) as f:
+        return f.read(HEAD_BYTES)
+
+
 def _head_lines(path: Path, n: int = 20) -> list[str]:
     """The first ``n`` non-blank whole lines of a file (within its first 64 KiB)."""
-    with open(path, **OPEN) as f:
-        chunk = f.read(1 << 16)
+    chunk = _head(path)
     lines = chunk.split("\n")
-    if len(chunk) == 1 << 16:
+    if len(chunk) == HEAD_BYTES:
         lines = lines[:-1]  # it may be cut
     return [ln for ln in lines if ln.strip()][:n]
 
@@ -271,12 +279,24 @@ def _check_conll(path: Path, cfg: TaskConfig, where: str) -> None:
             raise ConfigError(f"{where}.{name}: got {col}, but the lines of {path.name!r} have {width} column(s)")
 
 
+_CHECKED: set[tuple] = set()  # files that passed, by what stat says of them: planning asks once per stage reading them
+
+
 def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
     """At planning, what a task file's first bytes tell: it is not empty, its format holds the task's kind, a CSV /
     TSV header names the configured columns and its first record holds the indexed ones, the first lines of a
     JSON Lines file are objects holding the configured keys, a CoNLL file's lines hold the token and tag columns.
     A ConfigError naming the key: found when the file was read, after ingest, clean and dedup had run, these
     cost the run so far (and came as rows dropped for a vague reason)."""
+    st = path.stat()
+    seen = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, key, repr(cfg))
+    if seen in _CHECKED:
+        return
+    _check_file(path, cfg, key)
+    _CHECKED.add(seen)
+
+
+def _check_file(path: Path, cfg: TaskConfig, key: str) -> None:
     where = key.rsplit(".", 1)[0]
     if path.stat().st_size == 0:
         raise ConfigError(f"{key}: {path.name!r} is empty")
@@ -296,8 +316,7 @@ def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
     if fmt == "conll":
         return _check_conll(path, cfg, where)
     # the first record, as read_delimited reads it (blank lines skipped, a quoted newline kept)
-    with open(path, newline="", **OPEN) as f:
-        first = next(csv_records(f.read(1 << 16), fmt, path.name), None)
+    first = next(csv_records(_head(path, newline=""), fmt, path.name), None)
     record = first[1] if first is not None and isinstance(first[1], list) else None
     header = record if cfg.header else None
     for name, value in fields.items():
