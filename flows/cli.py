@@ -171,7 +171,11 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
         print(json.dumps(rows, indent=1))
     else:
         for r in rows:
-            state = "cached" if r["cached"] else f"missing ({r.get('reason', '')})"
+            why = r.get("reason", "")
+            if why.startswith("damaged output (") and why.endswith(")"):  # the plan's wording: "damaged" says it
+                why = why[len("damaged output ("):-1]
+            there = "damaged" if Path(r["path"]).exists() else "missing"  # a folder that is not what it lists
+            state = "cached" if r["cached"] else f"{there} ({why})"
             print(f"{r['stage']:<13} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
     damaged = [r for r in rows if not r["cached"] and Path(r["path"]).exists()]  # there, and not what it lists
     if args.verify and damaged:

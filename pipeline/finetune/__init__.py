@@ -19,14 +19,16 @@ stdlib tasks). Output layout (the evaluate stage reads it; ``pipeline.finetune.r
                                   steps, stopped_early, trainable_params, total_params, trainable_share,
                                   labels, scheme, max_len, n_train, n_validation, truncated, seconds
         run_key                   the run's own key: what it read and the settings it used (reuse.run_key)
+        run_files.json            the digest of each other file, written last (reuse.seal)
     reports/<task>/<run>.per_label.json   per-label (classification) / per-entity-type (tagging) P/R/F1
     reports/<task>/<run>.confusion.png    classification runs: validation confusion matrix
     reports/summary.json                  the returned stats
 
 Runs: every method in ``methods`` from the pretrained weights, and with ``baseline`` full fine-tuning
-from random init (``full-scratch-s<seed>``), for every seed. A run whose result.json exists (a killed
-stage's finished runs) is kept, not retrained; a run another published finetune output made from the same
-inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked in, not retrained.
+from random init (``full-scratch-s<seed>``), for every seed. A run a killed stage finished is kept, not
+retrained, while it holds this run's key and its files match its ``run_files.json``; a run another published
+finetune output made from the same inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked
+in, not retrained. Before publishing, every run is checked against its ``run_files.json`` again.
 Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
 ``...best_epoch``, ``...trainable_params``, medians over seeds, ``<task>.<method>.val_gain_over_scratch``,
 and per task the split sizes, truncation and drop counts.

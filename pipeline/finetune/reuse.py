@@ -19,9 +19,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.store import DIGESTS, atomic_output, canonical_json, file_digest, validate
+from pipeline.store import DIGESTS, atomic_output, atomic_write_text, canonical_json, file_digest, validate
 
 RUN_KEY = "run_key"  # the file in each run folder holding its key
+RUN_FILES = "run_files.json"  # the run folder's own manifest: each other file and its digest, written last
 NOT_A_RUN_SETTING = ("methods", "seeds", "baseline", "threads", "device", "max_len")  # in the key as resolved
 
 
@@ -60,6 +61,34 @@ def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task: dict[str, 
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 
+def seal(run_dir: Path) -> None:
+    """Write ``RUN_FILES`` into a finished run folder: what a resumed stage, or the stage before it publishes,
+    checks the run against (``run_damage``). Its files may be hard links shared with other outputs, so they can
+    change after the run finished."""
+    files = {p.relative_to(run_dir).as_posix(): file_digest(p) for p in sorted(run_dir.rglob("*"))
+             if p.is_file() and p.name != RUN_FILES}
+    atomic_write_text(run_dir / RUN_FILES, json.dumps(files, indent=1))
+
+
+def run_damage(run_dir: Path, key: str) -> str:
+    """Why a finished run folder cannot be kept as the run of ``key`` ("" when it can): it holds another key
+    (other settings, inputs or thread count), or its files are not those ``seal`` listed."""
+    try:
+        listed = json.loads((run_dir / RUN_FILES).read_text())
+        found = (run_dir / RUN_KEY).read_text().strip()
+    except (OSError, ValueError):
+        return f"it has no readable {RUN_KEY} and {RUN_FILES}"
+    if found != key:
+        return f"it was trained under another run key ({found}, now {key})"
+    for rel, digest in listed.items():
+        try:
+            if file_digest(run_dir / rel) != digest:
+                return f"{rel} changed after the run finished"
+        except OSError:
+            return f"{rel} is missing"
+    return ""
+
+
 class Donors:
     """The published finetune outputs beside this one (``stage_root``: ``<work>/finetune``; not ``own``, this
     stage's key, whose earlier output a forced rerun replaces), each checked against its manifest once,
@@ -69,20 +98,30 @@ class Donors:
         self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
                               and p.name != own) if stage_root.is_dir() else []
         self.checked: dict[Path, Any] = {}  # folder -> its manifest, None when damaged
+        self.damaged: list[str] = []  # "<folder> <task> <run>": a match not taken, its files not what it lists
 
-    def find(self, task: str, name: str, key: str) -> Path | None:
+    def holds(self, task: str, name: str, key: str) -> list[Path]:
+        """The run folders of the earlier outputs that were trained under ``key`` (not checked)."""
+        found = []
         for folder in self.folders:
             run_dir = folder / "runs" / task / name
             try:
-                if (run_dir / RUN_KEY).read_text().strip() != key:
-                    continue
+                if (run_dir / RUN_KEY).read_text().strip() == key:
+                    found.append(run_dir)
             except OSError:
                 continue
+        return found
+
+    def find(self, task: str, name: str, key: str) -> Path | None:
+        """A run folder trained under ``key`` whose output's files match its manifest (its run's by digest)."""
+        for run_dir in self.holds(task, name, key):
+            folder = run_dir.parents[2]
             if folder not in self.checked:
                 self.checked[folder] = validate(folder)[0]
             manifest = self.checked[folder]
             if manifest is not None and _intact(manifest, f"runs/{task}/{name}/", f"reports/{task}/{name}."):
                 return run_dir
+            self.damaged.append(f"{folder.name} {task} {name}")
         return None
 
 
@@ -117,9 +156,12 @@ def adopt(run_dir: Path, out: Path, task: str, name: str, report_names: list[str
     tmp = dst.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run_dir, tmp, copy_function=_link_or_copy)
+    if not (tmp / RUN_FILES).is_file():  # a run published before run folders were sealed (checked just now)
+        seal(tmp)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return json.loads((dst / "result.json").read_text())
 
 
-__all__ = ["RUN_KEY", "run_settings", "task_digests", "trunk_digests", "run_key", "Donors", "adopt"]
+__all__ = ["RUN_KEY", "RUN_FILES", "seal", "run_damage", "run_settings", "task_digests", "trunk_digests", "run_key",
+           "Donors", "adopt"]

@@ -18,7 +18,7 @@ from pipeline.finetune import VERSION, modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
 from pipeline.finetune.reports import report_files, write_run_reports
-from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_key, task_digests, trunk_digests
+from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_damage, run_key, seal, task_digests, trunk_digests
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
@@ -106,6 +106,7 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     atomic_write_text(tmp / "result.json", json.dumps(result, indent=1))
     if key:
         atomic_write_text(tmp / RUN_KEY, key + "\n")
+    seal(tmp)
     # the reports first: a run counts as done (resume skips it) once run_dir/result.json exists
     write_run_reports(ctx.reports, data.name, name, data.kind, data.labels, detail)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -174,9 +175,12 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
     digests = {data.name: task_digests(ctx.out / "tasks" / data.name) for data, _ in prepared}
     trunk = trunk_digests(model_dir, tokenizer_file(model_dir))
-    keys = [run_key(cfg, VERSION, spec, digests[data.name], trunk, max_len, device.type, threads)
-            for data, _, spec in jobs]
-    done = [result_path(ctx.out, data.name, spec).exists() for data, _, spec in jobs]
+
+    def key_for(task: str, spec: tuple[str, str, int], n_threads: int) -> str:
+        return run_key(cfg, VERSION, spec, digests[task], trunk, max_len, device.type, n_threads)
+
+    keys = [key_for(data.name, spec, threads) for data, _, spec in jobs]
+    done = [_kept(ctx, data.name, spec, key) for (data, _, spec), key in zip(jobs, keys)]
     stats["runs_resumed"] = sum(done)
     reused: dict[Path, list[str]] = {}
     donors = Donors(ctx.work / ctx.name, ctx.key)
@@ -189,6 +193,8 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         ctx.note(f"{len(names)} of {len(jobs)} runs reused from {folder} (the same inputs and settings, not trained "
                  f"again): {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}")
     stats["runs_reused"] = sum(map(len, reused.values()))
+    _say_missed(ctx, donors, [(data.name, spec) for (data, _, spec), d in zip(jobs, done) if not d], key_for,
+                threads if device.type == "cpu" else 0)
     for (data, _, spec), finished in zip(jobs, done):  # finished before a kill, or reused: kept, and logged again
         if finished:
             for metrics_, step in logged_metrics(json.loads(result_path(ctx.out, data.name, spec).read_text())):
@@ -200,6 +206,17 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         run_parallel(ctx, cfg, todo, model_dir, device, max_len, parallel, threads)
     else:
         for data, enc, (method, init, seed), key in todo:
+            one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
+    # Published below with a manifest of the files as they are now: a run linked in from another output shares
+    # that output's files, which may have changed since (a damaged disk, a hand edit). Such a run trains again.
+    for attempt in range(2):
+        damaged = [(*job, key, why) for job, key in zip(jobs, keys)
+                   if (why := run_damage(result_path(ctx.out, job[0].name, job[2]).parent, key))]
+        if damaged and attempt:
+            raise RuntimeError(f"finetune: {len(damaged)} run(s) changed on disk again after training, e.g. "
+                               f"{damaged[0][0].name} {run_name(*damaged[0][2])}: {damaged[0][4]}")
+        for data, enc, (method, init, seed), key, why in damaged:
+            ctx.note(f"{data.name} {run_name(method, init, seed)}: {why}: trained again")
             one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
     for data, _ in prepared:
         t, metric = data.name, cfg.metric_for(data.kind)
@@ -220,6 +237,43 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     # The report holds what the runs produced; how they were executed (resumed, in parallel) is only a figure.
     ctx.write_report("summary.json", {k: v for k, v in stats.items() if k not in EXECUTION})
     return stats
+
+
+def _kept(ctx: StageContext, task: str, spec: tuple[str, str, int], key: str) -> bool:
+    """Whether the partial output being resumed holds this run, finished and intact (``reuse.run_damage``); a
+    damaged one is removed, to be trained again."""
+    run_dir = result_path(ctx.out, task, spec).parent
+    if not (run_dir / "result.json").exists():
+        return False
+    why = run_damage(run_dir, key)
+    if why:
+        ctx.note(f"{task} {run_name(*spec)}: finished by an earlier attempt, but {why}: trained again")
+        shutil.rmtree(run_dir)
+    return not why
+
+
+def _say_missed(ctx: StageContext, donors: Donors, missing: list[tuple[str, tuple[str, str, int]]],
+                key_for: Any, threads: int) -> None:
+    """Why runs that earlier outputs hold are trained again: a forced rerun, a damaged copy, or (CPU, ``threads``
+    > 0) another thread count, which changes float rounding: the note names the ``finetune.threads`` to set."""
+    if donors.damaged:
+        ctx.note(f"{len(donors.damaged)} matching run(s) of earlier outputs not reused: their files do not match "
+                 f"their manifests ({', '.join(donors.damaged[:4])}{', ...' if len(donors.damaged) > 4 else ''})")
+    if ctx.fresh:
+        same = sum(bool(donors.holds(task, run_name(*spec), key_for(task, spec, threads))) for task, spec in missing)
+        if same:
+            ctx.note(f"{same} run(s) match runs of earlier outputs but are trained again: a forced rerun (--force, "
+                     f"--stage, --from) reuses nothing; without it they would be reused")
+        return
+    other: dict[int, int] = {}
+    for task, spec in missing if threads else []:
+        for t in range(1, max(os.cpu_count() or 1, threads) + 1):
+            if t != threads and donors.holds(task, run_name(*spec), key_for(task, spec, t)):
+                other[t] = other.get(t, 0) + 1
+                break
+    for t, n in other.items():
+        ctx.note(f"{n} run(s) match runs of earlier outputs trained with {t} thread(s) each, but this one gives each "
+                 f"run {threads} (the thread count changes float rounding): set finetune.threads: {t} to reuse them")
 
 
 def _worker_start(threads: int, parent: int | None = None) -> None:

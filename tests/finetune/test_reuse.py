@@ -13,9 +13,11 @@ from finetune.test_stage import TASKS, write_ner
 from pipeline.configtypes import build
 from pipeline.finetune import VERSION, FinetuneConfig, run
 from pipeline.finetune.results import list_runs
-from pipeline.finetune.reuse import RUN_KEY, run_key, run_settings, task_digests, trunk_digests
+from pipeline.finetune.reports import report_files
+from pipeline.finetune.reuse import (RUN_FILES, RUN_KEY, adopt, run_key, run_settings, task_digests,
+                                     trunk_digests)
 from pipeline.stage import StageContext
-from pipeline.store import Manifest, Workspace
+from pipeline.store import Manifest, Workspace, validate
 from pipeline.tasks import TasksConfig
 
 CFG = FinetuneConfig(methods=["full", "lora"], epochs=2, batch_size=16, max_len=48, threads=1, lora_r=4)
@@ -70,7 +72,8 @@ def test_a_lora_setting_changed_retrains_only_the_lora_runs(donor, pretrained_ro
     shutil.copy(root / "ner.conll", alone / "ner.conll")
     fresh = stage(alone, "b", CHANGED, pretrained_root)
     assert fresh.stats["runs_reused"] == 0
-    digests = lambda m: {k: v["digest"] for k, v in m.files.items() if not k.endswith("result.json")}
+    timed = ("result.json", RUN_FILES)  # a run's seconds, and the seal listing its result's digest
+    digests = lambda m: {k: v["digest"] for k, v in m.files.items() if not k.endswith(timed)}
     assert digests(fresh) == digests(b)  # weights, task files, reports
     results = lambda m: {k: {**r, "seconds": 0, "run_dir": ""} for k, r in runs_by_name(m).items()}
     assert results(fresh) == results(b)  # all but the time a run took
@@ -100,8 +103,87 @@ def test_a_forced_rerun_trains_every_run_again(donor, pretrained_root, tmp_path)
     root, a = donor
     copy = tmp_path / "copy"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
-    assert stage(copy, "d", CFG, pretrained_root, fresh=True).stats["runs_reused"] == 0
+    notes: list[str] = []
+    assert stage(copy, "d", CFG, pretrained_root, notes, fresh=True).stats["runs_reused"] == 0
+    assert notes == ["6 run(s) match runs of earlier outputs but are trained again: a forced rerun (--force, "
+                     "--stage, --from) reuses nothing; without it they would be reused"]
     assert stage(copy, "e", CFG, pretrained_root).stats["runs_reused"] == 6
+
+
+def test_another_thread_count_is_named_when_it_blocks_reuse(donor, pretrained_root, tmp_path):
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    notes: list[str] = []
+    assert stage(copy, "t", dataclasses.replace(CFG, threads=2), pretrained_root, notes).stats["runs_reused"] == 0
+    assert notes == ["6 run(s) match runs of earlier outputs trained with 1 thread(s) each, but this one gives each "
+                     "run 2 (the thread count changes float rounding): set finetune.threads: 1 to reuse them"]
+
+
+def _flip(path: Path) -> None:
+    """Damage a file in place, its size kept: every hard link to it sees the change."""
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    with open(path, "r+b") as f:
+        f.write(bytes(data))
+
+
+WEIGHTS = Path("runs/ner/full-pretrained-s0/model/model.safetensors")
+
+
+def test_a_resumed_stage_keeps_only_intact_runs_of_its_key(donor, pretrained_root, tmp_path):
+    """A killed attempt had linked two runs in from output a; since then a's copy of one changed (shared with
+    the partial, same inode) and the other's key is not this run's: both are trained again (or reused from an
+    intact donor), and the published output holds what training gives."""
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    donor_dir = copy / "work" / "finetune" / "a"
+    pristine = (donor_dir / WEIGHTS).read_bytes()
+    partial = Workspace(copy / "work", "finetune", "f").open(fresh=False)
+    for run in ("full-pretrained-s0", "full-scratch-s0"):
+        adopt(donor_dir / "runs" / "ner" / run, partial, "ner", run, report_files("tagging", run))
+    assert (partial / WEIGHTS).stat().st_ino == (donor_dir / WEIGHTS).stat().st_ino
+    _flip(donor_dir / WEIGHTS)
+    other_key = partial / "runs" / "ner" / "full-scratch-s0" / RUN_KEY
+    other_key.unlink()  # a linked file: replaced, not written through to the donor
+    other_key.write_text("0123456789abcdef\n")
+    notes: list[str] = []
+    m = stage(copy, "f", CHANGED, pretrained_root, notes)
+    assert m.stats["runs_resumed"] == 0 and m.stats["runs_reused"] == 3  # ner scratch from a again; stdlib full runs
+    assert any(n.startswith("ner full-pretrained-s0: finished by an earlier attempt, but model/model.safetensors "
+                            "changed after the run finished: trained again") for n in notes)
+    assert any(n.startswith("ner full-scratch-s0: finished by an earlier attempt, but it was trained under another "
+                            "run key (0123456789abcdef, now ") for n in notes)
+    assert any(n.startswith("1 matching run(s) of earlier outputs not reused: their files do not match their "
+                            "manifests (a ner full-pretrained-s0)") for n in notes)
+    assert validate(m.path, deep=True)[0] is not None
+    assert (m.path / WEIGHTS).read_bytes() == pristine  # trained again, as it was trained the first time
+
+
+def test_a_run_whose_donor_changes_before_publishing_is_trained_again(donor, pretrained_root, tmp_path, monkeypatch):
+    """Between linking a run in and publishing, the donor's file (the same inode) is damaged: the stage checks its
+    runs against their seals before it publishes and trains that one again."""
+    import pipeline.finetune.stage as stage_mod
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    donor_dir = copy / "work" / "finetune" / "a"
+    pristine = (donor_dir / WEIGHTS).read_bytes()
+
+    def adopt_then_damage(run_dir, out, task, name, reports):
+        result = adopt(run_dir, out, task, name, reports)
+        if (task, name) == ("ner", "full-pretrained-s0"):
+            _flip(run_dir / "model" / "model.safetensors")
+        return result
+
+    monkeypatch.setattr(stage_mod, "adopt", adopt_then_damage)
+    notes: list[str] = []
+    m = stage(copy, "g", CHANGED, pretrained_root, notes)
+    assert "ner full-pretrained-s0: model/model.safetensors changed after the run finished: trained again" in notes
+    assert validate(m.path, deep=True)[0] is not None
+    assert (m.path / WEIGHTS).read_bytes() == pristine
+    assert json.loads((m.path / "runs" / "ner" / "full-pretrained-s0" / RUN_FILES).read_text())
 
 
 def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
