@@ -203,8 +203,11 @@ def cmd_gc(args: argparse.Namespace, root: Path) -> int:
     for (folder, why), sizes in files.items():
         print(f"{verb}  {len(sizes)} file(s) in {folder}  {sum(sizes) / 1e6:,.1f} MB  ({why})")
     freed = garbage.bytes if args.dry_run else gc.collect(garbage)
+    linked = (f" ({garbage.linked / 1e6:,.1f} MB more stay on disk: hard links to them remain in MLflow's artifacts "
+              "under mlruns/ or in outputs still used)") if garbage.linked else ""
     print(f"lmforge gc: {len(garbage.remove)} item(s), {freed / 1e6:,.1f} MB "
-          f"{'would be freed' if args.dry_run else 'freed'}; live configs: {garbage.live_configs}", file=sys.stderr)
+          f"{'would be freed' if args.dry_run else 'freed'}{linked}; live configs: {garbage.live_configs}",
+          file=sys.stderr)
     return 0
 
 

@@ -38,6 +38,7 @@ class Garbage:
     kept_busy: list[Path] = field(default_factory=list)
     ignored_configs: list[tuple[Path, str]] = field(default_factory=list)
     live_configs: int = 0
+    linked: int = 0  # bytes of the files listed that stay on disk: hard links outside them remain (mlruns/, outputs)
 
     @property
     def bytes(self) -> int:
@@ -145,7 +146,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                 pending += [(f, "clean attributes of documents no config uses")
                             for f in sorted(entry.iterdir())  # (a dot file: one a clean run is writing)
                             if f.is_file() and not f.name.startswith(".") and f not in live_attrs]
-    garbage.remove = [(p, size, why) for (p, why), size in zip(pending, _freed([p for p, _ in pending]))]
+    freed, garbage.linked = _freed([p for p, _ in pending])
+    garbage.remove = [(p, size, why) for (p, why), size in zip(pending, freed)]
     return garbage
 
 
@@ -174,10 +176,10 @@ def _live_attr_files(cfg: RunConfig, planned: list, work: Path) -> set[Path]:
     return set(cache.shard_files(work, upstream, cfg.section("clean").normalize_options()).values())
 
 
-def _freed(paths: list[Path]) -> list[int]:
-    """The bytes that removing all of ``paths`` (folders or files) frees, per path. A file hard-linked from
-    elsewhere (a finetune run reused by another output) frees nothing while a link outside ``paths`` remains;
-    its bytes count once, for the path that holds its last link."""
+def _freed(paths: list[Path]) -> tuple[list[int], int]:
+    """The bytes that removing all of ``paths`` (folders or files) frees, per path, and the bytes that stay. A
+    file hard-linked from elsewhere (a finetune run reused by another output, an MLflow artifact) frees nothing
+    while a link outside ``paths`` remains; its bytes count once, for the path that holds its last link."""
     files = [[f for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file() and not f.is_symlink()]
              for p in paths]
     links: dict[tuple[int, int], list[int]] = {}  # (device, inode) -> [links found here, size, links in all]
@@ -188,11 +190,13 @@ def _freed(paths: list[Path]) -> list[int]:
             seen = links.setdefault((st.st_dev, st.st_ino), [0, st.st_size, st.st_nlink])
             seen[0] += 1
             owner[(st.st_dev, st.st_ino)] = i
-    freed = [0] * len(paths)
+    freed, linked = [0] * len(paths), 0
     for ident, (found, size, nlink) in links.items():
         if found >= nlink:
             freed[owner[ident]] += size
-    return freed
+        else:
+            linked += size
+    return freed, linked
 
 
 def _newest_mtime(folder: Path) -> float:

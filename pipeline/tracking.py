@@ -133,11 +133,36 @@ class MlflowRun:
         self._buffer = []
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """A file, or a folder's contents, under ``artifact_path``. An artifact store on a local disk gets hard
+        links (the files logged are published outputs, never written in place): a checkpoint logged by every
+        output that reuses it takes its disk space once. Elsewhere (a server, another file system), a copy."""
         path = Path(path)
+        if not path.exists():
+            return
+        local = self._local_artifacts()
+        if local is not None:
+            dest = local / artifact_path if artifact_path else local
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            try:
+                for f in files:
+                    _link_into(f, dest / (f.relative_to(path) if path.is_dir() else f.name))
+                return
+            except OSError:  # another file system, or links not allowed: MLflow copies
+                pass
         if path.is_dir():
             self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        elif path.exists():
+        else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def _local_artifacts(self) -> Path | None:
+        """The run's artifact folder when the artifact store is a local folder (``file:`` URI or a plain path)."""
+        if not hasattr(self, "_artifact_dir"):
+            from urllib.parse import unquote, urlparse
+            uri = self.client.get_run(self.run_id).info.artifact_uri
+            parsed = urlparse(uri)
+            self._artifact_dir = (Path(unquote(parsed.path)) if parsed.scheme == "file"
+                                  else Path(uri) if not parsed.scheme or len(parsed.scheme) == 1 else None)
+        return self._artifact_dir
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -148,6 +173,17 @@ class MlflowRun:
     def finish(self, status: str = "FINISHED") -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status=status)
+
+
+def _link_into(src: Path, dst: Path) -> None:
+    """``dst`` becomes a hard link to ``src``, replacing what was there (a temporary name, then a rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):  # logged again: a rename onto the same file would do nothing
+        return
+    tmp = dst.with_name(f".{dst.name}.link-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.link(src, tmp)
+    os.replace(tmp, dst)
 
 
 def default_uri(root: Path) -> str:

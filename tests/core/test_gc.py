@@ -85,10 +85,10 @@ def test_a_file_hard_linked_from_a_kept_output_frees_nothing(tmp_path):
     a, b, c = (_folder(tmp_path / name, size=size) for name, size in (("a", 300), ("b", 20), ("c", 5)))
     os.link(a / "blob.bin", b / "shared.bin")
     os.link(a / "blob.bin", c / "shared.bin")  # a's 300 bytes, three links
-    assert gc._freed([b]) == [20]  # its own blob; the shared bytes stay with a and c
-    assert gc._freed([a, b]) == [0, 20]
-    assert gc._freed([a, b, c]) == [0, 20, 5 + 300]  # the shared bytes once, with their last link
-    assert gc._freed([c / "blob.bin", a]) == [5, 0]  # a single file
+    assert gc._freed([b]) == ([20], 300)  # its own blob; the shared bytes stay with a and c (counted once)
+    assert gc._freed([a, b]) == ([0, 20], 300)
+    assert gc._freed([a, b, c]) == ([0, 20, 5 + 300], 0)  # the shared bytes once, with their last link
+    assert gc._freed([c / "blob.bin", a]) == ([5, 0], 300)  # a single file
 
 
 def test_only_current_also_drops_what_only_recorded_configs_use(tmp_path):
@@ -101,9 +101,13 @@ def test_cli_dry_run_removes_nothing(tmp_path, monkeypatch, capsys):
     _, garbage, _ = _store(tmp_path)
     monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
     monkeypatch.setattr(env, "apply", lambda root: None)  # keep this process's environment as it is
+    blob = next(f for p in garbage.values() if p.is_dir() for f in sorted(p.rglob("*")) if f.is_file())
+    (tmp_path / "mlruns" / "artifacts").mkdir(parents=True)
+    os.link(blob, tmp_path / "mlruns" / "artifacts" / "logged.bin")  # an MLflow artifact logged as a link
     assert cli_main(["gc", "--preset", "tiny", "--dry-run"]) == 0
     out = capsys.readouterr()
     assert out.out.count("would remove") == len(garbage) and f"{len(garbage)} item(s)" in out.err
+    assert f"({blob.stat().st_size / 1e6:,.1f} MB more stay on disk: hard links to them remain in MLflow's " in out.err
     assert "would remove  1 file(s) in " in out.out
     assert all(p.exists() for p in garbage.values())
     assert cli_main(["gc", "--preset", "tiny"]) == 0

@@ -3,6 +3,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from helpers import REPO
 from pipeline.tracking import MlflowSession, NullTracker, metric_name, numeric_metrics, param_names
@@ -54,6 +57,37 @@ def test_sqlite_store_under_mlruns(tmp_path, monkeypatch):
     assert session.find_stage_run("clean", "abc") == run.run_id
     exp = session.client.get_experiment(session.experiment_id)
     assert exp.artifact_location == (tmp_path / "mlruns" / "artifacts").resolve().as_uri()
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_artifacts_on_a_local_store_are_hard_links(tmp_path, monkeypatch, links):
+    """A checkpoint that every reusing output logs again takes its space once (links); where links fail (another
+    file system), MLflow copies. Either way MLflow lists and downloads the same files."""
+    import os
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if not links:
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
+    model = tmp_path / "out" / "model"
+    (model / "tokenizer").mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"w" * 100)
+    (model / "tokenizer" / "tokenizer.model").write_bytes(b"t" * 10)
+    (tmp_path / "out" / "manifest.json").write_text("{}")
+    session = MlflowSession(tmp_path / "project")
+    run = session.start("stage", {"stage": "finetune"})
+    run.log_artifact(model, "checkpoints/t/full-pretrained-s0")
+    run.log_artifact(model, "checkpoints/t/full-pretrained-s0")  # again: replaced, not doubled
+    run.log_artifact(tmp_path / "out" / "manifest.json")
+    run.finish()
+    listed = [a.path for a in session.client.list_artifacts(run.run_id, "checkpoints/t/full-pretrained-s0")]
+    assert listed == [f"checkpoints/t/full-pretrained-s0/{n}" for n in ("model.safetensors", "tokenizer")]
+    assert [a.path for a in session.client.list_artifacts(run.run_id)] == ["checkpoints", "manifest.json"]
+    got = Path(session.client.download_artifacts(run.run_id, "checkpoints/t/full-pretrained-s0", str(tmp_path / "dl")))
+    assert (got / "tokenizer" / "tokenizer.model").read_bytes() == b"t" * 10
+    stored = Path(session.client.get_run(run.run_id).info.artifact_uri.removeprefix("file://"))
+    weights = stored / "checkpoints" / "t" / "full-pretrained-s0" / "model.safetensors"
+    assert weights.read_bytes() == b"w" * 100
+    assert (weights.stat().st_ino == (model / "model.safetensors").stat().st_ino) == links
+    assert not [p for p in stored.rglob(".*")]  # no temporary names left
 
 
 def test_a_stage_failing_after_its_body_leaves_a_failed_run_not_a_running_one(tmp_path, monkeypatch):
