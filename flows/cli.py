@@ -269,10 +269,21 @@ def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+RESUME = ("lmforge run with the same config resumes where it stopped (--force, --stage and --from start their "
+          "stages over)")
+_terminated = False
+
+
+def _on_sigterm(*_: Any) -> None:
+    global _terminated
+    _terminated = True
+    sys.exit(143)
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM ends the run like Ctrl-C: atexit handlers (the temporary Prefect server) still run,
     # and the stage's partial folder stays for the next run to resume from.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _on_sigterm)
     root = env.project_root()
     env.apply(root)
     args = parser().parse_args(argv)
@@ -287,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmforge: error: {e}", *getattr(e, "__notes__", ()), sep="\n", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lmforge: interrupted; lmforge run with the same config resumes where it stopped (--force, --stage "
-              "and --from start their stages over)", file=sys.stderr)
+        print(f"lmforge: interrupted; {RESUME}", file=sys.stderr)
         return 130
+    except SystemExit:
+        if _terminated:
+            print(f"lmforge: terminated (SIGTERM); {RESUME}", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

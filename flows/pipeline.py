@@ -55,7 +55,8 @@ USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, To
 
 class _NoTracebackForUserErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if "aborted by an interrupt signal" in record.getMessage():  # Ctrl-C: the CLI says how to resume
+        msg = record.getMessage()  # Ctrl-C or SIGTERM: the CLI says how to resume
+        if "aborted by an interrupt signal" in msg or "aborted by a termination signal" in msg:
             return False
         if record.exc_info and isinstance(record.exc_info[1], (*USER_ERRORS, KeyboardInterrupt, SystemExit)):
             record.exc_info, record.exc_text = None, None

@@ -71,6 +71,30 @@ def test_an_interrupted_command_says_how_to_resume(monkeypatch, capsys, tmp_path
     assert "interrupted; lmforge run with the same config resumes" in capsys.readouterr().err
 
 
+def test_a_terminated_command_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    """SIGTERM (a scheduler's stop, `kill`) ended a run with Prefect's crash lines only; Ctrl-C got a message."""
+    import os
+    import signal
+
+    from flows import cli
+
+    def terminated(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler main installed raises SystemExit(143) here
+        raise AssertionError("SIGTERM did not end the command")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "cmd_status", terminated)
+    monkeypatch.setattr(cli, "_terminated", False)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["status", "--preset", "tiny"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_.value.code == 143
+    assert "terminated (SIGTERM); lmforge run with the same config resumes" in capsys.readouterr().err
+
+
 def test_an_errors_notes_are_printed(monkeypatch, capsys, tmp_path):
     """The runner adds a note to a stage's error when it resumed kept files (what to do if one is damaged)."""
     from flows import cli
@@ -96,4 +120,5 @@ def test_prefects_crash_lines_for_ctrl_c_are_left_to_the_cli():
                 if isinstance(f, flow._NoTracebackForUserErrors))
     record = lambda msg: logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, msg, None, None)
     assert not keep.filter(record("Crash detected! Execution was aborted by an interrupt signal."))
+    assert not keep.filter(record("Crash detected! Execution was aborted by a termination signal."))
     assert keep.filter(record("Crash detected! Execution was interrupted by an unexpected exception: X"))
