@@ -140,28 +140,31 @@ class MlflowRun:
         if not path.exists():
             return
         local = self._local_artifacts()
-        if local is not None:
-            dest = local / artifact_path if artifact_path else local
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        if local is None:
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), artifact_path)
+            else:
+                self.client.log_artifact(self.run_id, str(path), artifact_path)
+            return
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            rel = f.relative_to(path) if path.is_dir() else Path(f.name)
             try:
-                for f in files:
-                    _link_into(f, dest / (f.relative_to(path) if path.is_dir() else f.name))
-                return
-            except OSError:  # another file system, or links not allowed: MLflow copies
-                pass
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+                _link_into(f, (local / artifact_path if artifact_path else local) / rel)
+            except OSError:  # another file system, links not allowed: MLflow copies this file
+                parent = "/".join(x for x in (artifact_path, rel.parent.as_posix()) if x and x != ".")
+                self.client.log_artifact(self.run_id, str(f), parent or None)
 
     def _local_artifacts(self) -> Path | None:
         """The run's artifact folder when the artifact store is a local folder (``file:`` URI or a plain path)."""
         if not hasattr(self, "_artifact_dir"):
-            from urllib.parse import unquote, urlparse
+            from urllib.parse import urlparse
+
+            from mlflow.utils.file_utils import local_file_uri_to_path
             uri = self.client.get_run(self.run_id).info.artifact_uri
-            parsed = urlparse(uri)
-            self._artifact_dir = (Path(unquote(parsed.path)) if parsed.scheme == "file"
-                                  else Path(uri) if not parsed.scheme or len(parsed.scheme) == 1 else None)
+            scheme = urlparse(uri).scheme
+            local = scheme == "file" or not scheme or len(scheme) == 1  # (a Windows drive letter)
+            self._artifact_dir = Path(local_file_uri_to_path(uri)) if local else None
         return self._artifact_dir
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
@@ -177,13 +180,10 @@ class MlflowRun:
 
 def _link_into(src: Path, dst: Path) -> None:
     """``dst`` becomes a hard link to ``src``, replacing what was there (a temporary name, then a rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() and os.path.samefile(src, dst):  # logged again: a rename onto the same file would do nothing
+    from pipeline.store import atomic_output
+    if dst.exists() and os.path.samefile(src, dst):  # logged again
         return
-    tmp = dst.with_name(f".{dst.name}.link-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    os.link(src, tmp)
-    os.replace(tmp, dst)
+    atomic_output(dst, lambda tmp: os.link(src, tmp))
 
 
 def default_uri(root: Path) -> str:

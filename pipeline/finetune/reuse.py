@@ -74,10 +74,14 @@ def run_damage(run_dir: Path, key: str) -> str:
     """Why a finished run folder cannot be kept as the run of ``key`` ("" when it can): it holds another key
     (other settings, inputs or thread count), or its files are not those ``seal`` listed."""
     try:
-        listed = json.loads((run_dir / RUN_FILES).read_text())
         found = (run_dir / RUN_KEY).read_text().strip()
-    except (OSError, ValueError):
-        return f"it has no readable {RUN_KEY} and {RUN_FILES}"
+    except OSError:
+        return f"it has no readable {RUN_KEY}"
+    try:
+        listed = json.loads((run_dir / RUN_FILES).read_text())
+        assert isinstance(listed, dict) and all(isinstance(v, str) for v in listed.values())
+    except (OSError, ValueError, AssertionError):
+        return f"it has no readable {RUN_FILES}"
     if found != key:
         return f"it was trained under another run key ({found}, now {key})"
     for rel, digest in listed.items():
@@ -98,22 +102,26 @@ class Donors:
         self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
                               and p.name != own) if stage_root.is_dir() else []
         self.checked: dict[Path, Any] = {}  # folder -> its manifest, None when damaged
-        self.damaged: list[str] = []  # "<folder> <task> <run>": a match not taken, its files not what it lists
+        self.keys: dict[Path, str | None] = {}  # run folder -> the key it holds (None: none)
+        self.damaged: list[str] = []  # "<folder> <task> <run>": the matches of a run not reused, all damaged
 
     def holds(self, task: str, name: str, key: str) -> list[Path]:
         """The run folders of the earlier outputs that were trained under ``key`` (not checked)."""
         found = []
         for folder in self.folders:
             run_dir = folder / "runs" / task / name
-            try:
-                if (run_dir / RUN_KEY).read_text().strip() == key:
-                    found.append(run_dir)
-            except OSError:
-                continue
+            if run_dir not in self.keys:
+                try:
+                    self.keys[run_dir] = (run_dir / RUN_KEY).read_text().strip()
+                except OSError:
+                    self.keys[run_dir] = None
+            if self.keys[run_dir] == key:
+                found.append(run_dir)
         return found
 
     def find(self, task: str, name: str, key: str) -> Path | None:
         """A run folder trained under ``key`` whose output's files match its manifest (its run's by digest)."""
+        damaged = []
         for run_dir in self.holds(task, name, key):
             folder = run_dir.parents[2]
             if folder not in self.checked:
@@ -121,7 +129,8 @@ class Donors:
             manifest = self.checked[folder]
             if manifest is not None and _intact(manifest, f"runs/{task}/{name}/", f"reports/{task}/{name}."):
                 return run_dir
-            self.damaged.append(f"{folder.name} {task} {name}")
+            damaged.append(f"{folder.name} {task} {name}")
+        self.damaged += damaged
         return None
 
 
@@ -132,9 +141,17 @@ def _intact(manifest: Any, *prefixes: str) -> bool:
     if f"{prefixes[0]}result.json" not in files:
         return False
     try:
-        return all(file_digest(manifest.path / rel) == info["digest"] for rel, info in files.items())
-    except OSError:
+        if not all(file_digest(manifest.path / rel) == info["digest"] for rel, info in files.items()):
+            return False
+        seal = files.get(prefixes[0] + RUN_FILES)  # (a run published before run folders were sealed has none)
+        listed = json.loads((manifest.path / (prefixes[0] + RUN_FILES)).read_text()) if seal else {}
+    except (OSError, ValueError):
         return False
+    if not isinstance(listed, dict):
+        return False
+    # The manifest agrees with the run's seal: a file that changed between the seal and publishing (the window
+    # after the stage's own check) would otherwise be in the manifest as it is, damaged.
+    return all(files.get(prefixes[0] + rel, {}).get("digest") == digest for rel, digest in listed.items())
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -193,6 +193,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         ctx.note(f"{len(names)} of {len(jobs)} runs reused from {folder} (the same inputs and settings, not trained "
                  f"again): {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}")
     stats["runs_reused"] = sum(map(len, reused.values()))
+    reused_names = {name for names in reused.values() for name in names}
     _say_missed(ctx, donors, [(data.name, spec) for (data, _, spec), d in zip(jobs, done) if not d], key_for,
                 threads if device.type == "cpu" else 0)
     for (data, _, spec), finished in zip(jobs, done):  # finished before a kill, or reused: kept, and logged again
@@ -212,12 +213,17 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     for attempt in range(2):
         damaged = [(*job, key, why) for job, key in zip(jobs, keys)
                    if (why := run_damage(result_path(ctx.out, job[0].name, job[2]).parent, key))]
-        if damaged and attempt:
-            raise RuntimeError(f"finetune: {len(damaged)} run(s) changed on disk again after training, e.g. "
-                               f"{damaged[0][0].name} {run_name(*damaged[0][2])}: {damaged[0][4]}")
+        if not damaged:
+            break
+        if attempt:
+            raise RuntimeError(f"finetune: {len(damaged)} run(s) changed on disk while the stage ran, again after "
+                               f"being trained again, e.g. {damaged[0][0].name} {run_name(*damaged[0][2])}: "
+                               f"{damaged[0][4]}")
         for data, enc, (method, init, seed), key, why in damaged:
             ctx.note(f"{data.name} {run_name(method, init, seed)}: {why}: trained again")
             one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
+            if f"{data.name} {run_name(method, init, seed)}" in reused_names:
+                stats["runs_reused"] -= 1
     for data, _ in prepared:
         t, metric = data.name, cfg.metric_for(data.kind)
         by_run: dict[tuple[str, str], list[float]] = {}

@@ -59,14 +59,21 @@ def test_sqlite_store_under_mlruns(tmp_path, monkeypatch):
     assert exp.artifact_location == (tmp_path / "mlruns" / "artifacts").resolve().as_uri()
 
 
-@pytest.mark.parametrize("links", [True, False])
+@pytest.mark.parametrize("links", ["all", "none", "all but the first"])
 def test_artifacts_on_a_local_store_are_hard_links(tmp_path, monkeypatch, links):
     """A checkpoint that every reusing output logs again takes its space once (links); where links fail (another
-    file system), MLflow copies. Either way MLflow lists and downloads the same files."""
+    file system, a link limit), MLflow copies, file by file. Either way MLflow lists and downloads the same files."""
     import os
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    if not links:
-        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
+    real_link, calls = os.link, []
+
+    def link(src, dst):
+        calls.append(src)
+        if links == "none" or (links == "all but the first" and len(calls) > 1):
+            raise OSError(31, "Too many links")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link)
     model = tmp_path / "out" / "model"
     (model / "tokenizer").mkdir(parents=True)
     (model / "model.safetensors").write_bytes(b"w" * 100)
@@ -86,7 +93,10 @@ def test_artifacts_on_a_local_store_are_hard_links(tmp_path, monkeypatch, links)
     stored = Path(session.client.get_run(run.run_id).info.artifact_uri.removeprefix("file://"))
     weights = stored / "checkpoints" / "t" / "full-pretrained-s0" / "model.safetensors"
     assert weights.read_bytes() == b"w" * 100
-    assert (weights.stat().st_ino == (model / "model.safetensors").stat().st_ino) == links
+    assert (weights.stat().st_ino == (model / "model.safetensors").stat().st_ino) == (links != "none")
+    token = stored / "checkpoints" / "t" / "full-pretrained-s0" / "tokenizer" / "tokenizer.model"
+    assert token.read_bytes() == b"t" * 10
+    assert (token.stat().st_ino == (model / "tokenizer" / "tokenizer.model").stat().st_ino) == (links == "all")
     assert not [p for p in stored.rglob(".*")]  # no temporary names left
 
 

@@ -20,7 +20,8 @@ from pipeline.stage import StageContext
 from pipeline.store import Manifest, Workspace, validate
 from pipeline.tasks import TasksConfig
 
-CFG = FinetuneConfig(methods=["full", "lora"], epochs=2, batch_size=16, max_len=48, threads=1, lora_r=4)
+CFG = FinetuneConfig(methods=["full", "lora"], epochs=2, batch_size=16, max_len=48, threads=1, lora_r=4,
+                     device="cpu")  # (a run key holds the thread count on CPU only)
 CHANGED = dataclasses.replace(CFG, lora_r=2)  # a LoRA setting: the full runs and the baseline read none
 
 
@@ -95,6 +96,26 @@ def test_a_damaged_donor_is_not_used(donor, pretrained_root, tmp_path, damage):
         weights.write_bytes(bytes(data))
     reused = stage(copy, "c", CHANGED, pretrained_root).stats["runs_reused"]
     assert reused == (0 if damage == "truncated" else 3)
+
+
+def test_a_donor_whose_manifest_blessed_a_change_is_not_used(donor, pretrained_root, tmp_path):
+    """A file that changed between a run's seal and its output's publishing is in the manifest as it is: the
+    manifest validates, but it disagrees with the run's seal, and that run is not reused."""
+    from pipeline.store import file_digest
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    donor_dir = copy / "work" / "finetune" / "a"
+    _flip(donor_dir / WEIGHTS)
+    manifest = json.loads((donor_dir / "manifest.json").read_text())
+    manifest["files"][WEIGHTS.as_posix()]["digest"] = file_digest(donor_dir / WEIGHTS)
+    (donor_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert validate(donor_dir, deep=True)[0] is not None
+    notes: list[str] = []
+    m = stage(copy, "h", CHANGED, pretrained_root, notes)
+    assert m.stats["runs_reused"] == 3
+    assert "ner full-pretrained-s0" not in " ".join(n for n in notes if "reused from" in n)
+    assert any(n.startswith("1 matching run(s) of earlier outputs not reused") for n in notes)
 
 
 def test_a_forced_rerun_trains_every_run_again(donor, pretrained_root, tmp_path):
@@ -181,6 +202,7 @@ def test_a_run_whose_donor_changes_before_publishing_is_trained_again(donor, pre
     notes: list[str] = []
     m = stage(copy, "g", CHANGED, pretrained_root, notes)
     assert "ner full-pretrained-s0: model/model.safetensors changed after the run finished: trained again" in notes
+    assert m.stats["runs_reused"] == 3  # of the 4 linked in, one was trained after all
     assert validate(m.path, deep=True)[0] is not None
     assert (m.path / WEIGHTS).read_bytes() == pristine
     assert json.loads((m.path / "runs" / "ner" / "full-pretrained-s0" / RUN_FILES).read_text())
