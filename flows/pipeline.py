@@ -24,6 +24,7 @@ from prefect.context import TaskRunContext  # noqa: E402
 from pipeline import runner  # noqa: E402
 from pipeline.configtypes import ConfigError  # noqa: E402
 from pipeline.ingest.readers import IngestError  # noqa: E402
+from pipeline.loader.batches import NotEnoughTokens  # noqa: E402
 from pipeline.plan import PlanError  # noqa: E402
 from pipeline.tasks.readers import TaskError  # noqa: E402
 from pipeline.tokenize.stage import TokenizeError  # noqa: E402
@@ -50,7 +51,7 @@ _RUN: _Run | None = None
 
 # Errors about the user's input or config: their message says what to fix, so Prefect's log of a failed
 # task and flow keeps its one line but not the traceback (the CLI ends with the message). A bug keeps it.
-USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, TokenizerTrainingError)
+USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, TokenizerTrainingError, NotEnoughTokens)
 
 
 class _NoTracebackForUserErrors(logging.Filter):

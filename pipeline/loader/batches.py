@@ -44,6 +44,10 @@ class StepRandom:
             return self._bits.random_raw(n)
 
 
+class NotEnoughTokens(ValueError):
+    """A split too short for what is asked of it: the user's data, not a bug (the CLI prints the message alone)."""
+
+
 class WindowSampler:
     """Start positions of ``length``-token windows that fit in the stream."""
 
@@ -51,7 +55,7 @@ class WindowSampler:
         if length < 1:
             raise ValueError(f"window length must be >= 1, got {length}")
         if shards.n_tokens < length:
-            raise ValueError(f"{shards.split} split has {shards.n_tokens:,} tokens, fewer than one window of "
+            raise NotEnoughTokens(f"{shards.split} split has {shards.n_tokens:,} tokens, fewer than one window of "
                              f"{length} (block_size + 1 for causal LM); use a smaller block_size or more data")
         self.length = length
         self.doc_starts = None
@@ -60,7 +64,7 @@ class WindowSampler:
             starts = shards.doc_starts()
             self.doc_starts = starts[starts + length <= shards.n_tokens]
             if len(self.doc_starts) == 0:
-                raise ValueError(f"no document of the {shards.split} split starts {length} tokens before the end")
+                raise NotEnoughTokens(f"no document of the {shards.split} split starts {length} tokens before the end")
 
     def sample(self, raw: np.ndarray) -> np.ndarray:
         """Window starts from raw uint64 draws, sorted (rows in stream order: a batch is a set of windows)."""

@@ -22,6 +22,7 @@ from model.layers import IGNORE_INDEX
 from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShards
+from pipeline.loader.batches import NotEnoughTokens
 from pipeline.loader.spans import lengths, raw_length
 from pipeline.pretrain import init_model_dir, state
 from pipeline.pretrain.config import PretrainConfig
@@ -166,6 +167,9 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             # periodic evals use the same leading val windows; the last one scores the whole val stream
             last_eval = evaluate_lm(model, val_shards, cfg, rt,
                                     max_batches=None if step == cfg.max_steps else cfg.eval_batches)
+            if not last_eval:
+                raise NotEnoughTokens(f"the val split ({val_shards.n_tokens:,} tokens) has no token to score: give "
+                                      "the corpus more documents, or tokenize.val_fraction a larger share")
             record.update({f"val_{k}": v for k, v in last_eval.items()})
             if last_eval["loss"] < best:
                 best, best_step = last_eval["loss"], step

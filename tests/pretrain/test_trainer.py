@@ -123,6 +123,15 @@ def test_objective_must_match_arch():
         cfg(objective="masked")
 
 
+def test_a_validation_split_with_nothing_to_score_is_a_users_error(shards, tmp_path, monkeypatch):
+    """Its figures came back empty and the trainer failed on a KeyError('loss'), with Prefect's tracebacks."""
+    import pipeline.pretrain.trainer as trainer
+    from pipeline.loader.batches import NotEnoughTokens
+    monkeypatch.setattr(trainer, "evaluate_lm", lambda *a, **k: {})  # what a val split too short to score gives
+    with pytest.raises(NotEnoughTokens, match=r"the val split \([\d,]+ tokens\) has no token to score"):
+        train(cfg(max_steps=4), shards, tmp_path / "out")
+
+
 def test_global_batch_tokens_sets_accumulation(shards, tmp_path):
     stats = train(cfg(max_steps=2, global_batch_tokens=4 * 32 * 3), shards, tmp_path / "g")
     assert stats["grad_accum"] == 3 and stats["tokens"] == 2 * 4 * 32 * 3

@@ -87,15 +87,20 @@ def test_empty_corpus_names_the_upstream_stage(tmp_path, manifest_of, h):
         h.run_stage(tmp_path / "out", manifest_of([]))
 
 
-def test_one_document_corpus_trains_and_leaves_val_empty(tmp_path, manifest_of, h):
-    from pipeline.loader import TokenShards
+def test_one_document_corpus_is_refused_with_the_fix(tmp_path, manifest_of, h):
+    """One book as one text file was one document: validation came out empty and pretraining failed with a
+    KeyError at its first evaluation. Now the tokenize stage says why and what to change."""
+    from pipeline.tokenize.stage import TokenizeError
+    with pytest.raises(TokenizeError, match=r"the validation split is empty: a single document: it is train, val is "
+                                            r"empty \(of 1 document\(s\) kept upstream\).*split: paragraph"):
+        h.run_stage(tmp_path / "out", manifest_of(["Just one small document, 12 words long or so."]))
 
-    stats = h.run_stage(tmp_path / "out", manifest_of(["Just one small document, 12 words long or so."]))
-    assert stats["docs_train"] == 1 and stats["docs_val"] == 0 and stats["tokens_val"] == 0
-    assert "single document" in stats["split_note"]
-    assert stats["vocab_size"] < 600  # soft vocabulary limit: a tiny corpus gets a smaller vocabulary
-    val = TokenShards(tmp_path / "out", "val")
-    assert val.n_tokens == 0 and list(val.val_batches(8, 2)) == []
+
+def test_a_tiny_corpus_gets_a_smaller_vocabulary(tmp_path, manifest_of, h):
+    stats = h.run_stage(tmp_path / "out", manifest_of(["Just one small document, 12 words long or so.",
+                                                       "And a second one, a little shorter."]))
+    assert stats["docs_train"] == 1 and stats["docs_val"] == 1
+    assert stats["vocab_size"] < 600  # soft vocabulary limit
 
 
 def test_split_keeps_clusters_together_in_the_shards(tmp_path, manifest_of, h):
