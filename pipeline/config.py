@@ -132,11 +132,16 @@ def with_init_tokenizer(cfg: RunConfig, root: Path) -> RunConfig:
     init = cfg.pretrain.init_from
     if not init or cfg.tokenize.tokenizer_path is not None:
         return cfg
+    from pipeline.pretrain import init_model_dir
     from pipeline.tokenize import resolve_model_path  # the lookup tokenize itself makes of tokenizer_path
+    init_model_dir(init, root)  # no model there at all: that is the error to name
     try:
         resolve_model_path(init, root)
-    except ConfigError:
-        return cfg  # a model folder without its tokenizer: the stage compares what tokenize trains
+    except ConfigError:  # a tokenizer trained afresh gives the model's token ids other meanings
+        raise ConfigError(f"pretrain.init_from: {init} holds no tokenizer (tokenizer/tokenizer.model), and continued "
+                          "pretraining needs the one the model was trained with: name a pretrain output's model/ "
+                          "folder, which holds both (its checkpoint/ folder is for resuming a killed run), or the "
+                          "tokenizer with tokenize.tokenizer_path") from None
     return replace(cfg, tokenize=replace(cfg.tokenize, tokenizer_path=init))
 
 

@@ -48,7 +48,9 @@ def init_model_dir(init_from: str, root: Path) -> Path:
     folder = config_path(root, init_from).resolve()
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
-        raise ConfigError(f"pretrain.init_from: no model at {folder} ({', '.join(missing)} missing)")
+        inside = folder / "model"  # a pretrain output folder named instead of its model/
+        hint = f"; the model of that output is in {inside}" if all((inside / n).is_file() for n in MODEL_FILES) else ""
+        raise ConfigError(f"pretrain.init_from: no model at {folder} ({', '.join(missing)} missing){hint}")
     return folder
 
 

@@ -168,9 +168,14 @@ def test_continued_pretraining_reuses_the_models_own_tokenizer(tmp_path, monkeyp
         {p.name: p.key for p in compute(cfg, tmp_path, tmp_path)}["tokenize"]
     mine = config.load("tiny", overrides=["pretrain.init_from=m/model", "tokenize.tokenizer_path=other.model"])
     assert config.with_init_tokenizer(mine, tmp_path) is mine  # one the config names is kept (and checked)
-    (folder / "tokenizer" / "tokenizer.model").unlink()  # no tokenizer beside the model: tokenize trains one
-    bare = config.load("tiny", overrides=["pretrain.init_from=m/model"])
-    assert config.with_init_tokenizer(bare, tmp_path).tokenize.tokenizer_path is None
+    (folder / "tokenizer" / "tokenizer.model").unlink()  # no tokenizer beside the model (a checkpoint/ folder):
+    bare = config.load("tiny", overrides=["pretrain.init_from=m/model"])  # a fresh one gave ids other meanings
+    with pytest.raises(ConfigError, match=r"^pretrain\.init_from: m/model holds no tokenizer \(tokenizer/tokenizer"
+                                          r"\.model\).*its checkpoint/ folder is for resuming"):
+        config.with_init_tokenizer(bare, tmp_path)
+    with pytest.raises(ConfigError, match=r"no model at .*/m \(model_config\.json, model\.safetensors, meta\.json "
+                                          r"missing\); the model of that output is in .*/m/model$"):
+        config.with_init_tokenizer(config.load("tiny", overrides=["pretrain.init_from=m"]), tmp_path)
     (folder / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
     monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))  # the command line applies it
     monkeypatch.setattr(env, "apply", lambda root: None)
