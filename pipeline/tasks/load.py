@@ -5,7 +5,8 @@ Normalized examples (what ``tasks/<task>/<split>.jsonl`` holds, one JSON object 
 - tagging: ``{"tokens": [...], "tags": [...], "origin"}``;
 ``origin`` is ``file:line`` (or ``module/<m>:<where>`` for a stdlib task, which also carries ``unit``).
 
-Drop reasons: ``missing_label``, ``unknown_label`` (not in the configured label list), ``empty_text``,
+Drop reasons: ``missing_label``, ``unknown_label`` (not in the configured label list, or without one, in no train
+row), ``empty_text``,
 ``misaligned_tags`` (token and tag counts differ, or a line lacks a column), ``bad_tag_scheme`` (a tag
 the scheme does not allow), plus the readers' ``missing_field``, ``ragged_row`` (a row with more or fewer
 fields than the header), ``malformed_row`` (a stray quote), ``bad_field_type`` (JSON text that is not a
@@ -73,7 +74,7 @@ def _label_order(labels: set[str]) -> list[str]:
     return sorted(labels)
 
 
-def _check_tags(rec: Record, scheme: str, allowed: set[str] | None) -> Drop | None:
+def _check_tags(rec: Record, scheme: str, allowed: set[str] | None, listed: str) -> Drop | None:
     if not rec.tokens:
         return Drop("empty_text", rec.origin, "no tokens")
     empty = [k for k, t in enumerate(rec.tokens) if not t.strip()]
@@ -83,18 +84,18 @@ def _check_tags(rec: Record, scheme: str, allowed: set[str] | None) -> Drop | No
         return Drop("misaligned_tags", rec.origin, f"{len(rec.tokens)} tokens but {len(rec.tags)} tags")
     for tag in rec.tags:
         if allowed is not None and tag not in allowed:
-            return Drop("unknown_label", rec.origin, f"tag {tag!r} is not in the label list")
+            return Drop("unknown_label", rec.origin, f"tag {tag!r} {listed}")
         if tag != "O" and (tag.count("-") < 1 or tag.split("-", 1)[0] not in PREFIXES[scheme]
                            or not tag.split("-", 1)[1]):
             return Drop("bad_tag_scheme", rec.origin, f"tag {tag!r} is not O or {'/'.join(PREFIXES[scheme])}-TYPE")
     return None
 
 
-def _check_text(rec: Record, kind: str, allowed: set[str] | None, label_field: str) -> Drop | None:
+def _check_text(rec: Record, kind: str, allowed: set[str] | None, label_field: str, listed: str) -> Drop | None:
     if rec.label is None or not rec.label.strip():
         return Drop("missing_label", rec.origin, f"label_field {label_field!r}: absent or empty")
     if allowed is not None and rec.label.strip() not in allowed:
-        return Drop("unknown_label", rec.origin, f"label {rec.label.strip()!r} is not in the label list")
+        return Drop("unknown_label", rec.origin, f"label {rec.label.strip()!r} {listed}")
     if rec.text is None or not rec.text.strip():
         return Drop("empty_text", rec.origin, "text is empty")
     if kind == "pair_classification" and (rec.text_pair is None or not rec.text_pair.strip()):
@@ -180,15 +181,20 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             raise TaskError(f"task {cfg.name}: scheme {scheme}, but the train tags in {where['train']} have no E- "
                             "or S- tag: they read as BIO; set scheme: BIO (or auto)")
     splits: dict[str, list[dict[str, Any]]] = {}
-    for s in SPLITS:
+    listed = "is not in the label list"
+    for s in SPLITS:  # train first: without a label list, its labels are the task's
         good = []
         for rec in recs[s]:
-            bad = (_check_tags(rec, scheme, allowed) if cfg.kind == "tagging"
-                   else _check_text(rec, cfg.kind, allowed, cfg.label_field))
+            bad = (_check_tags(rec, scheme, allowed, listed) if cfg.kind == "tagging"
+                   else _check_text(rec, cfg.kind, allowed, cfg.label_field, listed))
             if bad:
                 drops.append(bad)
             else:
                 good.append(_example(rec, cfg.kind))
+        if s == "train" and allowed is None:  # a label only validation or test holds is no class: nothing learns it
+            allowed = (set(tag_labels({t.split("-", 1)[1] for ex in good for t in ex["tags"] if t != "O"}, scheme))
+                       if cfg.kind == "tagging" else {ex["label"] for ex in good})
+            listed = "does not occur in the train rows (the task's labels when the config lists none)"
         if not good:
             base = where[s].split(" (a ")[0]  # the file, without a cut's note
             mine = [d for d in drops if d.origin == base or d.origin.startswith(base + ":")]

@@ -125,8 +125,28 @@ def test_a_scheme_the_train_tags_contradict_is_an_error(tmp_path):
             load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr, scheme=scheme), tmp_path)
     assert load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr), tmp_path).scheme == "BIO"
     only_o = write(tmp_path / "o.conll", "a O\nb O\n")  # no entity at all: nothing to contradict
-    assert load_task(task(name="o", kind="tagging", train=only_o, validation=tr, test=tr, scheme="BIOES"),
+    assert load_task(task(name="o", kind="tagging", train=only_o, validation=only_o, test=only_o, scheme="BIOES"),
                      tmp_path).scheme == "BIOES"
+
+
+def test_a_label_no_train_row_holds_is_dropped_not_made_a_class(tmp_path):
+    """Without a label list, a label (or an entity type) that only validation or test holds became a class no
+    run could learn, deflating macro-F1; now its rows are dropped as unknown_label, with their file and line."""
+    tr = write(tmp_path / "tr.tsv", "text\tlabel\ngood film\t1\nbad film\t0\nfine\t1\n")
+    te = write(tmp_path / "te.tsv", "text\tlabel\nok film\t1\nodd one\t2\n")
+    data = load_task(task(name="c", train=tr, validation=tr, test=te), tmp_path)
+    assert data.labels == ["0", "1"] and [ex["text"] for ex in data.splits["test"]] == ["ok film"]
+    drop = next(d for d in data.drops if d.reason == "unknown_label")
+    assert (drop.origin, drop.detail) == ("te.tsv:3", "label '2' does not occur in the train rows (the task's "
+                                                      "labels when the config lists none)")
+    listed = load_task(task(name="c", train=tr, validation=tr, test=te, labels=["0", "1", "2"]), tmp_path)
+    assert listed.labels == ["0", "1", "2"] and len(listed.splits["test"]) == 2  # a listed label is a class
+    ner_tr = write(tmp_path / "ner_tr.conll", "EU B-ORG\nsays O\n\nPeter B-PER\n")
+    ner_dev = write(tmp_path / "ner_dev.conll", "Paris B-LOC\n\nPeter B-PER\nsmiles O\n")
+    ner = load_task(task(name="n", kind="tagging", train=ner_tr, validation=ner_dev, test=ner_dev), tmp_path)
+    assert ner.labels == ["O", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert [ex["tokens"] for ex in ner.splits["test"]] == [["Peter", "smiles"]]
+    assert drops_by_reason(ner)["unknown_label"] == ["ner_dev.conll:1", "ner_dev.conll:1"]  # validation and test
 
 
 def test_conll_scheme_detection_and_jsonl_tagging(tmp_path):
