@@ -72,7 +72,8 @@ def run(cfg: DecontaminateConfig, ctx: StageContext) -> dict[str, Any]:
         "eval_ngrams": int(len(index.keys)),
         "eval_ngrams_by_source": index.per_source,
         "held_out_units": len(index.heldout),
-        "word_ngram": cfg.word_ngram, "char_ngram": cfg.char_ngram,
+        "word_ngram": cfg.word_ngram, "char_ngram": cfg.char_ngram, "min_words": cfg.min_words,
+        "min_chars": cfg.min_chars,
     }
     ctx.write_report("decontaminate_report.json", {**stats, "splits": cfg.splits, "sources": index.names,
                                                    "scan_lengths": index.lengths})

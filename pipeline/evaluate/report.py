@@ -35,9 +35,15 @@ def provenance_lines(prov: dict[str, Any], decont: dict[str, Any] | None) -> lis
     lines = ["## Provenance", "", *table(["artifact", "stage", "key", "note"], rows), ""]
     if decont is not None:
         by_task = ", ".join(f"{k}: {fmt(v)}" for k, v in decont.get("removed_by_task", {}).items()) or "none"
+        short = ""
+        if decont.get("eval_texts") and decont.get("eval_texts_unprotected") is not None:
+            bound = f"under {decont['min_words']} words, or {decont['min_chars']} characters in scripts written " \
+                "without spaces" if "min_words" in decont else "too short to match"
+            short = (f" {fmt(decont['eval_texts_unprotected'])} of the {fmt(decont['eval_texts'])} evaluation texts "
+                     f"({bound}) protect nothing: a corpus document holding one of them is kept.")
         lines += [f"Decontamination removed **{fmt(decont.get('docs_removed'))}** of {fmt(decont.get('docs_in'))} "
                   f"documents sharing an n-gram with a task's evaluation text (by task: {by_task}; a document can "
-                  "match several tasks).", ""]
+                  f"match several tasks).{short}", ""]
     return lines
 
 

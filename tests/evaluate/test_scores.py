@@ -57,7 +57,8 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     report = {
         "provenance": {"artifacts": [{"what": "corpus", "stage": "decontaminate", "key": "c0ffee", "note": "docs: d"},
                                      {"what": "pretrained model", "stage": "pretrain", "key": "beef", "note": ""}]},
-        "decontamination": {"docs_in": 100, "docs_removed": 7, "removed_by_task": {"sst": 7}},
+        "decontamination": {"docs_in": 100, "docs_removed": 7, "removed_by_task": {"sst": 7}, "eval_texts": 604,
+                            "eval_texts_unprotected": 232, "min_words": 8, "min_chars": 20},
         "lm": {"objective": "causal", "bpb_gain_over_unigram": 1.25, "rows": [
             {"data": "validation split", "scorer": "pretrained model", "tokens": 10, "bytes": 40, "loss": 2.0,
              "ppl": 7.389, "bpb": 0.7213},
@@ -79,6 +80,9 @@ def test_report_has_a_row_per_run_and_the_gain_table():
     assert (f"| sst | full | accuracy | 0.8233 ± 0.0208 | full-scratch | 0.7200 ± 0.0265 | {gain:.4f} ± {std:.4f} "
             "| — | 0, 1, 2 |") in md  # no per-example counts given: no interval
     assert "`c0ffee`" in md and "`beef`" in md and "removed **7** of 100" in md
+    # what it could not protect: short evaluation texts (SST-2's phrases) match no n-gram
+    assert ("several tasks). 232 of the 604 evaluation texts (under 8 words, or 20 characters in scripts written "
+            "without spaces) protect nothing: a corpus document holding one of them is kept.") in md
     assert "| validation split | unigram baseline | 10 | 40 | 5.5000 | 244.7000 | 1.9713 |" in md
     assert "pretrained model: **1.2500** bits per byte" in md
 
