@@ -33,7 +33,7 @@ class StageSpec:
 
 
 STAGES: list[StageSpec] = [
-    StageSpec("ingest", "pipeline.ingest", external_inputs=True),
+    StageSpec("ingest", "pipeline.ingest", external_inputs=True, checked=True),
     StageSpec("clean", "pipeline.clean", {"docs": "ingest"}),
     StageSpec("dedup", "pipeline.dedup", {"docs": "clean"}),
     StageSpec("decontaminate", "pipeline.decontaminate", {"docs": "dedup"}, sections=("tasks",)),

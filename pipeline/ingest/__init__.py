@@ -43,6 +43,59 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
     return h.hexdigest()[:16]
 
 
+CHECK_FILES, CHECK_RECORDS = 8, 50  # what planning reads of a source to find its text_field
+
+
+def check(run_cfg: Any, root: Path) -> None:
+    """At planning: a ``text_field`` that names nothing in a source's files. A misspelt key once emptied its source,
+    each record a counted drop, while the run went on with the other sources. A source passes as soon as one of
+    its first ``CHECK_FILES`` files has the field (a column in the Parquet schema or the CSV header, or a key of
+    one of a JSON Lines file's first ``CHECK_RECORDS`` records); files that cannot be read are the stage's to
+    report."""
+    from pipeline.configtypes import ConfigError
+    for src in run_cfg.ingest.sources:
+        if src.kind not in ("jsonl", "parquet", "csv", "tsv") or (src.kind in ("csv", "tsv") and not src.header):
+            continue
+        seen: list[str] = []
+        files = resolve_paths(src, root)[:CHECK_FILES]
+        for path in files:
+            try:
+                found, what = _field_in(path, _rel(path, root), src)
+            except (*_read_errors(), ValueError, UnicodeDecodeError):
+                found, what = None, ""  # unreadable: the stage drops it, with its reason
+            if found:
+                break
+            if found is False:
+                seen.append(what)
+        else:
+            if seen:
+                raise ConfigError(f"ingest.sources[{src.name}].text_field: {src.text_field!r} is in none of the "
+                                  f"{len(files)} file(s) read: {'; '.join(seen[:3])}")
+
+
+def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str]:
+    """Whether ``src.text_field`` is in the file (None: it has nothing to tell, e.g. no JSON object), and what the
+    file holds instead."""
+    if src.kind == "parquet":
+        import pyarrow.parquet as pq
+        names = pq.read_schema(path).names
+        return src.text_field in names, f"{rel} has the columns {names}"
+    if src.kind in ("csv", "tsv"):
+        import csv
+        import gzip
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            first = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+        header = first.split("\t") if src.kind == "tsv" else next(csv.reader([first]), [])
+        return (src.text_field in header) if first else None, f"{rel} has the header {header}"
+    from itertools import islice
+    items = list(islice(READERS[src.kind](path, rel, src), CHECK_RECORDS))
+    missing = [i for i in items if isinstance(i, Drop) and i.reason == "missing_field"]
+    if not missing:  # a document, or drops of other kinds (no JSON object to read a key from)
+        return (True if any(isinstance(i, Doc) for i in items) else None), ""
+    return len(missing) < len(items) and any(isinstance(i, Doc) for i in items), \
+        f"{missing[0].detail} ({missing[0].where})"
+
+
 def _read_errors() -> tuple[type[BaseException], ...]:
     """What a damaged file raises while it is read: I/O errors, a truncated gzip stream (EOFError), a
     corrupt deflate stream (zlib.error), a corrupt zstd frame."""
