@@ -197,6 +197,8 @@ def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter
             if src.max_docs is not None and n >= src.max_docs:
                 break
             n += 1
+            if src.encoding_errors == "replace" and (replaced := item.text.count("\ufffd")):
+                counts[f"source.{src.name}.replacement_chars"] += replaced  # (bad bytes, or U+FFFD already there)
             pieces = split_huge(item.text, cfg.max_doc_chars)
             if len(pieces) > 1:
                 counts["split_huge_docs"] += 1

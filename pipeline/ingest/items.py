@@ -35,7 +35,8 @@ def decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
     except UnicodeDecodeError as e:
         if src.encoding_errors == "replace":
             return data.decode("utf-8-sig", errors="replace")
-        return Drop("undecodable_bytes", where, f"invalid UTF-8 at byte {e.start}")
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # utf-8-sig counts from after it
+        return Drop("undecodable_bytes", where, f"invalid UTF-8 at byte {e.start + bom}")
 
 
 __all__ = ["IngestError", "Doc", "Drop", "Item", "SURROGATE", "decode"]

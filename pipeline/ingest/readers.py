@@ -9,6 +9,7 @@ import csv
 import glob
 import gzip
 import io
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -73,7 +74,10 @@ def _suffix_ok(path: Path, kind: str) -> bool:
 
 
 def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = decode(path.read_bytes(), src, rel)
+    data = path.read_bytes()
+    text = decode(data, src, rel)
+    if isinstance(text, Drop) and src.split == "paragraph":  # only the paragraphs that hold the bad bytes go
+        text = data.decode("utf-8-sig", errors="surrogateescape")  # a bad byte: a lone surrogate, U+DC80..U+DCFF
     if isinstance(text, Drop):
         yield text
         return
@@ -86,16 +90,25 @@ def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     yield from _paragraphs(text, rel)
 
 
-def _paragraphs(text: str, rel: str) -> Iterator[Doc]:
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _paragraphs(text: str, rel: str) -> Iterator[Item]:
     """Runs of non-blank lines; a blank line is empty or whitespace only. CRLF and a lone CR end a line
-    too, so line numbers are what an editor shows."""
+    too, so line numbers are what an editor shows. A paragraph holding an escaped bad byte is a drop."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     start = None
     for i, line in enumerate([*lines, ""]):  # a final blank line closes the last paragraph
         if line.strip():
             start = i if start is None else start
         elif start is not None:
-            yield Doc(f"{rel}:{start + 1}", "\n".join(lines[start:i]), {"file": rel, "line": start + 1})
+            para, where = "\n".join(lines[start:i]), f"{rel}:{start + 1}"
+            if bad := _ESCAPED_BYTE.search(para):
+                line_no = start + 1 + para.count("\n", 0, bad.start())
+                yield Drop("undecodable_bytes", where, f"invalid UTF-8 in line {line_no}: byte "
+                           f"0x{ord(bad.group()) - 0xDC00:02x}; the paragraph is dropped")
+            else:
+                yield Doc(where, para, {"file": rel, "line": start + 1})
             start = None
 
 
