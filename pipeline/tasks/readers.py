@@ -140,8 +140,11 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
     object, a number where text belongs) is dropped as ``bad_field_type`` instead of read as its repr."""
     if cfg.kind == "tagging":
         tokens, tags = obj.get(cfg.text_field), obj.get(cfg.label_field)
+        absent = [k for k in (cfg.text_field, cfg.label_field) if obj.get(k) is None]
+        if absent:
+            return Drop("missing_field", origin, f"no {' and no '.join(map(repr, absent))}")
         if not isinstance(tokens, list) or not isinstance(tags, list):
-            return Drop("missing_field", origin, f"{cfg.text_field!r} and {cfg.label_field!r} must be lists")
+            return Drop("bad_field_type", origin, f"{cfg.text_field!r} and {cfg.label_field!r} must be lists")
         if not all(isinstance(t, str) for t in tokens) or not all(_is_label(t) for t in tags):
             return Drop("bad_field_type", origin, f"{cfg.text_field!r} must hold strings, {cfg.label_field!r} "
                         "strings or integers")
@@ -149,6 +152,8 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
             return Drop("bad_encoding", origin, "a lone surrogate escape")
         return Record(origin, tokens=list(tokens), tags=[_label_text(t) for t in tags])
     names = [cfg.text_field] + ([cfg.text_pair_field] if cfg.kind == "pair_classification" else [])
+    if absent := [n for n in names if n not in obj]:  # (a null or empty one is empty_text, as in CSV)
+        return Drop("missing_field", origin, f"no {' and no '.join(map(repr, absent))}")
     for name in names:
         if obj.get(name) is not None and not isinstance(obj[name], str):
             return Drop("bad_field_type", origin, f"{name!r} must be a string, got {type(obj[name]).__name__}")

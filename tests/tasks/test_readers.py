@@ -188,3 +188,23 @@ def test_config_errors_name_the_key():
         build(TaskConfig, {"name": "t", "source": "stdlib_names", "kind": "classification"})
     with pytest.raises(ConfigError, match="duplicate task name 'a'"):
         build(TasksConfig, {"tasks": [{"name": "a"}, {"name": "a"}]})
+
+
+def test_json_rows_name_a_missing_key_apart_from_a_wrong_type(tmp_path):
+    """A pair row without its second text was empty_text, and tokens that are not a list were missing_field."""
+    rows = [{"premise": "a", "hypothesis": "b", "label": "same"}, {"premise": "c", "label": "diff"},
+            {"premise": "d", "hypothesis": None, "label": "diff"}, {"premise": "e", "hypothesis": "f", "label": "diff"}]
+    pairs = write(tmp_path / "p.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    data = load_task(task(name="p", kind="pair_classification", train=pairs, validation=pairs, test=pairs,
+                          text_field="premise", text_pair_field="hypothesis"), tmp_path)
+    detail = {d.origin: (d.reason, d.detail) for d in data.drops}
+    assert detail["p.jsonl:2"] == ("missing_field", "no 'hypothesis'")
+    assert detail["p.jsonl:3"] == ("empty_text", "text_pair is empty")  # there, but null: as an empty CSV cell
+    tags = [{"tokens": ["a"], "tags": ["O"]}, {"tokens": "a b", "tags": ["O", "O"]}, {"tokens": ["a"]},
+            {"tokens": ["b", "c"], "tags": ["B-X", "I-X"]}]
+    ner = write(tmp_path / "t.jsonl", "".join(json.dumps(r) + "\n" for r in tags))
+    data = load_task(task(name="t", kind="tagging", train=ner, validation=ner, test=ner, text_field="tokens",
+                          label_field="tags"), tmp_path)
+    detail = {d.origin: (d.reason, d.detail) for d in data.drops}
+    assert detail["t.jsonl:2"] == ("bad_field_type", "'tokens' and 'tags' must be lists")
+    assert detail["t.jsonl:3"] == ("missing_field", "no 'tags'")
