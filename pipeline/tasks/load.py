@@ -169,7 +169,7 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             stdlib_tasks.use_cache(cache_dir)
         raw = stdlib_tasks.records(cfg)
         where = {s: f"stdlib ({cfg.source}, {s} units)" for s in SPLITS}
-    drops = [x for s in SPLITS for x in raw[s] if isinstance(x, Drop)]
+    by_split: dict[str, list[Drop]] = {s: [x for x in raw[s] if isinstance(x, Drop)] for s in SPLITS}
     recs = {s: [x for x in raw[s] if isinstance(x, Record)] for s in SPLITS}
     allowed = set(cfg.labels) if cfg.labels is not None else None
     scheme = None
@@ -188,19 +188,22 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             bad = (_check_tags(rec, scheme, allowed, listed) if cfg.kind == "tagging"
                    else _check_text(rec, cfg.kind, allowed, cfg.label_field, listed))
             if bad:
-                drops.append(bad)
+                by_split[s].append(bad)
             else:
                 good.append(_example(rec, cfg.kind))
-        if s == "train" and allowed is None:  # a label only validation or test holds is no class: nothing learns it
+        if s == "train" and allowed is None and good:  # a label only validation or test holds is no class
             allowed = (set(tag_labels({t.split("-", 1)[1] for ex in good for t in ex["tags"] if t != "O"}, scheme))
                        if cfg.kind == "tagging" else {ex["label"] for ex in good})
             listed = "does not occur in the train rows (the task's labels when the config lists none)"
-        if not good:
-            base = where[s].split(" (a ")[0]  # the file, without a cut's note
-            mine = [d for d in drops if d.origin == base or d.origin.startswith(base + ":")]
-            raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({len(mine)} dropped: "
-                            f"{dict(Counter(d.reason for d in mine))})")
         splits[s] = good
+    drops = [d for s in SPLITS for d in by_split[s]]
+    for s in SPLITS:  # every split checked first: an error counts all the drops of its rows
+        if not splits[s]:
+            cut = [o for o in SPLITS if o != s and where[o].startswith(where[s] + " (a ")] if s == "train" else []
+            others = sum(len(raw[o]) for o in cut)
+            note = f"; {others} more row(s) of the file went to the {' and '.join(cut)} cut" if others else ""
+            raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({len(by_split[s])} dropped: "
+                            f"{dict(Counter(d.reason for d in by_split[s]))}{note})")
     splits["train"] = subsample(splits["train"], cfg.max_train, cfg.split_seed)
     for s in ("validation", "test"):
         splits[s] = subsample(splits[s], cfg.max_eval, cfg.split_seed)

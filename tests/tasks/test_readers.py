@@ -208,3 +208,20 @@ def test_json_rows_name_a_missing_key_apart_from_a_wrong_type(tmp_path):
     detail = {d.origin: (d.reason, d.detail) for d in data.drops}
     assert detail["t.jsonl:2"] == ("bad_field_type", "'tokens' and 'tags' must be lists")
     assert detail["t.jsonl:3"] == ("missing_field", "no 'tags'")
+
+
+def test_no_usable_rows_counts_every_drop_of_the_split(tmp_path):
+    """The error once counted only the drops seen before it was raised: the rows hashed into the cut splits and
+    the rows a label list filtered out of a stdlib task were missing from it."""
+    import re
+    rows = "".join(f"text {i}\t\n" if i % 2 else f"\t1\n" for i in range(6))  # no label / no text
+    z = write(tmp_path / "z.tsv", "text\tlabel\n" + rows)
+    with pytest.raises(TaskError) as err:
+        load_task(task(name="z", train=z, val_fraction=0.3, test_fraction=0.3), tmp_path)
+    m = re.fullmatch(r"task z: no usable train rows in z\.tsv \((\d+) dropped: \{.*\}; (\d+) more row\(s\) of the "
+                     r"file went to the validation and test cut\)", str(err.value))
+    assert m and int(m[1]) + int(m[2]) == 6 and int(m[2]) > 0
+    stdlib = build(TasksConfig, {}).tasks[0]
+    with pytest.raises(TaskError, match=r"no usable train rows in stdlib \(stdlib_area, train units\) \([1-9]\d* "
+                                        r"dropped: \{.*'unknown_label': [1-9]\d*\}\)$"):
+        load_task(build(TaskConfig, {**stdlib.__dict__, "labels": ["a", "b"], "max_train": 50}), tmp_path)
