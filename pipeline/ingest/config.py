@@ -37,6 +37,12 @@ class SourceConfig:
             raise ConfigError(f"ingest.sources[{self.name}].paths: a {self.kind} source takes no paths")
         if not self.kind.startswith("stdlib") and not self.paths:
             raise ConfigError(f"ingest.sources[{self.name}].paths: a {self.kind} source needs at least one path")
+        reads = {"text_field": ("jsonl", "parquet", "csv", "tsv"), "header": ("csv", "tsv"),
+                 "split": ("text", "markdown"), "encoding_errors": ("text", "markdown", "jsonl", "csv", "tsv")}
+        for key, kinds in reads.items():  # set, it would change the source's key and rerun everything for nothing
+            if self.kind not in kinds and getattr(self, key) != SourceConfig.__dataclass_fields__[key].default:
+                raise ConfigError(f"ingest.sources[{self.name}].{key}: got {getattr(self, key)!r}, but a {self.kind} "
+                                  f"source does not read it (only {', '.join(kinds)} sources do); allowed: leave it out")
 
 
 @dataclass(frozen=True)

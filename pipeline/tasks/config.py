@@ -117,6 +117,16 @@ class TaskConfig:
                                   f"is cut from train) or a {split} file")
         if self.source == "stdlib_area" and len(self.areas) < 2:
             raise ConfigError(f"{where}.areas: got {len(self.areas)} area(s), allowed: at least 2")
+        unread = ["format", "header", "text_field", "text_pair_field", "label_field", "token_column", "tag_column"] \
+            if self.source != "files" else []
+        unread += ["areas"] if self.source != "stdlib_area" else []
+        unread += ["text_pair_field"] if self.kind != "pair_classification" else []
+        defaults = TaskConfig.__dataclass_fields__
+        for key in dict.fromkeys(unread):  # set, it would change the task's key and rerun its stages for nothing
+            default = defaults[key].default_factory() if key == "areas" else defaults[key].default
+            if getattr(self, key) != default:
+                raise ConfigError(f"{where}.{key}: got {getattr(self, key)!r}, but a {self.source} "
+                                  f"{self.kind} task does not read it; allowed: leave it out")
 
     def file(self, split: str) -> str | None:
         return {"train": self.train, "validation": self.validation, "test": self.test}[split]

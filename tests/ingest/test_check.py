@@ -47,3 +47,18 @@ def test_one_file_with_the_field_is_enough(tmp_path):
     (tmp_path / "d" / "2.jsonl").unlink()
     with pytest.raises(ConfigError, match=r"in none of the 2 file\(s\) read: no field 'text' \(its keys: other\) \(d/1\.jsonl:1\)$"):
         plan(tmp_path, {"name": "mixed", "kind": "jsonl", "paths": ["d"]})
+
+
+@pytest.mark.parametrize("source, key", [
+    ({"kind": "text", "paths": ["a.txt"], "text_field": "body"}, "text_field"),
+    ({"kind": "jsonl", "paths": ["a.jsonl"], "header": False}, "header"),
+    ({"kind": "parquet", "paths": ["a.parquet"], "split": "paragraph"}, "split"),
+    ({"kind": "parquet", "paths": ["a.parquet"], "encoding_errors": "replace"}, "encoding_errors"),
+])
+def test_an_option_the_source_kind_does_not_read_is_refused(source, key):
+    """Accepted, it changed the source's key: everything after ingest ran again for nothing."""
+    from pipeline.configtypes import build
+    from pipeline.ingest import SourceConfig
+    with pytest.raises(ConfigError, match=rf"^ingest\.sources\[s\]\.{key}: got .*, but a {source['kind']} source does "
+                                          r"not read it \(only .* sources do\); allowed: leave it out$"):
+        build(SourceConfig, {"name": "s", **source})

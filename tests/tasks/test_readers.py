@@ -225,3 +225,20 @@ def test_no_usable_rows_counts_every_drop_of_the_split(tmp_path):
     with pytest.raises(TaskError, match=r"no usable train rows in stdlib \(stdlib_area, train units\) \([1-9]\d* "
                                         r"dropped: \{.*'unknown_label': [1-9]\d*\}\)$"):
         load_task(build(TaskConfig, {**stdlib.__dict__, "labels": ["a", "b"], "max_train": 50}), tmp_path)
+
+
+@pytest.mark.parametrize("over, key", [
+    ({"text_field": "foo"}, "text_field"), ({"header": False}, "header"), ({"areas": {"a": ["x"], "b": ["y"]}}, None)])
+def test_an_option_the_task_does_not_read_is_refused(over, key):
+    """``tasks.tasks[stdlib_area].text_field=foo`` was accepted and reran decontaminate to evaluate for nothing."""
+    base = {"name": "n", "kind": "tagging", "source": "stdlib_names"}
+    if key is None:  # areas: read by stdlib_area only
+        with pytest.raises(ConfigError, match=r"^tasks\.tasks\[n\]\.areas: got .* but a stdlib_names tagging task"):
+            build(TaskConfig, {**base, **over})
+        assert build(TaskConfig, {**base, "name": "a", "kind": "classification", "source": "stdlib_area", **over})
+        return
+    with pytest.raises(ConfigError, match=rf"^tasks\.tasks\[n\]\.{key}: got .*, but a stdlib_names tagging task does "
+                                          r"not read it; allowed: leave it out$"):
+        build(TaskConfig, {**base, **over})
+    with pytest.raises(ConfigError, match=r"text_pair_field: got 'b', but a files classification task"):
+        build(TaskConfig, {"name": "n", "source": "files", "train": "a.csv", "text_pair_field": "b"})
