@@ -46,7 +46,8 @@ class TaskConfig:
     the tokenizer's ``<sep>``), ``tagging`` (one tag per word).
 
     Files (``source: files``): ``train`` is required; without ``validation`` / ``test`` those splits are
-    cut from train, deterministically from ``split_seed``, in ``val_fraction`` / ``test_fraction``.
+    cut from train, deterministically from ``split_seed`` and each row's text (not its line: a renamed file or an
+    inserted row moves no other row), in ``val_fraction`` / ``test_fraction``.
     ``format: auto`` picks by suffix (.csv, .tsv, .jsonl/.json, .conll/.txt/other → conll for tagging).
     CSV/TSV: ``text_field`` / ``text_pair_field`` / ``label_field`` are column names, or 0-based column
     indexes when ``header`` is false. JSON Lines: keys. CoNLL: whitespace-separated columns, the word in
@@ -167,6 +168,11 @@ def _needs_train(t: TaskConfig, splits: Sequence[str]) -> bool:
             or (t.kind == "tagging" and t.scheme == "auto"))
 
 
+# How a train file is cut into validation / test (load._cut_key), for the keys of the stages that read a cut:
+# "|cut2": by each row's text and copy number (before, by its file and line).
+CUT_VERSION = "|cut2"
+
+
 def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
     """The files the given splits of a files task depend on (``_needs_train``: train's too)."""
     if t.source != "files":
@@ -211,7 +217,8 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     read = {config_path(root, f) for t in cfg.tasks for f in split_files(t, splits)}
     paths = [p for p in paths if p in read]
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
-    return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}".encode()).hexdigest()[:16]
+    cut = CUT_VERSION if any(t.source == "files" and not all(t.file(s) for s in SPLITS) for t in cfg.tasks) else ""
+    return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{cut}".encode()).hexdigest()[:16]
 
 
 __all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint", "view",

@@ -136,9 +136,11 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     cut = {"test": cfg.test_fraction, "validation": cfg.val_fraction}
     cut = {s: f for s, f in cut.items() if s not in where}
     if cut:
-        kept = []
+        kept, copies = [], Counter()
         for item in out["train"]:
-            x = _hash01(cfg.split_seed, item.origin)
+            key = _cut_key(item)
+            copies[key] += 1
+            x = _hash01(cfg.split_seed, f"{key}\x1d{copies[key]}")
             if "test" in cut and x < cut["test"]:
                 out["test"].append(item)
             elif "validation" in cut and x < cut.get("test", 0.0) + cut["validation"]:
@@ -149,6 +151,16 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
         for s in cut:
             where[s] = f"{where['train']} (a {cut[s]:.0%} cut, seed {cfg.split_seed})"
     return out, where
+
+
+def _cut_key(item: Record | Drop) -> str:
+    """What decides a train row's side of the cut, with the count of its copies so far: its text, not its file
+    and line, so a renamed file or an inserted row moves no other row. A dropped row: its origin."""
+    if isinstance(item, Drop):
+        return item.origin
+    if item.text is None:  # a tagging row
+        return "t:" + "\x1f".join(item.tokens)
+    return "c:" + (item.text or "").strip() + "\x1e" + (item.text_pair or "").strip()
 
 
 def subsample(examples: list[dict[str, Any]], k: int | None, seed: int) -> list[dict[str, Any]]:

@@ -242,3 +242,16 @@ def test_an_option_the_task_does_not_read_is_refused(over, key):
         build(TaskConfig, {**base, **over})
     with pytest.raises(ConfigError, match=r"text_pair_field: got 'b', but a files classification task"):
         build(TaskConfig, {"name": "n", "source": "files", "train": "a.csv", "text_pair_field": "b"})
+
+
+def test_the_cut_follows_each_rows_text_not_its_file_and_line(tmp_path):
+    """The validation / test cut hashed ``file:line``: a renamed file, or a row inserted near the top, reshuffled
+    them (2 of 30 test rows kept, per a tester). Now each row keeps its side."""
+    rows = [f"review number {i}\t{i % 2}\n" for i in range(200)]
+    a = write(tmp_path / "reviews.tsv", "text\tlabel\n" + "".join(rows))
+    b = write(tmp_path / "reviews_big.tsv", "text\tlabel\nan inserted row\t1\n" + "".join(rows))
+    sides = lambda f: {s: {ex["text"] for ex in d} for s, d in load_task(task(name="r", train=f), tmp_path)
+                       .splits.items()}
+    before, after = sides(a), sides(b)
+    assert {s: after[s] - {"an inserted row"} for s in after} == before
+    assert 10 <= len(before["test"]) <= 30  # a 10% cut
