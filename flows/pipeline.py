@@ -55,11 +55,18 @@ USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, To
 
 
 class _NoTracebackForUserErrors(logging.Filter):
+    """Prefect's log of a failed task and flow repeated a user error's message three times before the CLI's own
+    ``lmforge: error:`` line (and a traceback each once): those records go; a bug's stay, with its traceback."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()  # Ctrl-C or SIGTERM: the CLI says how to resume
         if "aborted by an interrupt signal" in msg or "aborted by a termination signal" in msg:
             return False
-        if record.exc_info and isinstance(record.exc_info[1], (*USER_ERRORS, KeyboardInterrupt, SystemExit)):
+        if record.exc_info and isinstance(record.exc_info[1], USER_ERRORS):
+            return False
+        if any(f"{e.__name__}(" in msg or f"{e.__name__}: " in msg for e in USER_ERRORS):
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, SystemExit)):
             record.exc_info, record.exc_text = None, None
         return True
 

@@ -1,4 +1,4 @@
-"""Prefect's log of a failed stage: a user's bad input gets its one line, a bug keeps its traceback."""
+"""Prefect's log of a failed stage: a user's bad input is left to the CLI's one line, a bug keeps its traceback."""
 from __future__ import annotations
 
 import importlib
@@ -31,14 +31,21 @@ def logged(exc: Exception) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("make", ["task", "ingest", "config"])
-def test_user_errors_are_logged_without_a_traceback(make):
+@pytest.mark.parametrize("make", ["task", "ingest", "config", "tokens"])
+def test_user_errors_are_left_to_the_cli(make):
+    """The CLI prints a user error once (``lmforge: error: ...``); Prefect's three records of it went before."""
     from pipeline.configtypes import ConfigError
     from pipeline.ingest.readers import IngestError
+    from pipeline.loader.batches import NotEnoughTokens
     from pipeline.tasks.readers import TaskError
-    exc = {"task": TaskError, "ingest": IngestError, "config": ConfigError}[make]("no usable rows in bad.csv")
-    text = logged(exc)
-    assert "no usable rows in bad.csv" in text and "Traceback" not in text
+    exc = {"task": TaskError, "ingest": IngestError, "config": ConfigError, "tokens": NotEnoughTokens}[make](
+        "no usable rows in bad.csv")
+    assert logged(exc) == ""
+    flow = importlib.import_module("flows.pipeline")
+    keep = next(f for f in logging.getLogger("prefect.flow_runs").filters
+                if isinstance(f, flow._NoTracebackForUserErrors))
+    state = f"Finished in state Failed('Task run encountered an exception {type(exc).__name__}: no usable rows')"
+    assert not keep.filter(logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, state, None, None))
 
 
 def test_a_bug_keeps_its_traceback():
