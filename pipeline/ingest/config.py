@@ -42,7 +42,8 @@ class SourceConfig:
         for key, kinds in reads.items():  # set, it would change the source's key and rerun everything for nothing
             if self.kind not in kinds and getattr(self, key) != SourceConfig.__dataclass_fields__[key].default:
                 raise ConfigError(f"ingest.sources[{self.name}].{key}: got {getattr(self, key)!r}, but a {self.kind} "
-                                  f"source does not read it (only {', '.join(kinds)} sources do); allowed: leave it out")
+                                  f"source does not read it (only {', '.join(kinds)} sources do); allowed: leave it "
+                                  "out")
 
 
 @dataclass(frozen=True)

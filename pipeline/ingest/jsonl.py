@@ -140,7 +140,8 @@ def _json_doc(raw: bytes | Any, where: str, rel: str, src: SourceConfig, escapes
     else:
         obj = raw
     if not isinstance(obj, dict) or src.text_field not in obj:
-        keys = f" (its keys: {', '.join(list(obj)[:12])})" if isinstance(obj, dict) else f" (a JSON {type(obj).__name__})"
+        keys = (f" (its keys: {', '.join(list(obj)[:12])})" if isinstance(obj, dict)
+                else f" (a JSON {type(obj).__name__})")
         yield Drop("missing_field", where, f"no field {src.text_field!r}{keys}")
         return
     text = obj[src.text_field]

@@ -45,7 +45,8 @@ def test_one_file_with_the_field_is_enough(tmp_path):
     (tmp_path / "d" / "3.jsonl").write_text("not json\n")
     plan(tmp_path, {"name": "mixed", "kind": "jsonl", "paths": ["d"]})
     (tmp_path / "d" / "2.jsonl").unlink()
-    with pytest.raises(ConfigError, match=r"in none of the 2 file\(s\) read: no field 'text' \(its keys: other\) \(d/1\.jsonl:1\)$"):
+    with pytest.raises(ConfigError, match=r"in none of the 2 file\(s\) read: no field 'text' \(its keys: other\) "
+                                          r"\(d/1\.jsonl:1\)$"):
         plan(tmp_path, {"name": "mixed", "kind": "jsonl", "paths": ["d"]})
 
 
