@@ -8,6 +8,7 @@ know nothing of Prefect. ``python -m flows.pipeline ...`` is ``lmforge run ...``
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -49,26 +50,32 @@ class _Run:
 
 _RUN: _Run | None = None
 
-# Errors about the user's input or config: their message says what to fix, so Prefect's log of a failed
-# task and flow keeps its one line but not the traceback (the CLI ends with the message). A bug keeps it.
+# Errors about the user's input or config: their message says what to fix, and the CLI ends with it; Prefect's
+# log of the failed task and flow leaves them out (``_NoTracebackForUserErrors``). A bug keeps its traceback.
 USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, TokenizerTrainingError, NotEnoughTokens)
 
 
 class _NoTracebackForUserErrors(logging.Filter):
     """Prefect's log of a failed task and flow repeated a user error's message three times before the CLI's own
-    ``lmforge: error:`` line (and a traceback each once): those records go; a bug's stay, with its traceback."""
+    ``lmforge: error:`` line: those records go. A record holding any other exception stays, with its traceback,
+    whatever its message says; Ctrl-C's and SIGTERM's keep one line."""
+
+    STATE = re.compile(r"(Finished in state Failed\(.Task run encountered an exception|Encountered exception during "
+                       r"execution:|Task run failed with exception:) (\w+)[(:]")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()  # Ctrl-C or SIGTERM: the CLI says how to resume
+        msg = record.getMessage()
         if "aborted by an interrupt signal" in msg or "aborted by a termination signal" in msg:
-            return False
-        if record.exc_info and isinstance(record.exc_info[1], USER_ERRORS):
-            return False
-        if any(f"{e.__name__}(" in msg or f"{e.__name__}: " in msg for e in USER_ERRORS):
-            return False
-        if record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, SystemExit)):
-            record.exc_info, record.exc_text = None, None
-        return True
+            return False  # the CLI says how to resume
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if exc is not None:
+            if isinstance(exc, USER_ERRORS):
+                return False
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                record.exc_info, record.exc_text = None, None
+            return True
+        state = self.STATE.match(msg)  # Prefect's state lines, no exception attached, in its own wording
+        return not (state and state.group(2) in {e.__name__ for e in USER_ERRORS})
 
 
 for _name in ("prefect.task_runs", "prefect.flow_runs"):

@@ -125,16 +125,18 @@ def load(preset: str = "default", files: list[str | Path] = (), overrides: list[
 
 def with_init_tokenizer(cfg: RunConfig, root: Path) -> RunConfig:
     """Continued pretraining (``pretrain.init_from``) needs the model's own tokenizer: without
-    ``tokenize.tokenizer_path``, the tokenize stage reuses the one the model folder holds (``tokenizer/``). A
-    tokenizer trained afresh would have to come out identical to it, else pretraining stops when it starts,
-    after ingest to tokenize have run. Applied to a config resolved from the command line, not to a saved
-    one (it holds what that run did)."""
+    ``tokenize.tokenizer_path``, the tokenize stage reuses the one the model folder holds (``tokenizer/``); a
+    model folder without one is a ConfigError (a tokenizer trained afresh gives its token ids other meanings).
+    Applied to a config resolved from the command line, not to a saved one (it holds what that run did)."""
     init = cfg.pretrain.init_from
     if not init or cfg.tokenize.tokenizer_path is not None:
         return cfg
     from pipeline.pretrain import init_model_dir
     from pipeline.tokenize import resolve_model_path  # the lookup tokenize itself makes of tokenizer_path
-    init_model_dir(init, root)  # no model there at all: that is the error to name
+    try:
+        init_model_dir(init, root)
+    except ConfigError:
+        return cfg  # no model there at all: planning names that (and gc, which tolerates it, goes on)
     try:
         resolve_model_path(init, root)
     except ConfigError:  # a tokenizer trained afresh gives the model's token ids other meanings

@@ -6,6 +6,7 @@ reason and the file and line; a sample of each kind goes to ``reports/drops.json
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import zlib
@@ -38,12 +39,14 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
         if src.kind.startswith("stdlib"):
             h.update(stdlib.fingerprint().encode())
             continue
+        if src.split == "paragraph":  # 2: a paragraph holding invalid UTF-8 is dropped alone, not its whole file
+            h.update(b"paragraphs 2\n")
         for p in resolve_paths(src, root):
             h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}\n".encode())
     return h.hexdigest()[:16]
 
 
-CHECK_FILES, CHECK_RECORDS = 8, 50  # what planning reads of a source to find its text_field
+CHECK_FILES, CHECK_RECORDS, CHECK_BYTES = 8, 1000, 1 << 16  # what planning reads of a source to find its text_field
 
 
 def check(run_cfg: Any, root: Path) -> None:
@@ -61,7 +64,7 @@ def check(run_cfg: Any, root: Path) -> None:
         for path in files:
             try:
                 found, what = _field_in(path, _rel(path, root), src)
-            except (*_read_errors(), ValueError, UnicodeDecodeError):
+            except (*_read_errors(), ValueError, UnicodeDecodeError, csv.Error):
                 found, what = None, ""  # unreadable: the stage drops it, with its reason
             if found:
                 break
@@ -81,12 +84,14 @@ def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str
         names = pq.read_schema(path).names
         return src.text_field in names, f"{rel} has the columns {names}"
     if src.kind in ("csv", "tsv"):
-        import csv
         import gzip
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
-            first = f.readline().decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+            head = f.read(CHECK_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+        first = head.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]  # (CR-only line ends too)
         header = first.split("\t") if src.kind == "tsv" else next(csv.reader([first]), [])
         return (src.text_field in header) if first else None, f"{rel} has the header {header}"
+    if not path.name.endswith(tuple(s for s in SUFFIXES["jsonl"] if "jsonl" in s or "ndjson" in s)):
+        return None, ""  # a .json file is one value, parsed whole: not read at planning
     from itertools import islice
     items = list(islice(READERS[src.kind](path, rel, src), CHECK_RECORDS))
     missing = [i for i in items if isinstance(i, Drop) and i.reason == "missing_field"]

@@ -89,6 +89,9 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     tracker = tracker or NullTracker()
     rt = setup(cfg.device, cfg.dtype, cfg.threads)
     train_shards, val_shards = TokenShards(shards_dir, "train"), TokenShards(shards_dir, "val")
+    if val_shards.n_tokens < 2:
+        raise NotEnoughTokens(f"the val split has {val_shards.n_tokens} token(s): pretraining needs validation text "
+                              "(tokenize.val_fraction > 0, and a corpus of more than one document)")
     vocab = int(train_shards.meta["vocab_size"])
     mcfg = model_config(cfg, vocab)
     torch.manual_seed(cfg.seed)

@@ -168,9 +168,10 @@ def _needs_train(t: TaskConfig, splits: Sequence[str]) -> bool:
             or (t.kind == "tagging" and t.scheme == "auto"))
 
 
-# How a train file is cut into validation / test (load._cut_key), for the keys of the stages that read a cut:
-# "|cut2": by each row's text and copy number (before, by its file and line).
-CUT_VERSION = "|cut2"
+# How a files task's rows become its splits (pipeline.tasks.load), for the keys of the stages that read one (the
+# stdlib tasks' keys stay): "|files2": the validation / test cut and the max_train / max_eval samples by each
+# row's text and copy number, not its file and line; labels from the (sampled) train rows when none are listed.
+FILES_VERSION = "|files2"
 
 
 def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
@@ -217,8 +218,8 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     read = {config_path(root, f) for t in cfg.tasks for f in split_files(t, splits)}
     paths = [p for p in paths if p in read]
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
-    cut = CUT_VERSION if any(t.source == "files" and not all(t.file(s) for s in SPLITS) for t in cfg.tasks) else ""
-    return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{cut}".encode()).hexdigest()[:16]
+    loader = FILES_VERSION if any(t.source == "files" for t in cfg.tasks) else ""
+    return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{loader}".encode()).hexdigest()[:16]
 
 
 __all__ = ["TaskConfig", "TasksConfig", "DEFAULT_AREAS", "SPLITS", "default_tasks", "fingerprint", "view",

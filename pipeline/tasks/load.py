@@ -83,11 +83,12 @@ def _check_tags(rec: Record, scheme: str, allowed: set[str] | None, listed: str)
     if len(rec.tokens) != len(rec.tags):
         return Drop("misaligned_tags", rec.origin, f"{len(rec.tokens)} tokens but {len(rec.tags)} tags")
     for tag in rec.tags:
-        if allowed is not None and tag not in allowed:
-            return Drop("unknown_label", rec.origin, f"tag {tag!r} {listed}")
         if tag != "O" and (tag.count("-") < 1 or tag.split("-", 1)[0] not in PREFIXES[scheme]
                            or not tag.split("-", 1)[1]):
             return Drop("bad_tag_scheme", rec.origin, f"tag {tag!r} is not O or {'/'.join(PREFIXES[scheme])}-TYPE")
+    for tag in rec.tags:
+        if allowed is not None and tag not in allowed:
+            return Drop("unknown_label", rec.origin, f"tag {tag!r} {listed}")
     return None
 
 
@@ -138,7 +139,7 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     if cut:
         kept, copies = [], Counter()
         for item in out["train"]:
-            key = _cut_key(item)
+            key = item.origin if isinstance(item, Drop) else _text_key(item.text, item.text_pair, item.tokens)
             copies[key] += 1
             x = _hash01(cfg.split_seed, f"{key}\x1d{copies[key]}")
             if "test" in cut and x < cut["test"]:
@@ -153,21 +154,26 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     return out, where
 
 
-def _cut_key(item: Record | Drop) -> str:
-    """What decides a train row's side of the cut, with the count of its copies so far: its text, not its file
-    and line, so a renamed file or an inserted row moves no other row. A dropped row: its origin."""
-    if isinstance(item, Drop):
-        return item.origin
-    if item.text is None:  # a tagging row
-        return "t:" + "\x1f".join(item.tokens)
-    return "c:" + (item.text or "").strip() + "\x1e" + (item.text_pair or "").strip()
+def _text_key(text: str | None, pair: str | None, tokens: list[str] | None) -> str:
+    """What decides a file row's side of the cut and its place in a sample (with the count of its copies so far):
+    its text, not its file and line, so a renamed file or an inserted row moves no other row. Copies of a text are
+    placed one by one, as rows are: a file that repeats a text can hold it on both sides."""
+    if text is None:  # a tagging row
+        return "t:" + "\x1f".join(tokens or [])
+    return "c:" + text.strip() + "\x1e" + (pair or "").strip()
 
 
-def subsample(examples: list[dict[str, Any]], k: int | None, seed: int) -> list[dict[str, Any]]:
-    """A deterministic sample of k examples (by a keyed hash of their origin), in their original order."""
+def subsample(examples: list[dict[str, Any]], k: int | None, seed: int, by_text: bool = False) -> list[dict[str, Any]]:
+    """A deterministic sample of k examples (by a keyed hash of their origin, or ``by_text``: of ``_text_key``
+    and the copy count: a file task's), in their original order."""
     if k is None or len(examples) <= k:
         return examples
-    keep = set(sorted(range(len(examples)), key=lambda i: _hash01(seed, examples[i]["origin"]))[:k])
+    keys, copies = [], Counter()
+    for ex in examples:
+        key = _text_key(ex.get("text"), ex.get("text_pair"), ex.get("tokens")) if by_text else ex["origin"]
+        copies[key] += 1
+        keys.append(f"{key}\x1d{copies[key]}" if by_text else key)
+    keep = set(sorted(range(len(examples)), key=lambda i: _hash01(seed, keys[i]))[:k])
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
@@ -193,7 +199,7 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             raise TaskError(f"task {cfg.name}: scheme {scheme}, but the train tags in {where['train']} have no E- "
                             "or S- tag: they read as BIO; set scheme: BIO (or auto)")
     splits: dict[str, list[dict[str, Any]]] = {}
-    listed = "is not in the label list"
+    listed, by_text = "is not in the label list", cfg.source == "files"
     for s in SPLITS:  # train first: without a label list, its labels are the task's
         good = []
         for rec in recs[s]:
@@ -203,10 +209,13 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
                 by_split[s].append(bad)
             else:
                 good.append(_example(rec, cfg.kind))
-        if s == "train" and allowed is None and good:  # a label only validation or test holds is no class
-            allowed = (set(tag_labels({t.split("-", 1)[1] for ex in good for t in ex["tags"] if t != "O"}, scheme))
-                       if cfg.kind == "tagging" else {ex["label"] for ex in good})
-            listed = "does not occur in the train rows (the task's labels when the config lists none)"
+        if s == "train" and good:
+            good = subsample(good, cfg.max_train, cfg.split_seed, by_text)  # the rows the task trains on
+            _one_label(cfg, good, by_split["train"], where["train"])
+            if allowed is None:  # a label only validation or test holds, or sampled-away rows, is no class
+                allowed = (set(tag_labels({t.split("-", 1)[1] for ex in good for t in ex["tags"] if t != "O"},
+                                          scheme)) if cfg.kind == "tagging" else {ex["label"] for ex in good})
+                listed = "does not occur in the train rows (the task's labels when the config lists none)"
         splits[s] = good
     drops = [d for s in SPLITS for d in by_split[s]]
     for s in SPLITS:  # every split checked first: an error counts all the drops of its rows
@@ -216,9 +225,8 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             note = f"; {others} more row(s) of the file went to the {' and '.join(cut)} cut" if others else ""
             raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({len(by_split[s])} dropped: "
                             f"{dict(Counter(d.reason for d in by_split[s]))}{note})")
-    splits["train"] = subsample(splits["train"], cfg.max_train, cfg.split_seed)
     for s in ("validation", "test"):
-        splits[s] = subsample(splits[s], cfg.max_eval, cfg.split_seed)
+        splits[s] = subsample(splits[s], cfg.max_eval, cfg.split_seed, by_text)
     if cfg.labels is not None:
         labels = list(cfg.labels)
     elif cfg.kind == "tagging":
@@ -226,15 +234,17 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
         labels = tag_labels(types, scheme)
     else:
         labels = _label_order({ex["label"] for s in SPLITS for ex in splits[s]})
-    seen = sorted({ex["label"] for ex in splits["train"]}) if cfg.kind != "tagging" else None
-    if seen is not None and len(seen) < 2:  # it would train, and score 1.0, a classifier of one class
-        base = where["train"]
-        mine = Counter(d.reason for d in drops if d.origin.startswith(base + ":"))
-        dropped = ", ".join(f"{n} {r}" for r, n in sorted(mine.items())) or "none"
-        raise TaskError(f"task {cfg.name}: the train rows in {base} hold one label ({seen[0]!r}; rows dropped: "
-                        f"{dropped}{'' if cfg.max_train is None else f'; max_train {cfg.max_train}'}); a classifier "
-                        "needs at least 2")
     return TaskData(cfg.name, cfg.kind, labels, scheme, splits, drops)
+
+
+def _one_label(cfg: TaskConfig, train: list[dict[str, Any]], dropped: list[Drop], where: str) -> None:
+    """A classifier of one class would train, and score 1.0: an error naming the train rows' drops."""
+    seen = sorted({ex["label"] for ex in train}) if cfg.kind != "tagging" else []
+    if len(seen) == 1:
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(Counter(d.reason for d in dropped).items())) or "none"
+        raise TaskError(f"task {cfg.name}: the train rows in {where} hold one label ({seen[0]!r}; rows dropped: "
+                        f"{counts}{'' if cfg.max_train is None else f'; max_train {cfg.max_train}'}); a classifier "
+                        "needs at least 2")
 
 
 __all__ = ["TaskData", "load_task", "detect_scheme", "tag_labels", "subsample", "PREFIXES"]

@@ -22,8 +22,8 @@ class TokenizeConfig:
     character_coverage: float | None = bounded(None, gt=0.9, le=1.0)
     sentinels: int = bounded(32, ge=0, le=1000)  # <extra_id_0> ... for span-corruption objectives
     seed: int = bounded(0, ge=0, lt=1 << 63)  # the train/val split and the training sample
-    val_fraction: float = bounded(0.05, gt=0.0, lt=1.0)  # of split keys (near-dup clusters or docs); pretraining
-    # needs validation text: its loss picks the best checkpoint
+    val_fraction: float = bounded(0.05, ge=0.0, lt=1.0)  # of split keys (near-dup clusters or docs); pretraining
+    # needs validation text (its loss picks the best checkpoint): 0 only for tokens that something else scores
     shard_tokens: int = bounded(8 << 20, ge=1, le=1 << 30)  # a shard closes before it would exceed this
     sample_bytes: int = bounded(100_000_000, ge=1)  # UTF-8 bytes of train docs sampled to train on
     input_sentence_size: int = bounded(2_000_000, ge=1)  # lines sentencepiece keeps from the sample

@@ -136,12 +136,13 @@ def run(cfg: TokenizeConfig, ctx: StageContext) -> dict[str, Any]:
     if plan.n_docs == 0:
         raise TokenizeError(f"no documents to tokenize: upstream stage {docs.stage!r} (key {docs.key}) "
                             f"has no kept documents in {docs.path}")
-    if plan.docs("val") == 0:
+    if plan.docs("val") == 0 and cfg.val_fraction > 0:
         raise TokenizeError(
             f"the validation split is empty: {plan.note} (of {plan.n_docs} document(s) kept upstream). Pretraining "
             "needs validation text: its loss picks the best checkpoint and is the report's figure. Give the corpus "
             "more documents: a text source of one or a few files can hold one document per paragraph "
-            "(ingest.sources[...].split: paragraph), or add sources")
+            "(ingest.sources[...].split: paragraph), or add sources; when one near-duplicate cluster holds them "
+            "all, a stricter dedup.threshold")
     lap("plan")
     tok, info = prepare_tokenizer(cfg, ctx, docs.path, plan)
     lap("tokenizer")

@@ -173,9 +173,11 @@ def test_continued_pretraining_reuses_the_models_own_tokenizer(tmp_path, monkeyp
     with pytest.raises(ConfigError, match=r"^pretrain\.init_from: m/model holds no tokenizer \(tokenizer/tokenizer"
                                           r"\.model\).*its checkpoint/ folder is for resuming"):
         config.with_init_tokenizer(bare, tmp_path)
+    unchanged = config.load("tiny", overrides=["pretrain.init_from=m"])  # no model there: planning says so
+    assert config.with_init_tokenizer(unchanged, tmp_path) is unchanged  # (and gc, which tolerates it, goes on)
     with pytest.raises(ConfigError, match=r"no model at .*/m \(model_config\.json, model\.safetensors, meta\.json "
                                           r"missing\); the model of that output is in .*/m/model$"):
-        config.with_init_tokenizer(config.load("tiny", overrides=["pretrain.init_from=m"]), tmp_path)
+        keys(tmp_path, "pretrain.init_from=m")
     (folder / "tokenizer" / "tokenizer.model").write_bytes(tokenizer_bytes(0))
     monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))  # the command line applies it
     monkeypatch.setattr(env, "apply", lambda root: None)

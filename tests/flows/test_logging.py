@@ -51,6 +51,8 @@ def test_user_errors_are_left_to_the_cli(make):
 def test_a_bug_keeps_its_traceback():
     text = logged(KeyError("oops"))
     assert "KeyError('oops')" in text and "Traceback (most recent call last)" in text
+    text = logged(ValueError("unexpected ConfigError('x') while merging"))  # its message names a user error
+    assert "Traceback (most recent call last)" in text
 
 
 def test_ctrl_c_reaches_the_run_not_its_temporary_server():

@@ -35,6 +35,12 @@ def test_a_misspelt_text_field_stops_the_run_naming_what_the_files_hold(tmp_path
     with pytest.raises(ConfigError, match=re.escape("c.csv.gz has the header ['title', 'body']")):
         plan(tmp_path, {"name": "c", "kind": "csv", "paths": ["c.csv.gz"]})
     plan(tmp_path, {"name": "c", "kind": "csv", "paths": ["c.csv.gz"], "text_field": "body"})
+    (tmp_path / "cr.csv").write_bytes(b'"title","body"\rA,"some, text"\rB,more\r')  # CR-only line ends
+    with pytest.raises(ConfigError, match=re.escape("cr.csv has the header ['title', 'body']")):
+        plan(tmp_path, {"name": "c", "kind": "csv", "paths": ["cr.csv"]})
+    plan(tmp_path, {"name": "c", "kind": "csv", "paths": ["cr.csv"], "text_field": "body"})
+    (tmp_path / "one.json").write_text(json.dumps({"body": "x"}))  # one value, parsed whole: not read at planning
+    plan(tmp_path, {"name": "j", "kind": "jsonl", "paths": ["one.json"]})
 
 
 def test_one_file_with_the_field_is_enough(tmp_path):

@@ -380,4 +380,3 @@ def test_folders_and_globs_never_read_lmforges_own_outputs(tmp_path):
     assert resolve_paths(named, tmp_path) == [own[0].resolve()]  # a file named exactly is read
     with pytest.raises(IngestError, match=r"matches only lmforge's own outputs \(1 file\(s\) under data/work"):
         resolve_paths(SourceConfig(name="s", kind="jsonl", paths=["data/work/**/*.jsonl"]), tmp_path)
-

@@ -255,3 +255,29 @@ def test_the_cut_follows_each_rows_text_not_its_file_and_line(tmp_path):
     before, after = sides(a), sides(b)
     assert {s: after[s] - {"an inserted row"} for s in after} == before
     assert 10 <= len(before["test"]) <= 30  # a 10% cut
+    sides = lambda f: {s: {ex["text"] for ex in d} for s, d in load_task(  # the max_train / max_eval samples too
+        task(name="r", train=f, max_train=50, max_eval=5), tmp_path).splits.items()}
+    before, after = sides(a), sides(b)
+    assert all(len(after[s] ^ before[s]) <= 2 for s in after)  # at most the inserted row in, one row out
+    assert sum(len(after[s] ^ before[s]) for s in after) <= 2
+
+
+def test_a_sampled_train_decides_the_labels_and_the_one_label_error_comes_first(tmp_path):
+    """max_train could sample away the only rows of a label that validation / test still held (a class nothing
+    learns); a train of one label was reported as an empty validation split when validation held the other."""
+    rows = "".join(f"text {i}\tcommon\n" for i in range(40)) + "rare text\trare\n"
+    tr = write(tmp_path / "tr.tsv", "text\tlabel\n" + rows + "".join(f"second {i}\tsecond\n" for i in range(40)))
+    ev = write(tmp_path / "ev.tsv", "text\tlabel\nrare again\trare\ncommon again\tcommon\nsecond again\tsecond\n")
+    full = load_task(task(name="s", train=tr, validation=ev, test=ev), tmp_path)
+    assert full.labels == ["common", "rare", "second"]
+    for seed in range(20):  # a sample without the rare row: rare is no class, its evaluation rows are dropped
+        sampled = load_task(task(name="s", train=tr, validation=ev, test=ev, max_train=10, split_seed=seed), tmp_path)
+        if "rare" not in {ex["label"] for ex in sampled.splits["train"]}:
+            assert sampled.labels == ["common", "second"] and len(sampled.splits["test"]) == 2
+            break
+    else:
+        raise AssertionError("no seed sampled the rare row away")
+    one = write(tmp_path / "one.tsv", "text\tlabel\n" + "".join(f"a {i}\t1\n" for i in range(5)))
+    zero = write(tmp_path / "zero.tsv", "text\tlabel\n" + "".join(f"b {i}\t0\n" for i in range(5)))
+    with pytest.raises(TaskError, match=r"the train rows in one\.tsv hold one label \('1'; rows dropped: none\)"):
+        load_task(task(name="o", train=one, validation=zero, test=zero), tmp_path)
