@@ -162,6 +162,9 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     prepared: list[tuple[TaskData, dict[str, Encoded]]] = []
     for tcfg in tasks_cfg.tasks:
         data = load_task(tcfg, ctx.root, cache_dir=ctx.work / "_cache")
+        if same := _shared_files(tcfg):
+            ctx.note(f"task {tcfg.name}: {same} read the same file: its scores measure what was trained on, not "
+                     "what was learned")
         write_task_files(ctx.out, data)
         enc = {s: encode(data.splits[s], data.kind, data.labels, tok, mcfg.arch, max_len)
                for s in ("train", "validation")}
@@ -243,6 +246,13 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     # The report holds what the runs produced; how they were executed (resumed, in parallel) is only a figure.
     ctx.write_report("summary.json", {k: v for k, v in stats.items() if k not in EXECUTION})
     return stats
+
+
+def _shared_files(tcfg: Any) -> str:
+    """"train and test" (or another pair of splits) when a files task names one file for both, else ""."""
+    files = {s: os.path.normpath(tcfg.file(s)) for s in ("train", "validation", "test") if tcfg.file(s)}
+    pairs = [f"{a} and {b}" for i, a in enumerate(files) for b in list(files)[i + 1:] if files[a] == files[b]]
+    return ", ".join(pairs)
 
 
 def _kept(ctx: StageContext, task: str, spec: tuple[str, str, int], key: str) -> bool:

@@ -229,3 +229,13 @@ def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
     two = dataclasses.replace(CFG, methods=["two_stage"], then="adapter")
     assert {"head_epochs", "adapter_bottleneck"} <= set(run_settings(two, "two_stage"))
     assert "lora_r" not in run_settings(two, "two_stage")
+
+
+def test_a_task_naming_one_file_for_two_splits_is_noted():
+    """Its test figures would measure what was trained on: the stage says so (a tester saw no warning)."""
+    from pipeline.finetune.stage import _shared_files
+    from pipeline.tasks import TaskConfig
+    task = lambda **kw: build(TaskConfig, {"name": "t", "source": "files", **kw})
+    assert _shared_files(task(train="a.tsv", test="./a.tsv")) == "train and test"
+    assert _shared_files(task(train="a.tsv", validation="b.tsv", test="b.tsv")) == "validation and test"
+    assert _shared_files(task(train="a.tsv", test="b.tsv")) == ""
