@@ -13,7 +13,7 @@ import json
 import re
 import types
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
 
 
 class ConfigError(ValueError):
@@ -324,6 +324,13 @@ def _dataclass_of(tp: Any) -> type | None:
     return tp if dataclasses.is_dataclass(tp) else None
 
 
+def non_default(obj: Any, keys: Sequence[str]) -> list[str]:
+    """Of ``keys`` (dataclass fields of ``obj``), those whose value differs from the field's default."""
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(obj)}
+    return [k for k in dict.fromkeys(keys) if getattr(obj, k) != defaults[k]]
+
+
 def _field_default(klass: type | None, name: str) -> Any:
     f = next(f for f in dataclasses.fields(klass) if f.name == name)
     if f.default_factory is not dataclasses.MISSING:
@@ -393,4 +400,4 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 BY_CONTENT = "(by content)"
 
 __all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override",
-           "deep_merge", "BY_CONTENT"]
+           "deep_merge", "non_default", "BY_CONTENT"]

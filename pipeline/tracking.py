@@ -8,6 +8,7 @@ one SQL round trip per flush, never one per value.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -139,7 +140,7 @@ class MlflowRun:
         path = Path(path)
         if not path.exists():
             return
-        local = self._local_artifacts()
+        local = self._local_artifacts
         if local is None:
             if path.is_dir():
                 self.client.log_artifacts(self.run_id, str(path), artifact_path)
@@ -155,17 +156,16 @@ class MlflowRun:
                 parent = "/".join(x for x in (artifact_path, rel.parent.as_posix()) if x and x != ".")
                 self.client.log_artifact(self.run_id, str(f), parent or None)
 
+    @functools.cached_property
     def _local_artifacts(self) -> Path | None:
         """The run's artifact folder when the artifact store is a local folder (``file:`` URI or a plain path)."""
-        if not hasattr(self, "_artifact_dir"):
-            from urllib.parse import urlparse
+        from urllib.parse import urlparse
 
-            from mlflow.utils.file_utils import local_file_uri_to_path
-            uri = self.client.get_run(self.run_id).info.artifact_uri
-            scheme = urlparse(uri).scheme
-            local = scheme == "file" or not scheme or len(scheme) == 1  # (a Windows drive letter)
-            self._artifact_dir = Path(local_file_uri_to_path(uri)) if local else None
-        return self._artifact_dir
+        from mlflow.utils.file_utils import local_file_uri_to_path
+        uri = self.client.get_run(self.run_id).info.artifact_uri
+        scheme = urlparse(uri).scheme
+        local = scheme == "file" or not scheme or len(scheme) == 1  # (a Windows drive letter)
+        return Path(local_file_uri_to_path(uri)) if local else None
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -28,7 +28,8 @@ Runs: every method in ``methods`` from the pretrained weights, and with ``baseli
 from random init (``full-scratch-s<seed>``), for every seed. A run a killed stage finished is kept, not
 retrained, while it holds this run's key and its files match its ``run_files.json``; a run another published
 finetune output made from the same inputs and settings (its ``run_key``, ``pipeline.finetune.reuse``) is linked
-in, not retrained. Before publishing, every run is checked against its ``run_files.json`` again.
+in, not retrained. Before publishing, every run kept or linked in is checked against its ``run_files.json``
+again (a run trained by the stage has files of its own).
 Stats: ``<task>.<method>.<init>.s<seed>.val_<metric>``,
 ``...best_epoch``, ``...trainable_params``, medians over seeds, ``<task>.<method>.val_gain_over_scratch``,
 and per task the split sizes, truncation and drop counts.

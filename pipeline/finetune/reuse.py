@@ -79,8 +79,9 @@ def run_damage(run_dir: Path, key: str) -> str:
         return f"it has no readable {RUN_KEY}"
     try:
         listed = json.loads((run_dir / RUN_FILES).read_text())
-        assert isinstance(listed, dict) and all(isinstance(v, str) for v in listed.values())
-    except (OSError, ValueError, AssertionError):
+    except (OSError, ValueError):
+        listed = None
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
         return f"it has no readable {RUN_FILES}"
     if found != key:
         return f"it was trained under another run key ({found}, now {key})"

@@ -211,18 +211,11 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     else:
         for data, enc, (method, init, seed), key in todo:
             one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
-    # Published below with a manifest of the files as they are now: a run linked in from another output shares
-    # that output's files, which may have changed since (a damaged disk, a hand edit). Such a run trains again.
-    for attempt in range(2):
-        damaged = [(*job, key, why) for job, key in zip(jobs, keys)
-                   if (why := run_damage(result_path(ctx.out, job[0].name, job[2]).parent, key))]
-        if not damaged:
-            break
-        if attempt:
-            raise RuntimeError(f"finetune: {len(damaged)} run(s) changed on disk while the stage ran, again after "
-                               f"being trained again, e.g. {damaged[0][0].name} {run_name(*damaged[0][2])}: "
-                               f"{damaged[0][4]}")
-        for data, enc, (method, init, seed), key, why in damaged:
+    # Published below with a manifest of the files as they are now: a run kept from a killed attempt or linked in
+    # from another output may share that output's files, which may have changed since (a damaged disk, a hand
+    # edit); such a run trains again. (A run trained here has files of its own, sealed just now.)
+    for (data, enc, (method, init, seed)), key, kept in zip(jobs, keys, done):
+        if kept and (why := run_damage(result_path(ctx.out, data.name, (method, init, seed)).parent, key)):
             ctx.note(f"{data.name} {run_name(method, init, seed)}: {why}: trained again")
             one_run(ctx, cfg, data, enc, model_dir, tok, method, init, seed, device, max_len, key=key)
             if f"{data.name} {run_name(method, init, seed)}" in reused_names:

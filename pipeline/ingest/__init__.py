@@ -95,10 +95,11 @@ def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str
     from itertools import islice
     items = list(islice(READERS[src.kind](path, rel, src), CHECK_RECORDS))
     missing = [i for i in items if isinstance(i, Drop) and i.reason == "missing_field"]
-    if not missing:  # a document, or drops of other kinds (no JSON object to read a key from)
-        return (True if any(isinstance(i, Doc) for i in items) else None), ""
-    return len(missing) < len(items) and any(isinstance(i, Doc) for i in items), \
-        f"{missing[0].detail} ({missing[0].where})"
+    if any(isinstance(i, Doc) for i in items):
+        return True, ""
+    if missing:
+        return False, f"{missing[0].detail} ({missing[0].where})"
+    return None, ""  # drops of other kinds only: no JSON object to read a key from
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import ConfigError, bounded, non_default
 
 SourceKind = Literal["stdlib_docs", "stdlib_source", "text", "markdown", "jsonl", "parquet", "csv", "tsv"]
 
@@ -39,11 +39,10 @@ class SourceConfig:
             raise ConfigError(f"ingest.sources[{self.name}].paths: a {self.kind} source needs at least one path")
         reads = {"text_field": ("jsonl", "parquet", "csv", "tsv"), "header": ("csv", "tsv"),
                  "split": ("text", "markdown"), "encoding_errors": ("text", "markdown", "jsonl", "csv", "tsv")}
-        for key, kinds in reads.items():  # set, it would change the source's key and rerun everything for nothing
-            if self.kind not in kinds and getattr(self, key) != SourceConfig.__dataclass_fields__[key].default:
-                raise ConfigError(f"ingest.sources[{self.name}].{key}: got {getattr(self, key)!r}, but a {self.kind} "
-                                  f"source does not read it (only {', '.join(kinds)} sources do); allowed: leave it "
-                                  "out")
+        for key in non_default(self, [k for k, kinds in reads.items() if self.kind not in kinds]):
+            raise ConfigError(f"ingest.sources[{self.name}].{key}: got {getattr(self, key)!r}, but a {self.kind} "
+                              f"source does not read it (only {', '.join(reads[key])} sources do); allowed: leave it "
+                              "out")  # set, it would change the source's key and rerun everything for nothing
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from pipeline.configtypes import ConfigError, bounded, config_path, existing_file, to_dict
+from pipeline.configtypes import ConfigError, bounded, config_path, existing_file, non_default, to_dict
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -122,12 +122,9 @@ class TaskConfig:
             if self.source != "files" else []
         unread += ["areas"] if self.source != "stdlib_area" else []
         unread += ["text_pair_field"] if self.kind != "pair_classification" else []
-        defaults = TaskConfig.__dataclass_fields__
-        for key in dict.fromkeys(unread):  # set, it would change the task's key and rerun its stages for nothing
-            default = defaults[key].default_factory() if key == "areas" else defaults[key].default
-            if getattr(self, key) != default:
-                raise ConfigError(f"{where}.{key}: got {getattr(self, key)!r}, but a {self.source} "
-                                  f"{self.kind} task does not read it; allowed: leave it out")
+        for key in non_default(self, unread):  # set, it would change the task's key and rerun stages for nothing
+            raise ConfigError(f"{where}.{key}: got {getattr(self, key)!r}, but a {self.source} "
+                              f"{self.kind} task does not read it; allowed: leave it out")
 
     def file(self, split: str) -> str | None:
         return {"train": self.train, "validation": self.validation, "test": self.test}[split]

@@ -137,11 +137,11 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     cut = {"test": cfg.test_fraction, "validation": cfg.val_fraction}
     cut = {s: f for s, f in cut.items() if s not in where}
     if cut:
-        kept, copies = [], Counter()
-        for item in out["train"]:
-            key = item.origin if isinstance(item, Drop) else _text_key(item.text, item.text_pair, item.tokens)
-            copies[key] += 1
-            x = _hash01(cfg.split_seed, f"{key}\x1d{copies[key]}")
+        kept = []
+        keys = _numbered([item.origin if isinstance(item, Drop) else _text_key(item.text, item.text_pair, item.tokens)
+                          for item in out["train"]])
+        for item, key in zip(out["train"], keys):
+            x = _hash01(cfg.split_seed, key)
             if "test" in cut and x < cut["test"]:
                 out["test"].append(item)
             elif "validation" in cut and x < cut.get("test", 0.0) + cut["validation"]:
@@ -163,16 +163,23 @@ def _text_key(text: str | None, pair: str | None, tokens: list[str] | None) -> s
     return "c:" + text.strip() + "\x1e" + (pair or "").strip()
 
 
+def _numbered(keys: list[str]) -> list[str]:
+    """Each key with the count of its copies so far (the second "a" is "a" 2)."""
+    copies: Counter = Counter()
+    out = []
+    for key in keys:
+        copies[key] += 1
+        out.append(f"{key}\x1d{copies[key]}")
+    return out
+
+
 def subsample(examples: list[dict[str, Any]], k: int | None, seed: int, by_text: bool = False) -> list[dict[str, Any]]:
     """A deterministic sample of k examples (by a keyed hash of their origin, or ``by_text``: of ``_text_key``
     and the copy count: a file task's), in their original order."""
     if k is None or len(examples) <= k:
         return examples
-    keys, copies = [], Counter()
-    for ex in examples:
-        key = _text_key(ex.get("text"), ex.get("text_pair"), ex.get("tokens")) if by_text else ex["origin"]
-        copies[key] += 1
-        keys.append(f"{key}\x1d{copies[key]}" if by_text else key)
+    keys = (_numbered([_text_key(ex.get("text"), ex.get("text_pair"), ex.get("tokens")) for ex in examples])
+            if by_text else [ex["origin"] for ex in examples])
     keep = set(sorted(range(len(examples)), key=lambda i: _hash01(seed, keys[i]))[:k])
     return [ex for i, ex in enumerate(examples) if i in keep]
 
