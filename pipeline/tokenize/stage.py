@@ -64,6 +64,10 @@ def _new_tokenizer(cfg: TokenizeConfig, ctx: StageContext, folder: Path, plan: S
     if cfg.tokenizer_path is not None:
         path = resolve_model_path(cfg.tokenizer_path, ctx.root)
         model = path.read_bytes()
+        size = Tokenizer(model).vocab_size
+        if size != cfg.vocab_size:  # (the key leaves the training options out: they change nothing here)
+            ctx.note(f"reusing the tokenizer {path} ({size:,} pieces): tokenize.vocab_size={cfg.vocab_size} and the "
+                     "other training options (model_type, character_coverage, ...) are not used")
         return model, {"trained": False, "source": str(path), "options": _source_options(path, model)}
     lines = train.training_sample(folder, plan, cfg)
     coverage, keep, coverage_info = train.auto_coverage(lines, cfg)

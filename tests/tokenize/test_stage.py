@@ -131,8 +131,9 @@ def test_workers_do_not_change_the_output(tmp_path, built, corpus, manifest_of, 
     assert h.files_of(tmp_path / "out") == h.files_of(built[0])
 
 
-def test_reused_tokenizer_is_copied_not_retrained(tmp_path, built, corpus, manifest_of, h):
+def test_reused_tokenizer_is_copied_not_retrained(tmp_path, built, corpus, manifest_of, h, capsys):
     stats = h.run_stage(tmp_path / "out", manifest_of(corpus), tokenizer_path=str(built[0]))
+    assert "not used" not in capsys.readouterr().err  # the same vocab_size as the reused model: nothing to say
     out = tmp_path / "out"
     model = "tokenizer/tokenizer.model"
     assert (out / model).read_bytes() == (built[0] / model).read_bytes()
@@ -145,6 +146,10 @@ def test_reused_tokenizer_is_copied_not_retrained(tmp_path, built, corpus, manif
         assert [p.read_bytes() for p in ours] == [p.read_bytes() for p in theirs]
     with pytest.raises(ConfigError, match="tokenize.tokenizer_path: no tokenizer model"):
         h.run_stage(tmp_path / "out2", manifest_of(corpus), tokenizer_path=str(tmp_path / "nowhere"))
+    size = read_meta(built[0])["vocab_size"]
+    h.run_stage(tmp_path / "out3", manifest_of(corpus), tokenizer_path=str(built[0]), vocab_size=size * 2)
+    assert f"({size:,} pieces): tokenize.vocab_size={size * 2} and the other" in capsys.readouterr().err
+    assert (tmp_path / "out3" / model).read_bytes() == (built[0] / model).read_bytes()
 
 
 def test_cjk_heavy_corpus_gets_partial_coverage_and_no_unk(tmp_path, manifest_of, h):
