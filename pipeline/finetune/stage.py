@@ -133,10 +133,12 @@ def result_path(out: Path, task: str, spec: tuple[str, str, int]) -> Path:
     return out / "runs" / task / run_name(*spec) / "result.json"
 
 
-def run_threads(cfg: FinetuneConfig) -> int:
-    """CPU threads of one run: ``cfg.threads``, or the cores shared out among a task's runs (at least 1)."""
+def run_threads(cfg: FinetuneConfig, n_tasks: int = 1) -> int:
+    """CPU threads of one run: ``cfg.threads``, or the cores shared out among the runs of every task (at least
+    1), which train side by side (``run_parallel``): 2 tasks of one run each on 2 cores get 1 thread a run, not
+    2 (4 threads on 2 cores)."""
     cores = max(1, os.cpu_count() or 1)
-    return cfg.threads or max(1, cores // min(cores, len(run_specs(cfg))))
+    return cfg.threads or max(1, cores // min(cores, max(1, n_tasks) * len(run_specs(cfg))))
 
 
 EXECUTION = ("runs_resumed", "runs_reused", "parallel_runs")  # figures of how a stage ran, not of what it produced
@@ -155,7 +157,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     # bench/finetune_parallel.py). Each run gets ``run_threads`` threads, fixed by the config and the
     # machine's cores, never by the worker count or by how many runs a resumed stage has left: the thread
     # count changes float rounding, so this keeps the results independent of both (tests/finetune/test_stage.py).
-    threads = run_threads(cfg)
+    threads = run_threads(cfg, len(tasks_cfg.tasks))
     if device.type == "cpu":
         torch.set_num_threads(threads)
     stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0, "runs_reused": 0}

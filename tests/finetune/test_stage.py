@@ -378,3 +378,14 @@ def test_a_published_finetune_output_lists_the_runs_of_its_manifest(tmp_path):
     shutil.copytree(m.path / "runs" / "t" / "full-pretrained-s0", m.path / "runs" / "t" / "lora-pretrained-s7")
     assert [r["run_dir"] for r in list_runs(m.path)] == [str(m.path / "runs" / "t" / "full-pretrained-s0")]
 
+
+
+def test_threads_share_the_cores_among_every_tasks_runs(monkeypatch):
+    """threads 0: every task's runs train side by side, so the cores are shared among all of them."""
+    from pipeline.finetune.stage import run_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    one = FinetuneConfig(methods=["full"], baseline=False, seeds=[0])
+    assert [run_threads(one, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    four = FinetuneConfig(methods=["full", "lora"], baseline=True, seeds=[0])  # 3 runs a task
+    assert [run_threads(four, n) for n in (1, 2)] == [2, 1]
+    assert run_threads(FinetuneConfig(methods=["full"], threads=3), 5) == 3
