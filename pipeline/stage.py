@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class StageContext:
 
     def write_report(self, name: str, obj: Any) -> Path:
         path = self.reports / name
-        text = obj if isinstance(obj, str) else json.dumps(obj, indent=1, ensure_ascii=False, default=str)
+        text = obj if isinstance(obj, str) else json.dumps(json_safe(obj), indent=1, ensure_ascii=False, default=str)
         atomic_write_text(path, text)
         return path
 
@@ -96,6 +97,18 @@ class StageContext:
         """A line on stderr, where progress goes, before a step that reports no progress of its own (training a
         tokenizer, building an index), so that a silent pause says what it is."""
         print(f"[{self.name}] {message}", file=sys.stderr, flush=True)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None: strict JSON has no NaN (Python writes a bare ``NaN``,
+    which other parsers reject)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".arrow": (b"ARROW1", b"ARROW1")}  # at the start and the end

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 from torch import nn
 
+from pipeline.configtypes import ConfigError
 from pipeline.lm_eval import evaluate_lm
 from pipeline.loader import TokenShards
 from pipeline.pretrain.runtime import Runtime
@@ -81,6 +82,9 @@ def score_text(model: nn.Module, path: Path, tok: Tokenizer, rt: Runtime, block_
         shards = text_split(text, tok, Path(tmp))
         out = score_lm(model, shards, rt, block_size, batch_size, max_batches, mask_rate, mean_span)
         del shards  # release the memory map before the folder goes
+    if not out["tokens"]:  # a masked LM scores a drawn share of the tokens: a short text may draw none
+        raise ConfigError(f"evaluate.extra_texts: {str(path)!r} is too short to score: the masked LM masks a share of "
+                          f"{mask_rate} of its {len(tok.encode(text))} token(s) and drew none; give a longer text")
     # The key holds the file's size and mtime; the digest in the report names the exact contents scored.
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     return {**out, "chars": len(text), "text_bytes": len(data), "digest": digest}

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.configtypes import ConfigError
 from pipeline.evaluate import lm, unigram
 from pipeline.loader import TokenShards
 from pipeline.pretrain.runtime import Runtime
@@ -58,6 +59,31 @@ def test_extra_text_is_scored_in_full_against_its_utf8_bytes(tokens, tmp_path):
     n = len(tok.encode(text))
     assert out["tokens"] == n and out["bytes"] == out["text_bytes"] == len(text.encode("utf-8"))
     assert out["bpb"] == pytest.approx(n * math.log(tok.vocab_size) / math.log(2) / len(text.encode()), rel=1e-6)
+
+
+def test_an_extra_text_too_short_for_a_masked_lm_is_an_error_naming_it(tokens, tmp_path):
+    """A masked LM scores a drawn share of the tokens: a text of one token drew none (the report had a NaN row)."""
+    tok = Tokenizer.from_dir(tokens.path / "tokenizer")
+
+    class MaskedLM(Uniform):
+        pass
+    path = tmp_path / "one.txt"
+    path.write_text("x")
+    with pytest.raises(ConfigError, match=r"^evaluate.extra_texts: '.*one.txt' is too short to score: the masked LM "
+                       r"masks a share of 0.15 of its \d+ token\(s\) and drew none"):
+        lm.score_text(MaskedLM(tok.vocab_size), path, tok, CPU, 32, 4, None, mask_rate=0.15)
+    path.write_text("The cat sat on the mat. " * 20)
+    assert lm.score_text(MaskedLM(tok.vocab_size), path, tok, CPU, 32, 4, None, mask_rate=0.15)["tokens"] > 0
+
+
+def test_reports_are_strict_json(tmp_path):
+    """NaN and infinities become null: Python's json writes a bare NaN that strict parsers reject."""
+    import json
+    from pipeline.stage import StageContext
+    ctx = StageContext(name="evaluate", key="k", out=tmp_path, inputs={})
+    path = ctx.write_report("r.json", {"rows": [{"loss": float("nan"), "bpb": 1.5}], "x": (float("-inf"), 2)})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}")) == {
+        "rows": [{"loss": None, "bpb": 1.5}], "x": [None, 2]}
 
 
 def test_masked_scoring_masks_a_fixed_share_of_ordinary_tokens(tokens):
