@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flows import env
 
@@ -31,6 +31,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"got {value}, allowed: 1 or more")
     return value
+
+
+def _not_negative(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value >= 0:  # (NaN too)
+            raise argparse.ArgumentTypeError(f"got {text}, allowed: 0 or more")
+        return value
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,8 +69,10 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
     gen.add_argument("--prompt", default="")
     gen.add_argument("--max-tokens", type=_positive, default=100)
-    gen.add_argument("--temperature", type=float, default=0.8)
-    gen.add_argument("--top-k", type=int, default=50)
+    gen.add_argument("--temperature", type=_not_negative(float), default=0.8,
+                     help="softmax temperature; 0: greedy, the likeliest piece each time (default 0.8)")
+    gen.add_argument("--top-k", type=_not_negative(int), default=50,
+                     help="sample among the k likeliest pieces; 0: among all of them (default 50)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained decoder)")
     fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK] (an "

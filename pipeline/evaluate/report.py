@@ -121,14 +121,16 @@ def task_data_lines(tasks: list[dict[str, Any]]) -> list[str]:
 def runs_lines(runs: list[dict[str, Any]]) -> list[str]:
     if not runs:
         return ["## Fine-tuned tasks (test split)", "", "No fine-tuned runs in the finetune output.", ""]
-    rows = [[r["task"], _method(r), r["init"], fmt(r["seed"]),
+    rows = [[r["task"], _method(r) + (" (kept: stage 1, the head alone)" if r.get("best_stage") == 1 else ""),
+             r["init"], fmt(r["seed"]),
              r["n_test"], *[r.get(m) for m in RUN_METRICS], _trainable(r),
              None if r.get("best_epoch") is None else f"{r['best_epoch']:g}"] for r in runs]
     return ["## Fine-tuned tasks (test split)", "",
             *table(["task", "method", "init", "seed", "test examples", *RUN_METRICS, "trained params", "best epoch"],
                    rows),
             "", "Classification: accuracy and macro-F1; tagging: entity-level precision / recall / F1 (exact "
-            "span and type). Trained params: what the method trained (its share of the model's); best epoch: "
+            "span and type). Trained params: what the method trained (its share of the model's; a two-stage run "
+            "whose validation peaked in stage 1 kept a checkpoint where only the head had trained); best epoch: "
             "where validation peaked, the checkpoint kept.", ""]
 
 

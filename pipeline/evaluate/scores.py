@@ -46,7 +46,8 @@ def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | No
         rows.append({**{k: run[k] for k in RUN_FIELDS}, "n_test": m["n_test"],
                      **{k: float(m[k]) for k in METRICS[kind]},
                      "best_epoch": run.get("best_epoch"), "trainable_params": run.get("trainable_params"),
-                     "trainable_share": run.get("trainable_share"), "then": run.get("then")})
+                     "trainable_share": run.get("trainable_share"), "then": run.get("then"),
+                     "best_stage": run.get("best_stage")})
     return rows
 
 

@@ -85,6 +85,10 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
                  log=lambda m, step: ctx.tracker.log_metrics({prefix + k: v for k, v in m.items()}, step=step),
                  label=f"finetune {data.name} {name}", progress=progress)
     trainable, total = trainable_summary(model)
+    # two-stage: the checkpoint kept may be stage 1's (validation peaked before stage 2 trained): only the head
+    stages = {"best_stage": 1 if fitted.best_epoch <= cfg.head_epochs else 2} if method == "two_stage" else {}
+    if stages.get("best_stage") == 1:
+        trainable = sum(p.numel() for n, p in model.named_parameters() if n.startswith(modeling.HEAD + "."))
     preds, _ = predict(model, enc["validation"], data.kind == "tagging", pad_id, cfg.eval_batch_size, device)
     detail = metrics(data.splits["validation"], preds, data.labels, data.kind, data.scheme, detail=True)
     run_dir = ctx.out / "runs" / data.name / name
@@ -96,7 +100,7 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     modeling.save(model.cpu(), mcfg, tmp / "model", tokenizer_file(model_dir), meta)
     result = {
         "task": data.name, "kind": data.kind, "method": method, **then, "init": init, "seed": seed,
-        "metric": cfg.metric_for(data.kind), "best_epoch": fitted.best_epoch, "best_step": fitted.best_step,
+        "metric": cfg.metric_for(data.kind), "best_epoch": fitted.best_epoch, "best_step": fitted.best_step, **stages,
         "best": {k: float(v) for k, v in fitted.best.items()}, "curves": fitted.curves, "steps": fitted.steps,
         "stopped_early": fitted.stopped_early, "trainable_params": trainable, "total_params": total,
         "trainable_share": trainable / total, "labels": data.labels, "scheme": data.scheme, "max_len": max_len,

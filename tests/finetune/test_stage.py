@@ -389,3 +389,31 @@ def test_threads_share_the_cores_among_every_tasks_runs(monkeypatch):
     four = FinetuneConfig(methods=["full", "lora"], baseline=True, seeds=[0])  # 3 runs a task
     assert [run_threads(four, n) for n in (1, 2)] == [2, 1]
     assert run_threads(FinetuneConfig(methods=["full"], threads=3), 5) == 3
+
+
+def test_a_two_stage_run_kept_from_stage_one_reports_the_head_alone(tmp_path, pretrained_root, monkeypatch):
+    """Validation peaked in stage 1 (the head alone): the report said the run trained the whole model."""
+    from pipeline.evaluate.report import runs_lines
+    from pipeline.evaluate.scores import score_runs
+    from pipeline.finetune import stage as stage_mod
+    real = stage_mod.fit
+
+    def peaked_in_stage_one(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.best_epoch = 1.0  # (the weights do not matter here: what the result and report say of them)
+        return out
+    monkeypatch.setattr(stage_mod, "fit", peaked_in_stage_one)
+    tasks = build(TasksConfig, {"tasks": [TASKS["tasks"][0]]})
+    cfg = FinetuneConfig(methods=["two_stage", "full"], baseline=False, epochs=2, head_epochs=1, batch_size=16,
+                         max_len=32, threads=1)
+    ctx = context(tmp_path, pretrained_root, tasks)
+    run(cfg, ctx)
+    two, full = (json.loads((ctx.out / "runs" / "stdlib_area" / f"{m}-pretrained-s0" / "result.json").read_text())
+                 for m in ("two_stage", "full"))
+    n_embd = json.loads((pretrained_root / "model" / "model_config.json").read_text())["n_embd"]
+    assert two["best_stage"] == 1 and "best_stage" not in full
+    assert two["trainable_params"] == (n_embd + 1) * len(two["labels"])  # the head's weight and bias
+    assert two["total_params"] == full["total_params"] == full["trainable_params"]
+    assert two["trainable_share"] == two["trainable_params"] / two["total_params"]
+    lines = "\n".join(runs_lines(score_runs(ctx.out, tasks)))
+    assert "two_stage → full (kept: stage 1, the head alone)" in lines

@@ -36,3 +36,15 @@ def test_status_without_a_config_shows_the_latest_runs(tmp_path, monkeypatch, ca
     (runs / "20260103-000000-config.json").write_text('{"pretrain": {"no_such_key": 1}}')
     fallback, err = keys([])  # an older lmforge's config that no longer loads: the default preset, said
     assert fallback == default and "no longer loads" in err
+
+
+def test_sampling_options_refuse_negative_values(capsys):
+    """`generate --top-k -3` crashed in torch.topk with a traceback; 0 keeps its documented meaning."""
+    import pytest
+    from flows.cli import parser
+    for opt, bad in (("--top-k", "-3"), ("--temperature", "-1"), ("--temperature", "nan"), ("--max-tokens", "0")):
+        with pytest.raises(SystemExit) as e:
+            parser().parse_args(["generate", opt, bad])
+        assert e.value.code == 2 and "allowed: " in capsys.readouterr().err
+    args = parser().parse_args(["generate", "--top-k", "0", "--temperature", "0"])
+    assert (args.top_k, args.temperature) == (0, 0.0)
