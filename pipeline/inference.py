@@ -77,6 +77,9 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
         if i < len(pieces) - 1:
             positions.append(len(ids))
             ids.append(tok.mask_id)
+    if len(ids) > model.transformer.block_size:
+        raise ValueError(f"fill-mask: the text is {len(ids)} tokens with its masks; the model reads at most "
+                         f"{model.transformer.block_size}")
     model.eval()
     with torch.no_grad():
         logits, _ = model(torch.tensor([ids]), predict_all=True)  # (1, T, V)
@@ -84,10 +87,24 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
     scores[:, tok.all_special_ids] = float("-inf")  # <mask>, <pad>, sentinels...: never a word to fill in
     scores[:, tok.vocab_size:] = float("-inf")  # a vocabulary padded for speed: ids of no piece
     probs = scores.softmax(-1)
-    n_text = tok.vocab_size - len(set(tok.all_special_ids))
-    best = probs.topk(min(top_k, n_text), dim=-1)  # asking for more than there are pieces gets all of them
-    return [[(tok.decode([int(i)]) or tok.id_to_piece(int(i)), float(p)) for p, i in zip(row_p, row_i)]
-            for row_p, row_i in zip(best.values, best.indices)]
+    # What a piece writes: a piece and its byte-fallback twin write the same text, so their probabilities add up
+    # (the list showed 's' twice); a lone byte of a longer character writes no text of its own: its name shows.
+    specials = set(tok.all_special_ids)
+    text_ids = [i for i in range(tok.vocab_size) if i not in specials]
+    shown = [_written(tok, i) for i in text_ids]
+    names = sorted(set(shown))
+    where = {name: k for k, name in enumerate(names)}
+    merged = torch.zeros(len(positions), len(names), dtype=probs.dtype).index_add_(
+        1, torch.tensor([where[name] for name in shown]), probs[:, text_ids])
+    best = merged.topk(min(top_k, len(names)), dim=-1)  # asking for more than there are gets all of them
+    return [[(names[int(i)], float(p)) for p, i in zip(row_p, row_i)] for row_p, row_i in zip(best.values, best.indices)]
+
+
+def _written(tok: Tokenizer, i: int) -> str:
+    """The text piece ``i`` writes, or its name (``<0xE2>``) when it writes none alone (a byte of a longer
+    character)."""
+    text = tok.decode([i])
+    return tok.id_to_piece(i) if not text or "\ufffd" in text else text
 
 
 @torch.no_grad()
