@@ -33,6 +33,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:  # (0 would let the server pick a port this command could not name)
+        raise argparse.ArgumentTypeError(f"got {value}, allowed: 1 to 65535")
+    return value
+
+
 def _not_negative(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -65,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--only-current", action="store_true",
                     help="keep only what this config uses (default: also every config recorded in data/runs/)")
     ui = sub.add_parser("ui", help="the MLflow UI over this project's store, on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=_port, default=5000, help="1 to 65535 (default 5000)")
     gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
     gen.add_argument("--prompt", default="")
     gen.add_argument("--max-tokens", type=_positive, default=100)
@@ -137,11 +144,17 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
         for p in plan:
             print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}")
         return 0
-    _save_config(root, cfg_dict)
+    from pipeline import locks
+    saved = _save_config(root, cfg_dict)
+    live = locks.acquire(locks.run_lock_path(saved))  # gc counts a live run's config as current
     from flows import pipeline
     t0 = time.perf_counter()
     print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
-    summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server, invocation=_invocation(args))
+    try:
+        summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server, invocation=_invocation(args))
+    finally:
+        locks.run_lock_path(saved).unlink(missing_ok=True)
+        locks.release(live)
     report = pipeline.report_path(summary)
     if report is not None and report.exists():
         print("\n" + report.read_text(), flush=True)
@@ -162,11 +175,12 @@ def _invocation(args: argparse.Namespace) -> dict[str, Any]:
             "config_files": [str(f) for f in args.config], "overrides": list(args.overrides)}
 
 
-def _save_config(root: Path, cfg_dict: dict) -> None:
+def _save_config(root: Path, cfg_dict: dict) -> Path:
+    """``data/runs/<time>-<pid>-config.json``: runs started in the same second keep a file each."""
     from pipeline.store import atomic_write_text
-    runs = root / "data" / "runs"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    atomic_write_text(runs / f"{stamp}-config.json", json.dumps(cfg_dict, indent=1))
+    path = root / "data" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-config.json"
+    atomic_write_text(path, json.dumps(cfg_dict, indent=1))
+    return path
 
 
 def cmd_status(args: argparse.Namespace, root: Path) -> int:

@@ -23,6 +23,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.context import TaskRunContext  # noqa: E402
 
 from pipeline import runner  # noqa: E402
+from pipeline.locks import stage_lock  # noqa: E402
 from pipeline.configtypes import ConfigError  # noqa: E402
 from pipeline.ingest.readers import IngestError  # noqa: E402
 from pipeline.loader.batches import NotEnoughTokens  # noqa: E402
@@ -90,14 +91,23 @@ def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
     r = _RUN
     assert r is not None, "stage task called outside the lmforge flow"
     ps = next(p for p in r.plan if p.name == stage and p.key == key)
-    # a damaged output (its digests found wrong at planning) must not pass this size check; its rebuild still
-    # resumes what an interrupted rebuild kept
-    if not fresh and not ps.reason.startswith("damaged output"):
-        m, _ = validate(ps.path)
-        if m is not None:  # built meanwhile (or Prefect's record is missing): nothing to do
-            return m.to_json()
-    m = runner.execute(ps, r.cfg, r.plan, r.root, r.work, r.session, r.parent_id, fresh=fresh,
-                       fail_after_shards=r.fail_after_shards.get(stage))
+    waited = []
+
+    def wait_note() -> None:
+        waited.append(True)
+        print(f"  {stage:<13} {key}  waiting: another lmforge process is building this output", file=sys.stderr,
+              flush=True)
+    # One process at a time builds an output: another run of the same stage key would take the partial folder
+    # being written for an interrupted run's, resume it and publish it half done.
+    with stage_lock(r.work, stage, key, on_wait=wait_note):
+        # a damaged output (its digests found wrong at planning) must not pass this size check, unless the
+        # process waited for rebuilt it; its rebuild still resumes what an interrupted rebuild kept
+        if not fresh and (waited or not ps.reason.startswith("damaged output")):
+            m, _ = validate(ps.path, deep=bool(waited))
+            if m is not None:  # built meanwhile (or Prefect's record is missing): nothing to do
+                return m.to_json()
+        m = runner.execute(ps, r.cfg, r.plan, r.root, r.work, r.session, r.parent_id, fresh=fresh,
+                           fail_after_shards=r.fail_after_shards.get(stage))
     return m.to_json()
 
 

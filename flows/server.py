@@ -33,6 +33,11 @@ class TemporaryServer:
         # The server's own output goes to a file: a pipe nobody reads would block it once full.
         home = Path(environ.get("PREFECT_HOME", Path.home() / ".prefect"))
         home.mkdir(parents=True, exist_ok=True)
+        # One server at a time migrates the shared database: runs started together raced on it (Alembic's
+        # "expected to match one row", a server exiting with code 3). Held until this server answers.
+        from pipeline import locks
+        self._setup: int | None = locks.acquire(home / "lmforge-server-start.lock", on_wait=lambda: print(
+            "lmforge: waiting for another lmforge run's Prefect server to start", file=sys.stderr, flush=True))
         self.log_path = home / "server.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -55,13 +60,21 @@ class TemporaryServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
                     if r.status == 200:
+                        self._started()
                         return
             except OSError:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"the temporary Prefect server did not answer on {self.url} within {timeout:.0f}s")
 
+    def _started(self) -> None:
+        if self._setup is not None:
+            from pipeline import locks
+            locks.release(self._setup)
+            self._setup = None
+
     def stop(self) -> None:
+        self._started()
         self._log.close()
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -11,6 +11,7 @@ finds what no *live* config reaches and removes it:
   ``.old-*`` folders a crashed publication left;
 - the clean stage's attribute cache: a file is live when it holds the attributes of a shard of a live
   clean stage's upstream output (with that stage's normalization options); a folder with no live file goes;
+- with ``only_current``, the configs of runs going on now (``pipeline.locks.run_lock_path`` held) are current too;
 - partial folders written to in the last ``busy_minutes`` are kept (a run may be writing them), and
   ``_bench`` (the benchmarks' cache) and any other folder not laid out as ``<stage>/<key>`` are left alone.
 """
@@ -27,6 +28,7 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, build, config_path
 from pipeline.ingest import IngestError
+from pipeline.locks import LOCKS, held_elsewhere, run_lock_path
 from pipeline.store import read_manifest, validate
 
 BUSY_MINUTES = 15.0
@@ -97,9 +99,12 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     work = root / "data" / "work"
     garbage = Garbage()
     configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
-    if not only_current:
-        history, garbage.ignored_configs = recorded_configs(root)
-        configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
+    history, garbage.ignored_configs = recorded_configs(root)
+    if only_current:  # a run going on now is current too: what it reads or writes must stay
+        history = [(p, c) for p, c in history if held_elsewhere(run_lock_path(p))]
+        garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs
+                                   if held_elsewhere(run_lock_path(p))]
+    configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
     live: dict[str, set[str]] = {}
     live_attrs: set[Path] = set()  # attribute files of the documents a live config cleans
     for path, cfg in configs:
@@ -136,6 +141,10 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
                    "left by an interrupted publication" if suffix.startswith("old-") else
                    "output of a config no run uses")
             pending.append((entry, why))
+    for lock in sorted(work.joinpath(LOCKS).glob("*.lock")):  # a lock file per output built: its output's go
+        stage, _, key = lock.stem.rpartition("-")
+        if key not in live.get(stage, ()) and not held_elsewhere(lock):
+            pending.append((lock, "lock file of an output no config uses"))
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir():

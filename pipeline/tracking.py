@@ -16,8 +16,9 @@ import os
 import re
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 log = logging.getLogger("pipeline.tracking")
 EXPERIMENT = "lmforge"
@@ -204,6 +205,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def _setup_lock(root: Path, uri: str) -> Iterator[None]:
+    """One process at a time creates (migrates) a local sqlite store and the experiment."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from pipeline import locks
+    fd = locks.acquire(Path(uri[len("sqlite:///"):]).with_name(".lmforge-setup.lock"))
+    try:
+        yield
+    finally:
+        locks.release(fd)
+
+
 class MlflowSession:
     """Parent/child runs for one pipeline invocation; ``enabled`` is False when MLflow is unusable."""
 
@@ -222,14 +237,16 @@ class MlflowSession:
             if uri.startswith("sqlite:///"):
                 Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             _quiet_alembic()
-            self.client = MlflowClient(tracking_uri=uri)
-            self.uri = uri
-            exp = self.client.get_experiment_by_name(experiment)
-            if exp is None:
-                artifacts = (root / "mlruns" / "artifacts").resolve().as_uri()
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
-            else:
-                self.experiment_id = exp.experiment_id
+            # runs started together raced on creating the store and the experiment ("duplicate column name")
+            with _setup_lock(root, uri):
+                self.client = MlflowClient(tracking_uri=uri)
+                self.uri = uri
+                exp = self.client.get_experiment_by_name(experiment)
+                if exp is None:
+                    artifacts = (root / "mlruns" / "artifacts").resolve().as_uri()
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+                else:
+                    self.experiment_id = exp.experiment_id
         except Exception as e:  # missing package, unreachable server, broken store: run untracked
             print(f"lmforge: tracking is off ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
             self.enabled, self.client = False, None

@@ -249,10 +249,12 @@ def _save_best(folder: Path, model: torch.nn.Module, mcfg: ModelConfig, shards_d
         shutil.rmtree(tmp)
     save_model(model, mcfg, tmp, extra_meta=meta)
     tok = shards_dir / "tokenizer"
-    if tok.is_dir():
-        shutil.copytree(tok, tmp / "tokenizer")
-    if (shards_dir / "meta.json").exists():
-        shutil.copy(shards_dir / "meta.json", tmp / "tokens_meta.json")
+    if not (tok / MODEL_FILE).is_file() or not (shards_dir / "meta.json").is_file():
+        # a model without its tokenizer is no pretrained model: nothing downstream could read it
+        raise FileNotFoundError(f"pretrain: the token shards' tokenizer or meta.json is gone from {shards_dir} "
+                                "(removed while the stage ran?); run the same command again to rebuild it")
+    shutil.copytree(tok, tmp / "tokenizer")
+    shutil.copy(shards_dir / "meta.json", tmp / "tokens_meta.json")
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)

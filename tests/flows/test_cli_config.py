@@ -46,5 +46,9 @@ def test_sampling_options_refuse_negative_values(capsys):
         with pytest.raises(SystemExit) as e:
             parser().parse_args(["generate", opt, bad])
         assert e.value.code == 2 and "allowed: " in capsys.readouterr().err
+    for port in ("0", "-1", "99999"):  # bind() raised a traceback; 0 served on a port the command did not name
+        with pytest.raises(SystemExit):
+            parser().parse_args(["ui", "--port", port])
+        assert "allowed: 1 to 65535" in capsys.readouterr().err
     args = parser().parse_args(["generate", "--top-k", "0", "--temperature", "0"])
     assert (args.top_k, args.temperature) == (0, 0.0)

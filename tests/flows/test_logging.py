@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 
 import pytest
@@ -152,3 +153,30 @@ def test_lmforge_run_stopped_by_sigterm_says_how_to_resume(tmp_path):
     assert proc.returncode == 143, (out, err)
     assert "lmforge: terminated (SIGTERM); lmforge run with the same config resumes" in err
     assert "Crash detected" not in out + err
+
+
+def test_two_runs_started_together_in_one_fresh_root(tmp_path):
+    """Both raced on creating Prefect's and MLflow's databases (a server exiting with code 3, tracking off), and
+    the second took the first's ingest folder, being written, for an interrupted run's: it resumed it and
+    published 2 of its 3 shards, and every later stage read 70 of 120 documents."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "LMFORGE_ROOT": str(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path),
+           "PREFECT_HOME": str(tmp_path / ".prefect")}
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--preset", "tiny", "--until", "clean"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert "tracking is off" not in out + err
+    (ingest,) = (tmp_path / "data" / "work" / "ingest").glob("*/manifest.json")
+    (clean,) = (tmp_path / "data" / "work" / "clean").glob("*/manifest.json")
+    m, c = json.loads(ingest.read_text()), json.loads(clean.read_text())
+    assert len([f for f in m["files"] if f.startswith("docs/")]) == m["stats"]["shards"] == 3
+    assert c["stats"]["docs_in"] == m["stats"]["docs"] == 120
+    assert not list((tmp_path / "data" / "work").glob("*/*.partial"))
+    verify = subprocess.run([*cmd[:3], "status", "--preset", "tiny", "--verify"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -251,3 +251,15 @@ def test_masked_lm_steps_with_accumulation_use_the_token_weights(shards, tmp_pat
     assert all(math.isfinite(x) for x in losses(tmp_path / "m"))
     train(cfg(max_steps=2, global_batch_tokens=4 * 32 * 2), shards, tmp_path / "c")
     assert len(calls) == 3  # not called for a causal model
+
+
+def test_shards_whose_tokenizer_is_gone_publish_no_model(shards, tmp_path):
+    """`gc` once removed the token shards under a running pretrain, which then published a model without its
+    tokenizer, taken as cached by every later run."""
+    import shutil
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    shutil.rmtree(copy / "tokenizer")
+    with pytest.raises(FileNotFoundError, match=r"^pretrain: the token shards' tokenizer or meta.json is gone from"):
+        train(cfg(max_steps=2), copy, tmp_path / "m")
+    assert not (tmp_path / "m" / "model").exists()

@@ -1,0 +1,82 @@
+"""Advisory file locks (``flock``) between lmforge processes sharing one project root.
+
+- A stage output's key: one process at a time builds ``<stage>/<key>`` (``stage_lock``); a second run of the
+  same config waits, then finds the output built instead of resuming a partial folder that is being written.
+- A running ``lmforge run`` holds the lock of its saved config (``run_lock``) until it ends: ``gc`` counts the
+  config of a live run as current, so it never removes what that run reads or writes.
+
+A lock file is never removed while it may be waited on; ``acquire`` checks that the file it locked is still the
+one at the path (the classic unlink race) and tries again if not.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+LOCKS = ".locks"  # under the store (data/work): stage key locks, out of the <stage>/<key> layout gc reads
+
+
+def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None = None) -> int | None:
+    """An exclusive lock on ``path`` (created if need be): its file descriptor, or None when ``block`` is False
+    and another process holds it. ``on_wait`` is called once before waiting for another holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not block:
+                os.close(fd)
+                return None
+            if on_wait is not None and not told:
+                on_wait()
+                told = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the file was removed or replaced while we waited: lock the one there now
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # closing the descriptor drops its flock
+
+
+def held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the lock on ``path`` now (a missing file: no)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def stage_lock_path(work: Path, stage: str, key: str) -> Path:
+    return work / LOCKS / f"{stage}-{key}.lock"
+
+
+@contextmanager
+def stage_lock(work: Path, stage: str, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the lock of the output ``<stage>/<key>`` (waiting for another process that holds it)."""
+    fd = acquire(stage_lock_path(work, stage, key), on_wait=on_wait)
+    try:
+        yield
+    finally:
+        release(fd)
+
+
+def run_lock_path(config_file: Path) -> Path:
+    """The lock a live ``lmforge run`` holds beside its saved config (``data/runs/<stamp>-config.json``)."""
+    return config_file.with_name(config_file.name + ".lock")
