@@ -142,7 +142,8 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
     if args.dry_run:
         for p in plan:
-            print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}")
+            print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}"
+                  f"{_resumable(p.path) if p.action == 'run' and p.reason not in FRESH else ''}")
         return 0
     from pipeline import locks
     saved = _save_config(root, cfg_dict)
@@ -162,6 +163,16 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     print(f"lmforge: {len(summary)} stage(s), {built} built, {len(summary) - built} cached, "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
+
+
+FRESH = ("forced", "selected to rerun")  # reasons whose run starts its output over (flows.pipeline: fresh)
+
+
+def _resumable(path: Path) -> str:
+    """What an interrupted run left in the output's partial folder for the next run to resume (or "")."""
+    partial = path.with_name(path.name + ".partial")
+    kept = sum(1 for f in partial.rglob("*") if f.is_file() and not f.name.startswith(".")) if partial.is_dir() else 0
+    return f"; {kept} file(s) of an interrupted run kept, resumed by the next run" if kept else ""
 
 
 def _invocation(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,7 +202,7 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     for p in compute(cfg, root / "data" / "work", root):
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
         rows.append({"stage": p.name, "key": p.key, "cached": m is not None, "path": str(p.path),
-                     "run_id": m.run_id if m else None, **({} if m else {"reason": why})})
+                     "run_id": m.run_id if m else None, **({} if m else {"reason": why + _resumable(p.path)})})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

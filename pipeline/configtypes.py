@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 from pathlib import Path
@@ -131,14 +132,18 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: got {value!r}, expected a number")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: got {value!r}, expected a number")
+        if number is not None and math.isfinite(number):
+            return number
+        # (inf passed a bound such as lr > 0 and trained a model of NaN weights)
+        raise ConfigError(f"{key}: got {value!r}, expected a {'finite ' if number is not None else ''}number")
     if tp is str:
         # YAML reads an empty value as null and yes/no/on/off as booleans: "None" or "True" is never meant.
         if value is None:
@@ -349,6 +354,8 @@ def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
     if "=" not in assignment:
         raise ConfigError(f"--set expects key=value, got {assignment!r}")
     key, raw = _split_assignment(assignment)
+    if not key.strip():
+        raise ConfigError(f"--set expects key=value, got {assignment!r}: no key before '='")
     path = _key_parts(key)
     tp = _field_type(cls, path, key.strip())
     value: Any = raw

@@ -192,6 +192,11 @@ def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
             return None, f"size of {rel} is {size}, manifest says {info['size']}"
         if deep and file_digest(p) != info["digest"]:
             return None, f"digest of {rel} does not match the manifest"
+    if deep:  # publish lists every file but dot files: one it did not list came later (or left the list)
+        for p in sorted(folder.rglob("*")):
+            rel = p.relative_to(folder).as_posix()
+            if rel not in m.files and rel != MANIFEST and p.is_file() and not p.name.startswith("."):
+                return None, f"file {rel} is not in the manifest"
     return m, ""
 
 

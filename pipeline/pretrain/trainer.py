@@ -25,7 +25,7 @@ from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShar
 from pipeline.loader.batches import NotEnoughTokens
 from pipeline.loader.spans import lengths, raw_length
 from pipeline.pretrain import init_model_dir, state
-from pipeline.pretrain.config import PretrainConfig
+from pipeline.pretrain.config import Diverged, PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
@@ -182,6 +182,12 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         if rt.is_main:
             metrics_log.write(record)
             tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
+        if not math.isfinite(train_loss) or (last_eval and not math.isfinite(last_eval["loss"])):
+            progress.close()
+            raise Diverged(f"pretrain: the {'training' if not math.isfinite(train_loss) else 'validation'} loss is "
+                           f"{train_loss if not math.isfinite(train_loss) else last_eval['loss']} at step {step} "
+                           f"(lr {lr:.2e}): the run diverged; lower pretrain.lr, or raise pretrain.warmup_steps "
+                           "or set pretrain.grad_clip")
         progress.update(1, extra=f"loss {train_loss:.4f}  {tok_s:,.0f} tok/s  lr {lr:.2e}")
         done = step == cfg.max_steps
         if rt.is_main and (step % cfg.checkpoint_every == 0 or done or stop_after == steps_this_run):

@@ -32,6 +32,22 @@ def test_build_coerces_and_validates():
     assert to_dict(o)["inner"] == {"rate": 0.25, "mode": "b"}
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999", float("inf")])
+def test_a_float_must_be_finite(value):
+    """pretrain.lr=inf passed lr > 0 and trained a model of NaN weights, published as built."""
+    with pytest.raises(ConfigError, match=r"^inner.rate: got .*, expected a finite number$"):
+        build(Outer, {"inner": {"rate": value}})
+    with pytest.raises(ConfigError, match=r"^pretrain.lr: got 'inf', expected a finite number$"):
+        config.load("tiny", overrides=["pretrain.lr=inf"])
+    with pytest.raises(ConfigError, match=r"^inner.rate: got 'x', expected a number$"):
+        build(Outer, {"inner": {"rate": "x"}})
+
+
+def test_set_without_a_key_says_so():
+    with pytest.raises(ConfigError, match=r"^--set expects key=value, got '=5': no key before '='$"):
+        config.load("tiny", overrides=["=5"])
+
+
 def test_a_yaml_string_for_a_list_is_one_item_and_set_splits_at_commas(tmp_path):
     assert build(Outer, {"names": "data/a,v2.txt"}).names == ["data/a,v2.txt"]
     assert build(Outer, {"names": ""}).names == []

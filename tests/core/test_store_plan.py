@@ -32,8 +32,18 @@ def test_workspace_publish_and_validate(tmp_path):
     assert "size of sub/b.bin is 9" in validate(m.path)[1]
     (m.path / "sub" / "b.bin").write_bytes(b"\1" * 10)  # same size, other bytes
     assert validate(m.path)[0] is not None and "digest" in validate(m.path, deep=True)[1]
+    (m.path / "sub" / "b.bin").write_bytes(b"\0" * 10)
+    (m.path / ".prefect-cache").write_text("{}")  # a dot file: not the stage's output, never listed
+    assert validate(m.path, deep=True) == (m, "")
+    # a file the manifest does not list: a hand-edited list (a stage then read 62 of 108 documents) or a stray
+    data = json.loads((m.path / "manifest.json").read_text())
+    del data["files"]["a.txt"]
+    (m.path / "manifest.json").write_text(json.dumps(data))
+    assert validate(m.path)[0] is not None and validate(m.path, deep=True)[1] == "file a.txt is not in the manifest"
     (m.path / "a.txt").unlink()
-    assert validate(m.path) == (None, "missing file a.txt")
+    assert validate(m.path, deep=True)[0] is not None
+    (m.path / "sub" / "b.bin").unlink()
+    assert validate(m.path) == (None, "missing file sub/b.bin")
     (m.path / "manifest.json").unlink()
     assert validate(m.path)[0] is None
 

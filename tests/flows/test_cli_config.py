@@ -52,3 +52,23 @@ def test_sampling_options_refuse_negative_values(capsys):
         assert "allowed: 1 to 65535" in capsys.readouterr().err
     args = parser().parse_args(["generate", "--top-k", "0", "--temperature", "0"])
     assert (args.top_k, args.temperature) == (0, 0.0)
+
+
+def test_status_and_dry_run_name_what_an_interrupted_run_left(tmp_path, monkeypatch, capsys):
+    """A killed run's partial folder read as "missing (not built yet)": nothing said the next run resumes it."""
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)
+    work = tmp_path / "data" / "work"
+    plan = compute(config.load("tiny"), work, tmp_path)
+    partial = plan[0].path.with_name(plan[0].key + ".partial")
+    (partial / "docs").mkdir(parents=True)
+    for name in ("docs/part-00000.parquet", "docs/part-00001.parquet", ".x.tmp-1"):
+        (partial / name).write_bytes(b"x")
+    said = "not built yet; 2 file(s) of an interrupted run kept, resumed by the next run"
+    assert main(["status", "--preset", "tiny"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert said in out[0] and "interrupted" not in "".join(out[1:])
+    assert main(["run", "--preset", "tiny", "--dry-run"]) == 0
+    assert said in capsys.readouterr().out.splitlines()[0]
+    assert main(["run", "--preset", "tiny", "--dry-run", "--force"]) == 0  # a forced run starts over
+    assert "interrupted" not in capsys.readouterr().out
