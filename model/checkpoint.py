@@ -42,10 +42,11 @@ def _build(name: str, cfg: ModelConfig, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _constructor_kwargs(module: nn.Module) -> dict[str, Any]:
+    head = {} if getattr(module, "head_kind", "linear") == "linear" else {"head": module.head_kind}
     if isinstance(module, SequenceClassifier):
-        return {"n_labels": module.n_labels, "pooling": module.pooling, "dropout": module.dropout}
+        return {"n_labels": module.n_labels, "pooling": module.pooling, "dropout": module.dropout, **head}
     if isinstance(module, TokenClassifier):
-        return {"n_labels": module.n_labels, "dropout": module.dropout}
+        return {"n_labels": module.n_labels, "dropout": module.dropout, **head}
     return {}
 
 

@@ -18,6 +18,7 @@ from model.layers import IGNORE_INDEX, token_loss, vocab_logits
 from model.transformer import Transformer
 
 Pooling = Literal["first", "last", "mean", "max", "weighted_mean"]
+HeadKind = Literal["linear", "mlp"]
 
 
 def _head(n_embd: int, n_labels: int) -> nn.Linear:
@@ -25,6 +26,23 @@ def _head(n_embd: int, n_labels: int) -> nn.Linear:
     nn.init.normal_(head.weight, mean=0.0, std=0.02)
     nn.init.zeros_(head.bias)
     return head
+
+
+class MLPHead(nn.Module):
+    """RoBERTa's classification head: dense (width to width) -> tanh -> dropout -> linear to the labels."""
+
+    def __init__(self, n_embd: int, n_labels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dense, self.out = _head(n_embd, n_embd), _head(n_embd, n_labels)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.drop(torch.tanh(self.dense(x))))
+
+
+def head_layers(head: nn.Module) -> list[nn.Linear]:
+    """The linear layers of a task head, input side first."""
+    return [head] if isinstance(head, nn.Linear) else [head.dense, head.out]
 
 
 def embedding_table(emb: nn.Module) -> Tensor:
@@ -55,16 +73,19 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
 
 
 class _TaskHead(nn.Module):
-    """The trunk, dropout and a linear head to ``n_labels`` (the parts both heads share)."""
+    """The trunk, dropout and a head to ``n_labels`` (the parts both heads share): ``head`` "linear", or "mlp"
+    (``MLPHead``, RoBERTa's: a hidden layer of the trunk's width, its own dropout ``dropout``)."""
 
-    def __init__(self, trunk: Transformer, n_labels: int, dropout: float = 0.0) -> None:
+    def __init__(self, trunk: Transformer, n_labels: int, dropout: float = 0.0, head: HeadKind = "linear") -> None:
         super().__init__()
         if n_labels < 1:
             raise ValueError(f"n_labels={n_labels!r}: must be >= 1")
-        self.n_labels, self.dropout = n_labels, dropout
+        if head not in get_args(HeadKind):
+            raise ValueError(f"head={head!r}: must be one of {get_args(HeadKind)}")
+        self.n_labels, self.dropout, self.head_kind = n_labels, dropout, head
         self.trunk = trunk
         self.drop = nn.Dropout(dropout)
-        self.head = _head(trunk.n_embd, n_labels)
+        self.head = _head(trunk.n_embd, n_labels) if head == "linear" else MLPHead(trunk.n_embd, n_labels, dropout)
         self.aux_lm, self.vocab_size = 0.0, trunk.wte.num_embeddings
 
     def set_aux_lm(self, weight: float, vocab_size: int | None = None) -> None:
@@ -94,11 +115,12 @@ class SequenceClassifier(_TaskHead):
     """One label per sequence: pooled trunk output -> dropout -> linear."""
 
     def __init__(
-        self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0
+        self, trunk: Transformer, n_labels: int, pooling: Pooling = "first", dropout: float = 0.0,
+        head: HeadKind = "linear",
     ) -> None:
         if pooling not in get_args(Pooling):
             raise ValueError(f"pooling={pooling!r}: must be one of {get_args(Pooling)}")
-        super().__init__(trunk, n_labels, dropout)
+        super().__init__(trunk, n_labels, dropout, head)
         self.pooling = pooling
 
     def forward(

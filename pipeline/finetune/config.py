@@ -75,7 +75,10 @@ class FinetuneConfig:
     # (bench/sst2.py's 625 at 0.99) about its last tenth, whatever ema is. Not a default: on bench/sst2.py it raised
     # every method's accuracy by 0.2 to 0.9 points, the from-scratch baseline's as much or more (see FINETUNE there).
     ema: float = bounded(0.0, ge=0.0, lt=1.0)
-    dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # before the head (and inside an mlp head)
+    # The task head: "linear" (pooled features to the labels), or "mlp", RoBERTa's classification head (a hidden
+    # layer of the trunk's width, tanh, dropout, then the labels), for the pretrained runs and the baseline alike.
+    head: Literal["linear", "mlp"] = "linear"
     # The trunk's own dropout while fine-tuning (embeddings, attention, MLP), for the pretrained run and the
     # baseline alike; None keeps the pretrained model's. A model pretrained with dropout against overfitting
     # a small corpus can be fine-tuned without it.

@@ -21,7 +21,7 @@ from model import (ModelConfig, SequenceClassifier, TokenClassifier, Transformer
                    load_config, load_meta, load_model, mark_only_adapters_trainable, mark_only_lora_trainable,
                    merge_lora, save_model)
 from model.adapters import is_adapter_param
-from model.heads import Pooling
+from model.heads import Pooling, head_layers
 from model.layers import init_gpt2_
 from model.lora import LoRAEmbedding, LoRALinear, is_lora_param
 from pipeline.configtypes import ConfigError
@@ -59,7 +59,7 @@ def reinit_blocks(trunk: nn.Module, k: int) -> None:
 
 
 def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, pooling: str,
-          dropout: float, seed: int, reinit_top: int = 0) -> nn.Module:
+          dropout: float, seed: int, reinit_top: int = 0, head: str = "linear") -> nn.Module:
     """A classifier whose trunk is the pretrained model's (``pretrained`` folder) or a random one
     (``None``: the from-scratch baseline). The head's init depends on ``seed`` only, so the pretrained
     run and its baseline start from the same head. ``dropout``: before the head; the trunk's own dropout
@@ -74,13 +74,15 @@ def build(kind: str, n_labels: int, mcfg: ModelConfig, pretrained: Path | None, 
     else:
         trunk = Transformer(mcfg)
     if kind == "tagging":
-        model = TokenClassifier(trunk, n_labels, dropout=dropout)
+        model = TokenClassifier(trunk, n_labels, dropout=dropout, head=head)
     else:
-        model = SequenceClassifier(trunk, n_labels, pooling=resolve_pooling(pooling, mcfg.arch), dropout=dropout)
+        model = SequenceClassifier(trunk, n_labels, pooling=resolve_pooling(pooling, mcfg.arch), dropout=dropout,
+                                   head=head)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=gen) * 0.02)
-        model.head.bias.zero_()
+        for layer in head_layers(model.head):
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * 0.02)
+            layer.bias.zero_()
     return model
 
 

@@ -75,7 +75,7 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
         mcfg = dataclasses.replace(mcfg, dropout=cfg.trunk_dropout)
     pad_id = tok.pad_id if tok.pad_id is not None else 0
     model = modeling.build(data.kind, len(data.labels), mcfg, model_dir if init == "pretrained" else None,
-                           cfg.pooling, cfg.dropout, seed, cfg.reinit_top)
+                           cfg.pooling, cfg.dropout, seed, cfg.reinit_top, cfg.head)
     last = cfg.then if method == "two_stage" else method
     extra = modeling.add_method_modules(model, last, cfg)
     model.set_aux_lm(cfg.aux_lm, mcfg.vocab_size)

@@ -65,13 +65,16 @@ def test_compiled_model_prefix_is_stripped(tmp_path):
 
 def test_classifier_round_trip(tmp_path):
     cfg = CONFIGS["encoder"]
-    for clf in (SequenceClassifier(MaskedLM(cfg).transformer, 3, pooling="mean"),
-                TokenClassifier(MaskedLM(cfg).transformer, 4)):
-        save_model(clf, cfg, tmp_path / type(clf).__name__)
-        loaded, _ = load_model(tmp_path / type(clf).__name__)
+    for i, clf in enumerate((SequenceClassifier(MaskedLM(cfg).transformer, 3, pooling="mean"),
+                             TokenClassifier(MaskedLM(cfg).transformer, 4),
+                             SequenceClassifier(MaskedLM(cfg).transformer, 3, pooling="mean", head="mlp"),
+                             TokenClassifier(MaskedLM(cfg).transformer, 4, head="mlp", dropout=0.2))):
+        save_model(clf, cfg, tmp_path / str(i))
+        loaded, _ = load_model(tmp_path / str(i))
         idx = torch.randint(0, 50, (2, 8))
         assert torch.equal(loaded.eval()(idx)[0], clf.eval()(idx)[0])
-        assert loaded.n_labels == clf.n_labels
+        assert (loaded.n_labels, loaded.head_kind, loaded.dropout) == (clf.n_labels, clf.head_kind, clf.dropout)
+    assert "head.dense.weight" in dict(loaded.named_parameters()) and loaded(idx)[0].shape == (2, 8, 4)
 
 
 def test_unknown_config_keys_fail_clearly(tmp_path):

@@ -156,3 +156,21 @@ def test_aux_lm_reads_the_lora_adapted_embedding_table():
     lm_logits, _ = lm(idx)
     want = F.cross_entropy(lm_logits[:, :-1].reshape(-1, 30), idx[:, 1:].reshape(-1))
     assert torch.allclose(both, task + 0.5 * want, atol=1e-5)
+
+
+def test_mlp_head_is_robertas_and_peft_trains_it_whole():
+    """head="mlp": dense -> tanh -> dropout -> labels, by hand; LoRA and adapters train it with their own."""
+    from model.lora import mark_only_lora_trainable
+    torch.manual_seed(0)
+    clf = SequenceClassifier(encoder_trunk(), n_labels=3, pooling="mean", head="mlp").eval()
+    idx = torch.randint(0, 30, (2, 5))
+    h = pool(clf.trunk.forward_hidden(idx), None, "mean")
+    by_hand = torch.tanh(h @ clf.head.dense.weight.T + clf.head.dense.bias) @ clf.head.out.weight.T + clf.head.out.bias
+    assert torch.allclose(clf(idx)[0], by_hand, atol=1e-6)
+    apply_lora(clf.trunk, ["attn.qkv"], r=2, alpha=4.0)
+    mark_only_lora_trainable(clf, keep=("head",))
+    trained = {n for n, p in clf.named_parameters() if p.requires_grad}
+    assert {"head.dense.weight", "head.dense.bias", "head.out.weight", "head.out.bias"} <= trained
+    assert all(n.startswith("head.") or "lora_" in n for n in trained)
+    with pytest.raises(ValueError, match=r"head='deep': must be one of \('linear', 'mlp'\)"):
+        TokenClassifier(encoder_trunk(), 2, head="deep")
