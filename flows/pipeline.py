@@ -28,7 +28,7 @@ from pipeline.configtypes import ConfigError  # noqa: E402
 from pipeline.ingest.readers import IngestError  # noqa: E402
 from pipeline.loader.batches import NotEnoughTokens  # noqa: E402
 from pipeline.plan import PlanError  # noqa: E402
-from pipeline.pretrain.config import Diverged  # noqa: E402
+from pipeline.stage import Diverged  # noqa: E402
 from pipeline.tasks.readers import TaskError  # noqa: E402
 from pipeline.tokenize.stage import TokenizeError  # noqa: E402
 from pipeline.tokenize.train import TokenizerTrainingError  # noqa: E402

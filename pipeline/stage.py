@@ -99,6 +99,11 @@ class StageContext:
         print(f"[{self.name}] {message}", file=sys.stderr, flush=True)
 
 
+class Diverged(ValueError):
+    """A training loss became NaN or infinite: the recipe's fault (a learning rate too high, no warmup or
+    clipping), not a bug; nothing is published (the CLI prints the message alone)."""
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every NaN or infinite float as None: strict JSON has no NaN (Python writes a bare ``NaN``,
     which other parsers reject)."""

@@ -24,8 +24,9 @@ def predict(model: nn.Module, enc: Encoded, tagging: bool, pad_id: int, batch_si
         idx, mask, lab = collate(enc, rows, pad_id, tagging)
         logits, loss = model(idx.to(device), mask.to(device), lab.to(device))
         n = int((lab != IGNORE).sum()) if tagging else len(rows)
-        loss_sum += float(loss) * n
-        n_sum += n
+        if n:  # (a batch of no labelled position has a NaN mean loss, which times 0 is still NaN)
+            loss_sum += float(loss) * n
+            n_sum += n
         best = logits.argmax(dim=-1).cpu().numpy()
         for r, i in enumerate(rows):
             if tagging:

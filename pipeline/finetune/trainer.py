@@ -23,6 +23,7 @@ from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, class_weights, collate, train_batches
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.progress import Progress
+from pipeline.stage import Diverged
 
 LOWER_IS_BETTER = {"loss"}
 
@@ -114,6 +115,10 @@ class _Validation:
         self.result.curves.append(rec)
         if self.log is not None:
             self.log({k: v for k, v in rec.items() if k not in ("epoch", "step")}, step)  # the optimizer step
+        for name, value in (("training", train_loss), ("validation", loss)):
+            if not math.isfinite(value):  # NaN weights would score as a constant guess, and could be kept
+                raise Diverged(f"finetune: the {name} loss is {value} at step {step} (epoch {point:g}): the run "
+                               "diverged; lower finetune.lr (or head_lr, peft_lr), or raise warmup_ratio")
         if _improved(scores[self.metric], self.best_score, self.metric, self.cfg.min_delta):
             self.best_score, self.bad = scores[self.metric], 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -7,11 +7,6 @@ from typing import Literal
 from pipeline.configtypes import ConfigError, bounded
 
 
-class Diverged(ValueError):
-    """The training loss became NaN or infinite: the recipe's fault (a learning rate too high, no warmup or
-    clipping), not a bug; nothing is published (the CLI prints the message alone)."""
-
-
 @dataclass(frozen=True)
 class ModelSection:
     """The model, minus its vocabulary (that comes from the tokenizer). See model.ModelConfig. ``n_layer``: the

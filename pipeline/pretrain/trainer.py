@@ -25,10 +25,11 @@ from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShar
 from pipeline.loader.batches import NotEnoughTokens
 from pipeline.loader.spans import lengths, raw_length
 from pipeline.pretrain import init_model_dir, state
-from pipeline.pretrain.config import Diverged, PretrainConfig
+from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
+from pipeline.stage import Diverged
 from pipeline.tokenize.tokenizer import MODEL_FILE, model_digest
 from pipeline.tracking import NullTracker, Tracker
 

@@ -326,3 +326,13 @@ def test_validation_metrics_are_logged_at_the_optimizer_step(pretrained_root, da
     steps = []
     fitted = run_fit(build(pretrained_root, "full", cfg), "full", data, cfg, log=lambda m, i: steps.append(i))
     assert steps == [c["step"] for c in fitted.curves] and steps[-1] == fitted.steps > len(steps)
+
+
+def test_a_diverged_run_stops_with_the_step(pretrained_root, data):
+    """NaN weights scored as a constant guess: the run could be kept and published."""
+    from pipeline.stage import Diverged
+    cfg = FinetuneConfig(epochs=2, batch_size=8, lr=1e30, head_lr=1e30, warmup_ratio=0.0, grad_clip=0.0,
+                         weight_decay=0.0)
+    with pytest.raises(Diverged, match=r"^finetune: the (training|validation) loss is (nan|inf) at step \d+ \(epoch "
+                       r"[\d.]+\): the run diverged; lower finetune.lr"):
+        run_fit(build(pretrained_root, "full", cfg), "full", data, cfg)

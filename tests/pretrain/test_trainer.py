@@ -267,7 +267,7 @@ def test_shards_whose_tokenizer_is_gone_publish_no_model(shards, tmp_path):
 
 def test_a_diverged_run_stops_and_publishes_nothing(shards, tmp_path):
     """lr=inf (now a config error) trained to NaN weights and the stage published them as built."""
-    from pipeline.pretrain.config import Diverged
+    from pipeline.stage import Diverged
     with pytest.raises(Diverged, match=r"^pretrain: the training loss is nan at step \d+ \(lr .*\): the run diverged; "
                        r"lower pretrain.lr"):
         train(cfg(max_steps=30, lr=1e30, warmup_steps=0, grad_clip=0.0), shards, tmp_path / "m")
