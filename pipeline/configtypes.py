@@ -130,19 +130,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                     pass
         raise ConfigError(f"{key}: got {value!r}, expected an integer")
     if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}, expected a number")
-        number = None
-        if isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        if number is not None and math.isfinite(number):
+        try:
+            number = None if isinstance(value, bool) or not isinstance(value, (int, float, str)) else float(value)
+        except ValueError:
+            number = None
+        if number is not None and math.isfinite(number):  # (inf passed lr > 0 and trained NaN weights)
             return number
-        # (inf passed a bound such as lr > 0 and trained a model of NaN weights)
         raise ConfigError(f"{key}: got {value!r}, expected a {'finite ' if number is not None else ''}number")
     if tp is str:
         # YAML reads an empty value as null and yes/no/on/off as booleans: "None" or "True" is never meant.
@@ -351,11 +344,9 @@ def _split_assignment(assignment: str) -> tuple[str, str]:
 
 def parse_override(cls: type, assignment: str) -> tuple[list[str], Any]:
     """Parse ``a.b=value`` into a key path and a value of the field's type (JSON for lists/mappings)."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}")
-    key, raw = _split_assignment(assignment)
+    key, raw = _split_assignment(assignment) if "=" in assignment else ("", "")
     if not key.strip():
-        raise ConfigError(f"--set expects key=value, got {assignment!r}: no key before '='")
+        raise ConfigError(f"--set expects key=value, got {assignment!r}{': no key before =' * ('=' in assignment)}")
     path = _key_parts(key)
     tp = _field_type(cls, path, key.strip())
     value: Any = raw
@@ -402,8 +393,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# A path setting whose file the stage's key holds by content (its external fingerprint), in the config a key is made
-# of (a stage's ``key_config``): how the path is spelled then changes no key. Plans show the path itself.
+# A path whose file a stage's key holds by content (``key_config``): its spelling changes no key; plans show it.
 BY_CONTENT = "(by content)"
 
 __all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override",

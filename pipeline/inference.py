@@ -97,7 +97,8 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
     merged = torch.zeros(len(positions), len(names), dtype=probs.dtype).index_add_(
         1, torch.tensor([where[name] for name in shown]), probs[:, text_ids])
     best = merged.topk(min(top_k, len(names)), dim=-1)  # asking for more than there are gets all of them
-    return [[(names[int(i)], float(p)) for p, i in zip(row_p, row_i)] for row_p, row_i in zip(best.values, best.indices)]
+    return [[(names[int(i)], float(p)) for p, i in zip(row_p, row_i)]
+            for row_p, row_i in zip(best.values, best.indices)]
 
 
 def _written(tok: Tokenizer, i: int) -> str:

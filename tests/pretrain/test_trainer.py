@@ -120,7 +120,8 @@ def test_masked_lm_pretraining(shards, tmp_path):
     assert twins > 0 and len(preds) == len(texts) - twins + texts.count("\ufffd") - ("\ufffd" in texts)
     assert len({text for text, _ in preds}) == len(preds)
     assert sum(p for _, p in preds) == pytest.approx(1.0, abs=1e-4) and not specials & {piece for piece, _ in preds}
-    with pytest.raises(ValueError, match=r"^fill-mask: the text is \d+ tokens with its masks; the model reads at most 32"):
+    with pytest.raises(ValueError, match=r"^fill-mask: the text is \d+ tokens with its masks; the model reads at "
+                       r"most 32"):
         fill_mask(tmp_path / "m" / "model", "the value " * 40 + "[MASK]")
 
 

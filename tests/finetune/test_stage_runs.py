@@ -1,0 +1,56 @@
+"""The finetune stage's thread count, and what it reports of a two-stage run kept from stage 1."""
+from __future__ import annotations
+
+import json
+
+from pipeline.configtypes import build
+from pipeline.finetune import FinetuneConfig, run
+from pipeline.stage import StageContext
+from pipeline.store import Manifest
+from pipeline.tasks import TasksConfig
+
+
+def context(tmp_path, pretrained):
+    manifest = Manifest(stage="pretrain", key="p", version="1", config={}, inputs={}, files={}, path=pretrained)
+    tasks = build(TasksConfig, {"tasks": [{"name": "stdlib_area", "source": "stdlib_area", "max_train": 48,
+                                           "max_eval": 24}]})
+    return StageContext(name="finetune", key="k", out=tmp_path / "out", inputs={"model": manifest}, root=tmp_path,
+                        work=tmp_path / "work", extra={"tasks": tasks}), tasks
+
+
+def test_threads_share_the_cores_among_every_tasks_runs(monkeypatch):
+    """threads 0: every task's runs train side by side, so the cores are shared among all of them."""
+    from pipeline.finetune.stage import run_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    one = FinetuneConfig(methods=["full"], baseline=False, seeds=[0])
+    assert [run_threads(one, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    four = FinetuneConfig(methods=["full", "lora"], baseline=True, seeds=[0])  # 3 runs a task
+    assert [run_threads(four, n) for n in (1, 2)] == [2, 1]
+    assert run_threads(FinetuneConfig(methods=["full"], threads=3), 5) == 3
+
+
+def test_a_two_stage_run_kept_from_stage_one_reports_the_head_alone(tmp_path, pretrained_root, monkeypatch):
+    """Validation peaked in stage 1 (the head alone): the report said the run trained the whole model."""
+    from pipeline.evaluate.report import runs_lines
+    from pipeline.evaluate.scores import score_runs
+    from pipeline.finetune import stage as stage_mod
+    real = stage_mod.fit
+
+    def peaked_in_stage_one(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.best_epoch = 1.0  # (the weights do not matter here: what the result and report say of them)
+        return out
+    monkeypatch.setattr(stage_mod, "fit", peaked_in_stage_one)
+    cfg = FinetuneConfig(methods=["two_stage", "full"], baseline=False, epochs=2, head_epochs=1, batch_size=16,
+                         max_len=32, threads=1)
+    ctx, tasks = context(tmp_path, pretrained_root)
+    run(cfg, ctx)
+    two, full = (json.loads((ctx.out / "runs" / "stdlib_area" / f"{m}-pretrained-s0" / "result.json").read_text())
+                 for m in ("two_stage", "full"))
+    n_embd = json.loads((pretrained_root / "model" / "model_config.json").read_text())["n_embd"]
+    assert two["best_stage"] == 1 and "best_stage" not in full
+    assert two["trainable_params"] == (n_embd + 1) * len(two["labels"])  # the head's weight and bias
+    assert two["total_params"] == full["total_params"] == full["trainable_params"]
+    assert two["trainable_share"] == two["trainable_params"] / two["total_params"]
+    lines = "\n".join(runs_lines(score_runs(ctx.out, tasks)))
+    assert "two_stage → full (kept: stage 1, the head alone)" in lines
