@@ -136,10 +136,15 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from flows import server
     # Start Prefect's server first: it boots on the other core while we load configs and check the store.
     temp_server = None if args.dry_run else server.start_if_needed()
-    from pipeline.plan import make_plan
-    cfg, cfg_dict = _load(args)
-    work = root / "data" / "work"
-    plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
+    try:
+        from pipeline.plan import make_plan
+        cfg, cfg_dict = _load(args)
+        work = root / "data" / "work"
+        plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
+    except BaseException:  # a config or plan error: no flow will use the server (nor its start lock)
+        if temp_server is not None:
+            temp_server.stop()
+        raise
     if args.dry_run:
         for p in plan:
             print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}"

@@ -199,6 +199,8 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
         raise
     finally:
         _RUN = None
+        if server is not None:  # stopped before it answered: its start lock goes now, not at exit
+            server.release_start_lock()
 
 
 def source_tags() -> dict[str, str]:

@@ -20,6 +20,9 @@ import urllib.request
 from pathlib import Path
 
 
+SETUP_WAIT = 120.0  # seconds: then this server starts anyway (a server start takes ~5 s)
+
+
 class TemporaryServer:
     def __init__(self) -> None:
         self.port = _free_port()
@@ -36,8 +39,9 @@ class TemporaryServer:
         # One server at a time migrates the shared database: runs started together raced on it (Alembic's
         # "expected to match one row", a server exiting with code 3). Held until this server answers.
         from pipeline import locks
-        self._setup: int | None = locks.acquire(home / "lmforge-server-start.lock", on_wait=lambda: print(
-            "lmforge: waiting for another lmforge run's Prefect server to start", file=sys.stderr, flush=True))
+        self._setup: int | None = locks.acquire(
+            home / "lmforge-server-start.lock", timeout=SETUP_WAIT, on_wait=lambda: print(
+                "lmforge: waiting for another lmforge run's Prefect server to start", file=sys.stderr, flush=True))
         self.log_path = home / "server.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -60,21 +64,24 @@ class TemporaryServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
                     if r.status == 200:
-                        self._started()
+                        self.release_start_lock()
                         return
             except OSError:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"the temporary Prefect server did not answer on {self.url} within {timeout:.0f}s")
 
-    def _started(self) -> None:
+    def release_start_lock(self) -> None:
+        """Let another run start its server (this one answers, or will not be waited for)."""
         if self._setup is not None:
             from pipeline import locks
             locks.release(self._setup)
             self._setup = None
 
     def stop(self) -> None:
-        self._started()
+        self.release_start_lock()
+        if os.environ.get("PREFECT_API_URL") == self.url:  # no later run in this process may look for it
+            del os.environ["PREFECT_API_URL"]
         self._log.close()
         if self.proc.poll() is None:
             self.proc.terminate()

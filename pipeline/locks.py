@@ -5,13 +5,15 @@
 - A running ``lmforge run`` holds the lock of its saved config (``run_lock``) until it ends: ``gc`` counts the
   config of a live run as current, so it never removes what that run reads or writes.
 
-A lock file is never removed while it may be waited on; ``acquire`` checks that the file it locked is still the
-one at the path (the classic unlink race) and tries again if not.
+The setup locks (a Prefect server's start, MLflow's store) guard against a race, never worth a hang: they are
+given up after a while (``timeout``). A lock file is never removed while it may be waited on; ``acquire``
+checks that the file it locked is still the one at the path (the classic unlink race) and tries again if not.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,11 +21,13 @@ from typing import Callable, Iterator
 LOCKS = ".locks"  # under the store (data/work): stage key locks, out of the <stage>/<key> layout gc reads
 
 
-def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None = None) -> int | None:
+def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None = None,
+            timeout: float | None = None) -> int | None:
     """An exclusive lock on ``path`` (created if need be): its file descriptor, or None when ``block`` is False
-    and another process holds it. ``on_wait`` is called once before waiting for another holder."""
+    and another holder has it, or when it is still held after ``timeout`` seconds. ``on_wait`` is called once
+    before waiting for another holder (another process, or another descriptor of this one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    told = False
+    told, deadline = False, None if timeout is None else time.monotonic() + timeout
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -35,13 +39,28 @@ def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None =
             if on_wait is not None and not told:
                 on_wait()
                 told = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if deadline is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            elif not _wait_until(fd, deadline):
+                os.close(fd)
+                return None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
         except FileNotFoundError:
             pass
         os.close(fd)  # the file was removed or replaced while we waited: lock the one there now
+
+
+def _wait_until(fd: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+    return False
 
 
 def release(fd: int) -> None:

@@ -212,11 +212,12 @@ def _setup_lock(root: Path, uri: str) -> Iterator[None]:
         yield
         return
     from pipeline import locks
-    fd = locks.acquire(Path(uri[len("sqlite:///"):]).with_name(".lmforge-setup.lock"))
+    fd = locks.acquire(Path(uri[len("sqlite:///"):]).with_name(".lmforge-setup.lock"), timeout=120.0)
     try:
         yield
     finally:
-        locks.release(fd)
+        if fd is not None:
+            locks.release(fd)
 
 
 class MlflowSession:

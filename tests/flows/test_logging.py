@@ -180,3 +180,19 @@ def test_two_runs_started_together_in_one_fresh_root(tmp_path):
     verify = subprocess.run([*cmd[:3], "status", "--preset", "tiny", "--verify"], cwd=tmp_path, env=env,
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_config_error_lets_the_next_run_start_its_server(tmp_path, monkeypatch, capsys):
+    """A run stopped by a config error kept its Prefect server's start lock until the process exited: the next
+    run in the same process (a notebook, this suite) waited for it for ever."""
+    import os
+    from pathlib import Path
+
+    from flows.cli import main
+    from pipeline import locks
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(["run", "--preset", "tiny", "--set", "pretrain.lr=inf"]) == 2
+    assert "pretrain.lr: got 'inf', expected a finite number" in capsys.readouterr().err
+    assert not locks.held_elsewhere(Path(os.environ["PREFECT_HOME"]) / "lmforge-server-start.lock")
+    assert "PREFECT_API_URL" not in os.environ  # (it named the server, stopped: the next run starts its own)
