@@ -85,6 +85,11 @@ from pipeline.tasks import TasksConfig  # noqa: E402
 # A ``</s>`` before the text (the decoder then starts as a document does after pretraining's document break; a one-off
 # change to encode.special_layout, 1,039 s): full 72.4 / 73.0 vs its scratch 68.8 / 68.67 (+3.6), two-stage LoRA
 # 71.5 / 70.97, adapters 69.7 / 70.03, against 73.5 / 73.0, 68.2 / 67.63, 71.6 / 71.33 and 71.3 / 71.13 without.
+# RoBERTa's classification head (``--set head=mlp``: a hidden layer of the trunk's width, tanh; 811 s + 294 s + 180 s):
+# full 74.5 / 74.5 vs its scratch 68.9 / 68.8 (+5.6), two-stage LoRA 72.4 / 72.8, two-stage adapters 71.7 / 71.43
+# (one-stage: LoRA 72.0 / 72.0, adapters 71.7 / 71.7), against 73.5 / 73.0, 68.2 / 67.63 (+5.3), 71.6 / 71.33 and
+# 71.3 / 71.13 with the linear head: every run up 0.4 to 1.5 points, the baseline too, gaps within the seed spread
+# (+5.6 / +3.5 / +2.8 against +5.3 / +3.4 / +3.1). Not taken, as above.
 FINETUNE = {"max_len": 64, "pooling": "mean", "batch_size": 32, "lr": 5e-4, "head_lr": 2e-3, "peft_lr": 3e-3,
             "warmup_ratio": 0.1, "patience": 2, "class_weights": False, "peft_norms": True,
             "lora_targets": ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"], "lora_r": 16, "lora_alpha": 32.0,
