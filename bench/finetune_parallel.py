@@ -92,14 +92,14 @@ def main() -> None:
         one_wall = stage(root / "one", pretrained, tasks, replace(cfg, threads=cores), workers=1)
         print(f"one run at a time, {cores} threads: {one_wall:.1f} s", flush=True)
         par_wall = stage(root / "par", pretrained, tasks, cfg, workers=cores)
-        print(f"{min(cores, 3)} runs at once (of 3 a task), {run_threads(cfg, len(tasks.tasks))} thread(s) each: "
+        print(f"{min(cores, 3)} runs at once (of 3 a task), {run_threads(cfg)} thread(s) each: "
               f"{par_wall:.1f} s", flush=True)
     speedup = one_wall / par_wall
     print(f"speedup {speedup:.2f}x (target >= 1.2x)")
     print(json.dumps({"bench": "finetune_parallel", "mode": "quick" if args.quick else "default", "cores": cores,
                       "runs": 2 * len(run_specs(cfg)), "parallel_s": round(par_wall, 1), "baseline_one_at_a_time_s": round(one_wall, 1),
                       "speedup": round(speedup, 2), "target_speedup": 1.2, "met": speedup >= 1.2,
-                      "threads_per_run": run_threads(cfg, len(tasks.tasks))}))
+                      "threads_per_run": run_threads(cfg)}))
 
 
 if __name__ == "__main__":

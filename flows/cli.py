@@ -134,33 +134,40 @@ def _latest_run_config(root: Path):
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from flows import server
+    from pipeline import locks
     # Start Prefect's server first: it boots on the other core while we load configs and check the store.
     temp_server = None if args.dry_run else server.start_if_needed()
+    from pipeline.store import atomic_write_text
+    saved, live, planned = None, None, False
     try:
-        from pipeline.plan import make_plan
+        from pipeline.plan import FRESH, make_plan
         cfg, cfg_dict = _load(args)
         work = root / "data" / "work"
+        if not args.dry_run:  # live from before planning: gc then keeps what the plan finds cached
+            saved = _config_file(root)
+            live = locks.acquire(locks.run_lock_path(saved))
+            atomic_write_text(saved, json.dumps(cfg_dict, indent=1))
         plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
-    except BaseException:  # a config or plan error: no flow will use the server (nor its start lock)
-        if temp_server is not None:
-            temp_server.stop()
-        raise
-    if args.dry_run:
-        for p in plan:
-            print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}"
-                  f"{_resumable(p.path) if p.action == 'run' and p.reason not in FRESH else ''}")
-        return 0
-    from pipeline import locks
-    saved = _save_config(root, cfg_dict)
-    live = locks.acquire(locks.run_lock_path(saved))  # gc counts a live run's config as current
-    from flows import pipeline
-    t0 = time.perf_counter()
-    print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
-    try:
+        if args.dry_run:
+            for p in plan:
+                left = _resumable(p.path, work, p.name, p.key) if p.action == "run" and p.reason not in FRESH else ""
+                print(f"{p.name:<13} {p.key}  {p.action:<6} {p.reason}{left}")
+            return 0
+        from flows import pipeline
+        t0 = time.perf_counter()
+        print(f"lmforge: preset {args.preset}, store {work}", file=sys.stderr)
+        planned = True
         summary = pipeline.run(cfg, plan, root, work, cfg_dict, server=temp_server, invocation=_invocation(args))
+    except BaseException:
+        if temp_server is not None and not planned:  # a config or plan error: no flow uses the server (its lock)
+            temp_server.stop()
+        if saved is not None and not planned:  # a config that planned nothing is no run's
+            saved.unlink(missing_ok=True)
+        raise
     finally:
-        locks.run_lock_path(saved).unlink(missing_ok=True)
-        locks.release(live)
+        if live is not None:
+            locks.run_lock_path(saved).unlink(missing_ok=True)
+            locks.release(live)
     report = pipeline.report_path(summary)
     if report is not None and report.exists():
         print("\n" + report.read_text(), flush=True)
@@ -170,11 +177,12 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
-FRESH = ("forced", "selected to rerun")  # reasons whose run starts its output over (flows.pipeline: fresh)
-
-
-def _resumable(path: Path) -> str:
-    """What an interrupted run left in the output's partial folder for the next run to resume (or "")."""
+def _resumable(path: Path, work: Path, stage: str, key: str) -> str:
+    """What an interrupted run left in the output's partial folder for the next run to resume (or ""), or that
+    another lmforge process is building it now."""
+    from pipeline import locks
+    if locks.held_elsewhere(locks.stage_lock_path(work, stage, key)):
+        return "; another lmforge process is building it now"
     partial = path.with_name(path.name + ".partial")
     kept = sum(1 for f in partial.rglob("*") if f.is_file() and not f.name.startswith(".")) if partial.is_dir() else 0
     return f"; {kept} file(s) of an interrupted run kept, resumed by the next run" if kept else ""
@@ -191,12 +199,10 @@ def _invocation(args: argparse.Namespace) -> dict[str, Any]:
             "config_files": [str(f) for f in args.config], "overrides": list(args.overrides)}
 
 
-def _save_config(root: Path, cfg_dict: dict) -> Path:
-    """``data/runs/<time>-<pid>-config.json``: runs started in the same second keep a file each."""
-    from pipeline.store import atomic_write_text
-    path = root / "data" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-config.json"
-    atomic_write_text(path, json.dumps(cfg_dict, indent=1))
-    return path
+def _config_file(root: Path) -> Path:
+    """Where a run saves its config: ``data/runs/<time>-<pid>-config.json`` (runs started in the same second keep
+    a file each)."""
+    return root / "data" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-config.json"
 
 
 def cmd_status(args: argparse.Namespace, root: Path) -> int:
@@ -204,10 +210,12 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     from pipeline.store import validate
     cfg, _ = _load(args, root)
     rows = []
-    for p in compute(cfg, root / "data" / "work", root):
+    work = root / "data" / "work"
+    for p in compute(cfg, work, root):
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
         rows.append({"stage": p.name, "key": p.key, "cached": m is not None, "path": str(p.path),
-                     "run_id": m.run_id if m else None, **({} if m else {"reason": why + _resumable(p.path)})})
+                     "run_id": m.run_id if m else None,
+                     **({} if m else {"reason": why + _resumable(p.path, work, p.name, p.key)})})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

@@ -33,7 +33,7 @@ from pipeline.tasks.readers import TaskError  # noqa: E402
 from pipeline.tokenize.stage import TokenizeError  # noqa: E402
 from pipeline.tokenize.train import TokenizerTrainingError  # noqa: E402
 from pipeline.config import RunConfig  # noqa: E402
-from pipeline.plan import PlannedStage  # noqa: E402
+from pipeline.plan import FRESH, PlannedStage  # noqa: E402
 from pipeline.store import Manifest, validate  # noqa: E402
 from pipeline.tracking import MlflowSession  # noqa: E402
 
@@ -102,11 +102,12 @@ def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
     # One process at a time builds an output: another run of the same stage key would take the partial folder
     # being written for an interrupted run's, resume it and publish it half done.
     with stage_lock(r.work, stage, key, on_wait=wait_note):
-        # a damaged output (its digests found wrong at planning) must not pass this size check, unless the
-        # process waited for rebuilt it; its rebuild still resumes what an interrupted rebuild kept
-        if not fresh and (waited or not ps.reason.startswith("damaged output")):
-            m, _ = validate(ps.path, deep=bool(waited))
-            if m is not None:  # built meanwhile (or Prefect's record is missing): nothing to do
+        # built meanwhile (by another process, or Prefect's record is missing): nothing to do. An output planning
+        # found damaged, or one another process published while this one waited, gets its digests checked: a
+        # damaged one must not pass a size check (its rebuild still resumes what an interrupted rebuild kept).
+        if not fresh:
+            m, _ = validate(ps.path, deep=bool(waited) or ps.reason.startswith("damaged output"))
+            if m is not None:
                 return m.to_json()
         m = runner.execute(ps, r.cfg, r.plan, r.root, r.work, r.session, r.parent_id, fresh=fresh,
                            fail_after_shards=r.fail_after_shards.get(stage))
@@ -127,7 +128,7 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
             continue
         t0 = time.perf_counter()
         refresh = ps.action == "run"
-        fresh = refresh and ps.reason in ("forced", "selected to rerun")
+        fresh = refresh and ps.reason in FRESH
         result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
             stage=ps.name, key=ps.key, fresh=fresh)
         manifest = Manifest.from_json(result, path=ps.path)

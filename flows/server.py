@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -39,44 +40,61 @@ class TemporaryServer:
         # One server at a time migrates the shared database: runs started together raced on it (Alembic's
         # "expected to match one row", a server exiting with code 3). Held until this server answers.
         from pipeline import locks
+        self._guard = threading.Lock()
         self._setup: int | None = locks.acquire(
             home / "lmforge-server-start.lock", timeout=SETUP_WAIT, on_wait=lambda: print(
                 "lmforge: waiting for another lmforge run's Prefect server to start", file=sys.stderr, flush=True))
-        self.log_path = home / "server.log"
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"],
-            env=environ, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            # its own session: Ctrl-C reaches our process group, not the server, which must outlive the
-            # interrupted flow long enough to record its end (a killed server made the client retry for ~70 s)
-            start_new_session=True)
+        try:
+            self.log_path = home / "server.log"
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+                 "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", "error", "--lifespan", "on"],
+                env=environ, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                # its own session: Ctrl-C reaches our process group, not the server, which must outlive the
+                # interrupted flow long enough to record its end (a killed server made the client retry for ~70 s)
+                start_new_session=True)
+        except BaseException:
+            self.release_start_lock()
+            raise
         atexit.register(self.stop)
+        # the lock goes as soon as the server answers (or dies), not when this run gets round to waiting for it
+        threading.Thread(target=self._answers, args=(SETUP_WAIT,), daemon=True).start()
+
+    def _answers(self, timeout: float) -> bool:
+        """Poll until the server answers (True), exits or ``timeout`` passes (False); its start lock goes."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                        if r.status == 200:
+                            return True
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            return False
+        finally:
+            self.release_start_lock()
 
     def wait(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the temporary Prefect server exited with code {self.proc.returncode} "
-                                   f"(log: {self.log_path}): {err}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                    if r.status == 200:
-                        self.release_start_lock()
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if self._answers(timeout):
+            return
+        if self.proc.poll() is not None:
+            err = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the temporary Prefect server exited with code {self.proc.returncode} "
+                               f"(log: {self.log_path}): {err}")
         raise RuntimeError(f"the temporary Prefect server did not answer on {self.url} within {timeout:.0f}s")
 
     def release_start_lock(self) -> None:
-        """Let another run start its server (this one answers, or will not be waited for)."""
-        if self._setup is not None:
+        """Let another run start its server (this one answers, or will not be waited for). Once only, from
+        whichever thread gets here first."""
+        with self._guard:
+            fd, self._setup = self._setup, None
+        if fd is not None:
             from pipeline import locks
-            locks.release(self._setup)
-            self._setup = None
+            locks.release(fd)
 
     def stop(self) -> None:
         self.release_start_lock()

@@ -28,7 +28,7 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, build, config_path
 from pipeline.ingest import IngestError
-from pipeline.locks import LOCKS, held_elsewhere, run_lock_path
+from pipeline.locks import LOCKS, acquire, held_elsewhere, release, run_lock_path, stage_lock_path
 from pipeline.store import read_manifest, validate
 
 BUSY_MINUTES = 15.0
@@ -133,8 +133,9 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             done = suffix == "partial" and validate(folder / key)[0] is not None
             if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial") and not done):
                 continue
-            if suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60:
-                garbage.kept_busy.append(entry)
+            if suffix in ("", "partial") and held_elsewhere(stage_lock_path(work, name, key)) or (
+                    suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60):
+                garbage.kept_busy.append(entry)  # a process builds (or waits for) that output now
                 continue
             why = ("partial output left over beside its published output" if done else
                    "partial output of a config no run uses" if suffix == "partial" else
@@ -145,6 +146,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         stage, _, key = lock.stem.rpartition("-")
         if key not in live.get(stage, ()) and not held_elsewhere(lock):
             pending.append((lock, "lock file of an output no config uses"))
+    pending += [(lock, "lock file of a run that ended") for lock in sorted(root.joinpath("data", "runs").glob(
+        "*.lock")) if not held_elsewhere(lock)]  # (a killed run leaves its own)
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir():
@@ -166,6 +169,12 @@ def collect(garbage: Garbage) -> int:
     for path, size, _ in garbage.remove:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
+        elif path.suffix == ".lock":  # removed while held, so that no process holds a lock on a file gone
+            fd = acquire(path, block=False)
+            if fd is None:  # taken since find looked: in use again
+                continue
+            path.unlink(missing_ok=True)
+            release(fd)
         else:
             path.unlink(missing_ok=True)
         freed += size if not path.exists() else 0

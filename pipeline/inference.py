@@ -101,11 +101,18 @@ def fill_mask(folder: Path, text: str, top_k: int = 5) -> list[list[tuple[str, f
             for row_p, row_i in zip(best.values, best.indices)]
 
 
+BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
+
+
 def _written(tok: Tokenizer, i: int) -> str:
-    """The text piece ``i`` writes, or its name (``<0xE2>``) when it writes none alone (a byte of a longer
-    character)."""
+    """What piece ``i`` writes: the piece with its word-start mark as a space (so that a word-start piece and the
+    same letters inside a word stay apart), or for a byte-fallback piece the character it writes, the same as its
+    twin piece's, or its name (``<0xE2>``) when it writes none alone (a byte of a longer character)."""
+    piece = tok.id_to_piece(i)
+    if not BYTE_PIECE.fullmatch(piece):
+        return piece.replace("\u2581", " ")
     text = tok.decode([i])
-    return tok.id_to_piece(i) if not text or "\ufffd" in text else text
+    return text if text and "\ufffd" not in text else piece
 
 
 @torch.no_grad()

@@ -36,14 +36,15 @@ def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None =
             if not block:
                 os.close(fd)
                 return None
-            if on_wait is not None and not told:
-                on_wait()
-                told = True
-            if deadline is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            elif not _wait_until(fd, deadline):
-                os.close(fd)
-                return None
+            if not _wait_until(fd, time.monotonic() + 0.05, step=0.01):  # (a look, held_elsewhere, takes a moment)
+                if on_wait is not None and not told:
+                    on_wait()
+                    told = True
+                if deadline is None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                elif not _wait_until(fd, deadline):
+                    os.close(fd)
+                    return None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
@@ -52,9 +53,9 @@ def acquire(path: Path, block: bool = True, on_wait: Callable[[], None] | None =
         os.close(fd)  # the file was removed or replaced while we waited: lock the one there now
 
 
-def _wait_until(fd: int, deadline: float) -> bool:
+def _wait_until(fd: int, deadline: float, step: float = 0.1) -> bool:
     while time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(step)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True

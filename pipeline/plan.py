@@ -19,6 +19,9 @@ from pipeline.store import DIGESTS, Manifest, stage_dir, stage_key, validate
 Action = Literal["run", "cached", "skip"]
 
 
+FRESH = ("forced", "selected to rerun")  # the reasons whose run starts its output over, resuming nothing
+
+
 class PlanError(RuntimeError):
     """The selection cannot run (e.g. an upstream output is missing)."""
 
@@ -138,7 +141,7 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
         if p.name not in selected:
             p.action, p.reason = "skip", "not selected"
         elif p.name in forced:
-            p.action, p.reason = "run", "forced" if force else "selected to rerun"
+            p.action, p.reason = "run", FRESH[0] if force else FRESH[1]
     for p in planned:  # every input of a selected stage must come from somewhere
         if p.action == "skip":
             continue

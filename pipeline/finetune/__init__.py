@@ -44,8 +44,8 @@ from pipeline.stage import StageContext
 # 2: pooling auto = mean for decoders; 3: LoRA on the MLP projections too by default (adapter_init, kaiming
 # by default, joined the config later: the config part of every key changed with it); 4: threads auto = the
 # cores shared out among a task's runs, which train in parallel (a run's thread count changes float rounding);
-# 5: classification macro-F1 over the labels in gold or predictions; 6: threads auto shares the cores out among
-# every task's runs (they all train side by side)
+# 5: classification macro-F1 over the labels in gold or predictions; 6: a two-stage run's result says which stage
+# its kept checkpoint is from (best_stage), and the task head is an option (head)
 VERSION = "6"
 __all__ = ["VERSION", "FinetuneConfig", "run", "check", "key_config", "unused_settings"]
 

@@ -136,7 +136,7 @@ class FinetuneConfig:
     head_epochs: int = bounded(1, ge=1)  # two_stage: epochs of stage 1 (head only)
     then: Literal["full", "adapter", "lora"] = "full"  # two_stage: what stage 2 trains
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    # CPU threads of each run; 0 = the cores shared out among every task's runs, which train in parallel worker
+    # CPU threads of each run; 0 = the cores shared out among a task's runs, which train in parallel worker
     # processes (up to ``run.workers`` at once; see pipeline.finetune.stage.run_threads)
     threads: int = bounded(0, ge=0)
     # each run's best checkpoint (its model/ folder) logged to the stage's MLflow run, under

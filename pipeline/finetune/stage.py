@@ -137,12 +137,18 @@ def result_path(out: Path, task: str, spec: tuple[str, str, int]) -> Path:
     return out / "runs" / task / run_name(*spec) / "result.json"
 
 
-def run_threads(cfg: FinetuneConfig, n_tasks: int = 1) -> int:
-    """CPU threads of one run: ``cfg.threads``, or the cores shared out among the runs of every task (at least
-    1), which train side by side (``run_parallel``): 2 tasks of one run each on 2 cores get 1 thread a run, not
-    2 (4 threads on 2 cores)."""
+def run_threads(cfg: FinetuneConfig) -> int:
+    """CPU threads of one run: ``cfg.threads``, or the cores shared out among a task's runs (at least 1). Not
+    among every task's: a task added or removed would change every run's thread count, and so its key."""
     cores = max(1, os.cpu_count() or 1)
-    return cfg.threads or max(1, cores // min(cores, max(1, n_tasks) * len(run_specs(cfg))))
+    return cfg.threads or max(1, cores // min(cores, len(run_specs(cfg))))
+
+
+def parallel_runs(workers: int, todo: int, threads: int) -> int:
+    """How many runs of ``threads`` threads train side by side: at most ``workers``, and no more than the cores
+    hold (the tiny preset's 2 tasks of one 2-thread run each ran 4 threads on 2 cores)."""
+    cores = max(1, os.cpu_count() or 1)
+    return max(1, min(workers, todo, cores // threads))
 
 
 EXECUTION = ("runs_resumed", "runs_reused", "parallel_runs")  # figures of how a stage ran, not of what it produced
@@ -161,7 +167,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     # bench/finetune_parallel.py). Each run gets ``run_threads`` threads, fixed by the config and the
     # machine's cores, never by the worker count or by how many runs a resumed stage has left: the thread
     # count changes float rounding, so this keeps the results independent of both (tests/finetune/test_stage.py).
-    threads = run_threads(cfg, len(tasks_cfg.tasks))
+    threads = run_threads(cfg)
     if device.type == "cpu":
         torch.set_num_threads(threads)
     stats: dict[str, Any] = {"max_len": max_len, "runs": 0, "runs_resumed": 0, "runs_reused": 0}
@@ -210,8 +216,8 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
             for metrics_, step in logged_metrics(json.loads(result_path(ctx.out, data.name, spec).read_text())):
                 ctx.tracker.log_metrics(metrics_, step=step)
     todo = [(*job, key) for job, key, finished in zip(jobs, keys, done) if not finished]
-    parallel = min(ctx.workers, len(todo)) if device.type == "cpu" else 1
-    stats["parallel_runs"] = max(1, parallel)
+    parallel = parallel_runs(ctx.workers, len(todo), threads) if device.type == "cpu" else 1
+    stats["parallel_runs"] = parallel
     if parallel > 1:
         run_parallel(ctx, cfg, todo, model_dir, device, max_len, parallel, threads)
     else:
@@ -390,4 +396,5 @@ def _gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -
 
 
 __all__ = ["run_stage", "run_specs", "run_name", "write_task_files", "one_run", "run_parallel", "run_threads",
+           "parallel_runs",
            "tokenizer_file", "logged_metrics"]

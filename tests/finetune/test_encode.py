@@ -56,6 +56,23 @@ def test_words_lost_to_truncation_are_predicted_o_wherever_the_label_list_puts_i
     assert preds[0] == [0] * kept + [2] * (30 - kept)
 
 
+def test_validation_loss_skips_a_batch_with_no_labelled_position():
+    """Such a batch's mean loss is NaN (0 / 0), and NaN x 0 made the whole validation loss NaN."""
+    from model.layers import token_loss
+    from pipeline.finetune.encode import Encoded
+    enc = Encoded(ids=[np.array([5, 6]), np.array([7, 8, 9])],
+                  labels=[np.array([IGNORE, IGNORE]), np.array([1, IGNORE, 0])],
+                  first=[np.array([-1]), np.array([0, 2])], truncated=0)
+
+    class Uniform(torch.nn.Module):  # two tags, equal odds: ln 2 at every labelled position
+        def forward(self, idx, mask, lab):
+            logits = torch.zeros(*idx.shape, 2)
+            return logits, token_loss(logits, lab)
+
+    _, loss = predict(Uniform(), enc, True, 0, batch_size=1)  # the first batch: row 0 alone, nothing labelled
+    assert loss == pytest.approx(float(np.log(2)))
+
+
 def test_classification_pairs_and_truncation(tokenizer):
     exs = [{"text": "parse the file", "text_pair": "socket error", "label": "b", "origin": "1"},
            {"text": "word " * 40, "text_pair": "x", "label": "a", "origin": "2"}]

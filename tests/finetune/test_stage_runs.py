@@ -18,15 +18,20 @@ def context(tmp_path, pretrained):
                         work=tmp_path / "work", extra={"tasks": tasks}), tasks
 
 
-def test_threads_share_the_cores_among_every_tasks_runs(monkeypatch):
-    """threads 0: every task's runs train side by side, so the cores are shared among all of them."""
-    from pipeline.finetune.stage import run_threads
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+def test_runs_side_by_side_never_hold_more_threads_than_cores(monkeypatch):
+    """threads 0: a task's runs share the cores (whatever the other tasks: a task added keeps every run's key);
+    runs side by side are as many as the cores hold: the tiny preset's 2 tasks of one 2-thread run each ran 4
+    threads on 2 cores."""
+    from pipeline.finetune.stage import parallel_runs, run_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     one = FinetuneConfig(methods=["full"], baseline=False, seeds=[0])
-    assert [run_threads(one, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
-    four = FinetuneConfig(methods=["full", "lora"], baseline=True, seeds=[0])  # 3 runs a task
-    assert [run_threads(four, n) for n in (1, 2)] == [2, 1]
-    assert run_threads(FinetuneConfig(methods=["full"], threads=3), 5) == 3
+    assert run_threads(one) == 2 and parallel_runs(workers=2, todo=2, threads=2) == 1
+    three = FinetuneConfig(methods=["full", "lora"], baseline=True, seeds=[0])
+    assert run_threads(three) == 1 and parallel_runs(2, 6, 1) == 2 and parallel_runs(1, 6, 1) == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [run_threads(one), run_threads(three)] == [8, 2]
+    assert [parallel_runs(8, 6, 2), parallel_runs(8, 2, 2), parallel_runs(8, 6, 3)] == [4, 2, 2]
+    assert run_threads(FinetuneConfig(methods=["full"], threads=3)) == 3
 
 
 def test_a_two_stage_run_kept_from_stage_one_reports_the_head_alone(tmp_path, pretrained_root, monkeypatch):

@@ -1,0 +1,66 @@
+"""The flow's stage step under the stage-key lock: an output another process builds is waited for, then taken."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+from flows import pipeline as flow
+from pipeline import config, locks
+from pipeline.plan import compute
+from pipeline.store import Workspace
+
+HOLD = ("import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.readline()\n")
+
+
+def _setup(tmp_path, monkeypatch):
+    cfg = config.load("tiny")
+    work = tmp_path / "data" / "work"
+    plan = compute(cfg, work, tmp_path)
+    monkeypatch.setattr(flow, "_RUN", flow._Run(cfg, plan, tmp_path, work, None, None, {}))
+    built = []
+    monkeypatch.setattr(flow.runner, "execute", lambda ps, *a, **k: built.append(ps.name) or _publish(work, ps))
+    return work, plan[0], built
+
+
+def _publish(work, ps):
+    ws = Workspace(work, ps.name, ps.key)
+    (ws.open(fresh=True) / "blob").write_text("x")
+    return ws.publish("1", {}, {}, {"docs": 1}, None, 0.0)
+
+
+def test_an_output_another_process_builds_is_waited_for_then_taken(tmp_path, monkeypatch, capsys):
+    work, ps, built = _setup(tmp_path, monkeypatch)
+    path = locks.stage_lock_path(work, ps.name, ps.key)
+    path.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    got = []
+    step = threading.Thread(target=lambda: got.append(flow._stage(ps.name, ps.key, False)))
+    step.start()
+    deadline = time.monotonic() + 30
+    while "waiting: another lmforge process" not in capsys.readouterr().err and time.monotonic() < deadline:
+        time.sleep(0.05)  # (capsys: what the step wrote so far)
+    assert step.is_alive()  # waiting for the lock, not building
+    theirs = _publish(work, ps)  # the other process publishes, then lets go
+    holder.communicate("\n", timeout=30)
+    step.join(timeout=30)
+    assert got == [theirs.to_json()] and built == []
+
+
+def test_an_output_planned_damaged_but_repaired_meanwhile_is_taken_not_rebuilt(tmp_path, monkeypatch):
+    """Two runs found it damaged; the first rebuilt it before the second got there without waiting: the second
+    rebuilt it again, swapping the folder under the first's later stages."""
+    work, ps, built = _setup(tmp_path, monkeypatch)
+    repaired = _publish(work, ps)
+    ps.reason = "damaged output (digest of blob does not match the manifest)"
+    assert flow._stage(ps.name, ps.key, False) == repaired.to_json() and built == []
+    (repaired.path / "blob").write_text("y")  # damaged indeed (same size, other bytes): rebuilt
+    flow._stage(ps.name, ps.key, False)
+    assert built == [ps.name]
