@@ -148,6 +148,8 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
             live = locks.acquire(locks.run_lock_path(saved))
             atomic_write_text(saved, json.dumps(cfg_dict, indent=1))
         plan = make_plan(cfg, work, root, stage=args.stage, from_=args.from_, until=args.until, force=args.force)
+        if live is not None:
+            locks.note_plan(live, {p.name: p.key for p in plan})
         if args.dry_run:
             for p in plan:
                 left = _resumable(p.path, work, p.name, p.key) if p.action == "run" and p.reason not in FRESH else ""

@@ -89,6 +89,9 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return f"{parameters['stage']}/{parameters['key']}/.prefect-cache"
 
 
+TAKEN = "_taken"  # in a stage step's result: the output was there (another process built it), not built here
+
+
 def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
     r = _RUN
     assert r is not None, "stage task called outside the lmforge flow"
@@ -108,7 +111,7 @@ def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
         if not fresh:
             m, _ = validate(ps.path, deep=bool(waited) or ps.reason.startswith("damaged output"))
             if m is not None:
-                return m.to_json()
+                return {**m.to_json(), TAKEN: True}
         m = runner.execute(ps, r.cfg, r.plan, r.root, r.work, r.session, r.parent_id, fresh=fresh,
                            fail_after_shards=r.fail_after_shards.get(stage))
     return m.to_json()
@@ -131,9 +134,10 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
         fresh = refresh and ps.reason in FRESH
         result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
             stage=ps.name, key=ps.key, fresh=fresh)
+        taken = bool(result.pop(TAKEN, False))  # built by another process meanwhile: served from cache here
         manifest = Manifest.from_json(result, path=ps.path)
         ps.manifest = manifest
-        cached = not refresh
+        cached = not refresh or taken
         if cached:
             runner.record_cached(ps, manifest, r.session, r.parent_id)
         seconds = time.perf_counter() - t0

@@ -28,7 +28,8 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.configtypes import ConfigError, build, config_path
 from pipeline.ingest import IngestError
-from pipeline.locks import LOCKS, acquire, held_elsewhere, release, run_lock_path, stage_lock_path
+from pipeline.locks import (LOCKS, acquire, held_elsewhere, planned_keys, release, run_lock_path,
+                            stage_lock_path)
 from pipeline.store import read_manifest, validate
 
 BUSY_MINUTES = 15.0
@@ -100,12 +101,16 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     garbage = Garbage()
     configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
     history, garbage.ignored_configs = recorded_configs(root)
+    running = [p for p, _ in history if held_elsewhere(run_lock_path(p))]
     if only_current:  # a run going on now is current too: what it reads or writes must stay
-        history = [(p, c) for p, c in history if held_elsewhere(run_lock_path(p))]
+        history = [(p, c) for p, c in history if p in running]
         garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs
                                    if held_elsewhere(run_lock_path(p))]
     configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
     live: dict[str, set[str]] = {}
+    for p in running:  # the keys it planned: a corpus file edited since would give its config other keys now
+        for stage, key in planned_keys(run_lock_path(p)).items():
+            live.setdefault(stage, set()).add(key)
     live_attrs: set[Path] = set()  # attribute files of the documents a live config cleans
     for path, cfg in configs:
         try:  # a missing outside file keeps the keys upstream of its stage (missing_ok), so their outputs stay

@@ -12,6 +12,7 @@ checks that the file it locked is still the one at the path (the classic unlink 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -95,6 +96,23 @@ def stage_lock(work: Path, stage: str, key: str, on_wait: Callable[[], None] | N
         yield
     finally:
         release(fd)
+
+
+def note_plan(fd: int, keys: dict[str, str]) -> None:
+    """Write a live run's planned ``{stage: key}`` into its run lock (``gc`` reads it: keys computed again from
+    files edited since the run planned would miss the outputs it uses)."""
+    data = json.dumps(keys).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def planned_keys(lock: Path) -> dict[str, str]:
+    """The keys a live run noted (``note_plan``), or {} (none yet, or a lock file of another kind)."""
+    try:
+        keys = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in keys.items()} if isinstance(keys, dict) else {}
 
 
 def run_lock_path(config_file: Path) -> Path:

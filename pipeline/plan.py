@@ -148,6 +148,10 @@ def select(planned: list[PlannedStage], stage: str | None = None, from_: str | N
         for up in p.input_stages.values():
             u = by_name[up]
             if u.action == "skip" and u.manifest is None:
+                from pipeline.locks import held_elsewhere, stage_lock_path
+                if held_elsewhere(stage_lock_path(u.path.parent.parent, up, u.key)):  # (u.path: work/stage/key)
+                    raise PlanError(f"stage {p.name} needs {up}/{u.key}, which another lmforge process is building "
+                                    "now: run this command again once it is done")
                 raise PlanError(f"stage {p.name} needs {up}/{u.key}, which is missing or incomplete "
                                 f"({missing[up] or 'not built'}); run it first: the same lmforge run command "
                                 f"(same --preset, --config and --set) with --until {up}")

@@ -83,12 +83,21 @@ def test_gc_only_current_keeps_what_a_live_run_uses_and_drops_dead_lock_files(tm
 
     def removed() -> set[Path]:
         return {p for p, _, _ in gc.find(current, root, only_current=True).remove}
-    assert removed() == {out, dead, live}  # the run is over: its config is not current
+    assert removed() == {out, dead, live}  # no run going on: its config is not current
+    # what the run planned, noted in its lock: a corpus file edited since gives its config other keys now
+    planned = work / "tokenize" / "feedfacefeedface"
+    planned.mkdir()
+    fd = locks.acquire(tmp_path / "scratch.lock")
+    locks.note_plan(fd, {"tokenize": "feedfacefeedface"})
+    locks.release(fd)
+    locks.run_lock_path(saved).write_bytes((tmp_path / "scratch.lock").read_bytes())
+    assert locks.planned_keys(locks.run_lock_path(saved)) == {"tokenize": "feedfacefeedface"}
     proc = _holder(locks.run_lock_path(saved))
     try:
         assert removed() == {dead}
     finally:
         _let_go(proc)
+    assert planned in removed()  # the run is over
     busy = _holder(dead)  # a process building (or waiting for) that output holds its lock: it stays
     try:
         assert dead not in removed()

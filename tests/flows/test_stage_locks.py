@@ -51,7 +51,7 @@ def test_an_output_another_process_builds_is_waited_for_then_taken(tmp_path, mon
     theirs = _publish(work, ps)  # the other process publishes, then lets go
     holder.communicate("\n", timeout=30)
     step.join(timeout=30)
-    assert got == [theirs.to_json()] and built == []
+    assert got == [{**theirs.to_json(), flow.TAKEN: True}] and built == []  # the flow counts it as cached
 
 
 def test_an_output_planned_damaged_but_repaired_meanwhile_is_taken_not_rebuilt(tmp_path, monkeypatch):
@@ -60,7 +60,29 @@ def test_an_output_planned_damaged_but_repaired_meanwhile_is_taken_not_rebuilt(t
     work, ps, built = _setup(tmp_path, monkeypatch)
     repaired = _publish(work, ps)
     ps.reason = "damaged output (digest of blob does not match the manifest)"
-    assert flow._stage(ps.name, ps.key, False) == repaired.to_json() and built == []
+    assert flow._stage(ps.name, ps.key, False) == {**repaired.to_json(), flow.TAKEN: True} and built == []
     (repaired.path / "blob").write_text("y")  # damaged indeed (same size, other bytes): rebuilt
     flow._stage(ps.name, ps.key, False)
     assert built == [ps.name]
+
+
+def test_a_stage_whose_input_another_process_builds_says_so(tmp_path):
+    """`run --stage finetune` during another run's pretraining advised running pretrain first."""
+    import pytest
+    from pipeline.plan import PlanError, make_plan
+    cfg = config.load("tiny")
+    work = tmp_path / "data" / "work"
+    pretrain = next(p for p in compute(cfg, work, tmp_path) if p.name == "pretrain")
+    with pytest.raises(PlanError, match="with --until pretrain"):
+        make_plan(cfg, work, tmp_path, stage="finetune")
+    path = locks.stage_lock_path(work, "pretrain", pretrain.key)
+    path.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PlanError, match=f"^stage finetune needs pretrain/{pretrain.key}, which another lmforge "
+                           "process is building now: run this command again once it is done$"):
+            make_plan(cfg, work, tmp_path, stage="finetune")
+    finally:
+        holder.communicate("\n", timeout=30)
