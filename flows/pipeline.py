@@ -28,7 +28,7 @@ from pipeline.configtypes import ConfigError  # noqa: E402
 from pipeline.ingest.readers import IngestError  # noqa: E402
 from pipeline.loader.batches import NotEnoughTokens  # noqa: E402
 from pipeline.plan import PlanError  # noqa: E402
-from pipeline.stage import Diverged  # noqa: E402
+from pipeline.stage import Diverged, InputGone  # noqa: E402
 from pipeline.tasks.readers import TaskError  # noqa: E402
 from pipeline.tokenize.stage import TokenizeError  # noqa: E402
 from pipeline.tokenize.train import TokenizerTrainingError  # noqa: E402
@@ -55,7 +55,7 @@ _RUN: _Run | None = None
 # Errors about the user's input or config: their message says what to fix, and the CLI ends with it; Prefect's
 # log of the failed task and flow leaves them out (``_NoTracebackForUserErrors``). A bug keeps its traceback.
 USER_ERRORS = (ConfigError, PlanError, IngestError, TaskError, TokenizeError, TokenizerTrainingError, NotEnoughTokens,
-               Diverged)
+               Diverged, InputGone)
 
 
 class _NoTracebackForUserErrors(logging.Filter):

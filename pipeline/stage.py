@@ -104,6 +104,11 @@ class Diverged(ValueError):
     clipping), not a bug; nothing is published (the CLI prints the message alone)."""
 
 
+class InputGone(FileNotFoundError):
+    """A stage's input lost a file while the stage ran (removed by hand or by another tool): not a bug; the next
+    run rebuilds the input (the CLI prints the message alone)."""
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every NaN or infinite float as None: strict JSON has no NaN (Python writes a bare ``NaN``,
     which other parsers reject)."""

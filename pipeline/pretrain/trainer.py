@@ -29,7 +29,7 @@ from pipeline.pretrain.config import PretrainConfig
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
-from pipeline.stage import Diverged
+from pipeline.stage import Diverged, InputGone
 from pipeline.tokenize.tokenizer import MODEL_FILE, model_digest
 from pipeline.tracking import NullTracker, Tracker
 
@@ -258,8 +258,8 @@ def _save_best(folder: Path, model: torch.nn.Module, mcfg: ModelConfig, shards_d
     tok = shards_dir / "tokenizer"
     if not (tok / MODEL_FILE).is_file() or not (shards_dir / "meta.json").is_file():
         # a model without its tokenizer is no pretrained model: nothing downstream could read it
-        raise FileNotFoundError(f"pretrain: the token shards' tokenizer or meta.json is gone from {shards_dir} "
-                                "(removed while the stage ran?); run the same command again to rebuild it")
+        raise InputGone(f"pretrain: the token shards' tokenizer or meta.json is gone from {shards_dir} (removed "
+                        "while the stage ran?); the same command again rebuilds them, then pretrains")
     shutil.copytree(tok, tmp / "tokenizer")
     shutil.copy(shards_dir / "meta.json", tmp / "tokens_meta.json")
     if folder.exists():

@@ -263,7 +263,8 @@ def test_shards_whose_tokenizer_is_gone_publish_no_model(shards, tmp_path):
     copy = tmp_path / "shards"
     shutil.copytree(shards, copy)
     shutil.rmtree(copy / "tokenizer")
-    with pytest.raises(FileNotFoundError, match=r"^pretrain: the token shards' tokenizer or meta.json is gone from"):
+    from pipeline.stage import InputGone
+    with pytest.raises(InputGone, match=r"^pretrain: the token shards' tokenizer or meta.json is gone from"):
         train(cfg(max_steps=2), copy, tmp_path / "m")
     assert not (tmp_path / "m" / "model").exists()
 
