@@ -101,15 +101,14 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     garbage = Garbage()
     configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
     history, garbage.ignored_configs = recorded_configs(root)
-    running = [p for p, _ in history if held_elsewhere(run_lock_path(p))]
+    running = {lock for lock in root.joinpath("data", "runs").glob("*.lock") if held_elsewhere(lock)}
     if only_current:  # a run going on now is current too: what it reads or writes must stay
-        history = [(p, c) for p, c in history if p in running]
-        garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs
-                                   if held_elsewhere(run_lock_path(p))]
+        history = [(p, c) for p, c in history if run_lock_path(p) in running]
+        garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs if run_lock_path(p) in running]
     configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
     live: dict[str, set[str]] = {}
-    for p in running:  # the keys it planned: a corpus file edited since would give its config other keys now
-        for stage, key in planned_keys(run_lock_path(p)).items():
+    for lock in running:  # the keys it planned (a corpus file edited since gives its config other keys now),
+        for stage, key in planned_keys(lock).items():  # whether or not its saved config loads here
             live.setdefault(stage, set()).add(key)
     live_attrs: set[Path] = set()  # attribute files of the documents a live config cleans
     for path, cfg in configs:
@@ -155,7 +154,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         "*.lock")) if not held_elsewhere(lock)]  # (a killed run leaves its own)
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
-    if attrs.is_dir():
+    if attrs.is_dir() and not running:  # (a run going on may clean documents no config reaches now)
         for entry in sorted(attrs.iterdir()):
             if entry.is_dir() and entry not in live_dirs:
                 pending.append((entry, "clean attributes of options no config uses"))

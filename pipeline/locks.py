@@ -70,10 +70,11 @@ def release(fd: int) -> None:
 
 
 def held_elsewhere(path: Path) -> bool:
-    """Whether another process holds the lock on ``path`` now (a missing file: no)."""
+    """Whether another process holds the lock on ``path`` now (a missing file, or one this user cannot open: no;
+    read-only: another user's lock file, a read-only store)."""
     try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,7 +104,9 @@ def note_plan(fd: int, keys: dict[str, str]) -> None:
     files edited since the run planned would miss the outputs it uses)."""
     data = json.dumps(keys).encode()
     os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    done = 0
+    while done < len(data):  # (a reader meanwhile sees a prefix: not JSON, read as {})
+        done += os.pwrite(fd, data[done:], done)
 
 
 def planned_keys(lock: Path) -> dict[str, str]:

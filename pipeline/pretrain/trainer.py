@@ -259,7 +259,8 @@ def _save_best(folder: Path, model: torch.nn.Module, mcfg: ModelConfig, shards_d
     if not (tok / MODEL_FILE).is_file() or not (shards_dir / "meta.json").is_file():
         # a model without its tokenizer is no pretrained model: nothing downstream could read it
         raise InputGone(f"pretrain: the token shards' tokenizer or meta.json is gone from {shards_dir} (removed "
-                        "while the stage ran?); the same command again rebuilds them, then pretrains")
+                        "while the stage ran?); run again without --stage / --from (or first with --until tokenize) "
+                        "to rebuild them")
     shutil.copytree(tok, tmp / "tokenizer")
     shutil.copy(shards_dir / "meta.json", tmp / "tokens_meta.json")
     if folder.exists():

@@ -72,3 +72,23 @@ def test_status_and_dry_run_name_what_an_interrupted_run_left(tmp_path, monkeypa
     assert said in capsys.readouterr().out.splitlines()[0]
     assert main(["run", "--preset", "tiny", "--dry-run", "--force"]) == 0  # a forced run starts over
     assert "interrupted" not in capsys.readouterr().out
+
+
+def test_a_live_run_notes_its_planned_keys_in_its_lock(tmp_path, monkeypatch, capsys):
+    """gc keeps what a live run planned, even when a file it read has changed since: the run notes its keys."""
+    from flows import pipeline as flow
+    from pipeline import locks
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # no server: the flow does not run here
+    monkeypatch.setattr(env, "apply", lambda root: None)
+    seen = []
+
+    def flow_run(cfg, plan, root, work, *a, **k):
+        (lock,) = (root / "data" / "runs").glob("*-config.json.lock")
+        seen.append((locks.planned_keys(lock), {p.name: p.key for p in plan}, locks.held_elsewhere(lock)))
+        return []
+    monkeypatch.setattr(flow, "run", flow_run)
+    assert main(["run", "--preset", "tiny"]) == 0
+    (noted, planned, held), = seen
+    assert noted == planned and len(noted) == 8 and held  # (another descriptor's flock: held, as gc sees it)
+    assert not list((tmp_path / "data" / "runs").glob("*.lock"))  # gone with the run
