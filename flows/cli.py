@@ -185,8 +185,8 @@ def _resumable(path: Path, work: Path, stage: str, key: str) -> str:
     from pipeline import locks
     if locks.held_elsewhere(locks.stage_lock_path(work, stage, key)):
         return "; another lmforge process is building it now"
-    partial = path.with_name(path.name + ".partial")
-    kept = sum(1 for f in partial.rglob("*") if f.is_file() and not f.name.startswith(".")) if partial.is_dir() else 0
+    from pipeline.store import output_files
+    kept = len(output_files(path.with_name(path.name + ".partial")))
     return f"; {kept} file(s) of an interrupted run kept, resumed by the next run" if kept else ""
 
 

@@ -23,7 +23,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.context import TaskRunContext  # noqa: E402
 
 from pipeline import runner  # noqa: E402
-from pipeline.locks import stage_lock  # noqa: E402
+from pipeline.locks import held, stage_lock_path  # noqa: E402
 from pipeline.configtypes import ConfigError  # noqa: E402
 from pipeline.ingest.readers import IngestError  # noqa: E402
 from pipeline.loader.batches import NotEnoughTokens  # noqa: E402
@@ -104,7 +104,7 @@ def _stage(stage: str, key: str, fresh: bool) -> dict[str, Any]:
               flush=True)
     # One process at a time builds an output: another run of the same stage key would take the partial folder
     # being written for an interrupted run's, resume it and publish it half done.
-    with stage_lock(r.work, stage, key, on_wait=wait_note):
+    with held(stage_lock_path(r.work, stage, key), on_wait=wait_note):
         # built meanwhile (by another process, or Prefect's record is missing): nothing to do. An output planning
         # found damaged, or one another process published while this one waited, gets its digests checked: a
         # damaged one must not pass a size check (its rebuild still resumes what an interrupted rebuild kept).
@@ -204,8 +204,6 @@ def run(cfg: RunConfig, plan: list[PlannedStage], root: Path, work: Path, config
         raise
     finally:
         _RUN = None
-        if server is not None:  # stopped before it answered: its start lock goes now, not at exit
-            server.release_start_lock()
 
 
 def source_tags() -> dict[str, str]:

@@ -11,7 +11,8 @@ finds what no *live* config reaches and removes it:
   ``.old-*`` folders a crashed publication left;
 - the clean stage's attribute cache: a file is live when it holds the attributes of a shard of a live
   clean stage's upstream output (with that stage's normalization options); a folder with no live file goes;
-- with ``only_current``, the configs of runs going on now (``pipeline.locks.run_lock_path`` held) are current too;
+- runs going on now (``pipeline.locks.run_lock_path`` held): the keys they planned are live, and with
+  ``only_current`` their configs are current too; outputs another process builds now are kept;
 - partial folders written to in the last ``busy_minutes`` are kept (a run may be writing them), and
   ``_bench`` (the benchmarks' cache) and any other folder not laid out as ``<stage>/<key>`` are left alone.
 """
@@ -101,7 +102,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     garbage = Garbage()
     configs: list[tuple[Path | None, RunConfig]] = [(None, current)]
     history, garbage.ignored_configs = recorded_configs(root)
-    running = {lock for lock in root.joinpath("data", "runs").glob("*.lock") if held_elsewhere(lock)}
+    run_locks = sorted(root.joinpath("data", "runs").glob("*.lock"))
+    running = {lock for lock in run_locks if held_elsewhere(lock)}
     if only_current:  # a run going on now is current too: what it reads or writes must stay
         history = [(p, c) for p, c in history if run_lock_path(p) in running]
         garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs if run_lock_path(p) in running]
@@ -150,8 +152,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         stage, _, key = lock.stem.rpartition("-")
         if key not in live.get(stage, ()) and not held_elsewhere(lock):
             pending.append((lock, "lock file of an output no config uses"))
-    pending += [(lock, "lock file of a run that ended") for lock in sorted(root.joinpath("data", "runs").glob(
-        "*.lock")) if not held_elsewhere(lock)]  # (a killed run leaves its own)
+    pending += [(lock, "lock file of a run that ended") for lock in run_locks if lock not in running]  # (killed)
     attrs = work.joinpath("_cache", "clean_attrs")
     live_dirs = {p.parent for p in live_attrs}
     if attrs.is_dir() and not running:  # (a run going on may clean documents no config reaches now)

@@ -1,9 +1,9 @@
 """Advisory file locks (``flock``) between lmforge processes sharing one project root.
 
-- A stage output's key: one process at a time builds ``<stage>/<key>`` (``stage_lock``); a second run of the
+- A stage output's key: one process at a time builds ``<stage>/<key>`` (``stage_lock_path``); a second run of the
   same config waits, then finds the output built instead of resuming a partial folder that is being written.
-- A running ``lmforge run`` holds the lock of its saved config (``run_lock``) until it ends: ``gc`` counts the
-  config of a live run as current, so it never removes what that run reads or writes.
+- A running ``lmforge run`` holds the lock beside its saved config (``run_lock_path``), with its planned keys in it
+  (``note_plan``), until it ends: ``gc`` keeps what a live run reads or writes.
 
 The setup locks (a Prefect server's start, MLflow's store) guard against a race, never worth a hang: they are
 given up after a while (``timeout``). A lock file is never removed while it may be waited on; ``acquire``
@@ -90,13 +90,15 @@ def stage_lock_path(work: Path, stage: str, key: str) -> Path:
 
 
 @contextmanager
-def stage_lock(work: Path, stage: str, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the lock of the output ``<stage>/<key>`` (waiting for another process that holds it)."""
-    fd = acquire(stage_lock_path(work, stage, key), on_wait=on_wait)
+def held(path: Path, on_wait: Callable[[], None] | None = None, timeout: float | None = None) -> Iterator[bool]:
+    """Hold the lock on ``path`` for the block (``acquire``); the block runs unlocked, told False, when ``timeout``
+    passes first."""
+    fd = acquire(path, on_wait=on_wait, timeout=timeout)
     try:
-        yield
+        yield fd is not None
     finally:
-        release(fd)
+        if fd is not None:
+            release(fd)
 
 
 def note_plan(fd: int, keys: dict[str, str]) -> None:

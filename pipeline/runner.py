@@ -15,7 +15,7 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.plan import PlannedStage
 from pipeline.stage import StageContext
-from pipeline.store import Manifest, Workspace, validate
+from pipeline.store import Manifest, Workspace, output_files, validate
 from pipeline.tracking import MlflowRun, MlflowSession, NullTracker, numeric_metrics
 
 log = logging.getLogger("pipeline.runner")
@@ -53,7 +53,7 @@ def _say_why(ps: PlannedStage, out: Path) -> int:
     """Why the stage runs when it is not simply new (a damaged output, a forced rerun), and what it resumes."""
     if ps.reason and ps.reason != "not built yet":
         print(f"  {ps.name:<13} {ps.key}  running: {ps.reason}", file=sys.stderr, flush=True)
-    kept = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+    kept = len(output_files(out))
     if kept:
         print(f"  {ps.name:<13} {ps.key}  resuming: {kept} file(s) kept from an interrupted run in {out}",
               file=sys.stderr, flush=True)

@@ -175,6 +175,13 @@ def shard_files(folder: Path, sub: str, suffix: str) -> list[Path]:
     return listed_files(folder, f"{sub}/part-*{suffix}")
 
 
+def output_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative path, path) of the files an output folder holds as its own, sorted: every file but dot files
+    (temporaries, Prefect's cache record) and the manifest. What publish lists, and what a partial folder keeps."""
+    return [(p.relative_to(folder).as_posix(), p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".") and p.relative_to(folder).as_posix() != MANIFEST]
+
+
 def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
     """Return (manifest, "") if the folder holds a complete output, else (None, the reason)."""
     m, why = _read_manifest(folder)
@@ -192,10 +199,9 @@ def validate(folder: Path, deep: bool = False) -> tuple[Manifest | None, str]:
             return None, f"size of {rel} is {size}, manifest says {info['size']}"
         if deep and file_digest(p) != info["digest"]:
             return None, f"digest of {rel} does not match the manifest"
-    if deep:  # publish lists every file but dot files: one it did not list came later (or left the list)
-        for p in sorted(folder.rglob("*")):
-            rel = p.relative_to(folder).as_posix()
-            if rel not in m.files and rel != MANIFEST and p.is_file() and not p.name.startswith("."):
+    if deep:  # publish lists every output file: one it did not list came later (or left the list)
+        for rel, _ in output_files(folder):
+            if rel not in m.files:
                 return None, f"file {rel} is not in the manifest"
     return m, ""
 
@@ -244,11 +250,7 @@ class Workspace:
 
     def publish(self, version: str, config: Any, inputs: dict[str, str], stats: dict[str, Any],
                 run_id: str | None, seconds: float, sources: dict[str, str] | None = None) -> Manifest:
-        files = {}
-        for p in sorted(self.partial.rglob("*")):
-            rel = p.relative_to(self.partial).as_posix()
-            if p.is_file() and not p.name.startswith(".") and rel != MANIFEST:
-                files[rel] = {"size": p.stat().st_size, "digest": file_digest(p)}
+        files = {rel: {"size": p.stat().st_size, "digest": file_digest(p)} for rel, p in output_files(self.partial)}
         m = Manifest(stage=self.stage, key=self.key, version=version, config=config, inputs=inputs,
                      files=files, stats=stats, run_id=run_id, created=time.time(), seconds=seconds,
                      sources=dict(sources or {}))

@@ -16,9 +16,9 @@ import os
 import re
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 log = logging.getLogger("pipeline.tracking")
 EXPERIMENT = "lmforge"
@@ -205,21 +205,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@contextmanager
-def _setup_lock(root: Path, uri: str) -> Iterator[None]:
-    """One process at a time creates (migrates) a local sqlite store and the experiment."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    from pipeline import locks
-    fd = locks.acquire(Path(uri[len("sqlite:///"):]).with_name(".lmforge-setup.lock"), timeout=120.0)
-    try:
-        yield
-    finally:
-        if fd is not None:
-            locks.release(fd)
-
-
 class MlflowSession:
     """Parent/child runs for one pipeline invocation; ``enabled`` is False when MLflow is unusable."""
 
@@ -235,11 +220,14 @@ class MlflowSession:
             uri = default_uri(root)
             if uri.startswith(("http://", "https://")):
                 _probe(uri)
-            if uri.startswith("sqlite:///"):
-                Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+            if db is not None:
+                db.parent.mkdir(parents=True, exist_ok=True)
             _quiet_alembic()
-            # runs started together raced on creating the store and the experiment ("duplicate column name")
-            with _setup_lock(root, uri):
+            # runs started together raced on creating the store and the experiment ("duplicate column name"):
+            # one process at a time (given up after 120 s: a race guard is not worth a hang)
+            from pipeline import locks
+            with locks.held(db.with_name(".lmforge-setup.lock"), timeout=120.0) if db else nullcontext():
                 self.client = MlflowClient(tracking_uri=uri)
                 self.uri = uri
                 exp = self.client.get_experiment_by_name(experiment)

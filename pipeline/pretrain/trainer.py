@@ -183,12 +183,11 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         if rt.is_main:
             metrics_log.write(record)
             tracker.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
-        if not math.isfinite(train_loss) or (last_eval and not math.isfinite(last_eval["loss"])):
-            progress.close()
-            raise Diverged(f"pretrain: the {'training' if not math.isfinite(train_loss) else 'validation'} loss is "
-                           f"{train_loss if not math.isfinite(train_loss) else last_eval['loss']} at step {step} "
-                           f"(lr {lr:.2e}): the run diverged; lower pretrain.lr, or raise pretrain.warmup_steps "
-                           "or set pretrain.grad_clip")
+        for name, value in (("training", train_loss), ("validation", last_eval.get("loss", 0.0))):
+            if not math.isfinite(value):
+                progress.close()
+                raise Diverged(f"pretrain: the {name} loss is {value} at step {step} (lr {lr:.2e}): the run diverged; "
+                               "lower pretrain.lr, or raise pretrain.warmup_steps or set pretrain.grad_clip")
         progress.update(1, extra=f"loss {train_loss:.4f}  {tok_s:,.0f} tok/s  lr {lr:.2e}")
         done = step == cfg.max_steps
         if rt.is_main and (step % cfg.checkpoint_every == 0 or done or stop_after == steps_this_run):
