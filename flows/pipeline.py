@@ -143,14 +143,17 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
         seconds = time.perf_counter() - t0
         summary.append({"stage": ps.name, "key": ps.key, "cached": cached, "seconds": round(seconds, 2),
                         "path": str(ps.path), "run_id": manifest.run_id})
-        _say(ps, cached, seconds, manifest)
+        _say(ps, cached, seconds, manifest, taken)
     return summary
 
 
-def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest) -> None:
+def _say(ps: PlannedStage, cached: bool, seconds: float, m: Manifest, taken: bool = False) -> None:
+    """One line per stage. An output another process built while this run waited is cached here, but the
+    seconds are mostly that wait: the line says so."""
     figures = [f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:.4g}"
                for k, v in list(m.stats.items())[:4] if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    state = f"cached ({seconds:.2f}s)" if cached else f"built in {m.seconds:.1f}s"
+    state = (f"cached (built by another process; waited {seconds:.1f}s)" if taken else
+             f"cached ({seconds:.2f}s)" if cached else f"built in {m.seconds:.1f}s")
     print(f"  {ps.name:<13} {ps.key}  {state:<16} {'  '.join(figures)}", file=sys.stderr, flush=True)
 
 

@@ -86,3 +86,14 @@ def test_a_stage_whose_input_another_process_builds_says_so(tmp_path):
             make_plan(cfg, work, tmp_path, stage="finetune")
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_a_taken_output_says_it_was_built_elsewhere(tmp_path, monkeypatch, capsys):
+    """Its seconds are the wait for the other process, not a cache lookup."""
+    work, ps, _ = _setup(tmp_path, monkeypatch)
+    m = _publish(work, ps)
+    flow._say(ps, True, 12.34, m, taken=True)
+    flow._say(ps, True, 0.05, m)
+    lines = capsys.readouterr().err.splitlines()
+    assert "cached (built by another process; waited 12.3s)" in lines[0] and "docs=1" in lines[0]
+    assert "cached (0.05s)" in lines[1] and "another process" not in lines[1]
