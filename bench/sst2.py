@@ -33,6 +33,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from dataclasses import asdict  # noqa: E402
@@ -186,15 +187,42 @@ def whole_sentences(texts: list[str]) -> list[int]:
 
 
 TRAIN_ROWS = ("phrases", "sentences")
+STYLES = ("ptb", "natural")
+# GLUE's SST-2 text is lowercased Penn Treebank tokens; the pretraining corpus is mostly running English
+# (TinyStories: "didn't", "it's"). ``natural_style`` joins the clitics and punctuation back and capitalises the
+# first letter and a lone "i", so the pretrained model reads text shaped as its corpus was.
+NATURAL = [(re.compile(p), r) for p, r in (
+    (r" n't\b", "n't"), (r" '(s|re|ve|ll|d|m)\b", r"'\1"), (r"-lrb- ?", "("), (r" ?-rrb-", ")"),
+    (r"`` ?", '"'), (r" ?''", '"'), (r" ([,.;:!?%])", r"\1"), (r"\$ (?=\d)", "$"), (r"\bi\b", "I"))]
 
 
-def sst2_tasks(n_train: int, rows: str = "phrases") -> TasksConfig:
+def natural_style(text: str) -> str:
+    """'it 's not a bad film , i think .' -> "It's not a bad film, I think." (``NATURAL``)."""
+    for pattern, repl in NATURAL:
+        text = pattern.sub(repl, text)
+    return text[:1].upper() + text[1:]
+
+
+def restyled(path: Path, folder: Path) -> Path:
+    """``path`` (a label / text TSV) with each text in ``natural_style``, written once under ``folder``."""
+    out = folder / path.name
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = "".join(f"{y}\t{natural_style(t)}\n" for t, y in read_tsv(path))
+        atomic_write_text(out, "label\tsentence\n" + rows)
+    return out
+
+
+def sst2_tasks(n_train: int, rows: str = "phrases", style: str = "ptb") -> TasksConfig:
     """SST-2: a sample of GLUE train without the validation sentences' phrases, held-out train sentences
     as validation (``sentence_split``), all of GLUE dev as test. ``rows``: "phrases" samples every row
     (GLUE's train: sentences and their phrases), "sentences" only the whole sentences (``whole_sentences``;
-    ~5,870 outside validation), as GLUE dev and the sentence-level SST-2 are."""
+    ~5,870 outside validation), as GLUE dev and the sentence-level SST-2 are. ``style``: "ptb" as GLUE has
+    it, "natural" every split (dev too) through ``natural_style``."""
     if rows not in TRAIN_ROWS:
         raise ValueError(f"train rows: got {rows!r}, allowed: {', '.join(TRAIN_ROWS)}")
+    if style not in STYLES:
+        raise ValueError(f"style: got {style!r}, allowed: {', '.join(STYLES)}")
     train, val = sentence_split()
     if rows == "sentences":
         whole = train.with_name("train-sentences.tsv")
@@ -203,9 +231,12 @@ def sst2_tasks(n_train: int, rows: str = "phrases") -> TasksConfig:
             atomic_write_text(whole, "label\tsentence\n" + "".join(
                 f"{kept[i][1]}\t{kept[i][0]}\n" for i in whole_sentences([t for t, _ in kept])))
         train = whole
+    test = DATASETS / "sst2" / "dev.tsv"
+    if style == "natural":
+        train, val, test = (restyled(p, train.parent / "natural") for p in (train, val, test))
     return build(TasksConfig, {"tasks": [{
         "name": "sst2", "kind": "classification", "source": "files", "train": str(train),
-        "validation": str(val), "test": str(DATASETS / "sst2" / "dev.tsv"), "text_field": "1",
+        "validation": str(val), "test": str(test), "text_field": "1",
         "label_field": "0", "test_fraction": 0.0, "max_train": n_train}]})
 
 
@@ -260,6 +291,8 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=None, help=f"SST-2 train sample (default {TRAIN_EXAMPLES})")
     ap.add_argument("--train-rows", choices=TRAIN_ROWS, default="phrases",
                     help="sample GLUE train's rows, or its whole sentences only (sst2_tasks; default phrases)")
+    ap.add_argument("--style", choices=STYLES, default="ptb",
+                    help="SST-2's text as GLUE has it, or joined back into running English (natural_style)")
     ap.add_argument("--epochs", type=int, default=EPOCHS, help=f"passes over the train sample (default {EPOCHS})")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: one per core)")
     add_recipe_args(ap)
@@ -278,7 +311,7 @@ def main() -> None:
     t_pre = time.perf_counter() - t0
 
     sst = DATASETS / "sst2"
-    tasks = sst2_tasks(n_train, args.train_rows)
+    tasks = sst2_tasks(n_train, args.train_rows, args.style)
     cfg = FinetuneConfig(methods=[m for m in METHODS if m not in TWO_STAGE], seeds=seeds, baseline=True,
                          epochs=args.epochs, threads=threads, **FINETUNE)
     out = CACHE / f"sst2-{int(time.time())}-{os.getpid()}"
@@ -308,7 +341,8 @@ def main() -> None:
         "bench": "sst2", "mode": "quick" if args.quick else "default", "metric": "dev_accuracy",
         **summary_fields(summary), "baseline": {"full-scratch_median": round(summary["scratch"], 2),
                                                 "bow_logreg": round(100 * bow, 2)},
-        "seeds": seeds, "train_examples": n_train, "train_rows": args.train_rows, "pretrain": recipe, "finetune": {
+        "seeds": seeds, "train_examples": n_train, "train_rows": args.train_rows, "style": args.style,
+        "pretrain": recipe, "finetune": {
             k: v for k, v in asdict(cfg).items() if k in RECORDED} | {
             "two_stage": {"methods": list(TWO_STAGE), "head_epochs": HEAD_EPOCHS}},
         "wall_clock_s": round(wall, 1), "pretrain_s": round(t_pre, 1), "finetune_s": round(t_ft, 1),

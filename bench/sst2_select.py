@@ -23,7 +23,7 @@ import time  # noqa: E402
 
 from bench.pretrained import CACHE, PRETRAIN, add_recipe_args, pretrained_model, recipe_from_args, say  # noqa: E402
 from bench.finetune_gain import run_stage  # noqa: E402
-from bench.sst2 import EPOCHS, FINETUNE, TRAIN_EXAMPLES, TRAIN_ROWS, sst2_tasks  # noqa: E402
+from bench.sst2 import EPOCHS, FINETUNE, STYLES, TRAIN_EXAMPLES, TRAIN_ROWS, sst2_tasks  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.finetune import FinetuneConfig  # noqa: E402
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=TRAIN_EXAMPLES)
     ap.add_argument("--train-rows", choices=TRAIN_ROWS, default="phrases",
                     help="sample GLUE train's rows, or its whole sentences only (bench.sst2.sst2_tasks)")
+    ap.add_argument("--style", choices=STYLES, default="ptb", help="SST-2's text style (bench.sst2.sst2_tasks)")
     ap.add_argument("--set", nargs="*", default=[], help="FinetuneConfig overrides, field=value")
     ap.add_argument("--threads", type=int, default=1)
     add_recipe_args(ap)
@@ -62,14 +63,15 @@ def main() -> None:
     root = pretrained_model(recipe_from_args(PRETRAIN, args), args.threads)
     out = CACHE / f"select-{int(time.time())}-{os.getpid()}"
     t0 = time.perf_counter()
-    run_stage(root, sst2_tasks(args.train_examples, args.train_rows), cfg, out)
+    run_stage(root, sst2_tasks(args.train_examples, args.train_rows, args.style), cfg, out)
     by: dict[str, list[float]] = {}
     for r in list_runs(out):
         curve = [round(100 * c["val_accuracy"], 1) for c in r["curves"]]
         say(f"  {r['method']:>8} {r['init']:>10} s{r['seed']}: val {100 * r['best']['accuracy']:.1f} "
             f"(epoch {r['best_epoch']}, curve {curve}, trainable {r['trainable_params']:,}, {r['seconds']:.0f} s)")
         by.setdefault(f"{r['method']}-{r['init']}", []).append(100 * r["best"]["accuracy"])
-    print(json.dumps({"overrides": overrides, "epochs": args.epochs, "seconds": round(time.perf_counter() - t0),
+    print(json.dumps({"overrides": overrides, "style": args.style, "epochs": args.epochs,
+                      "seconds": round(time.perf_counter() - t0),
                       "val_median": {k: round(statistics.median(v), 2) for k, v in by.items()},
                       "val_mean": {k: round(statistics.mean(v), 2) for k, v in by.items()}}), flush=True)
 
