@@ -36,6 +36,9 @@ def existing_file(root: Path, path: str | Path, key: str) -> Path:
     return p
 
 
+SEED_LIMIT = 1 << 32  # every seed is in [0, 2**32): what numpy's Philox keys, torch and datasketch's MinHash all take
+
+
 def bounded(default: Any, *, ge: float | None = None, le: float | None = None,
             gt: float | None = None, lt: float | None = None, help: str = "") -> Any:
     """A dataclass field with numeric bounds checked by `build()`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class DedupConfig:
     rows: int | None = bounded(None, ge=1)           # rows per band r; set together with bands
     fn_weight: float = bounded(0.98, gt=0.0, lt=1.0)  # false-negative weight in the optimiser (fp: 1 - this)
     scheme: Literal["affine32", "legacy"] = "affine32"  # datasketch permutation family (see minhash.py)
-    seed: int = bounded(1, ge=0)                     # datasketch MinHash seed of the permutations
+    seed: int = bounded(1, ge=0, lt=SEED_LIMIT)      # datasketch MinHash seed of the permutations
     word_ngram: int = bounded(5, ge=1, le=64)        # words per shingle in spaced scripts
     char_ngram: int = bounded(5, ge=1, le=64)        # characters per shingle in unspaced scripts (CJK, Thai…)
     unspaced_share: float = bounded(0.3, gt=0.0, le=1.0)  # share of unspaced-script characters → char n-grams

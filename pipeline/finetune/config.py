@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded
 
 Method = Literal["full", "adapter", "lora", "two_stage"]
 Metric = Literal["auto", "accuracy", "macro_f1", "f1", "loss"]
@@ -150,6 +150,8 @@ class FinetuneConfig:
             raise ConfigError(f"finetune.methods: duplicate method in {self.methods}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"finetune.seeds: got {self.seeds}, allowed: a non-empty list of distinct ints")
+        if any(not 0 <= s < SEED_LIMIT for s in self.seeds):
+            raise ConfigError(f"finetune.seeds: got {self.seeds}, allowed: ints from 0 to {SEED_LIMIT - 1}")
         if not self.lora_targets:
             raise ConfigError("finetune.lora_targets: got [], allowed: module names such as attn.qkv, mlp.fc")
         if not self.adapter_where:

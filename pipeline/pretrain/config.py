@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class PretrainConfig:
     eval_batches: int = bounded(20, ge=1)
     checkpoint_every: int = bounded(100, ge=1)
     log_every: int = bounded(10, ge=1)
-    seed: int = 1337
+    seed: int = bounded(1337, ge=0, lt=SEED_LIMIT)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from pipeline.configtypes import ConfigError, bounded, config_path, existing_file, non_default, to_dict
+from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded, config_path, existing_file, non_default, to_dict
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -78,7 +78,7 @@ class TaskConfig:
     tag_column: int = -1
     scheme: TagScheme = "auto"
     labels: list[str] | None = None
-    split_seed: int = bounded(0, ge=0)
+    split_seed: int = bounded(0, ge=0, lt=SEED_LIMIT)
     val_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
     test_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
     max_train: int | None = bounded(None, ge=1)

@@ -245,13 +245,22 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
 
 
 def _one_label(cfg: TaskConfig, train: list[dict[str, Any]], dropped: list[Drop], where: str) -> None:
-    """A classifier of one class would train, and score 1.0: an error naming the train rows' drops."""
-    seen = sorted({ex["label"] for ex in train}) if cfg.kind != "tagging" else []
+    """A classifier of one class would train, and score 1.0; a tagger whose train rows hold no entity learns
+    "O" alone (every sentence with an entity dropped, e.g. BIOES tags read as BIO): an error naming the train
+    rows' drops."""
+    counts = ", ".join(f"{n} {r}" for r, n in sorted(Counter(d.reason for d in dropped).items())) or "none"
+    sampled = '' if cfg.max_train is None else f'; max_train {cfg.max_train}'
+    if cfg.kind == "tagging":
+        if train and not any(t != "O" for ex in train for t in ex["tags"]):
+            hint = (f"; do the tags follow scheme {cfg.scheme}?" if any(d.reason == "bad_tag_scheme" for d in dropped)
+                    else "")
+            raise TaskError(f"task {cfg.name}: the train rows in {where} hold no entity, every tag is 'O' (rows "
+                            f"dropped: {counts}{sampled}); a tagger needs tagged spans to learn from{hint}")
+        return
+    seen = sorted({ex["label"] for ex in train})
     if len(seen) == 1:
-        counts = ", ".join(f"{n} {r}" for r, n in sorted(Counter(d.reason for d in dropped).items())) or "none"
         raise TaskError(f"task {cfg.name}: the train rows in {where} hold one label ({seen[0]!r}; rows dropped: "
-                        f"{counts}{'' if cfg.max_train is None else f'; max_train {cfg.max_train}'}); a classifier "
-                        "needs at least 2")
+                        f"{counts}{sampled}); a classifier needs at least 2")
 
 
 __all__ = ["TaskData", "load_task", "detect_scheme", "tag_labels", "subsample", "PREFIXES"]

@@ -183,7 +183,14 @@ def test_post_init_errors_name_the_full_key():
              ("dedup.bands=4", "^dedup.bands and dedup.rows: set both or neither"),
              ('clean.rules_by_source={"nots": ["empty"]}', r"^clean.rules_by_source.nots: 'nots' names no ingest "
                                                            "source; allowed: stdlib_docs"),
-             ('clean.code_sources=["stdlib_source", "wbe"]', r"^clean.code_sources\[1\]: 'wbe' names no ingest source")]
+             ('clean.code_sources=["stdlib_source", "wbe"]', r"^clean.code_sources\[1\]: 'wbe' names no ingest source"),
+             # a seed numpy, torch or datasketch refuses: a traceback in the stage after the earlier ones had run
+             ("finetune.seeds=[0,-1]", r"^finetune.seeds: got \[0, -1\], allowed: ints from 0 to 4294967295$"),
+             ("finetune.seeds=[18446744073709551616]", r"^finetune.seeds: got \[18446744073709551616\], allowed"),
+             ("pretrain.seed=-1", "^pretrain.seed: got -1, allowed: a number >= 0$"),
+             ("dedup.seed=4294967296", "^dedup.seed: got 4294967296, allowed: a number < 4294967296$"),
+             ("tasks.tasks[0].split_seed=4294967296",
+              r"^tasks.tasks\[\w+\].split_seed: got 4294967296, allowed: a number < 4294967296$")]
     for assignment, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             config.load(overrides=[assignment])

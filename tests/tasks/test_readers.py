@@ -124,9 +124,18 @@ def test_a_scheme_the_train_tags_contradict_is_an_error(tmp_path):
                            "E- or S- tag: they read as BIO; set scheme: BIO"):
             load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr, scheme=scheme), tmp_path)
     assert load_task(task(name="ner", kind="tagging", train=tr, validation=tr, test=tr), tmp_path).scheme == "BIO"
-    only_o = write(tmp_path / "o.conll", "a O\nb O\n")  # no entity at all: nothing to contradict
-    assert load_task(task(name="o", kind="tagging", train=only_o, validation=only_o, test=only_o, scheme="BIOES"),
-                     tmp_path).scheme == "BIOES"
+    only_o = write(tmp_path / "o.conll", "a O\nb O\n")  # no entity at all: nothing to learn
+    with pytest.raises(TaskError, match=r"task o: the train rows in o.conll hold no entity, every tag is 'O' \(rows "
+                       r"dropped: none\); a tagger needs tagged spans to learn from$"):
+        load_task(task(name="o", kind="tagging", train=only_o, validation=only_o, test=only_o, scheme="BIOES"), tmp_path)
+
+
+def test_tags_of_another_scheme_leaving_no_entity_are_an_error_not_an_o_tagger(tmp_path):
+    """BIOES tags read as BIO dropped every sentence with an entity: the run trained a tagger of 'O' alone."""
+    tr = write(tmp_path / "s.conll", "EU S-ORG\nsays O\n\nPeter B-PER\nBlackburn E-PER\n\nit O\nrains O\n")
+    with pytest.raises(TaskError, match=r"in s.conll hold no entity, every tag is 'O' \(rows dropped: 2 "
+                       r"bad_tag_scheme\); a tagger needs tagged spans to learn from; do the tags follow scheme BIO\?"):
+        load_task(task(name="n", kind="tagging", train=tr, validation=tr, test=tr, scheme="BIO"), tmp_path)
 
 
 def test_a_label_no_train_row_holds_is_dropped_not_made_a_class(tmp_path):
