@@ -23,7 +23,7 @@ from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
 from pipeline.pretrain.runtime import pick_device
 from pipeline.progress import Progress
-from pipeline.stage import StageContext
+from pipeline.stage import Diverged, StageContext
 from pipeline.store import atomic_write_text
 from pipeline.tasks import SPLITS, TaskData, TasksConfig, load_task
 from pipeline.tracking import NullTracker
@@ -80,10 +80,13 @@ def one_run(ctx: StageContext, cfg: FinetuneConfig, data: TaskData, enc: dict[st
     extra = modeling.add_method_modules(model, last, cfg)
     model.set_aux_lm(cfg.aux_lm, mcfg.vocab_size)
     prefix = f"{data.name}.{name}."
-    fitted = fit(model, method, enc["train"], data.splits["validation"], enc["validation"], data.labels, data.kind,
-                 data.scheme, cfg, seed, pad_id, device,
-                 log=lambda m, step: ctx.tracker.log_metrics({prefix + k: v for k, v in m.items()}, step=step),
-                 label=f"finetune {data.name} {name}", progress=progress)
+    try:
+        fitted = fit(model, method, enc["train"], data.splits["validation"], enc["validation"], data.labels,
+                     data.kind, data.scheme, cfg, seed, pad_id, device,
+                     log=lambda m, step: ctx.tracker.log_metrics({prefix + k: v for k, v in m.items()}, step=step),
+                     label=f"finetune {data.name} {name}", progress=progress)
+    except Diverged as e:  # which of the stage's runs: the others may be fine (those done are kept for the rerun)
+        raise Diverged(f"finetune run {data.name}/{name}: {str(e).removeprefix('finetune: ')}") from None
     trainable, total = trainable_summary(model)
     # two-stage: the checkpoint kept may be stage 1's (validation peaked before stage 2 trained): only the head
     stages = {"best_stage": 1 if fitted.best_epoch <= cfg.head_epochs else 2} if method == "two_stage" else {}

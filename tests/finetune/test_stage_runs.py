@@ -59,3 +59,23 @@ def test_a_two_stage_run_kept_from_stage_one_reports_the_head_alone(tmp_path, pr
     assert two["trainable_share"] == two["trainable_params"] / two["total_params"]
     lines = "\n".join(runs_lines(score_runs(ctx.out, tasks)))
     assert "two_stage → full (kept: stage 1, the head alone)" in lines
+
+
+def test_a_diverged_run_is_named_and_the_runs_done_before_it_are_kept(tmp_path, pretrained_root, monkeypatch):
+    """Of a stage's many runs, the message named none; the LoRA run trained before it sits in the partial folder."""
+    import pytest
+    from pipeline.finetune import stage as stage_mod
+    from pipeline.stage import Diverged
+    real = stage_mod.fit
+
+    def full_diverges(model, method, *args, **kwargs):
+        if method == "full":
+            raise Diverged("finetune: the training loss is nan at step 3 (epoch 1): the run diverged; lower finetune.lr")
+        return real(model, method, *args, **kwargs)
+    monkeypatch.setattr(stage_mod, "fit", full_diverges)
+    cfg = FinetuneConfig(methods=["lora", "full"], baseline=False, epochs=1, batch_size=16, max_len=32, threads=1)
+    ctx, _ = context(tmp_path, pretrained_root)
+    with pytest.raises(Diverged, match=r"^finetune run stdlib_area/full-pretrained-s0: the training loss is nan at "
+                       r"step 3 \(epoch 1\): the run diverged; lower finetune.lr$"):
+        run(cfg, ctx)
+    assert (ctx.out / "runs" / "stdlib_area" / "lora-pretrained-s0" / "result.json").is_file()
