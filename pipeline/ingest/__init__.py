@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from pipeline import documents
 from pipeline.ingest import stdlib
 from pipeline.ingest.config import IngestConfig, SourceConfig
+from pipeline.ingest.items import text_encoding
 from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, resolve_paths
 from pipeline.stage import StageContext
 from pipeline.store import DIGESTS
@@ -86,7 +87,8 @@ def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str
     if src.kind in ("csv", "tsv"):
         import gzip
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
-            head = f.read(CHECK_BYTES).decode("utf-8", errors="replace").lstrip("\ufeff")
+            raw = f.read(CHECK_BYTES)
+            head = raw.decode(text_encoding(raw[:4]), errors="replace").lstrip("\ufeff")
         first = head.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]  # (CR-only line ends too)
         header = first.split("\t") if src.kind == "tsv" else next(csv.reader([first]), [])
         return (src.text_field in header) if first else None, f"{rel} has the header {header}"

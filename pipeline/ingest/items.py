@@ -29,14 +29,28 @@ Item = Doc | Drop
 SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: never UTF-8 text (tasks.readers too)
 
 
+# Byte-order marks that name another codec than UTF-8: spreadsheets save "Unicode text" as UTF-16. UTF-32's
+# little-endian mark starts with UTF-16's, so it is looked for first.
+BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"))
+
+
+def text_encoding(head: bytes) -> str:
+    """The codec of a file whose first bytes are ``head``: UTF-32 or UTF-16 when they start with that codec's
+    byte-order mark (which the codec reads and drops), else UTF-8 with a UTF-8 mark dropped."""
+    return next((enc for bom, enc in BOMS if head.startswith(bom)), "utf-8-sig")
+
+
 def decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
+    encoding = text_encoding(data[:4])
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as e:
         if src.encoding_errors == "replace":
-            return data.decode("utf-8-sig", errors="replace")
+            return data.decode(encoding, errors="replace")
         bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # utf-8-sig counts from after it
-        return Drop("undecodable_bytes", where, f"invalid UTF-8 at byte {e.start + bom}")
+        name = "UTF-8" if encoding == "utf-8-sig" else encoding.upper()
+        return Drop("undecodable_bytes", where, f"invalid {name} at byte {e.start + bom}")
 
 
-__all__ = ["IngestError", "Doc", "Drop", "Item", "SURROGATE", "decode"]
+__all__ = ["IngestError", "Doc", "Drop", "Item", "SURROGATE", "decode", "text_encoding"]

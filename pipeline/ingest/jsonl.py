@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.ingest.config import SourceConfig
-from pipeline.ingest.items import SURROGATE, Doc, Drop, Item, decode
+from pipeline.ingest.items import SURROGATE, Doc, Drop, Item, decode, text_encoding
 
 
 def _open_lines(path: Path) -> Iterator[bytes]:
@@ -55,6 +55,11 @@ def read_jsonl(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
         first = next(lines, b"")
     if not first:
         yield Drop("empty_file", rel)
+        return
+    if (encoding := text_encoding(first[:4])) != "utf-8-sig":  # its lines are not split at b"\n" bytes
+        lines.close()
+        yield Drop("undecodable_bytes", rel, f"a {encoding.upper()} byte-order mark: JSON is UTF-8 (RFC 8259); "
+                   "save the file as UTF-8")
         return
     head = first.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
     if ".json" in path.name.lower() and ".jsonl" not in path.name.lower():

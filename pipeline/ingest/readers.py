@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.ingest.config import SourceConfig
-from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode
+from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode, text_encoding
 
 from pipeline.ingest.jsonl import read_jsonl
 
@@ -76,7 +76,8 @@ def _suffix_ok(path: Path, kind: str) -> bool:
 def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     data = path.read_bytes()
     text = decode(data, src, rel)
-    if isinstance(text, Drop) and src.split == "paragraph":  # only the paragraphs that hold the bad bytes go
+    # only the paragraphs that hold the bad bytes go (UTF-8: a UTF-16 or UTF-32 file that does not decode is dropped)
+    if isinstance(text, Drop) and src.split == "paragraph" and text_encoding(data[:4]) == "utf-8-sig":
         text = data.decode("utf-8-sig", errors="surrogateescape")  # a bad byte: a lone surrogate, U+DC80..U+DCFF
     if isinstance(text, Drop):
         yield text

@@ -6,14 +6,15 @@ reason, the file and line, a detail). Checking labels against a label list happe
 """
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from pipeline.configtypes import ConfigError
-from pipeline.ingest.items import SURROGATE
+from pipeline.ingest.items import SURROGATE, text_encoding
 from pipeline.ingest.readers import csv_records
 from pipeline.tasks.config import TaskConfig
 
@@ -62,15 +63,35 @@ def _column(fields: str, header: list[str] | None, path: Path, what: str) -> int
     raise TaskError(f"{path}: no column {fields!r} for {what}; header has {header}")
 
 
-# Files are decoded as UTF-8 (a leading BOM dropped) with undecodable bytes kept as lone surrogates, so
-# that the row holding them is dropped as ``bad_encoding`` with its line instead of silently altered.
-OPEN = {"encoding": "utf-8-sig", "errors": "surrogateescape"}
 BAD_BYTES = "bytes that are not UTF-8"
+NUL = "a NUL character (a UTF-16 file without its byte-order mark?)"
 
 
-def _bad_text(*values: object) -> bool:
-    """A string holding a surrogate: an undecodable byte, or a lone ``\\ud800`` escape of JSON."""
-    return any(isinstance(v, str) and SURROGATE.search(v) for v in values)
+def open_text(path: Path, newline: str | None = None) -> TextIO:
+    """A task file as text, so that a row holding bytes its codec cannot read is dropped as ``bad_encoding`` with
+    its line instead of silently altered: UTF-8 (a leading BOM dropped) with undecodable bytes kept as lone
+    surrogates; UTF-16 or UTF-32 when a byte-order mark says so (a spreadsheet's "Unicode text"), with unpaired
+    surrogates kept as such and a cut last code unit as one more."""
+    with open(path, "rb") as f:
+        encoding = text_encoding(f.read(4))
+    if encoding == "utf-8-sig":
+        return open(path, encoding=encoding, errors="surrogateescape", newline=newline)
+    data = path.read_bytes()
+    cut = len(data) % (4 if encoding == "utf-32" else 2)
+    text = data[:len(data) - cut].decode(encoding, errors="surrogatepass") + ("\udc80" if cut else "")
+    return io.StringIO(text, newline=newline)
+
+
+def _bad_text(*values: object) -> str | None:
+    """What makes a string no text, if anything: a surrogate (an undecodable byte, or a lone ``\\ud800`` escape of
+    JSON: ``BAD_BYTES``) or a NUL (``NUL``: UTF-16 read as UTF-8 is every other byte NUL)."""
+    for v in values:
+        if isinstance(v, str):
+            if "\x00" in v:
+                return NUL
+            if SURROGATE.search(v):
+                return BAD_BYTES
+    return None
 
 
 def _index(col: int) -> int:
@@ -85,7 +106,7 @@ def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Ite
     than read from shifted columns."""
     pair = cfg.kind == "pair_classification"
     # TSV without quoting (GLUE-style TSVs hold bare quotes inside fields), CSV strictly: see csv_records.
-    with open(path, newline="", **OPEN) as f:
+    with open_text(path, newline="") as f:
         rows = csv_records(f.read(), "tsv" if delimiter == "\t" else "csv", rel)
     first = next(rows, None) if cfg.header else None
     header = first[1] if first is not None and isinstance(first[1], list) else None
@@ -108,21 +129,21 @@ def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Ite
         elif len(row) != width:
             yield Drop("ragged_row", origin, f"{len(row)} fields, the {'header' if header else 'file'} has "
                        f"{width}: a delimiter inside an unquoted field?")
-        elif _bad_text(*row):
-            yield Drop("bad_encoding", origin, BAD_BYTES)
+        elif bad := _bad_text(*row):
+            yield Drop("bad_encoding", origin, bad)
         else:
             yield Record(origin, text=row[cols["text"]], label=row[cols["label"]],
                          text_pair=row[cols["text_pair"]] if pair else None)
 
 
 def read_jsonl(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
-    with open(path, **OPEN) as f:
+    with open_text(path) as f:
         for i, line in enumerate(f, 1):
             origin = f"{rel}:{i}"
             if not line.strip():
                 continue
-            if _bad_text(line):
-                yield Drop("bad_encoding", origin, BAD_BYTES)
+            if bad := _bad_text(line):
+                yield Drop("bad_encoding", origin, bad)
                 continue
             try:
                 obj = json.loads(line)
@@ -148,8 +169,8 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
         if not all(isinstance(t, str) for t in tokens) or not all(_is_label(t) for t in tags):
             return Drop("bad_field_type", origin, f"{cfg.text_field!r} must hold strings, {cfg.label_field!r} "
                         "strings or integers")
-        if _bad_text(*tokens, *tags):
-            return Drop("bad_encoding", origin, "a lone surrogate escape")
+        if bad := _bad_text(*tokens, *tags):
+            return Drop("bad_encoding", origin, "a lone surrogate escape" if bad == BAD_BYTES else bad)
         return Record(origin, tokens=list(tokens), tags=[_label_text(t) for t in tags])
     names = [cfg.text_field] + ([cfg.text_pair_field] if cfg.kind == "pair_classification" else [])
     if absent := [n for n in names if n not in obj]:  # (a null or empty one is empty_text, as in CSV)
@@ -161,8 +182,8 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
     if label is not None and not _is_label(label):
         return Drop("bad_field_type", origin, f"{cfg.label_field!r} must be a string or an integer, "
                     f"got {type(label).__name__}")
-    if _bad_text(label, *(obj.get(n) for n in names)):
-        return Drop("bad_encoding", origin, "a lone surrogate escape")
+    if bad := _bad_text(label, *(obj.get(n) for n in names)):
+        return Drop("bad_encoding", origin, "a lone surrogate escape" if bad == BAD_BYTES else bad)
     return Record(origin, text=obj.get(cfg.text_field), label=None if label is None else _label_text(label),
                   text_pair=obj.get(cfg.text_pair_field) if cfg.kind == "pair_classification" else None)
 
@@ -189,7 +210,7 @@ def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
     tokens: list[str] = []
     tags: list[str] = []
     start, bad = 0, None
-    with open(path, **OPEN) as f:
+    with open_text(path) as f:
         lines = [*f, ""]  # a final "" closes the last sentence
     width = _conll_width(lines)
     for i, line in enumerate(lines, 1):
@@ -208,8 +229,8 @@ def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
         if len(cols) < 2 or len(cols) != width:  # a single column cannot be both the token and the tag
             bad = ("misaligned_tags", i, f"{len(cols)} column(s), most of the file's lines have {width}")
             continue
-        if _bad_text(line):
-            bad = ("bad_encoding", i, BAD_BYTES)
+        if why := _bad_text(line):
+            bad = ("bad_encoding", i, why)
             continue
         try:
             tok, tag = cols[cfg.token_column], cols[cfg.tag_column]
@@ -240,7 +261,7 @@ HEAD_BYTES = 1 << 16  # what the planning checks read of a task file
 
 def _head(path: Path, newline: str | None = None) -> str:
     """A task file's first ``HEAD_BYTES`` characters (``newline=""``: line ends kept, as the csv module wants)."""
-    with open(path, newline=newline, **OPEN) as f:
+    with open_text(path, newline=newline) as f:
         return f.read(HEAD_BYTES)
 
 

@@ -28,3 +28,45 @@ def test_a_bad_byte_drops_its_paragraph_not_the_file(tmp_path):
                                                    encoding_errors="replace")]),
                 StageContext(name="ingest", key="k", out=out, root=tmp_path))
     assert stats["docs"] == 3 and stats["source.t.replacement_chars"] == 1
+
+
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read_as_text(tmp_path):
+    """Spreadsheets save "Unicode text" as UTF-16 with a mark: it was dropped whole as invalid UTF-8."""
+    from pipeline.ingest.readers import read_delimited, read_jsonl
+    text = "Première partie.\r\n\r\nZweiter Absatz — 東京.\n"
+    for codec in ("utf-16", "utf-16-be", "utf-32"):
+        p = tmp_path / f"{codec}.txt"
+        bom = b"\xfe\xff" if codec == "utf-16-be" else b""
+        p.write_bytes(bom + text.encode(codec))
+        got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split="paragraph"))
+        assert [d.text for d in got] == ["Première partie.", "Zweiter Absatz — 東京."], codec
+    c = tmp_path / "c.csv"
+    c.write_bytes('id,text\n1,"héllo, world"\n'.encode("utf-16"))
+    assert [d.text for d in items(read_delimited, c, SourceConfig(name="c", kind="csv", paths=["x"]))] == [
+        "héllo, world"]
+    j = tmp_path / "j.jsonl"
+    j.write_bytes('{"text": "ünï"}\n'.encode("utf-16"))
+    assert items(read_jsonl, j, SourceConfig(name="j", kind="jsonl", paths=["x"])) == [Drop(  # (one drop, counted)
+        "undecodable_bytes", "j.jsonl", "a UTF-16 byte-order mark: JSON is UTF-8 (RFC 8259); save the file as UTF-8")]
+    bad = tmp_path / "bad.txt"  # an unpaired surrogate: counted as what it is, at its byte
+    bad.write_bytes("ok\n".encode("utf-16") + b"\x00\xd8a\x00")
+    assert items(read_text_file, bad, SourceConfig(name="t", kind="text", paths=["x"], split="paragraph")) == [
+        Drop("undecodable_bytes", "bad.txt", "invalid UTF-16 at byte 8")]
+
+
+def test_a_utf16_csv_header_is_checked_at_planning(tmp_path):
+    import json
+
+    import pytest
+
+    from pipeline import config
+    from pipeline.configtypes import ConfigError
+    from pipeline.plan import make_plan
+    (tmp_path / "u.csv").write_bytes("title,body\nA,some text\n".encode("utf-16"))
+
+    def plan(field: str) -> None:
+        sources = json.dumps([{"name": "c", "kind": "csv", "paths": ["u.csv"], "text_field": field}])
+        make_plan(config.load("tiny", overrides=[f"ingest.sources={sources}"]), tmp_path / "data" / "work", tmp_path)
+    with pytest.raises(ConfigError, match=r"u.csv has the header \['title', 'body'\]"):
+        plan("text")
+    plan("body")

@@ -1,0 +1,61 @@
+"""Task files in UTF-16 or UTF-32 (a spreadsheet's "Unicode text"): read as text when a byte-order mark names the
+codec; without one, every row holds NULs and is dropped, with its line, never trained on."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.tasks import TaskError, load_task
+from pipeline.tasks.readers import NUL
+
+from tasks.test_readers import drops_by_reason, task
+from tasks.test_task_checks import plan_check
+
+ROWS = [(f"a fine film number {i}" if i % 2 else f"a dull film, number {i}", "pos" if i % 2 else "neg")
+        for i in range(40)]
+
+
+def tsv(header: bool = True, newline: str = "\n") -> str:
+    return "".join(f"{line}{newline}" for line in (["text\tlabel"] if header else [])
+                   + [f"{t}\t{y}" for t, y in ROWS])
+
+
+def load(name: str, root, **kw):
+    return load_task(task(name="t", train=name, validation=name, test=name, **kw), root)
+
+
+@pytest.mark.parametrize("codec, bom", [("utf-16", b""), ("utf-16-be", b"\xfe\xff"), ("utf-32", b"")])
+def test_a_file_with_a_byte_order_mark_reads_as_its_utf8_twin(tmp_path, codec, bom):
+    (tmp_path / "u8.tsv").write_text(tsv(newline="\r\n"))
+    (tmp_path / "u16.tsv").write_bytes(bom + tsv(newline="\r\n").encode(codec))
+    plan_check(tmp_path, train="u16.tsv")  # the header is read at planning
+    twin, got = load("u8.tsv", tmp_path), load("u16.tsv", tmp_path)
+    assert got.labels == twin.labels == ["neg", "pos"] and got.drops == []
+    assert [[ex["text"] for ex in got.splits[s]] for s in got.splits] == [
+        [ex["text"] for ex in twin.splits[s]] for s in twin.splits]
+    conll = tmp_path / "n.conll"
+    conll.write_bytes(bom + "EU B-ORG\r\nsays O\r\n\r\nPeter B-PER\r\nBlackburn I-PER\r\n".encode(codec))
+    ner = load("n.conll", tmp_path, kind="tagging")
+    assert [ex["tags"] for ex in ner.splits["train"]] == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+
+
+def test_without_its_mark_utf16_is_dropped_row_by_row_as_nul_text(tmp_path):
+    """Read as UTF-8, UTF-16 is every other byte NUL: valid UTF-8, and the labels became '\\x000\\x00'..."""
+    raw = tsv(header=False).encode("utf-16-le")
+    (tmp_path / "nobom.tsv").write_bytes(raw)
+    with pytest.raises(TaskError, match=r"no usable train rows in nobom.tsv \(41 dropped: \{'bad_encoding': 40, "
+                       r"'missing_field': 1\}"):  # (the last line: the NUL after the last newline)
+        load("nobom.tsv", tmp_path, header=False, text_field="0", label_field="1")
+    mixed = tsv(header=False).encode() + "\ta NUL\tpos\n".replace("\t", "\x00", 1).encode()
+    (tmp_path / "mixed.tsv").write_bytes(mixed)
+    data = load("mixed.tsv", tmp_path, header=False, text_field="0", label_field="1")
+    assert drops_by_reason(data) == {"bad_encoding": ["mixed.tsv:41"] * 3}  # (train, validation and test)
+    assert data.drops[0].detail == NUL
+
+
+def test_a_broken_utf16_row_is_dropped_with_its_line(tmp_path):
+    body = tsv().encode("utf-16-le")
+    tail = "odd \ud800 one\tpos\nlast one\tneg".encode("utf-16-le", "surrogatepass") + b"x"
+    (tmp_path / "b.tsv").write_bytes(b"\xff\xfe" + body + tail)  # an unpaired surrogate, then a cut code unit
+    data = load_task(task(name="t", train="b.tsv"), tmp_path)
+    assert sorted(d.origin for d in data.drops if d.reason == "bad_encoding") == ["b.tsv:42", "b.tsv:43"]
+    assert len(data.drops) == 2
