@@ -230,8 +230,9 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             cut = [o for o in SPLITS if o != s and where[o].startswith(where[s] + " (a ")] if s == "train" else []
             others = sum(len(raw[o]) for o in cut)
             note = f"; {others} more row(s) of the file went to the {' and '.join(cut)} cut" if others else ""
+            first = f"; the first: {by_split[s][0].origin}: {by_split[s][0].detail}" if by_split[s] else ""
             raise TaskError(f"task {cfg.name}: no usable {s} rows in {where[s]} ({len(by_split[s])} dropped: "
-                            f"{dict(Counter(d.reason for d in by_split[s]))}{note})")
+                            f"{dict(Counter(d.reason for d in by_split[s]))}{first}{note})")
     for s in ("validation", "test"):
         splits[s] = subsample(splits[s], cfg.max_eval, cfg.split_seed, by_text)
     if cfg.labels is not None:

@@ -171,7 +171,9 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
                         "strings or integers")
         if bad := _bad_text(*tokens, *tags):
             return Drop("bad_encoding", origin, "a lone surrogate escape" if bad == BAD_BYTES else bad)
-        return Record(origin, tokens=list(tokens), tags=[_label_text(t) for t in tags])
+        if any(not isinstance(t, str) for t in tags):
+            return _tag_ids(tokens, tags, origin, cfg)
+        return Record(origin, tokens=list(tokens), tags=list(tags))
     names = [cfg.text_field] + ([cfg.text_pair_field] if cfg.kind == "pair_classification" else [])
     if absent := [n for n in names if n not in obj]:  # (a null or empty one is empty_text, as in CSV)
         return Drop("missing_field", origin, f"no {' and no '.join(map(repr, absent))}")
@@ -186,6 +188,20 @@ def _json_record(obj: dict, origin: str, cfg: TaskConfig) -> Record | Drop:
         return Drop("bad_encoding", origin, "a lone surrogate escape" if bad == BAD_BYTES else bad)
     return Record(origin, text=obj.get(cfg.text_field), label=None if label is None else _label_text(label),
                   text_pair=obj.get(cfg.text_pair_field) if cfg.kind == "pair_classification" else None)
+
+
+def _tag_ids(tokens: list[str], tags: list, origin: str, cfg: TaskConfig) -> Record | Drop:
+    """Tags as class ids (Hugging Face datasets' ``ner_tags``): the id-th tag of the task's ``labels``."""
+    where = f"{cfg.label_field!r}"
+    if not all(isinstance(t, (int, float)) for t in tags):
+        return Drop("bad_field_type", origin, f"{where} mixes strings and integers")
+    if cfg.labels is None:
+        return Drop("bad_field_type", origin, f"{where} holds tag ids: the task's labels must list the tags they "
+                    "stand for, in id order (e.g. labels: [O, B-PER, I-PER, ...])")
+    if outside := [int(t) for t in tags if not 0 <= int(t) < len(cfg.labels)]:
+        return Drop("unknown_label", origin, f"tag id {outside[0]} is not one of the {len(cfg.labels)} labels' ids "
+                    f"(0 to {len(cfg.labels) - 1})")
+    return Record(origin, tokens=list(tokens), tags=[cfg.labels[int(t)] for t in tags])
 
 
 def _is_label(v: object) -> bool:

@@ -227,12 +227,13 @@ def test_no_usable_rows_counts_every_drop_of_the_split(tmp_path):
     z = write(tmp_path / "z.tsv", "text\tlabel\n" + rows)
     with pytest.raises(TaskError) as err:
         load_task(task(name="z", train=z, val_fraction=0.3, test_fraction=0.3), tmp_path)
-    m = re.fullmatch(r"task z: no usable train rows in z\.tsv \((\d+) dropped: \{.*\}; (\d+) more row\(s\) of the "
+    m = re.fullmatch(r"task z: no usable train rows in z\.tsv \((\d+) dropped: \{.*\}; the first: z.tsv:\d+: [^;]+; "
+                     r"(\d+) more row\(s\) of the "
                      r"file went to the validation and test cut\)", str(err.value))
     assert m and int(m[1]) + int(m[2]) == 6 and int(m[2]) > 0
     stdlib = build(TasksConfig, {}).tasks[0]
     with pytest.raises(TaskError, match=r"no usable train rows in stdlib \(stdlib_area, train units\) \([1-9]\d* "
-                                        r"dropped: \{.*'unknown_label': [1-9]\d*\}\)$"):
+                                        r"dropped: \{.*'unknown_label': [1-9]\d*\}; the first: .*\)$"):
         load_task(build(TaskConfig, {**stdlib.__dict__, "labels": ["a", "b"], "max_train": 50}), tmp_path)
 
 

@@ -102,7 +102,8 @@ def test_no_usable_rows_counts_that_files_drops(tmp_path):
     good = write(tmp_path / "a.csv", ROWS)
     bad_train = write(tmp_path / "b.csv", ROWS + ",pos\n" * 5)
     write(tmp_path / "h.csv", "text,label\n,pos\n")
-    with pytest.raises(TaskError, match=r"no usable validation rows in h.csv \(1 dropped: \{'empty_text': 1\}\)"):
+    with pytest.raises(TaskError, match=r"no usable validation rows in h.csv \(1 dropped: \{'empty_text': 1\}; "
+                       r"the first: h.csv:2: text is empty\)$"):
         load_task(task(name="t", train=bad_train, validation="h.csv", test=good), tmp_path)
 
 

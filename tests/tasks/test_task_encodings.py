@@ -1,5 +1,6 @@
-"""Task files in UTF-16 or UTF-32 (a spreadsheet's "Unicode text"): read as text when a byte-order mark names the
-codec; without one, every row holds NULs and is dropped, with its line, never trained on."""
+"""Task files as other tools write them. UTF-16 or UTF-32 (a spreadsheet's "Unicode text"): read as text when a
+byte-order mark names the codec; without one, every row holds NULs and is dropped, with its line, never trained on.
+Integer tags (Hugging Face's ner_tags): ids into the task's label list."""
 from __future__ import annotations
 
 import pytest
@@ -59,3 +60,23 @@ def test_a_broken_utf16_row_is_dropped_with_its_line(tmp_path):
     data = load_task(task(name="t", train="b.tsv"), tmp_path)
     assert sorted(d.origin for d in data.drops if d.reason == "bad_encoding") == ["b.tsv:42", "b.tsv:43"]
     assert len(data.drops) == 2
+
+
+def test_integer_tags_are_ids_into_the_listed_labels(tmp_path):
+    """Hugging Face's ner_tags: ids, never a tag a scheme could read; every row was dropped as bad_tag_scheme."""
+    import json
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    rows = [{"tokens": ["Peter", "Blackburn", "visits", "Paris"], "ner_tags": [1, 2, 0, 3]},
+            {"tokens": ["Anna", "sleeps"], "ner_tags": [1, 0]}, {"tokens": ["x"], "ner_tags": [7]},
+            {"tokens": ["y", "z"], "ner_tags": ["O", 0]}]
+    (tmp_path / "ids.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kw = {"kind": "tagging", "text_field": "tokens", "label_field": "ner_tags"}
+    data = load("ids.jsonl", tmp_path, labels=labels, **kw)
+    assert [ex["tags"] for ex in data.splits["train"]] == [["B-PER", "I-PER", "O", "B-LOC"], ["B-PER", "O"]]
+    assert data.labels == labels
+    details = {d.origin: (d.reason, d.detail) for d in data.drops}
+    assert details["ids.jsonl:3"] == ("unknown_label", "tag id 7 is not one of the 5 labels' ids (0 to 4)")
+    assert details["ids.jsonl:4"] == ("bad_field_type", "'ner_tags' mixes strings and integers")
+    with pytest.raises(TaskError, match=r"no usable train rows in ids.jsonl \(4 dropped: .*; the first: ids.jsonl:1: "
+                       r"'ner_tags' holds tag ids: the task's labels must list the tags they stand for, in id order"):
+        load("ids.jsonl", tmp_path, **kw)
