@@ -91,11 +91,14 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
         if spec.sections:
             conf = {**conf, "_sections": {name: part for name, (part, _, _) in reads.items()}}
         key = stage_key(spec.name, spec.version, conf, inputs)
-        # Settings that change only a stage's own reports (``REPORT_ONLY``: plots, sample sizes)
-        # rebuild that stage, not its downstream: they take the key of its data, computed without them.
-        report_only = getattr(spec.load(), "REPORT_ONLY", ())
-        keys[spec.name] = key if not report_only else stage_key(
-            spec.name, spec.version, {k: v for k, v in conf.items() if k not in report_only}, inputs)
+        # Settings that change only a stage's own reports (``REPORT_ONLY``: plots, sample sizes), or only what its
+        # output says of its data (``data_view``: the decontaminate stage's task names) rebuild that stage, not
+        # its downstream: they take the key of its data, computed without them.
+        module = spec.load()
+        data_conf = {k: v for k, v in conf.items() if k not in getattr(module, "REPORT_ONLY", ())}
+        if data_view := getattr(module, "data_view", None):
+            data_conf = data_view(data_conf)
+        keys[spec.name] = key if data_conf == conf else stage_key(spec.name, spec.version, data_conf, inputs)
         path = stage_dir(work, spec.name, key)
         manifest, why = validate(path)
         if BY_CONTENT in conf.values():  # a path the key holds by content is shown (params, manifest) as set

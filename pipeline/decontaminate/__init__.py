@@ -10,7 +10,7 @@ from pipeline.decontaminate.config import DecontaminateConfig
 
 VERSION = "2"  # 2: simplify folds compatibility forms (NFKD); held-out units only for stdlib documents
 REPORT_ONLY = ("sample_docs", "sample_chars")  # changes only reports/ (plan)
-__all__ = ["VERSION", "DecontaminateConfig", "run", "section_reads"]
+__all__ = ["VERSION", "DecontaminateConfig", "run", "section_reads", "data_view"]
 
 
 def section_reads(cfg: DecontaminateConfig, section: str, tasks: Any) -> tuple[Any, tuple]:
@@ -19,4 +19,21 @@ def section_reads(cfg: DecontaminateConfig, section: str, tasks: Any) -> tuple[A
     rebuild the pretraining corpus (and pretraining)."""
     from pipeline.tasks.config import view
     return view(tasks, cfg.splits), (tuple(cfg.splits),)
+
+
+def data_view(conf: dict[str, Any]) -> dict[str, Any]:
+    """The stage's key config as far as its kept documents depend on it (the key downstream stages take, ``plan``):
+    the tasks without their names and order, and each label list as a set. Which documents go depends on the
+    evaluation texts alone; renaming a task or reordering its labels rebuilds this stage (its marks and report name
+    the tasks) but not tokenize and pretraining."""
+    import json
+    sections = conf.get("_sections", {})
+    if "tasks" not in sections:
+        return conf
+    tasks = [{k: sorted(v) if k == "labels" and v is not None else v for k, v in t.items() if k != "name"}
+             for t in sections["tasks"]]
+    tasks.sort(key=lambda t: json.dumps(t, sort_keys=True, default=str))
+    return {**conf, "_sections": {**sections, "tasks": tasks}}
+
+
 __getattr__ = stage_exports(__name__, {'run', 'spec_of'})

@@ -231,6 +231,24 @@ def test_what_still_decides_the_evaluation_texts_stays_in_the_decontaminate_key(
     assert tagged() != auto and tagged(', "scheme": "BIO"') == fixed  # auto: the scheme comes from train
 
 
+def test_a_renamed_task_or_reordered_labels_rebuild_decontaminate_not_pretraining(tmp_path):
+    """The texts a task protects do not depend on its name, its place in the list or its labels' order: each
+    once rebuilt tokenize and pretraining (hours on a GPU preset). Decontaminate itself rebuilds (its marks and
+    report name the tasks); a label list that drops rows still reaches pretraining."""
+    rows = "text,label\n" + "".join(f"row {i},{'abc'[i % 3]}\n" for i in range(30))
+    for name in ("tr.csv", "va.csv", "te.csv"):
+        (tmp_path / name).write_text(rows)
+    task = '{"name": "%s", "source": "files", "train": "tr.csv", "validation": "va.csv", "test": "te.csv"%s}'
+    both = lambda *tasks: keys(tmp_path, f"tasks.tasks=[{', '.join(tasks)}]")
+    before = both(task % ("t", ', "labels": ["a", "b", "c"]'), task % ("u", ""))
+    for after in (both(task % ("renamed", ', "labels": ["a", "b", "c"]'), task % ("u", "")),
+                  both(task % ("t", ', "labels": ["c", "a", "b"]'), task % ("u", "")),
+                  both(task % ("u", ""), task % ("t", ', "labels": ["a", "b", "c"]'))):
+        assert {n for n in before if before[n] != after[n]} == {"decontaminate", "finetune", "evaluate"}
+    fewer = both(task % ("t", ', "labels": ["a", "b"]'), task % ("u", ""))  # rows labelled c go
+    assert DOWNSTREAM_OF_TOKENIZE <= {n for n in before if before[n] != fewer[n]}
+
+
 def test_a_file_touched_or_copied_back_unchanged_keeps_the_keys(tmp_path):
     """Keys followed path, size and mtime: a touch or a git checkout of the same task file rebuilt the corpus
     and pretraining. They follow the content now."""
