@@ -16,7 +16,10 @@ def fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, float):
-        return "nan" if v != v else f"{v:.{digits}f}"
+        if v != v:
+            return "nan"
+        out = f"{v:.{digits}f}"
+        return out[1:] if out.startswith("-") and float(out) == 0 else out  # -0.00001 is no loss: not "-0.0000"
     return str(v).replace("|", "\\|")
 
 

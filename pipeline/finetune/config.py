@@ -29,7 +29,8 @@ class FinetuneConfig:
     Recipe: AdamW with ``lr`` for the trunk's own weights, ``peft_lr`` for adapter / LoRA weights (and
     norm gains under ``peft_norms``) and ``head_lr`` for the head; linear warmup over ``warmup_ratio`` of
     the steps, then linear decay to 0; ``epochs`` (or ``max_steps`` optimizer steps, whichever ends
-    first); evaluation on the validation split after each epoch, or every ``eval_every`` steps when set.
+    first); evaluation on the validation split after each epoch, and every ``eval_every`` steps as well when
+    set (a fractional best epoch, such as 2.3, is an evaluation between two epoch ends).
     Early stopping: stop after ``patience`` evaluations without an improvement of ``metric`` by more than
     ``min_delta``; the best evaluation's weights are kept and saved. ``metric: auto`` is accuracy for
     classification and entity F1 for tagging; ``f1`` is entity F1 for tagging and macro-F1 (the F1 over

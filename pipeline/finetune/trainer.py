@@ -2,7 +2,7 @@
 
 A run is one or two phases (``two_stage``: the head alone, then ``then``); each phase has its own
 AdamW and schedule (linear warmup over ``warmup_ratio`` of its steps, then linear decay to 0). The
-validation split is scored after every epoch (or every ``eval_every`` steps); the weights of the best
+validation split is scored after every epoch (and every ``eval_every`` steps as well); the weights of the best
 evaluation are kept in memory and put back at the end, so the model a run returns is its best one.
 Early stopping counts evaluations without improvement only in the last phase. With ``ema``, validation
 scores an exponential moving average of the weights (``WeightEMA``), and the weights kept are that average.

@@ -205,7 +205,7 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     from pipeline.ingest import stdlib
     from pipeline.store import files_fingerprint
 
-    from pipeline.tasks.readers import check_file
+    from pipeline.tasks.filecheck import check_file
 
     files = [(t, f"tasks.tasks[{t.name}].{split}", t.file(split))
              for t in cfg.tasks for split in SPLITS if t.file(split)]

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from pipeline.configtypes import ConfigError
 from pipeline.ingest.items import SURROGATE, text_encoding
 from pipeline.ingest.readers import csv_records
 from pipeline.tasks.config import TaskConfig
@@ -94,7 +93,7 @@ def _bad_text(*values: object) -> str | None:
     return None
 
 
-def _index(col: int) -> int:
+def column_index(col: int) -> int:
     """The smallest row length that holds column ``col`` minus one (negative indexes count from the end)."""
     return col if col >= 0 else -col - 1
 
@@ -116,7 +115,7 @@ def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Ite
             "label": _column(cfg.label_field, header, path, "label_field")}
     if pair:
         cols["text_pair"] = _column(cfg.text_pair_field, header, path, "text_pair_field")
-    need = max(_index(c) for c in cols.values())
+    need = max(column_index(c) for c in cols.values())
     body = [(i, r) for i, r in rows if not isinstance(r, list) or len(r) > 1 or r[0].strip()]
     widths = Counter(len(r) for _, r in body if isinstance(r, list))
     width = len(header) if header is not None else (widths.most_common(1)[0][0] if widths else 0)
@@ -136,7 +135,32 @@ def read_delimited(path: Path, rel: str, cfg: TaskConfig, delimiter: str) -> Ite
                          text_pair=row[cols["text_pair"]] if pair else None)
 
 
+def json_array(path: Path) -> list | None:
+    """The elements of a ``.json`` task file that holds one JSON array (a record each, named ``file:[i]``, as the
+    corpus reader names them); None for any other file, read as JSON Lines."""
+    if not path.name.lower().endswith(".json"):
+        return None
+    with open_text(path) as f:
+        text = f.read()
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskError(f"{path.name}:{e.lineno}: the file is one JSON array, and it does not parse ({e.msg}): "
+                        "nothing read") from None
+    return value if isinstance(value, list) else None
+
+
 def read_jsonl(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
+    """JSON Lines, or a ``.json`` file holding an array of objects (``json_array``)."""
+    if (items := json_array(path)) is not None:
+        for i, obj in enumerate(items):
+            if isinstance(obj, dict):
+                yield _json_record(obj, f"{rel}:[{i}]", cfg)
+            else:
+                yield Drop("bad_json", f"{rel}:[{i}]", f"expected an object, got {type(obj).__name__}")
+        return
     with open_text(path) as f:
         for i, line in enumerate(f, 1):
             origin = f"{rel}:{i}"
@@ -213,7 +237,7 @@ def _label_text(v: str | int | float) -> str:
     return v if isinstance(v, str) else str(int(v))
 
 
-def _conll_width(lines: list[str]) -> int:
+def conll_width(lines: list[str]) -> int:
     """How many columns most of a CoNLL file's lines have (blank and ``-DOCSTART-`` lines aside); 0: none."""
     widths = Counter(len(c) for c in map(str.split, lines) if c and c[0] != "-DOCSTART-")
     return widths.most_common(1)[0][0] if widths else 0
@@ -228,7 +252,7 @@ def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
     start, bad = 0, None
     with open_text(path) as f:
         lines = [*f, ""]  # a final "" closes the last sentence
-    width = _conll_width(lines)
+    width = conll_width(lines)
     for i, line in enumerate(lines, 1):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
@@ -272,106 +296,5 @@ def read_file(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]:
     return read_jsonl(path, rel, cfg)
 
 
-HEAD_BYTES = 1 << 16  # what the planning checks read of a task file
-
-
-def _head(path: Path, newline: str | None = None) -> str:
-    """A task file's first ``HEAD_BYTES`` characters (``newline=""``: line ends kept, as the csv module wants)."""
-    with open_text(path, newline=newline) as f:
-        return f.read(HEAD_BYTES)
-
-
-def _head_lines(path: Path, n: int = 20) -> list[str]:
-    """The first ``n`` non-blank whole lines of a file (within its first 64 KiB)."""
-    chunk = _head(path)
-    lines = chunk.split("\n")
-    if len(chunk) == HEAD_BYTES:
-        lines = lines[:-1]  # it may be cut
-    return [ln for ln in lines if ln.strip()][:n]
-
-
-def _check_jsonl(path: Path, cfg: TaskConfig, where: str, fields: dict[str, str]) -> None:
-    """The first lines must hold JSON objects, and some of them each configured key."""
-    lines = _head_lines(path)
-    objs = []
-    for line in lines:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            objs.append(obj)
-    if lines and not objs:
-        raise ConfigError(f"{where}.format: {path.name!r} reads as jsonl (format {cfg.format!r}), but none of its "
-                          f"first {len(lines)} line(s) is a JSON object; allowed: csv, tsv, jsonl, conll")
-    keys = ", ".join(sorted({str(k) for o in objs for k in o}))
-    for name, value in fields.items():
-        if objs and not any(value in o for o in objs):
-            raise ConfigError(f"{where}.{name}: no key {value!r} in the first {len(objs)} record(s) of "
-                              f"{path.name!r} (their keys: {keys})")
-
-
-def _check_conll(path: Path, cfg: TaskConfig, where: str) -> None:
-    """The token and tag columns must exist on most of the first lines."""
-    width = _conll_width(_head_lines(path, 200))
-    if not width:
-        return
-    for name, col in (("token_column", cfg.token_column), ("tag_column", cfg.tag_column)):
-        if _index(col) >= width:
-            raise ConfigError(f"{where}.{name}: got {col}, but the lines of {path.name!r} have {width} column(s)")
-
-
-_CHECKED: set[tuple] = set()  # files that passed, by what stat says of them: planning asks once per stage reading them
-
-
-def check_file(path: Path, cfg: TaskConfig, key: str) -> None:
-    """At planning, what a task file's first bytes tell: it is not empty, its format holds the task's kind, a CSV /
-    TSV header names the configured columns and its first record holds the indexed ones, the first lines of a
-    JSON Lines file are objects holding the configured keys, a CoNLL file's lines hold the token and tag columns.
-    A ConfigError naming the key: found when the file was read, after ingest, clean and dedup had run, these
-    cost the run so far (and came as rows dropped for a vague reason)."""
-    st = path.stat()
-    seen = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, key, repr(cfg))
-    if seen in _CHECKED:
-        return
-    _check_file(path, cfg, key)
-    _CHECKED.add(seen)
-
-
-def _check_file(path: Path, cfg: TaskConfig, key: str) -> None:
-    where = key.rsplit(".", 1)[0]
-    if path.stat().st_size == 0:
-        raise ConfigError(f"{key}: {path.name!r} is empty")
-    try:
-        fmt = detect_format(path, cfg)
-    except TaskError:
-        raise ConfigError(f"{where}.format: got 'auto', and {path.name!r} has no suffix that tells its format; "
-                          "allowed: csv, tsv, jsonl, conll") from None
-    if (fmt == "conll") != (cfg.kind == "tagging") and not (fmt == "jsonl" and cfg.kind == "tagging"):
-        allowed = "conll, jsonl" if cfg.kind == "tagging" else "csv, tsv, jsonl"
-        raise ConfigError(f"{where}.format: {path.name!r} reads as {fmt}, allowed for kind {cfg.kind!r}: {allowed}")
-    fields = {"text_field": cfg.text_field, "label_field": cfg.label_field}
-    if cfg.kind == "pair_classification":
-        fields["text_pair_field"] = cfg.text_pair_field
-    if fmt == "jsonl":
-        return _check_jsonl(path, cfg, where, fields)
-    if fmt == "conll":
-        return _check_conll(path, cfg, where)
-    # the first record, as read_delimited reads it (blank lines skipped, a quoted newline kept)
-    first = next(csv_records(_head(path, newline=""), fmt, path.name), None)
-    record = first[1] if first is not None and isinstance(first[1], list) else None
-    header = record if cfg.header else None
-    for name, value in fields.items():
-        if header is not None and value in header:
-            continue
-        if not value.lstrip("-").isdigit():
-            shown = (f"its header: {', '.join(header)}" if header is not None else
-                     "its first record is no header row" if cfg.header else "header: false, so a column index")
-            raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
-        if record is not None and _index(int(value)) >= len(record):
-            raise ConfigError(f"{where}.{name}: got column {value}, but the first record of {path.name!r} has "
-                              f"{len(record)} field(s)")
-
-
-__all__ = ["Record", "Drop", "TaskError", "read_file", "check_file", "read_conll", "read_jsonl", "read_delimited",
-           "detect_format"]
+__all__ = ["Record", "Drop", "TaskError", "read_file", "read_conll", "read_jsonl", "read_delimited", "detect_format",
+           "open_text", "json_array"]

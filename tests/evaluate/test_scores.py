@@ -126,3 +126,10 @@ def test_resampled_metrics_by_hand():
         gain_draws([same], [same[:3]])
     with pytest.raises(ValueError, match="correct, predicted, gold"):
         metric_draws([[1, 2]], weights[:, :1])
+
+
+def test_a_gain_that_rounds_to_zero_is_not_shown_negative():
+    from pipeline.evaluate.report import fmt, pm
+    assert [fmt(-0.00001), fmt(-0.0), fmt(-0.00006), fmt(0.0), fmt(-0.4, 0)] == ["0.0000", "0.0000", "-0.0001",
+                                                                                  "0.0000", "0"]
+    assert pm(-1e-17, 0.1131) == "0.0000 ± 0.1131"

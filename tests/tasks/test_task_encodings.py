@@ -80,3 +80,36 @@ def test_integer_tags_are_ids_into_the_listed_labels(tmp_path):
     with pytest.raises(TaskError, match=r"no usable train rows in ids.jsonl \(4 dropped: .*; the first: ids.jsonl:1: "
                        r"'ner_tags' holds tag ids: the task's labels must list the tags they stand for, in id order"):
         load("ids.jsonl", tmp_path, **kw)
+
+
+def test_a_json_file_holding_an_array_of_objects_is_a_record_each(tmp_path):
+    """The usual .json layout (pandas' to_json(orient='records')) was refused as JSON Lines without objects."""
+    import json
+    from pipeline.configtypes import ConfigError
+    records = [{"text": t, "label": y} for t, y in ROWS] + ["not an object"]
+    (tmp_path / "a.json").write_text(json.dumps(records, indent=2))
+    plan_check(tmp_path, train="a.json")
+    data = load("a.json", tmp_path)
+    twin = load_task(task(name="t", train=_tsv_file(tmp_path), validation=_tsv_file(tmp_path),
+                          test=_tsv_file(tmp_path)), tmp_path)
+    assert [ex["text"] for ex in data.splits["test"]] == [ex["text"] for ex in twin.splits["test"]]
+    assert {(d.origin, d.reason) for d in data.drops} == {("a.json:[40]", "bad_json")}
+    (tmp_path / "b.json").write_text(json.dumps([1, 2, 3]))
+    with pytest.raises(ConfigError, match=r"'b.json' holds a JSON array with no object among its first 3 element"):
+        plan_check(tmp_path, train="b.json")
+    (tmp_path / "c.json").write_text('[{"text": "a", "label": "x"},\n oops]')
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[t\]: c.json:2: the file is one JSON array, and it does "
+                       r"not parse \(Expecting value\): nothing read$"):
+        plan_check(tmp_path, train="c.json")
+
+
+def _tsv_file(root) -> str:
+    (root / "twin.tsv").write_text(tsv())
+    return "twin.tsv"
+
+
+def test_a_file_of_nothing_but_a_byte_order_mark_is_empty(tmp_path):
+    from pipeline.configtypes import ConfigError
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf\r\n")
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[t\].train: 'bom.csv' is empty$"):
+        plan_check(tmp_path, train="bom.csv")
