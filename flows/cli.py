@@ -213,11 +213,16 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     cfg, _ = _load(args, root)
     rows = []
     work = root / "data" / "work"
-    for p in compute(cfg, work, root):
+    gone: list[str] = []  # an outside file the config names is missing: the stages before it are still shown
+    for p in compute(cfg, work, root, missing_ok=True):
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
+        missing = [str(v).removeprefix("missing: ") for v in p.inputs.values() if str(v).startswith("missing: ")]
+        if missing:
+            why, m = f"cannot run: {missing[0]}", None
+            gone.append(f"{p.name}: {missing[0]}")
         rows.append({"stage": p.name, "key": p.key, "cached": m is not None, "path": str(p.path),
                      "run_id": m.run_id if m else None,
-                     **({} if m else {"reason": why + _resumable(p.path, work, p.name, p.key)})})
+                     **({} if m else {"reason": why + ("" if missing else _resumable(p.path, work, p.name, p.key))})})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -228,6 +233,8 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
             there = "damaged" if Path(r["path"]).exists() else "missing"  # a folder that is not what it lists
             state = "cached" if r["cached"] else f"{there} ({why})"
             print(f"{r['stage']:<13} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
+    for line in gone:
+        print(f"lmforge status: {line} (the stages after it wait for it too)", file=sys.stderr)
     damaged = [r for r in rows if not r["cached"] and Path(r["path"]).exists()]  # there, and not what it lists
     if args.verify and damaged:
         print(f"lmforge status: {len(damaged)} output(s) failed verification: "

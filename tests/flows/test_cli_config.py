@@ -92,3 +92,24 @@ def test_a_live_run_notes_its_planned_keys_in_its_lock(tmp_path, monkeypatch, ca
     (noted, planned, held), = seen
     assert noted == planned and len(noted) == 8 and held  # (another descriptor's flock: held, as gc sees it)
     assert not list((tmp_path / "data" / "runs").glob("*.lock"))  # gone with the run
+
+
+def test_status_lists_every_stage_when_a_task_file_of_the_config_is_gone(tmp_path, monkeypatch, capsys):
+    """It stopped at the missing file's error and listed nothing, not even the stages that do not read it."""
+    monkeypatch.setenv("LMFORGE_ROOT", str(tmp_path))
+    monkeypatch.setattr(env, "apply", lambda root: None)
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20))
+    for name in ("tr.csv", "te.csv"):
+        (tmp_path / name).write_text(rows)
+    task = {"name": "t", "source": "files", "train": "tr.csv", "test": "te.csv"}
+    cfg = to_dict(config.load("tiny", overrides=[f"tasks.tasks=[{json.dumps(task)}]"]))
+    (tmp_path / "data" / "runs").mkdir(parents=True)
+    (tmp_path / "data" / "runs" / "20260102-000000-config.json").write_text(json.dumps({"_preset": "tiny", **cfg}))
+    (tmp_path / "te.csv").unlink()
+    assert main(["status"]) == 0
+    out, err = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert list(lines) == ["ingest", "clean", "dedup", "decontaminate", "tokenize", "pretrain", "finetune", "evaluate"]
+    assert "cannot run: tasks.tasks[t].test: no file 'te.csv'" in lines["decontaminate"]
+    assert "missing (not built yet)" in lines["ingest"]
+    assert "lmforge status: decontaminate: tasks.tasks[t].test: no file 'te.csv'" in err
