@@ -8,8 +8,8 @@ type and thread count (both change float rounding), and the content of what it t
 and validation examples and labels as this stage wrote them, the trunk's config and tokenizer, and, for a
 run from the pretrained model, its weights (a from-scratch run never reads them). The key is written into
 the run's folder (``RUN_KEY``); a run another published finetune output holds under the same key is linked
-(or copied) in with its reports, after that output's files are checked against its manifest (the sizes of all,
-the digests of the run's own).
+(or copied) in with its reports, after the run's own files are checked against that output's manifest and the
+run's seal (by digest; the rest of that output may be damaged: a damaged output rebuilt keeps its intact runs).
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.store import DIGESTS, atomic_output, atomic_write_text, canonical_json, file_digest, validate
+from pipeline.store import (DIGESTS, atomic_output, atomic_write_text, canonical_json, file_digest, read_manifest,
+                            validate)
 
 RUN_KEY = "run_key"  # the file in each run folder holding its key
 RUN_FILES = "run_files.json"  # the run folder's own manifest: each other file and its digest, written last
@@ -95,13 +96,13 @@ def run_damage(run_dir: Path, key: str) -> str:
 
 
 class Donors:
-    """The published finetune outputs beside this one (``stage_root``: ``<work>/finetune``; not ``own``, this
-    stage's key, whose earlier output a forced rerun replaces), each checked against its manifest once,
-    searched for a run folder holding a given key."""
+    """The published finetune outputs (``stage_root``: ``<work>/finetune``), searched for a run folder holding a
+    given key. This stage's own earlier output is among them: a forced rerun takes no donor at all, so it is
+    one only when it was found damaged, and its intact runs are kept rather than trained again."""
 
-    def __init__(self, stage_root: Path, own: str) -> None:
+    def __init__(self, stage_root: Path) -> None:
         self.folders = sorted(p for p in stage_root.iterdir() if p.is_dir() and "." not in p.name
-                              and p.name != own) if stage_root.is_dir() else []
+                              ) if stage_root.is_dir() else []
         self.checked: dict[Path, Any] = {}  # folder -> its manifest, None when damaged
         self.keys: dict[Path, str | None] = {}  # run folder -> the key it holds (None: none)
         self.damaged: list[str] = []  # "<folder> <task> <run>": the matches of a run not reused, all damaged
@@ -121,12 +122,13 @@ class Donors:
         return found
 
     def find(self, task: str, name: str, key: str) -> Path | None:
-        """A run folder trained under ``key`` whose output's files match its manifest (its run's by digest)."""
+        """A run folder trained under ``key`` whose files match its output's manifest by digest. The rest of that
+        output may be damaged (a file of another run deleted): the run's own files and reports decide."""
         damaged = []
         for run_dir in self.holds(task, name, key):
             folder = run_dir.parents[2]
             if folder not in self.checked:
-                self.checked[folder] = validate(folder)[0]
+                self.checked[folder] = validate(folder)[0] or read_manifest(folder)
             manifest = self.checked[folder]
             if manifest is not None and _intact(manifest, f"runs/{task}/{name}/", f"reports/{task}/{name}."):
                 return run_dir

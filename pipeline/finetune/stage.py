@@ -201,7 +201,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     done = [_kept(ctx, data.name, spec, key) for (data, _, spec), key in zip(jobs, keys)]
     stats["runs_resumed"] = sum(done)
     reused: dict[Path, list[str]] = {}
-    donors = Donors(ctx.work / ctx.name, ctx.key)
+    donors = Donors(ctx.work / ctx.name)
     for i, (data, _, spec) in enumerate(jobs):  # the same run in another output: linked in, not trained again
         if not done[i] and not ctx.fresh and (donor := donors.find(data.name, run_name(*spec), keys[i])):
             adopt(donor, ctx.out, data.name, run_name(*spec), report_files(data.kind, run_name(*spec)))

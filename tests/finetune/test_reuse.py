@@ -89,13 +89,30 @@ def test_a_damaged_donor_is_not_used(donor, pretrained_root, tmp_path, damage):
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
     weights = copy / "work" / "finetune" / "a" / "runs" / "ner" / "full-pretrained-s0" / "model" / "model.safetensors"
     data = bytearray(weights.read_bytes())
-    if damage == "truncated":  # every output's sizes no longer match: none of its runs is taken
+    if damage == "truncated":  # the output's sizes no longer match; this run's own files decide, not the output's
         weights.write_bytes(data[:-8])
-    else:  # the sizes match, this run's digest does not: the others are still taken
+    else:  # the sizes match, this run's digest does not
         data[-5] ^= 0xFF
         weights.write_bytes(bytes(data))
-    reused = stage(copy, "c", CHANGED, pretrained_root).stats["runs_reused"]
-    assert reused == (0 if damage == "truncated" else 3)
+    m = stage(copy, "c", CHANGED, pretrained_root)
+    assert m.stats["runs_reused"] == 3  # the full and scratch runs but the damaged one
+    assert "ner/full-pretrained-s0" not in [f"{r['task']}/{Path(r['run_dir']).name}" for r in list_runs(m.path)
+                                            if (Path(r["run_dir"]) / "model" / "model.safetensors").samefile(weights)]
+
+
+def test_a_damaged_output_rebuilt_keeps_its_intact_runs(donor, pretrained_root, tmp_path):
+    """A deleted report of one run retrained all 16 runs of a tester's output, though the others were intact."""
+    root, a = donor
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("b", "c"))
+    own = copy / "work" / "finetune" / "a"
+    (own / "reports" / "ner" / "full-pretrained-s0.per_label.json").unlink()
+    assert validate(own)[0] is None
+    notes: list[str] = []
+    m = stage(copy, "a", CFG, pretrained_root, notes)
+    assert m.stats["runs_reused"] == 5 and m.stats["runs"] == 6  # all but the run whose report went
+    assert (m.path / "reports" / "ner" / "full-pretrained-s0.per_label.json").is_file()
+    assert validate(m.path, deep=True)[0] is not None
 
 
 def test_a_donor_whose_manifest_blessed_a_change_is_not_used(donor, pretrained_root, tmp_path):
