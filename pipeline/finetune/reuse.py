@@ -27,12 +27,15 @@ RUN_FILES = "run_files.json"  # the run folder's own manifest: each other file a
 NOT_A_RUN_SETTING = ("methods", "seeds", "baseline", "threads", "device", "max_len")  # in the key as resolved
 
 
-def run_settings(cfg: Any, method: str) -> dict[str, Any]:
-    """The settings one run of ``method`` reads: the stage's key config without what only other methods read,
-    nor the settings that only choose the runs (``NOT_A_RUN_SETTING``)."""
+def run_settings(cfg: Any, method: str, kind: str = "classification") -> dict[str, Any]:
+    """The settings one run of ``method`` on a task of ``kind`` reads: the stage's key config without what only
+    other methods read, nor the settings that only choose the runs (``NOT_A_RUN_SETTING``), nor ``pooling`` for a
+    tagger (it scores every word: nothing is pooled)."""
     from pipeline.finetune import key_config, unused_settings
     uses = {cfg.then} if method == "two_stage" else {method}
     drop = set(unused_settings(uses, method == "two_stage")) | set(NOT_A_RUN_SETTING)
+    if kind == "tagging":
+        drop.add("pooling")
     return {k: v for k, v in key_config(cfg).items() if k not in drop}
 
 
@@ -49,14 +52,14 @@ def trunk_digests(model_dir: Path, tokenizer: Path) -> dict[str, str]:
 
 
 def run_key(cfg: Any, version: str, spec: tuple[str, str, int], task: dict[str, str], trunk: dict[str, str],
-            max_len: int, device: str, threads: int) -> str:
+            max_len: int, device: str, threads: int, kind: str = "classification") -> str:
     """The key of one run (module docstring): equal keys train the same weights. ``task``: ``task_digests``;
     ``trunk``: ``trunk_digests`` (a from-scratch run leaves the weights out)."""
     import hashlib
     method, init, seed = spec
     if init != "pretrained":
         trunk = {k: v for k, v in trunk.items() if k != "weights"}
-    payload = {"version": version, "settings": run_settings(cfg, method), "method": method, "init": init,
+    payload = {"version": version, "settings": run_settings(cfg, method, kind), "method": method, "init": init,
                "seed": seed, "max_len": max_len, "device": device, "threads": threads if device == "cpu" else None,
                "task": task, "trunk": trunk}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]

@@ -192,10 +192,11 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
         prepared.append((data, enc))
     jobs = [(data, enc, spec) for data, enc in prepared for spec in run_specs(cfg)]
     digests = {data.name: task_digests(ctx.out / "tasks" / data.name) for data, _ in prepared}
+    kinds = {data.name: data.kind for data, _ in prepared}
     trunk = trunk_digests(model_dir, tokenizer_file(model_dir))
 
     def key_for(task: str, spec: tuple[str, str, int], n_threads: int) -> str:
-        return run_key(cfg, VERSION, spec, digests[task], trunk, max_len, device.type, n_threads)
+        return run_key(cfg, VERSION, spec, digests[task], trunk, max_len, device.type, n_threads, kinds[task])
 
     keys = [key_for(data.name, spec, threads) for data, _, spec in jobs]
     done = [_kept(ctx, data.name, spec, key) for (data, _, spec), key in zip(jobs, keys)]

@@ -230,8 +230,10 @@ def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
     task, model = a.path / "tasks" / "ner", pretrained_root / "model"
     tok = model / "tokenizer" / "tokenizer.model"
 
-    def key(cfg=CFG, spec=("full", "pretrained", 0), version=VERSION, task_dir=task, max_len=48, threads=1):
-        return run_key(cfg, version, spec, task_digests(task_dir), trunk_digests(model, tok), max_len, "cpu", threads)
+    def key(cfg=CFG, spec=("full", "pretrained", 0), version=VERSION, task_dir=task, max_len=48, threads=1,
+            kind="tagging"):
+        return run_key(cfg, version, spec, task_digests(task_dir), trunk_digests(model, tok), max_len, "cpu", threads,
+                       kind)
 
     assert key() == (Path(runs_by_name(a)["ner/full-pretrained-s0"]["run_dir"]) / RUN_KEY).read_text().strip()
     assert key(CHANGED) == key()  # a LoRA setting, for a full run
@@ -246,6 +248,9 @@ def test_the_run_key_follows_what_the_run_reads(donor, pretrained_root):
     two = dataclasses.replace(CFG, methods=["two_stage"], then="adapter")
     assert {"head_epochs", "adapter_bottleneck"} <= set(run_settings(two, "two_stage"))
     assert "lora_r" not in run_settings(two, "two_stage")
+    pooled = dataclasses.replace(CFG, pooling="max")  # a tagger pools nothing: its run keys ignore pooling
+    assert "pooling" in run_settings(CFG, "full") and "pooling" not in run_settings(CFG, "full", "tagging")
+    assert key(pooled) == key() and key(pooled, kind="classification") != key(kind="classification")
 
 
 def test_a_task_naming_one_file_for_two_splits_is_noted():
