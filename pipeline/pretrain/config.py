@@ -34,6 +34,10 @@ class ModelSection:
         if self.n_embd % self.n_head:
             raise ConfigError(f"pretrain.model.n_embd: got {self.n_embd}, allowed: a multiple of "
                               f"pretrain.model.n_head ({self.n_head})")
+        if self.pos == "rotary" and self.n_embd // self.n_head % 2:  # (model.ModelConfig checks it too, later)
+            raise ConfigError(f"pretrain.model.n_embd: got {self.n_embd}, allowed: an even head size n_embd / n_head "
+                              f"(here {self.n_embd // self.n_head}) with pretrain.model.pos 'rotary', which turns "
+                              "pairs of each head's dimensions; or pos: learned")
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,33 @@ def test_objective_must_match_arch():
         cfg(objective="masked")
 
 
+def test_the_config_section_refuses_every_model_shape_the_model_refuses():
+    """An odd head size with rotary positions passed the config, so `--until pretrain` ran every stage before
+    pretraining, then failed on ModelConfig's check with a traceback."""
+    import itertools
+    from dataclasses import asdict
+
+    from model import ModelConfig
+    from pipeline import config
+    from pipeline.configtypes import ConfigError
+    for n_embd, n_head, pos in itertools.product((8, 12, 30, 32, 48), (1, 2, 3, 4), ("rotary", "learned")):
+        try:
+            section = build(PretrainConfig, {"model": {"n_embd": n_embd, "n_head": n_head, "pos": pos}}).model
+        except ConfigError:
+            section = None
+        try:
+            ModelConfig(vocab_size=256, **asdict(build(PretrainConfig, {}).model) | {
+                "n_embd": n_embd, "n_head": n_head, "pos": pos})
+            model_ok = True
+        except ValueError:
+            model_ok = False
+        assert (section is not None) == model_ok, (n_embd, n_head, pos)
+    with pytest.raises(ConfigError, match=r"^pretrain.model.n_embd: got 30, allowed: an even head size n_embd / "
+                       r"n_head \(here 15\) with pretrain.model.pos 'rotary'"):
+        config.load("tiny", overrides=["pretrain.model.n_embd=30", "pretrain.model.n_head=2",
+                                       "pretrain.model.pos=rotary"])
+
+
 def test_a_validation_split_with_nothing_to_score_is_a_users_error(shards, tmp_path, monkeypatch):
     """Its figures came back empty and the trainer failed on a KeyError('loss'), with Prefect's tracebacks."""
     import pipeline.pretrain.trainer as trainer
