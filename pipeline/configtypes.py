@@ -31,6 +31,8 @@ def existing_file(root: Path, path: str | Path, key: str) -> Path:
     """``config_path``, checked: a file the config names must exist, or the error names the key (at
     planning, before any stage runs)."""
     p = config_path(root, path)
+    if p.is_dir():
+        raise ConfigError(f"{key}: {str(path)!r} is a folder (resolved to {p.resolve()}); name a file")
     if not p.is_file():
         raise ConfigError(f"{key}: no file {str(path)!r} (resolved to {p.resolve()})")
     return p

@@ -42,14 +42,20 @@ def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
     return files_fingerprint(extra_text(root, p, i) for i, p in enumerate(cfg.extra_texts))
 
 
-def extra_text(root: Path, path: str, i: int, read: bool = False) -> Path:
-    """The ``i``-th extra text: it must exist and hold something (a ConfigError naming the key); ``read``
-    (when the stage starts): and be UTF-8 text that is not blank."""
+_CHECKED: set[tuple] = set()  # extra texts that passed, by what stat says of them: each is read once per process
+
+
+def extra_text(root: Path, path: str, i: int) -> Path:
+    """The ``i``-th extra text: it must exist and be UTF-8 text that is not blank (a ConfigError naming the key),
+    checked at planning (a file that is not UTF-8 stopped the run at its end, after pretraining) and again when the
+    stage starts (unless its stat is unchanged)."""
     key = f"evaluate.extra_texts[{i}]"
     p = existing_file(root, path, key)
-    if p.stat().st_size == 0:
+    st = p.stat()
+    if st.st_size == 0:
         raise ConfigError(f"{key}: {str(path)!r} is empty: nothing to score")
-    if read:
+    seen = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if seen not in _CHECKED:
         data = p.read_bytes()
         try:
             text = data.decode("utf-8")
@@ -58,6 +64,7 @@ def extra_text(root: Path, path: str, i: int, read: bool = False) -> Path:
                               f"); convert it first, e.g. iconv -f latin1 -t utf-8") from None
         if not text.strip():
             raise ConfigError(f"{key}: {str(path)!r} holds only whitespace: nothing to score")
+        _CHECKED.add(seen)
     return p
 
 

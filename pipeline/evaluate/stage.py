@@ -39,7 +39,7 @@ def resolve_texts(cfg: EvaluateConfig, root: Path) -> list[tuple[str, Path]]:
     the key."""
     out = []
     for i, rel in enumerate(cfg.extra_texts):
-        path = extra_text(root, rel, i, read=True)
+        path = extra_text(root, rel, i)
         name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}/{path.stem}").strip("_")
         taken = {n for n, _ in out}
         out.append((name if name not in taken else f"{name}_{i}", path))
