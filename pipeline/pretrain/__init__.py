@@ -108,12 +108,15 @@ def check_device(name: str, key: str) -> None:
 
 
 def check(run_cfg: Any, root: Path) -> None:
-    """At planning: the device; the sentinels span corruption needs (the trained tokenizer's or the reused one's);
+    """At planning: the device; a validation split to score; the sentinels span corruption needs (the trained tokenizer's or the reused one's);
     continued pretraining from a model with a reused tokenizer that is not the model's own (found when pretraining
     started, after tokenize had run). Without ``tokenize.tokenizer_path`` the tokenizer is trained, and only the
     stage can compare it."""
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
+    if tok.val_fraction == 0:  # (found after tokenize had run)
+        raise ConfigError("tokenize.val_fraction: got 0, allowed: more than 0 when the run pretrains (its validation "
+                          "loss picks the best checkpoint and is the report's figure); 0 only with --until tokenize")
     if cfg.resolved_objective == "span":
         length, need, have, reused = span_sentinels(cfg.model.block_size, cfg.mask_rate, cfg.mean_span, tok, root)
         why = (f"span corruption of {length}-token windows (pretrain.model.block_size {cfg.model.block_size}, "

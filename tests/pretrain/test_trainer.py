@@ -303,3 +303,16 @@ def test_a_diverged_run_stops_and_publishes_nothing(shards, tmp_path):
                        r"lower pretrain.lr"):
         train(cfg(max_steps=30, lr=1e30, warmup_steps=0, grad_clip=0.0), shards, tmp_path / "m")
     assert not (tmp_path / "m" / "model").exists()
+
+
+def test_no_validation_split_is_refused_at_planning_when_the_run_pretrains(tmp_path):
+    """tokenize.val_fraction=0 built tokenize, then pretraining failed for want of validation text."""
+    from pipeline import config
+    from pipeline.configtypes import ConfigError
+    from pipeline.plan import make_plan
+    cfg = config.load("tiny", overrides=["tokenize.val_fraction=0"])
+    with pytest.raises(ConfigError, match=r"^tokenize.val_fraction: got 0, allowed: more than 0 when the run "
+                       r"pretrains"):
+        make_plan(cfg, tmp_path / "work", tmp_path)
+    assert [p.name for p in make_plan(cfg, tmp_path / "work", tmp_path, until="tokenize") if p.action == "run"][-1] \
+        == "tokenize"
