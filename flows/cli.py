@@ -305,10 +305,14 @@ def _port_taken(port: int) -> str | None:
 
 
 def _model(args: argparse.Namespace, root: Path, model_class: str) -> Path:
-    """``--model``, else the newest pretrained model of that class in the store."""
+    """``--model``, else the newest pretrained model of that class in the store (named on stderr)."""
     from pipeline import inference
-    return inference.model_folder(args.model) if args.model else inference.latest_model(root / "data" / "work",
-                                                                                       model_class)
+    if args.model:
+        return inference.model_folder(args.model)
+    folder = inference.latest_model(root / "data" / "work", model_class)
+    print(f"lmforge: the latest pretrained {'causal LM' if model_class == 'CausalLM' else 'model that fills masks'}: "
+          f"{folder} (--model picks another)", file=sys.stderr)
+    return folder
 
 
 def cmd_generate(args: argparse.Namespace, root: Path) -> int:

@@ -36,6 +36,12 @@ def model_folder(folder: Path) -> Path:
     """``--model``: a model folder (``model_config.json`` in it), or a pretrain output holding ``model/``."""
     for candidate in (folder, folder / "model"):
         if (candidate / "model_config.json").is_file():
+            if not any((candidate / rel).is_file() for rel in ("tokenizer/tokenizer.model", "tokenizer.model")):
+                model = candidate.parent / "model"
+                hint = f"; the published model, with its tokenizer, is {model}" if (
+                    model != candidate and (model / "model_config.json").is_file()) else ""
+                raise FileNotFoundError(f"--model: {candidate} holds weights but no tokenizer (a training checkpoint?)"
+                                        f"{hint}")
             return candidate
     raise FileNotFoundError(f"--model: no model in {folder} (expected model_config.json there or in its model/; "
                             "e.g. data/work/pretrain/<key>/model)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -196,8 +197,9 @@ def test_deleted_or_damaged_output_is_rebuilt(project, monkeypatch, capsys, exec
 def test_generate_from_the_pipeline_model(project, monkeypatch, capsys):
     capsys.readouterr()
     assert lmforge(project, monkeypatch, "generate", "--prompt", "The ", "--max-tokens", "8") == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert out.startswith("The ") and len(out.strip()) > len("The")
+    assert re.search(r"lmforge: the latest pretrained causal LM: .*/data/work/pretrain/\w+/model \(--model", err)
     assert lmforge(project, monkeypatch, "fill-mask", "The [MASK] module") == 2
     assert "no pretrained masked LM (encoder)" in capsys.readouterr().err
     # --model: a model folder or a pretrain output holding one; anything else says what it expected
@@ -205,6 +207,10 @@ def test_generate_from_the_pipeline_model(project, monkeypatch, capsys):
     assert lmforge(project, monkeypatch, "generate", "--model", str(pretrain_out), "--max-tokens", "2") == 0
     assert lmforge(project, monkeypatch, "generate", "--model", str(project / "nope")) == 2
     assert "--model: no model in" in capsys.readouterr().err
+    assert (pretrain_out / "checkpoint" / "model_config.json").is_file()  # weights without a tokenizer: says where
+    assert lmforge(project, monkeypatch, "generate", "--model", str(pretrain_out / "checkpoint")) == 2
+    assert (f"holds weights but no tokenizer (a training checkpoint?); the published model, with its tokenizer, "
+            f"is {pretrain_out / 'model'}") in capsys.readouterr().err
 
 
 def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
