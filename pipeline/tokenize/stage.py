@@ -79,6 +79,9 @@ def _new_tokenizer(cfg: TokenizeConfig, ctx: StageContext, folder: Path, plan: S
     ctx.note(f"training a {cfg.model_type} tokenizer ({options['vocab_size']:,} pieces) on {len(lines):,} lines, "
              f"{sum(map(len, lines)) / 1e6:.1f}M characters")
     model = train.train_model(lines, options, cfg.seed)
+    if (size := Tokenizer(model).vocab_size) < options["vocab_size"]:  # (sentencepiece's soft limit: no error)
+        ctx.note(f"the corpus holds {size:,} pieces, fewer than tokenize.vocab_size={options['vocab_size']:,}: "
+                 f"the vocabulary is {size:,}")
     sample = {"lines": len(lines), "chars": sum(map(len, lines)), "sample_bytes_limit": cfg.sample_bytes,
               "seed": cfg.seed}
     return model, {"trained": True, "options": options, "sample": sample, "coverage": coverage_info,

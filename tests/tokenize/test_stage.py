@@ -96,11 +96,13 @@ def test_one_document_corpus_is_refused_with_the_fix(tmp_path, manifest_of, h):
         h.run_stage(tmp_path / "out", manifest_of(["Just one small document, 12 words long or so."]))
 
 
-def test_a_tiny_corpus_gets_a_smaller_vocabulary(tmp_path, manifest_of, h):
+def test_a_tiny_corpus_gets_a_smaller_vocabulary_and_says_so(tmp_path, manifest_of, h, capsys):
     stats = h.run_stage(tmp_path / "out", manifest_of(["Just one small document, 12 words long or so.",
                                                        "And a second one, a little shorter."]))
     assert stats["docs_train"] == 1 and stats["docs_val"] == 1
     assert stats["vocab_size"] < 600  # soft vocabulary limit
+    assert (f"the corpus holds {stats['vocab_size']:,} pieces, fewer than tokenize.vocab_size=600: the vocabulary is "
+            f"{stats['vocab_size']:,}") in capsys.readouterr().err
 
 
 def test_split_keeps_clusters_together_in_the_shards(tmp_path, manifest_of, h):
