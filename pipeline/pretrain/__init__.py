@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.configtypes import BY_CONTENT, ConfigError, config_path
-from pipeline.pretrain.config import ModelSection, PretrainConfig
+from pipeline.pretrain.config import ModelSection, PretrainConfig, may_change_when_continuing
 from pipeline.stage import StageContext
 from pipeline.store import files_fingerprint
 
@@ -83,11 +83,12 @@ def _check_init_model(cfg: PretrainConfig, folder: Path) -> None:
         raise ConfigError(f"pretrain.init_from: {folder} is a fine-tuned model of task {task!r} (a trunk with a task "
                           "head), not a pretrained LM; continued pretraining starts from a pretrain stage's model/ "
                           "folder")
-    diff = {k: (saved.get(k), v) for k, v in asdict(cfg.model).items() if saved.get(k) != v}
+    free = may_change_when_continuing(cfg.model)
+    diff = {k: (saved.get(k), v) for k, v in asdict(cfg.model).items() if saved.get(k) != v and k not in free}
     if diff:
         shown = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
         raise ConfigError(f"pretrain.init_from: {folder} has another model ({shown}); continued pretraining "
-                          "needs the same pretrain.model settings")
+                          f"needs the same pretrain.model settings but {' and '.join(sorted(free))}")
 
 
 def _task_model(folder: Path) -> str | None:

@@ -40,6 +40,12 @@ class ModelSection:
                               "pairs of each head's dimensions; or pos: learned")
 
 
+def may_change_when_continuing(model: ModelSection) -> set[str]:
+    """The model settings continued pretraining may change from the saved model's: its dropout, and with rotary
+    positions its context (``block_size``: no table of positions holds it); every other one shapes the weights."""
+    return {"dropout"} | ({"block_size"} if model.pos == "rotary" else set())
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """Objective ``auto`` is causal LM for a decoder, masked LM for an encoder and span corruption for an

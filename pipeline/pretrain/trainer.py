@@ -25,7 +25,7 @@ from pipeline.loader import CausalBatches, MaskedBatches, SpanBatches, TokenShar
 from pipeline.loader.batches import NotEnoughTokens
 from pipeline.loader.spans import lengths, raw_length
 from pipeline.pretrain import init_model_dir, state
-from pipeline.pretrain.config import PretrainConfig
+from pipeline.pretrain.config import PretrainConfig, may_change_when_continuing
 from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
@@ -98,7 +98,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.init_from:
-        _init_from(model, mcfg, init_model_dir(cfg.init_from, root), train_shards.meta)
+        _init_from(model, mcfg, cfg, init_model_dir(cfg.init_from, root), train_shards.meta)
     model.to(rt.device)
     opt = build_adamw(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     accum = grad_accum_steps(cfg, rt.world)
@@ -229,12 +229,14 @@ class _null:
     def __exit__(self, *a): return False
 
 
-def _init_from(model: torch.nn.Module, mcfg: ModelConfig, folder: Path, shards_meta: dict[str, Any]) -> None:
+def _init_from(model: torch.nn.Module, mcfg: ModelConfig, cfg: PretrainConfig, folder: Path,
+               shards_meta: dict[str, Any]) -> None:
     """Continued pretraining: start from a saved model of the same architecture and tokenizer. The same
     vocabulary size is not enough: another tokenizer's ids mean other pieces."""
     src, src_cfg = load_model(folder)
-    if src_cfg != mcfg:
-        diff = {k: (v, getattr(mcfg, k)) for k, v in src_cfg.to_dict().items() if getattr(mcfg, k) != v}
+    free = may_change_when_continuing(cfg.model)  # (dropout; a rotary model's block_size: the same weights)
+    diff = {k: (v, getattr(mcfg, k)) for k, v in src_cfg.to_dict().items() if getattr(mcfg, k) != v and k not in free}
+    if diff:
         raise ConfigError(f"pretrain.init_from: {folder} has a different model config {diff}; "
                           "continued pretraining needs the same architecture and tokenizer")
     saved_tok = folder / "tokenizer" / MODEL_FILE

@@ -187,8 +187,17 @@ def test_continued_pretraining_starts_from_weights(shards, tmp_path, monkeypatch
     from pipeline.configtypes import ConfigError
     from pipeline.pretrain import fingerprint
     assert fingerprint(cfg(init_from="base/model"), tmp_path)
-    with pytest.raises(ConfigError, match=r"n_embd: \d+ there, 64 here"):
+    with pytest.raises(ConfigError, match=r"n_embd: \d+ there, 64 here\); continued pretraining needs the same "
+                       r"pretrain.model settings but block_size and dropout$"):
         fingerprint(cfg(model={"n_embd": 64}, init_from="base/model"), tmp_path)
+    # dropout, and a rotary model's context, may change: the same weights (a usual continued-pretraining recipe)
+    longer = cfg(max_steps=2, model={"dropout": 0.1, "block_size": 64}, init_from="base/model")
+    assert fingerprint(longer, tmp_path)
+    assert train(longer, shards, tmp_path / "longer", root=tmp_path)["val_loss"] < fresh["val_loss"] - 0.3
+    learned = {"pos": "learned"}
+    train(cfg(max_steps=2, model=learned), shards, tmp_path / "learned")
+    with pytest.raises(ConfigError, match=r"block_size: 32 there, 64 here\); .* settings but dropout$"):
+        fingerprint(cfg(model={**learned, "block_size": 64}, init_from="learned/model"), tmp_path)
     # the same architecture and vocabulary size from another tokenizer: its ids are other pieces
     tok = tmp_path / "base" / "model" / "tokenizer" / "tokenizer.model"
     tok.write_bytes(tok.read_bytes() + b"\0")
