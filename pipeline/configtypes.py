@@ -1,11 +1,10 @@
 """Typed, validated configs built from frozen dataclasses, with no dependency beyond the stdlib.
 
-Why not pydantic: the training entry point must run on a GPU box that has only torch, numpy,
-pyarrow and sentencepiece. A config section is a frozen dataclass whose fields carry types
-(int, float, bool, str, Literal[...], list[...], dict[str, ...], nested dataclasses, X | None) and
-optional bounds in `field(metadata={"ge": 0, "le": 1})`. `build()` turns plain dicts (YAML, JSON,
-``--set`` overrides) into instances and names the key, the value and what is allowed on any error.
-"""
+Why not pydantic: the training entry point must run on a GPU box that has only torch, numpy, pyarrow and
+sentencepiece. A config section is a frozen dataclass whose fields carry types (int, float, bool, str,
+Literal[...], list[...], dict[str, ...], nested dataclasses, X | None) and optional bounds in `field(metadata=
+{"ge": 0, "le": 1})`. `build()` turns plain dicts (YAML, JSON, ``--set`` overrides) into instances and names
+the key, the value and what is allowed on any error."""
 from __future__ import annotations
 
 import dataclasses
@@ -31,14 +30,10 @@ def existing_file(root: Path, path: str | Path, key: str) -> Path:
     """``config_path``, checked: a file the config names must exist, or the error names the key (at
     planning, before any stage runs)."""
     p = config_path(root, path)
-    if p.is_dir():
-        raise ConfigError(f"{key}: {str(path)!r} is a folder (resolved to {p.resolve()}); name a file")
     if not p.is_file():
-        raise ConfigError(f"{key}: no file {str(path)!r} (resolved to {p.resolve()})")
+        raise ConfigError(f"{key}: {str(path)!r} is a folder (resolved to {p.resolve()}); name a file" if p.is_dir()
+                          else f"{key}: no file {str(path)!r} (resolved to {p.resolve()})")
     return p
-
-
-SEED_LIMIT = 1 << 32  # every seed is in [0, 2**32): what numpy's Philox keys, torch and datasketch's MinHash all take
 
 
 def bounded(default: Any, *, ge: float | None = None, le: float | None = None,
@@ -48,10 +43,6 @@ def bounded(default: Any, *, ge: float | None = None, le: float | None = None,
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls, include_extras=False)
 
 
 def _describe(tp: Any) -> str:
@@ -175,7 +166,7 @@ def build(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"unknown key {where}{unknown[0]!s}; allowed keys{' in ' + prefix if prefix else ''}: "
                           f"{', '.join(fields)}")
-    hints = _hints(cls)
+    hints = get_type_hints(cls)
     kwargs = {}
     for name, f in fields.items():
         if name not in data:
@@ -254,7 +245,7 @@ def _field_type(cls: type, path: list[str], full: str) -> Any:
         if name not in names:
             where = ".".join(path[:i])
             raise ConfigError(f"unknown key {full}; allowed keys{' in ' + where if where else ''}: {', '.join(names)}")
-        tp = _hints(inner)[name]
+        tp = get_type_hints(inner)[name]
         if item:
             tp = _item_type(tp)
             if tp is None:
@@ -301,7 +292,7 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {'.'.join(path)}: {'.'.join(path[:depth]) or 'the config'} is not a mapping")
         klass = _dataclass_of(tp)
-        tp = _hints(klass)[name] if klass is not None and name in _hints(klass) else Any
+        tp = get_type_hints(klass)[name] if klass is not None and name in get_type_hints(klass) else Any
         if not item:
             if depth == len(path) - 1:
                 node[name] = to_dict(value)  # plain data, as a config file's: a later --set can reach into it
@@ -400,6 +391,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 # A path whose file a stage's key holds by content (``key_config``): its spelling changes no key; plans show it.
 BY_CONTENT = "(by content)"
+SEED_LIMIT = 1 << 32  # every seed is in [0, 2**32): what numpy's Philox keys, torch and datasketch's MinHash all take
 
-__all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override",
-           "deep_merge", "non_default", "BY_CONTENT"]
+__all__ = ["ConfigError", "bounded", "build", "to_dict", "parse_override", "apply_override", "deep_merge",
+           "non_default", "BY_CONTENT", "SEED_LIMIT"]

@@ -1,8 +1,9 @@
 """Per-run reports: a confusion-matrix PNG (classification) and per-label precision/recall/F1 JSON,
-both on the validation split with the kept (best) weights."""
+both on the validation split with the kept (best) weights; the stage summary's validation gains."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -68,4 +69,15 @@ _NOT_IN_REPORT = ("per_type", "per_label", "confusion", "correct", "span_counts"
                   "method", "init", "seed")
 
 
-__all__ = ["confusion_png", "write_run_reports", "report_files"]
+def val_gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -> dict[str, float]:
+    """Median over seeds per method, and each pretrained method's gain over the scratch baseline."""
+    out = {f"{task}.{m}.{i}.median_val_{metric}": statistics.median(v) for (m, i), v in by_run.items()}
+    base = by_run.get(("full", "scratch"))
+    if base:
+        for (m, i), v in by_run.items():
+            if i == "pretrained":
+                out[f"{task}.{m}.val_gain_over_scratch"] = statistics.median(v) - statistics.median(base)
+    return out
+
+
+__all__ = ["confusion_png", "write_run_reports", "report_files", "val_gains"]

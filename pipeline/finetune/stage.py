@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from model import load_config, trainable_summary
 from pipeline.finetune import VERSION, modeling
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.encode import Encoded, encode
-from pipeline.finetune.reports import report_files, write_run_reports
+from pipeline.finetune.reports import report_files, val_gains, write_run_reports
 from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_damage, run_key, seal, task_digests, trunk_digests
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
@@ -250,7 +249,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
             if cfg.log_checkpoints:
                 run_dir = result_path(ctx.out, t, (method, init, seed)).parent
                 ctx.tracker.log_artifact(run_dir / "model", f"checkpoints/{t}/{run_dir.name}")
-        stats.update(_gains(t, metric, by_run))
+        stats.update(val_gains(t, metric, by_run))
     ctx.tracker.flush()
     # The report holds what the runs produced; how they were executed (resumed, in parallel) is only a figure.
     ctx.write_report("summary.json", {k: v for k, v in stats.items() if k not in EXECUTION})
@@ -388,17 +387,5 @@ def run_parallel(ctx: StageContext, cfg: FinetuneConfig, todo: list[Job], model_
             ctx.tracker.log_metrics(metrics_, step=step)
 
 
-def _gains(task: str, metric: str, by_run: dict[tuple[str, str], list[float]]) -> dict[str, float]:
-    """Median over seeds per method, and each pretrained method's gain over the scratch baseline."""
-    out = {f"{task}.{m}.{i}.median_val_{metric}": statistics.median(v) for (m, i), v in by_run.items()}
-    base = by_run.get(("full", "scratch"))
-    if base:
-        for (m, i), v in by_run.items():
-            if i == "pretrained":
-                out[f"{task}.{m}.val_gain_over_scratch"] = statistics.median(v) - statistics.median(base)
-    return out
-
-
 __all__ = ["run_stage", "run_specs", "run_name", "write_task_files", "one_run", "run_parallel", "run_threads",
-           "parallel_runs",
-           "tokenizer_file", "logged_metrics"]
+           "parallel_runs", "tokenizer_file", "logged_metrics"]

@@ -70,7 +70,8 @@ def test_a_diverged_run_is_named_and_the_runs_done_before_it_are_kept(tmp_path, 
 
     def full_diverges(model, method, *args, **kwargs):
         if method == "full":
-            raise Diverged("finetune: the training loss is nan at step 3 (epoch 1): the run diverged; lower finetune.lr")
+            raise Diverged("finetune: the training loss is nan at step 3 (epoch 1): the run diverged; lower "
+                           "finetune.lr")
         return real(model, method, *args, **kwargs)
     monkeypatch.setattr(stage_mod, "fit", full_diverges)
     cfg = FinetuneConfig(methods=["lora", "full"], baseline=False, epochs=1, batch_size=16, max_len=32, threads=1)

@@ -127,7 +127,8 @@ def test_a_scheme_the_train_tags_contradict_is_an_error(tmp_path):
     only_o = write(tmp_path / "o.conll", "a O\nb O\n")  # no entity at all: nothing to learn
     with pytest.raises(TaskError, match=r"task o: the train rows in o.conll hold no entity, every tag is 'O' \(rows "
                        r"dropped: none\); a tagger needs tagged spans to learn from$"):
-        load_task(task(name="o", kind="tagging", train=only_o, validation=only_o, test=only_o, scheme="BIOES"), tmp_path)
+        load_task(task(name="o", kind="tagging", train=only_o, validation=only_o, test=only_o, scheme="BIOES"),
+                  tmp_path)
 
 
 def test_tags_of_another_scheme_leaving_no_entity_are_an_error_not_an_o_tagger(tmp_path):
