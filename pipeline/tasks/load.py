@@ -206,7 +206,8 @@ def load_task(cfg: TaskConfig, root: Path = Path("."), cache_dir: Path | None = 
             raise TaskError(f"task {cfg.name}: scheme {scheme}, but the train tags in {where['train']} have no E- "
                             "or S- tag: they read as BIO; set scheme: BIO (or auto)")
     splits: dict[str, list[dict[str, Any]]] = {}
-    listed, by_text = "is not in the label list", cfg.source == "files"
+    shown = ", ".join(map(repr, (cfg.labels or [])[:8])) + (", ..." if len(cfg.labels or []) > 8 else "")
+    listed, by_text = f"is not in the label list ({shown})", cfg.source == "files"
     for s in SPLITS:  # train first: without a label list, its labels are the task's
         good = []
         for rec in recs[s]:

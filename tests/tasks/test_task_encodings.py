@@ -113,3 +113,11 @@ def test_a_file_of_nothing_but_a_byte_order_mark_is_empty(tmp_path):
     (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf\r\n")
     with pytest.raises(ConfigError, match=r"^tasks.tasks\[t\].train: 'bom.csv' is empty$"):
         plan_check(tmp_path, train="bom.csv")
+
+
+def test_an_unknown_label_shows_the_list_it_is_missing_from(tmp_path):
+    """labels: [0.0, 1.0] (YAML floats, read as '0.0' and '1.0') dropped every row of a 0 / 1 file, and the error
+    never showed what the list had become."""
+    (tmp_path / "b.tsv").write_text("text\tlabel\n" + "".join(f"row {i}\t{i % 2}\n" for i in range(20)))
+    with pytest.raises(TaskError, match=r"the first: b.tsv:2: label '0' is not in the label list \('0.0', '1.0'\)"):
+        load("b.tsv", tmp_path, labels=["0.0", "1.0"])
