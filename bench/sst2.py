@@ -207,8 +207,11 @@ def natural_style(text: str) -> str:
 
 
 def restyled(path: Path, folder: Path) -> Path:
-    """``path`` (a label / text TSV) with each text in ``natural_style``, written once under ``folder``."""
-    out = folder / path.name
+    """``path`` (a label / text TSV) with each text in ``natural_style``, written once under ``folder``, named by a
+    digest of the rules and the source (an edited rule or split writes a new file)."""
+    import hashlib
+    rules = repr([(p.pattern, r) for p, r in NATURAL]).encode()
+    out = folder / f"{path.stem}-{hashlib.sha256(rules + path.read_bytes()).hexdigest()[:12]}{path.suffix}"
     if not out.exists():
         folder.mkdir(parents=True, exist_ok=True)
         rows = "".join(f"{y}\t{natural_style(t)}\n" for t, y in read_tsv(path))

@@ -214,15 +214,19 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     rows = []
     work = root / "data" / "work"
     gone: list[str] = []  # an outside file the config names is missing: the stages before it are still shown
+    blocked: set[str] = set()  # the stages that read it, and those after them: their keys are unknown
     for p in compute(cfg, work, root, missing_ok=True):
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
         missing = [str(v).removeprefix("missing: ") for v in p.inputs.values() if str(v).startswith("missing: ")]
-        if missing:
-            why, m = f"cannot run: {missing[0]}", None
-            gone.append(f"{p.name}: {missing[0]}")
-        rows.append({"stage": p.name, "key": p.key, "cached": m is not None, "path": str(p.path),
-                     "run_id": m.run_id if m else None,
-                     **({} if m else {"reason": why + ("" if missing else _resumable(p.path, work, p.name, p.key))})})
+        after = [up for up in p.input_stages.values() if up in blocked]
+        if missing or after:
+            why, m = f"cannot run: {missing[0]}" if missing else f"cannot run: needs {after[0]}, which cannot", None
+            blocked.add(p.name)
+            gone += [f"{p.name}: {missing[0]}"] if missing else []
+        rows.append({"stage": p.name, "key": None if after else p.key, "cached": m is not None,
+                     "path": None if after else str(p.path), "run_id": m.run_id if m else None,
+                     **({} if m else {"reason": why + ("" if p.name in blocked else
+                                                       _resumable(p.path, work, p.name, p.key))})})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -230,12 +234,12 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
             why = r.get("reason", "")
             if why.startswith("damaged output (") and why.endswith(")"):  # the plan's wording: "damaged" says it
                 why = why[len("damaged output ("):-1]
-            there = "damaged" if Path(r["path"]).exists() else "missing"  # a folder that is not what it lists
+            there = "damaged" if r["path"] and Path(r["path"]).exists() else "missing"  # not what it lists
             state = "cached" if r["cached"] else f"{there} ({why})"
-            print(f"{r['stage']:<13} {r['key']}  {state:<24} {r['path']}  run={r['run_id'] or '-'}")
+            print(f"{r['stage']:<13} {r['key'] or '-':<16}  {state:<24} {r['path'] or '-'}  run={r['run_id'] or '-'}")
     for line in gone:
         print(f"lmforge status: {line} (the stages after it wait for it too)", file=sys.stderr)
-    damaged = [r for r in rows if not r["cached"] and Path(r["path"]).exists()]  # there, and not what it lists
+    damaged = [r for r in rows if not r["cached"] and r["path"] and Path(r["path"]).exists()]  # not what it lists
     if args.verify and damaged:
         print(f"lmforge status: {len(damaged)} output(s) failed verification: "
               + ", ".join(f"{r['stage']} {r['key']} ({r['reason']})" for r in damaged), file=sys.stderr)

@@ -23,15 +23,18 @@ def section_reads(cfg: DecontaminateConfig, section: str, tasks: Any) -> tuple[A
 
 def data_view(conf: dict[str, Any]) -> dict[str, Any]:
     """The stage's key config as far as its kept documents depend on it (the key downstream stages take, ``plan``):
-    the tasks without their names and order, and each label list as a set. Which documents go depends on the
-    evaluation texts alone; renaming a task or reordering its labels rebuilds this stage (its marks and report name
-    the tasks) but not tokenize and pretraining."""
+    the tasks without their names and order, and a classification task's label list as a set (a tagging task's
+    order counts: integer tags are ids into it). Which documents go depends on the evaluation texts alone;
+    renaming a task or reordering the tasks rebuilds this stage (its marks and report name the tasks) but not
+    tokenize and pretraining (the tasks' files count in any order: ``tasks.config.fingerprint``)."""
     import json
     sections = conf.get("_sections", {})
     if "tasks" not in sections:
         return conf
-    tasks = [{k: sorted(v) if k == "labels" and v is not None else v for k, v in t.items() if k != "name"}
-             for t in sections["tasks"]]
+
+    def as_set(t: dict[str, Any], k: str) -> bool:
+        return k == "labels" and t[k] is not None and t.get("kind") != "tagging"
+    tasks = [{k: sorted(v) if as_set(t, k) else v for k, v in t.items() if k != "name"} for t in sections["tasks"]]
     tasks.sort(key=lambda t: json.dumps(t, sort_keys=True, default=str))
     return {**conf, "_sections": {**sections, "tasks": tasks}}
 

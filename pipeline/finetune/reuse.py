@@ -29,14 +29,16 @@ NOT_A_RUN_SETTING = ("methods", "seeds", "baseline", "threads", "device", "max_l
 
 def run_settings(cfg: Any, method: str, kind: str = "classification") -> dict[str, Any]:
     """The settings one run of ``method`` on a task of ``kind`` reads: the stage's key config without what only
-    other methods read, nor the settings that only choose the runs (``NOT_A_RUN_SETTING``), nor ``pooling`` for a
-    tagger (it scores every word: nothing is pooled)."""
+    other methods read, nor the settings that only choose the runs (``NOT_A_RUN_SETTING``); a tagger's ``pooling``
+    is its default whatever the config says (it scores every word: nothing is pooled; the default, not left out,
+    so that the keys of runs trained before stay)."""
     from pipeline.finetune import key_config, unused_settings
     uses = {cfg.then} if method == "two_stage" else {method}
     drop = set(unused_settings(uses, method == "two_stage")) | set(NOT_A_RUN_SETTING)
-    if kind == "tagging":
-        drop.add("pooling")
-    return {k: v for k, v in key_config(cfg).items() if k not in drop}
+    out = {k: v for k, v in key_config(cfg).items() if k not in drop}
+    if kind == "tagging" and "pooling" in out:
+        out["pooling"] = type(cfg).__dataclass_fields__["pooling"].default
+    return out
 
 
 def task_digests(task_dir: Path) -> dict[str, str]:

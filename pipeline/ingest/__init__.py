@@ -43,8 +43,23 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
         if src.split == "paragraph":  # 2: a paragraph holding invalid UTF-8 is dropped alone, not its whole file
             h.update(b"paragraphs 2\n")
         for p in resolve_paths(src, root):
-            h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}\n".encode())
+            h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}{_codec_mark(p, src)}\n".encode())
     return h.hexdigest()[:16]
+
+
+def _codec_mark(path: Path, src: SourceConfig) -> str:
+    """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark: read as
+    such since this mark, where it was dropped as invalid UTF-8 before (only those files' keys change)."""
+    if src.kind not in ("text", "markdown", "csv", "tsv"):
+        return ""
+    import gzip
+    try:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            head = f.read(4)
+    except (OSError, EOFError):  # (a damaged .gz: the stage counts it)
+        return ""
+    encoding = text_encoding(head)
+    return "" if encoding == "utf-8-sig" else f"|{encoding}"
 
 
 CHECK_FILES, CHECK_RECORDS, CHECK_BYTES = 8, 1000, 1 << 16  # what planning reads of a source to find its text_field

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded, config_path, existing_file, non_default, to_dict
+from pipeline.configtypes import ConfigError, bounded, config_path, existing_file, non_default, to_dict
 
 TaskKind = Literal["classification", "pair_classification", "tagging"]
 TaskSource = Literal["files", "stdlib_area", "stdlib_names"]
@@ -78,7 +78,7 @@ class TaskConfig:
     tag_column: int = -1
     scheme: TagScheme = "auto"
     labels: list[str] | None = None
-    split_seed: int = bounded(0, ge=0, lt=SEED_LIMIT)
+    split_seed: int = bounded(0, ge=0)  # (hashed as text: any size)
     val_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
     test_fraction: float = bounded(0.1, ge=0.0, lt=1.0)
     max_train: int | None = bounded(None, ge=1)
@@ -168,7 +168,9 @@ def _needs_train(t: TaskConfig, splits: Sequence[str]) -> bool:
 # How a files task's rows become its splits (pipeline.tasks.load), for the keys of the stages that read one (the
 # stdlib tasks' keys stay): "|files2": the validation / test cut and the max_train / max_eval samples by each
 # row's text and copy number, not its file and line; labels from the (sampled) train rows when none are listed.
-FILES_VERSION = "|files2"
+# "|files3": UTF-16 / UTF-32 files read by their byte-order mark, rows holding a NUL dropped, integer tags as ids
+# into the labels, a .json array of objects read, a tagging train split without an entity refused.
+FILES_VERSION = "|files3"
 
 
 def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
@@ -213,7 +215,7 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     for (t, key, _), path in zip(files, paths):
         check_file(path, t, key)
     read = {config_path(root, f) for t in cfg.tasks for f in split_files(t, splits)}
-    paths = [p for p in paths if p in read]
+    paths = sorted({p for p in paths if p in read})  # the files, in any order the tasks name them
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     loader = FILES_VERSION if any(t.source == "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{loader}".encode()).hexdigest()[:16]

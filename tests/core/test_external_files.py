@@ -235,18 +235,27 @@ def test_a_renamed_task_or_reordered_labels_rebuild_decontaminate_not_pretrainin
     """The texts a task protects do not depend on its name, its place in the list or its labels' order: each
     once rebuilt tokenize and pretraining (hours on a GPU preset). Decontaminate itself rebuilds (its marks and
     report name the tasks); a label list that drops rows still reaches pretraining."""
-    rows = "text,label\n" + "".join(f"row {i},{'abc'[i % 3]}\n" for i in range(30))
-    for name in ("tr.csv", "va.csv", "te.csv"):
-        (tmp_path / name).write_text(rows)
-    task = '{"name": "%s", "source": "files", "train": "tr.csv", "validation": "va.csv", "test": "te.csv"%s}'
+    for n, prefix in enumerate("tu"):  # each task its own files: their order in the tasks' fingerprint counts too
+        rows = "text,label\n" + "".join(f"{prefix} row {i},{'abc'[i % 3]}\n" for i in range(30 + n))
+        for split in ("tr", "va", "te"):
+            (tmp_path / f"{prefix}{split}.csv").write_text(rows)
+    task = '{"name": "%s", "source": "files", "train": "%str.csv", "validation": "%sva.csv", "test": "%ste.csv"%s}'
+    t = lambda name, labels="": task % (name, "t", "t", "t", labels)
+    u = task % ("u", "u", "u", "u", "")
     both = lambda *tasks: keys(tmp_path, f"tasks.tasks=[{', '.join(tasks)}]")
-    before = both(task % ("t", ', "labels": ["a", "b", "c"]'), task % ("u", ""))
-    for after in (both(task % ("renamed", ', "labels": ["a", "b", "c"]'), task % ("u", "")),
-                  both(task % ("t", ', "labels": ["c", "a", "b"]'), task % ("u", "")),
-                  both(task % ("u", ""), task % ("t", ', "labels": ["a", "b", "c"]'))):
+    before = both(t("t", ', "labels": ["a", "b", "c"]'), u)
+    for after in (both(t("renamed", ', "labels": ["a", "b", "c"]'), u), both(t("t", ', "labels": ["c", "a", "b"]'), u),
+                  both(u, t("t", ', "labels": ["a", "b", "c"]'))):
         assert {n for n in before if before[n] != after[n]} == {"decontaminate", "finetune", "evaluate"}
-    fewer = both(task % ("t", ', "labels": ["a", "b"]'), task % ("u", ""))  # rows labelled c go
+    fewer = both(t("t", ', "labels": ["a", "b"]'), u)  # rows labelled c go
     assert DOWNSTREAM_OF_TOKENIZE <= {n for n in before if before[n] != fewer[n]}
+    # a tagging task's label order counts: integer tags are ids into it, so it decides which rows are read
+    (tmp_path / "n.jsonl").write_text('{"tokens": ["Eve", "x"], "tags": [1, 0]}\n')
+    tag = '{"name": "n", "kind": "tagging", "source": "files", "train": "n.jsonl", "text_field": "tokens", ' \
+          '"label_field": "tags", "labels": %s}'
+    bio, bioes = (keys(tmp_path, f"tasks.tasks=[{tag % labels}]") for labels in (
+        '["O", "B-PER", "I-PER", "E-PER", "S-PER"]', '["O", "S-PER", "E-PER", "I-PER", "B-PER"]'))
+    assert bio["tokenize"] != bioes["tokenize"]
 
 
 def test_a_file_touched_or_copied_back_unchanged_keeps_the_keys(tmp_path):

@@ -112,4 +112,8 @@ def test_status_lists_every_stage_when_a_task_file_of_the_config_is_gone(tmp_pat
     assert list(lines) == ["ingest", "clean", "dedup", "decontaminate", "tokenize", "pretrain", "finetune", "evaluate"]
     assert "cannot run: tasks.tasks[t].test: no file 'te.csv'" in lines["decontaminate"]
     assert "missing (not built yet)" in lines["ingest"]
+    for after, up in (("tokenize", "decontaminate"), ("pretrain", "tokenize")):  # keys hanging on the missing file:
+        assert lines[after].split()[1] == "-"  # unknown, not "not built yet"
+        assert f"missing (cannot run: needs {up}, which cannot)" in lines[after]
+    assert "cannot run: tasks.tasks[t].test: no file" in lines["finetune"]  # (it reads the tasks itself)
     assert "lmforge status: decontaminate: tasks.tasks[t].test: no file 'te.csv'" in err

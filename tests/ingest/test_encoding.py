@@ -70,3 +70,19 @@ def test_a_utf16_csv_header_is_checked_at_planning(tmp_path):
     with pytest.raises(ConfigError, match=r"u.csv has the header \['title', 'body'\]"):
         plan("text")
     plan("body")
+
+
+def test_only_a_file_read_by_its_byte_order_mark_changes_the_corpus_key(tmp_path):
+    """UTF-16 files were dropped as invalid UTF-8; their cached corpus must not be reused now that they are read.
+    A UTF-8 file's key is what it was."""
+    import hashlib
+
+    from pipeline.ingest import fingerprint
+    from pipeline.store import DIGESTS
+    (tmp_path / "a.txt").write_text("plain text\n")
+    (tmp_path / "b.txt").write_bytes("wide text\n".encode("utf-16"))
+    cfg = lambda name: IngestConfig(sources=[SourceConfig(name="t", kind="text", paths=[name])])
+    before = hashlib.sha256(f"a.txt|{DIGESTS.digest(tmp_path / 'a.txt')}\n".encode()).hexdigest()[:16]
+    assert fingerprint(cfg("a.txt"), tmp_path) == before  # the formula before byte-order marks counted
+    marked = hashlib.sha256(f"b.txt|{DIGESTS.digest(tmp_path / 'b.txt')}|utf-16\n".encode()).hexdigest()[:16]
+    assert fingerprint(cfg("b.txt"), tmp_path) == marked
