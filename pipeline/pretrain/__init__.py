@@ -111,8 +111,8 @@ def check_device(name: str, key: str) -> None:
 def check(run_cfg: Any, root: Path) -> None:
     """At planning: the device; a validation split to score; the sentinels span corruption needs (the trained
     tokenizer's or the reused one's); continued pretraining from a model with a reused tokenizer that is not the
-    model's own (found when pretraining started, after tokenize had run). Without ``tokenize.tokenizer_path`` the tokenizer is trained, and only the
-    stage can compare it."""
+    model's own (found when pretraining started, after tokenize had run). Without ``tokenize.tokenizer_path`` the
+    tokenizer is trained, and only the stage can compare it."""
     cfg, tok = run_cfg.pretrain, run_cfg.tokenize
     check_device(cfg.device, "pretrain.device")
     if tok.val_fraction == 0:  # (found after tokenize had run)
