@@ -70,7 +70,7 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
     for r in lm["rows"]:
         row = [r["data"], r["scorer"], r.get("tokens"), r.get("bytes"), r.get("loss")]
         row += [r.get("accuracy")] if masked else [r.get("ppl"), r.get("bpb")]
-        row += [_no_negative_zero(r.get("encoder_gain"))] if span else []
+        row += [r.get("encoder_gain")] if span else []  # (fmt shows no -0.0000)
         rows.append(row)
     lines = [title, "", *table(header, rows), ""]
     for r in lm["rows"]:
