@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.configtypes import ConfigError, bounded
+from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded
 
 N_FIXED_SPECIALS = 7  # <pad> <unk> <s> </s> <mask> <sep> <cls>
 N_BYTE_PIECES = 256
@@ -21,7 +21,7 @@ class TokenizeConfig:
     # vocabulary, training then on the most frequent ones only (see tokenize.train.auto_coverage).
     character_coverage: float | None = bounded(None, gt=0.9, le=1.0)
     sentinels: int = bounded(32, ge=0, le=1000)  # <extra_id_0> ... for span-corruption objectives
-    seed: int = bounded(0, ge=0, lt=1 << 63)  # the train/val split and the training sample
+    seed: int = bounded(0, ge=0, lt=SEED_LIMIT)  # the train/val split and the training sample (sentencepiece: 32 bits)
     val_fraction: float = bounded(0.05, ge=0.0, lt=1.0)  # of split keys (near-dup clusters or docs); pretraining
     # needs validation text (its loss picks the best checkpoint): 0 only for tokens that something else scores
     shard_tokens: int = bounded(8 << 20, ge=1, le=1 << 30)  # a shard closes before it would exceed this

@@ -189,6 +189,7 @@ def test_post_init_errors_name_the_full_key():
              ("finetune.seeds=[18446744073709551616]", r"^finetune.seeds: got \[18446744073709551616\], allowed"),
              ("pretrain.seed=-1", "^pretrain.seed: got -1, allowed: a number >= 0$"),
              ("dedup.seed=4294967296", "^dedup.seed: got 4294967296, allowed: a number < 4294967296$"),
+             ("tokenize.seed=4294967296", "^tokenize.seed: got 4294967296, allowed: a number < 4294967296$"),
              ("tasks.tasks[0].split_seed=-1", r"^tasks.tasks\[\w+\].split_seed: got -1, allowed: a number >= 0$")]
     for assignment, needle in cases:
         with pytest.raises(ConfigError, match=needle):
