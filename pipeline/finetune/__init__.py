@@ -74,15 +74,25 @@ def unused_settings(uses: set[str], two_stage: bool) -> list[str]:
 
 def check(run_cfg: Any, root: Any = None) -> None:
     """At planning: the fine-tuning options against the trunk that ``pretrain.model`` describes (the stage
-    checks them again against the model it gets)."""
+    checks them again against the model it gets); and each files task read, so that one that cannot train (no
+    usable rows, one label, no entity) stops the run before pretraining: decontaminate reads the tasks too, but
+    a cached decontaminate (its key leaves out a train file its splits do not depend on) reads nothing."""
     from dataclasses import asdict
 
     from model import ModelConfig
+    from pipeline.configtypes import ConfigError
     from pipeline.finetune.modeling import check_trunk_options
     from pipeline.pretrain import check_device
+    from pipeline.tasks import TaskError, load_task
     check_device(run_cfg.finetune.device, "finetune.device")
     trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
     check_trunk_options(trunk, run_cfg.finetune)
+    for task in run_cfg.tasks.tasks:
+        if task.source == "files" and root is not None:
+            try:
+                load_task(task, root)
+            except TaskError as e:
+                raise ConfigError(str(e)) from None
 
 
 def run(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:

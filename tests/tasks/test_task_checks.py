@@ -113,3 +113,23 @@ def test_a_bad_first_conll_line_drops_its_own_sentence_only(tmp_path):
     data = load_task(task(name="n", kind="tagging", train=f, validation=f, test=f), tmp_path)
     assert len(data.splits["train"]) == 30 and data.drop_counts() == {"misaligned_tags": 3}
     assert data.drops[0].origin == "first.conll:1" and "most of the file's lines have 4" in data.drops[0].detail
+
+
+def test_a_task_that_cannot_train_stops_the_plan_whatever_decontaminate_has_cached(tmp_path):
+    """With its validation and test files named, a task's train file is not in decontaminate's key: an all-'O'
+    train file found decontaminate cached, and the error came in finetune, after a new pretraining."""
+    import json
+
+    from pipeline import config
+    from pipeline.plan import make_plan
+    write(tmp_path / "tr.conll", "EU B-ORG\nsays O\n\nPeter B-PER\nsmiles O\n")
+    write(tmp_path / "ev.conll", "Paris B-LOC\nsleeps O\n\nPeter B-PER\nruns O\n")
+    write(tmp_path / "o.conll", "EU O\nsays O\n\nPeter O\nsmiles O\n")
+    task = {"name": "ner", "kind": "tagging", "source": "files", "scheme": "BIO", "validation": "ev.conll",
+            "test": "ev.conll"}
+    cfg = lambda train: config.load("tiny", overrides=[f"tasks.tasks=[{json.dumps({**task, 'train': train})}]"])
+    work = tmp_path / "data" / "work"
+    make_plan(cfg("tr.conll"), work, tmp_path)
+    with pytest.raises(ConfigError, match=r"^task ner: the train rows in o.conll hold no entity"):
+        make_plan(cfg("o.conll"), work, tmp_path)
+    assert make_plan(cfg("o.conll"), work, tmp_path, until="pretrain")  # no fine-tuning: nothing to refuse
