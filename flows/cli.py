@@ -253,6 +253,9 @@ def cmd_gc(args: argparse.Namespace, root: Path) -> int:
     garbage = gc.find(cfg, root, only_current=args.only_current)
     for path, why in garbage.ignored_configs:
         print(f"lmforge gc: ignoring {path.name}: no longer a valid config ({why})", file=sys.stderr)
+    for stage, why in garbage.kept_blocked.items():
+        print(f"keep    every {stage} output  (a config's key for it is unknown: {why}; restore the file, or remove "
+              "that config from data/runs/, to collect them)")
     for folder in garbage.kept_busy:
         print(f"keep    {folder}  (written in the last {gc.BUSY_MINUTES:.0f} minutes: a run may be using it)")
     verb = "would remove" if args.dry_run else "remove"

@@ -40,6 +40,7 @@ BUSY_MINUTES = 15.0
 class Garbage:
     remove: list[tuple[Path, int, str]] = field(default_factory=list)  # (folder or file, bytes, why)
     kept_busy: list[Path] = field(default_factory=list)
+    kept_blocked: dict[str, str] = field(default_factory=dict)  # stage -> why all its outputs stay (a missing file)
     ignored_configs: list[tuple[Path, str]] = field(default_factory=list)
     live_configs: int = 0
     linked: int = 0  # bytes of the files listed that stay on disk: hard links outside them remain (mlruns/, outputs)
@@ -122,8 +123,14 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             garbage.ignored_configs.append((path, f"{type(e).__name__}: {e}"))
             continue
         garbage.live_configs += 1
+        blocked: set[str] = set()  # stages whose key hangs on a missing file: unknown, so none of their outputs go
         for ps in planned:
             live.setdefault(ps.name, set()).add(ps.key)
+            missing = [str(v).removeprefix("missing: ") for v in ps.inputs.values() if str(v).startswith("missing: ")]
+            if missing or any(up in blocked for up in ps.input_stages.values()):
+                blocked.add(ps.name)
+                garbage.kept_blocked.setdefault(ps.name, f"{path.name if path else 'the current config'}: " + (
+                    missing[0] if missing else f"needs {next(u for u in ps.input_stages.values() if u in blocked)}"))
         for stage, key in _named_outputs(cfg, root, work):  # a model or tokenizer the config points into
             live.setdefault(stage, set()).add(key)
         live_attrs |= _live_attr_files(cfg, planned, work)
@@ -139,6 +146,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             done = suffix == "partial" and validate(folder / key)[0] is not None
             if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial") and not done):
                 continue
+            if name in garbage.kept_blocked and suffix in ("", "partial") and not done:
+                continue  # perhaps the output of a config whose file is away for now (another branch, a drive)
             if suffix in ("", "partial") and held_elsewhere(stage_lock_path(work, name, key)) or (
                     suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60):
                 garbage.kept_busy.append(entry)  # a process builds (or waits for) that output now

@@ -142,6 +142,28 @@ def test_a_past_config_missing_only_a_late_outside_file_keeps_its_upstream_outpu
     assert past_pretrain not in {p for p, _, _ in found.remove} and found.live_configs == 3
 
 
+def test_the_outputs_after_a_missing_task_file_are_all_kept_not_called_unused(tmp_path):
+    """The latest run's task file away for a while (another branch checked out): its decontaminate key, and every
+    key after it, are unknown, and gc listed that run's pretrained model as "output of a config no run uses"."""
+    cfg, garbage, kept = _store(tmp_path)
+    rows = "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20))
+    for name in ("tr.csv", "te.csv"):
+        (tmp_path / name).write_text(rows)
+    task = '{"name": "t", "source": "files", "train": "tr.csv", "test": "te.csv"}'
+    past = config.load("tiny", overrides=[f"tasks.tasks=[{task}]"])
+    (tmp_path / "data" / "runs" / "20260104-000000-config.json").write_text(json.dumps(to_dict(past)))
+    work = tmp_path / "data" / "work"
+    keys = {p.name: p.key for p in compute(past, work, tmp_path)}
+    theirs = {n: _folder(work / n / keys[n]) for n in ("decontaminate", "tokenize", "pretrain", "finetune")}
+    (tmp_path / "te.csv").unlink()
+    found = gc.find(cfg, tmp_path)
+    removed = {p for p, _, _ in found.remove}
+    assert not removed & set(theirs.values())
+    assert removed == set(garbage.values()) - {garbage["stale"], garbage["abandoned"]}  # pretrain, tokenize: kept
+    assert found.kept_blocked["decontaminate"].startswith("20260104-000000-config.json: tasks.tasks[t].test: no file")
+    assert found.kept_blocked["pretrain"] == "20260104-000000-config.json: needs tokenize"
+
+
 def test_a_model_or_tokenizer_the_config_points_into_is_live(tmp_path):
     """Continued pretraining from a model in the store: gc --only-current once removed that model, and the
     config could no longer even be planned."""
