@@ -60,8 +60,16 @@ def extra_text(root: Path, path: str, i: int) -> Path:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
+            from pipeline.ingest.items import text_encoding
+            codec = text_encoding(data[:4]).upper()
+            hint = ("gzip-compressed: decompress it first" if data[:2] == b"\x1f\x8b" else
+                    f"{codec} (its byte-order mark says so): convert it first, e.g. iconv -f {codec} -t UTF-8"
+                    if codec != "UTF-8-SIG" else "convert it first, e.g. iconv -f latin1 -t utf-8 if it is Latin-1")
             raise ConfigError(f"{key}: {str(path)!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}"
-                              f"); convert it first, e.g. iconv -f latin1 -t utf-8") from None
+                              f"); {hint}") from None
+        if "\x00" in text:  # valid UTF-8, but no text: UTF-16 without its mark is every other byte NUL
+            raise ConfigError(f"{key}: {str(path)!r} holds NUL characters (UTF-16 without a byte-order mark?): "
+                              "convert it first, e.g. iconv -f UTF-16LE -t UTF-8")
         if not text.strip():
             raise ConfigError(f"{key}: {str(path)!r} holds only whitespace: nothing to score")
         _CHECKED.add(seen)

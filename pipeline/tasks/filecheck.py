@@ -39,6 +39,8 @@ def _check_jsonl(path: Path, cfg: TaskConfig, where: str, fields: dict[str, str]
         raise ConfigError(f"{where}: {e}") from None
     if items is not None:
         objs = [o for o in items[:20] if isinstance(o, dict)]
+        if not items:
+            raise ConfigError(f"{where}: {path.name!r} is empty (an empty JSON array)")
         if not objs:
             raise ConfigError(f"{where}: {path.name!r} holds a JSON array with no object among its first "
                               f"{min(len(items), 20)} element(s); a task reads an array of objects, or JSON Lines")
@@ -118,6 +120,9 @@ def _check_file(path: Path, cfg: TaskConfig, key: str) -> None:
         if not value.lstrip("-").isdigit():
             shown = (f"its header: {', '.join(header)}" if header is not None else
                      "its first record is no header row" if cfg.header else "header: false, so a column index")
+            if header is not None and any("\x00" in h for h in header):  # (shown escaped, not as raw NULs)
+                shown = (f"its header holds NUL characters, {', '.join(header)!r}: a UTF-16 file without its "
+                         "byte-order mark?")
             raise ConfigError(f"{where}.{name}: no column {value!r} in {path.name!r} ({shown})")
         if record is not None and column_index(int(value)) >= len(record):
             raise ConfigError(f"{where}.{name}: got column {value}, but the first record of {path.name!r} has "

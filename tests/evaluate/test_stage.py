@@ -136,7 +136,12 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     (root / "texts" / "empty.txt").write_bytes(b"")
     (root / "texts" / "blank.txt").write_bytes(b" \n\n")
     (root / "texts" / "latin.txt").write_bytes(b"caf\xe9 au lait\n")
-    cases = (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3"))
+    (root / "texts" / "wide.txt").write_bytes("wide text\n".encode("utf-16"))
+    (root / "texts" / "bare.txt").write_bytes("wide text\n".encode("utf-16-le"))
+    cases = (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3"),
+             ("wide", r"is not UTF-8 text \(byte 0: b'\\xff'\); UTF-16 \(its byte-order mark says so\): convert it "
+                      "first, e.g. iconv -f UTF-16 -t UTF-8"),
+             ("bare", r"holds NUL characters \(UTF-16 without a byte-order mark\?\)"))
     for name, match in cases:
         with pytest.raises(ConfigError, match=rf"evaluate.extra_texts\[0\]: 'texts/{name}.txt' {match}"):
             resolve_texts(EvaluateConfig(extra_texts=[f"texts/{name}.txt"]), root)

@@ -121,3 +121,14 @@ def test_an_unknown_label_shows_the_list_it_is_missing_from(tmp_path):
     (tmp_path / "b.tsv").write_text("text\tlabel\n" + "".join(f"row {i}\t{i % 2}\n" for i in range(20)))
     with pytest.raises(TaskError, match=r"the first: b.tsv:2: label '0' is not in the label list \('0.0', '1.0'\)"):
         load("b.tsv", tmp_path, labels=["0.0", "1.0"])
+
+
+def test_planning_names_an_empty_json_array_and_a_nul_laced_header(tmp_path):
+    from pipeline.configtypes import ConfigError
+    (tmp_path / "e.json").write_text("[]\n")
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[t\]: 'e.json' is empty \(an empty JSON array\)$"):
+        plan_check(tmp_path, train="e.json")
+    (tmp_path / "h.tsv").write_bytes(tsv().encode("utf-16-le"))  # no byte-order mark: read as UTF-8, NULs
+    with pytest.raises(ConfigError, match=r"no column 'text' in 'h.tsv' \(its header holds NUL characters, "
+                       r"'t\\x00e\\x00.*: a UTF-16 file without its byte-order mark\?\)"):
+        plan_check(tmp_path, train="h.tsv")
