@@ -48,18 +48,20 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
 
 
 def _codec_mark(path: Path, src: SourceConfig) -> str:
-    """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark: read as
-    such since this mark, where it was dropped as invalid UTF-8 before (only those files' keys change)."""
+    """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark, "|gz" for a
+    gzipped text file: read as such since these marks, where they were dropped as invalid UTF-8 before (only
+    those files' keys change)."""
     if src.kind not in ("text", "markdown", "csv", "tsv"):
         return ""
     import gzip
+    gz = "|gz" if src.kind in ("text", "markdown") and path.name.endswith(".gz") else ""  # (read raw before)
     try:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
             head = f.read(4)
     except (OSError, EOFError):  # (a damaged .gz: the stage counts it)
-        return ""
+        return gz
     encoding = text_encoding(head)
-    return "" if encoding == "utf-8-sig" else f"|{encoding}"
+    return gz + ("" if encoding == "utf-8-sig" else f"|{encoding}")
 
 
 CHECK_FILES, CHECK_RECORDS, CHECK_BYTES = 8, 1000, 1 << 16  # what planning reads of a source to find its text_field

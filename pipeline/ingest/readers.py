@@ -20,7 +20,7 @@ from pipeline.ingest.jsonl import read_jsonl
 
 
 SUFFIXES = {
-    "text": (".txt", ".text", ""), "markdown": (".md", ".markdown", ".rst", ".txt"),
+    "text": (".txt", ".text", ".txt.gz", ""), "markdown": (".md", ".markdown", ".rst", ".txt"),
     "jsonl": (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson", ".ndjson.gz",
               ".ndjson.zst"), "parquet": (".parquet",),
     "csv": (".csv", ".csv.gz"), "tsv": (".tsv", ".tsv.gz", ".tab"),
@@ -74,7 +74,7 @@ def _suffix_ok(path: Path, kind: str) -> bool:
 
 
 def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    data = path.read_bytes()
+    data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     text = decode(data, src, rel)
     # only the paragraphs that hold the bad bytes go (UTF-8: a UTF-16 or UTF-32 file that does not decode is dropped)
     if isinstance(text, Drop) and src.split == "paragraph" and text_encoding(data[:4]) == "utf-8-sig":

@@ -86,3 +86,12 @@ def test_only_a_file_read_by_its_byte_order_mark_changes_the_corpus_key(tmp_path
     assert fingerprint(cfg("a.txt"), tmp_path) == before  # the formula before byte-order marks counted
     marked = hashlib.sha256(f"b.txt|{DIGESTS.digest(tmp_path / 'b.txt')}|utf-16\n".encode()).hexdigest()[:16]
     assert fingerprint(cfg("b.txt"), tmp_path) == marked
+
+
+def test_a_gzipped_text_file_is_read_as_its_text(tmp_path):
+    """It was read as raw bytes: one undecodable-bytes drop for the whole file."""
+    import gzip
+    p = tmp_path / "book.txt.gz"
+    p.write_bytes(gzip.compress("First paragraph.\n\nSecond one.\n".encode()))
+    got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split="paragraph"))
+    assert [d.text for d in got] == ["First paragraph.", "Second one."]

@@ -208,7 +208,7 @@ def test_a_folders_files_of_another_kind_are_counted_not_silently_skipped(tmp_pa
     assert stats["docs"] == 2 and stats["dropped.other_suffix"] == 2
     samples = json.loads((ctx.out / "reports" / "drops.json").read_text())["samples"]["other_suffix"]
     assert [d["where"] for d in samples] == ["notes/c.md", "notes/sub/d.log"]
-    assert "not a text file (.txt, .text)" in samples[0]["detail"]
+    assert "not a text file (.txt, .text, .txt.gz)" in samples[0]["detail"]
     both = IngestConfig(sources=[SourceConfig(name="n", kind="text", paths=["notes"]),
                                  SourceConfig(name="m", kind="markdown", paths=["notes/c.md"])])
     stats = run(both, StageContext(name="ingest", key="k", out=tmp_path / "o3", root=tmp_path))
