@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from pipeline import documents
 from pipeline.ingest import stdlib
 from pipeline.ingest.config import IngestConfig, SourceConfig
-from pipeline.ingest.items import text_encoding
+from pipeline.ingest.items import looks_utf16, text_encoding
 from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, resolve_paths
 from pipeline.stage import StageContext
 from pipeline.store import DIGESTS
@@ -49,19 +49,19 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
 
 def _codec_mark(path: Path, src: SourceConfig) -> str:
     """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark, "|gz" for a
-    gzipped text file: read as such since these marks, where they were dropped as invalid UTF-8 before (only
-    those files' keys change)."""
+    gzipped text file, "|nul-bytes" for one that looks like UTF-16 without its mark (``looks_utf16``): each read
+    (or dropped) otherwise since these marks (only those files' keys change)."""
     if src.kind not in ("text", "markdown", "csv", "tsv"):
         return ""
     import gzip
     gz = "|gz" if src.kind in ("text", "markdown") and path.name.endswith(".gz") else ""  # (read raw before)
     try:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
-            head = f.read(4)
+            head = f.read(4096)
     except (OSError, EOFError):  # (a damaged .gz: the stage counts it)
         return gz
-    encoding = text_encoding(head)
-    return gz + ("" if encoding == "utf-8-sig" else f"|{encoding}")
+    encoding = text_encoding(head[:4])
+    return gz + ("" if encoding == "utf-8-sig" else f"|{encoding}") + ("|nul-bytes" if looks_utf16(head) else "")
 
 
 CHECK_FILES, CHECK_RECORDS, CHECK_BYTES = 8, 1000, 1 << 16  # what planning reads of a source to find its text_field

@@ -41,7 +41,17 @@ def text_encoding(head: bytes) -> str:
     return next((enc for bom, enc in BOMS if head.startswith(bom)), "utf-8-sig")
 
 
+def looks_utf16(data: bytes) -> bool:
+    """UTF-16 without its byte-order mark, from a file's first bytes: a quarter or more of them NUL (valid UTF-8
+    that no text holds: every other byte of ASCII in UTF-16 is NUL)."""
+    head = data[:4096]
+    return len(head) >= 8 and head.count(0) * 4 >= len(head) and text_encoding(head[:4]) == "utf-8-sig"
+
+
 def decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
+    if looks_utf16(data):
+        return Drop("undecodable_bytes", where, "NUL bytes throughout: UTF-16 without its byte-order mark? Convert it "
+                    "to UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)")
     encoding = text_encoding(data[:4])
     try:
         return data.decode(encoding)
@@ -53,4 +63,4 @@ def decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
         return Drop("undecodable_bytes", where, f"invalid {name} at byte {e.start + bom}")
 
 
-__all__ = ["IngestError", "Doc", "Drop", "Item", "SURROGATE", "decode", "text_encoding"]
+__all__ = ["IngestError", "Doc", "Drop", "Item", "SURROGATE", "decode", "text_encoding", "looks_utf16"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.ingest.config import SourceConfig
-from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode, text_encoding
+from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode, looks_utf16, text_encoding
 
 from pipeline.ingest.jsonl import read_jsonl
 
@@ -77,7 +77,8 @@ def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
     data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     text = decode(data, src, rel)
     # only the paragraphs that hold the bad bytes go (UTF-8: a UTF-16 or UTF-32 file that does not decode is dropped)
-    if isinstance(text, Drop) and src.split == "paragraph" and text_encoding(data[:4]) == "utf-8-sig":
+    if isinstance(text, Drop) and src.split == "paragraph" and text_encoding(data[:4]) == "utf-8-sig" and \
+            not looks_utf16(data):
         text = data.decode("utf-8-sig", errors="surrogateescape")  # a bad byte: a lone surrogate, U+DC80..U+DCFF
     if isinstance(text, Drop):
         yield text

@@ -95,3 +95,17 @@ def test_a_gzipped_text_file_is_read_as_its_text(tmp_path):
     p.write_bytes(gzip.compress("First paragraph.\n\nSecond one.\n".encode()))
     got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split="paragraph"))
     assert [d.text for d in got] == ["First paragraph.", "Second one."]
+
+
+def test_utf16_without_its_mark_is_one_counted_drop_not_a_nul_laced_document(tmp_path):
+    """It became one document of 'F\\x00i\\x00r\\x00s\\x00t...' (paragraphs lost; clean then stripped the NULs)."""
+    p = tmp_path / "bare.txt"
+    p.write_bytes("First paragraph.\n\nSecond one, a little longer.\n".encode("utf-16-le"))
+    why = "NUL bytes throughout: UTF-16 without its byte-order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)"
+    for split in ("file", "paragraph"):
+        got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split=split))
+        assert got == [Drop("undecodable_bytes", "bare.txt", why)], split
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(b"a stray NUL \x00 in real text stays text\n")
+    assert [d.text for d in items(read_text_file, ok, SourceConfig(name="t", kind="text", paths=["x"]))] == [
+        "a stray NUL \x00 in real text stays text\n"]
