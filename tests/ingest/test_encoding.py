@@ -101,7 +101,8 @@ def test_utf16_without_its_mark_is_one_counted_drop_not_a_nul_laced_document(tmp
     """It became one document of 'F\\x00i\\x00r\\x00s\\x00t...' (paragraphs lost; clean then stripped the NULs)."""
     p = tmp_path / "bare.txt"
     p.write_bytes("First paragraph.\n\nSecond one, a little longer.\n".encode("utf-16-le"))
-    why = "NUL bytes throughout: UTF-16 without its byte-order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)"
+    why = ("NUL bytes throughout: UTF-16 without its byte-order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16LE "
+           "-t UTF-8)")
     for split in ("file", "paragraph"):
         got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split=split))
         assert got == [Drop("undecodable_bytes", "bare.txt", why)], split
