@@ -208,21 +208,18 @@ def _config_file(root: Path) -> Path:
 
 
 def cmd_status(args: argparse.Namespace, root: Path) -> int:
-    from pipeline.plan import compute
+    from pipeline.plan import blocked_stages, compute
     from pipeline.store import validate
     cfg, _ = _load(args, root)
     rows = []
     work = root / "data" / "work"
-    gone: list[str] = []  # an outside file the config names is missing: the stages before it are still shown
-    blocked: set[str] = set()  # the stages that read it, and those after them: their keys are unknown
-    for p in compute(cfg, work, root, missing_ok=True):
+    planned = compute(cfg, work, root, missing_ok=True)
+    blocked = blocked_stages(planned)  # an outside file the config names is missing: the stages before it are shown
+    for p in planned:
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
-        missing = [str(v).removeprefix("missing: ") for v in p.inputs.values() if str(v).startswith("missing: ")]
-        after = [up for up in p.input_stages.values() if up in blocked]
-        if missing or after:
-            why, m = f"cannot run: {missing[0]}" if missing else f"cannot run: needs {after[0]}, which cannot", None
-            blocked.add(p.name)
-            gone += [f"{p.name}: {missing[0]}"] if missing else []
+        after = blocked.get(p.name, "").startswith("needs ")  # its key hangs on the missing file: unknown
+        if p.name in blocked:
+            why, m = f"cannot run: {blocked[p.name]}" + (", which cannot" if after else ""), None
         rows.append({"stage": p.name, "key": None if after else p.key, "cached": m is not None,
                      "path": None if after else str(p.path), "run_id": m.run_id if m else None,
                      **({} if m else {"reason": why + ("" if p.name in blocked else
@@ -237,8 +234,9 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
             there = "damaged" if r["path"] and Path(r["path"]).exists() else "missing"  # not what it lists
             state = "cached" if r["cached"] else f"{there} ({why})"
             print(f"{r['stage']:<13} {r['key'] or '-':<16}  {state:<24} {r['path'] or '-'}  run={r['run_id'] or '-'}")
-    for line in gone:
-        print(f"lmforge status: {line} (the stages after it wait for it too)", file=sys.stderr)
+    for stage, why in blocked.items():
+        if not why.startswith("needs "):
+            print(f"lmforge status: {stage}: {why} (the stages after it wait for it too)", file=sys.stderr)
     damaged = [r for r in rows if not r["cached"] and r["path"] and Path(r["path"]).exists()]  # not what it lists
     if args.verify and damaged:
         print(f"lmforge status: {len(damaged)} output(s) failed verification: "

@@ -123,14 +123,10 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             garbage.ignored_configs.append((path, f"{type(e).__name__}: {e}"))
             continue
         garbage.live_configs += 1
-        blocked: set[str] = set()  # stages whose key hangs on a missing file: unknown, so none of their outputs go
         for ps in planned:
             live.setdefault(ps.name, set()).add(ps.key)
-            missing = [str(v).removeprefix("missing: ") for v in ps.inputs.values() if str(v).startswith("missing: ")]
-            if missing or any(up in blocked for up in ps.input_stages.values()):
-                blocked.add(ps.name)
-                garbage.kept_blocked.setdefault(ps.name, f"{path.name if path else 'the current config'}: " + (
-                    missing[0] if missing else f"needs {next(u for u in ps.input_stages.values() if u in blocked)}"))
+        for stage, why in planning.blocked_stages(planned).items():  # keys unknown: none of their outputs go
+            garbage.kept_blocked.setdefault(stage, f"{path.name if path else 'the current config'}: {why}")
         for stage, key in _named_outputs(cfg, root, work):  # a model or tokenizer the config points into
             live.setdefault(stage, set()).add(key)
         live_attrs |= _live_attr_files(cfg, planned, work)

@@ -50,6 +50,21 @@ def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
     return narrow(cfg.section(name)) if narrow else to_dict(cfg.section(name))
 
 
+MISSING = "missing: "  # what ``compute(missing_ok=True)`` puts in a key for an outside file it could not read
+
+
+def blocked_stages(planned: list[PlannedStage]) -> dict[str, str]:
+    """The stages of a ``compute(missing_ok=True)`` plan whose key an absent outside file left unknown, and why:
+    that file's error, or "needs <stage>" for the stages after one (their keys hang on it)."""
+    out: dict[str, str] = {}
+    for ps in planned:
+        missing = [str(v).removeprefix(MISSING) for v in ps.inputs.values() if str(v).startswith(MISSING)]
+        after = [up for up in ps.input_stages.values() if up in out]
+        if missing or after:
+            out[ps.name] = missing[0] if missing else f"needs {after[0]}"
+    return out
+
+
 def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) -> str | None:
     """A stage's fingerprint of the outside files its config names. A missing one is a ConfigError, or with
     ``missing_ok`` (gc over past configs) a key of its own that no output has, so that the stages upstream
@@ -59,7 +74,7 @@ def _fingerprint(missing_ok: bool, fn: Callable[..., str | None], *args: Any) ->
     except ConfigError as e:
         if not missing_ok:
             raise
-        return f"missing: {e}"
+        return f"{MISSING}{e}"
 
 
 def compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool = False) -> list[PlannedStage]:
