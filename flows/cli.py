@@ -217,9 +217,10 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     blocked = blocked_stages(planned)  # an outside file the config names is missing: the stages before it are shown
     for p in planned:
         m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
-        after = blocked.get(p.name, "").startswith("needs ")  # its key hangs on the missing file: unknown
+        after = any(up in blocked for up in p.input_stages.values())  # its key hangs on the missing file: unknown
         if p.name in blocked:
-            why, m = f"cannot run: {blocked[p.name]}" + (", which cannot" if after else ""), None
+            why, m = f"cannot run: {blocked[p.name]}" + (", which cannot" if blocked[p.name].startswith("needs ")
+                                                         else ""), None
         rows.append({"stage": p.name, "key": None if after else p.key, "cached": m is not None,
                      "path": None if after else str(p.path), "run_id": m.run_id if m else None,
                      **({} if m else {"reason": why + ("" if p.name in blocked else

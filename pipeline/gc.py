@@ -108,6 +108,7 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
     if only_current:  # a run going on now is current too: what it reads or writes must stay
         history = [(p, c) for p, c in history if run_lock_path(p) in running]
         garbage.ignored_configs = [(p, why) for p, why in garbage.ignored_configs if run_lock_path(p) in running]
+    latest = max((p for p, _ in history), key=lambda p: p.name, default=None)  # (names start with the time)
     configs += [(p, c) for p, c in history if c != current]  # the latest run's config is often current
     live: dict[str, set[str]] = {}
     for lock in running:  # the keys it planned (a corpus file edited since gives its config other keys now),
@@ -125,8 +126,9 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
         garbage.live_configs += 1
         for ps in planned:
             live.setdefault(ps.name, set()).add(ps.key)
-        for stage, why in planning.blocked_stages(planned).items():  # keys unknown: none of their outputs go
-            garbage.kept_blocked.setdefault(stage, f"{path.name if path else 'the current config'}: {why}")
+        if path is None or path == latest:  # a file away for now (another branch, a drive): keys unknown, so none
+            for stage, why in planning.blocked_stages(planned).items():  # of those stages' outputs go
+                garbage.kept_blocked.setdefault(stage, f"{path.name if path else 'the current config'}: {why}")
         for stage, key in _named_outputs(cfg, root, work):  # a model or tokenizer the config points into
             live.setdefault(stage, set()).add(key)
         live_attrs |= _live_attr_files(cfg, planned, work)
@@ -142,8 +144,8 @@ def find(current: RunConfig, root: Path, only_current: bool = False,
             done = suffix == "partial" and validate(folder / key)[0] is not None
             if not entry.is_dir() or (key in live.get(name, ()) and suffix in ("", "partial") and not done):
                 continue
-            if name in garbage.kept_blocked and suffix in ("", "partial") and not done:
-                continue  # perhaps the output of a config whose file is away for now (another branch, a drive)
+            if name in garbage.kept_blocked and suffix == "":
+                continue  # perhaps the output of the latest run, whose file is away for now
             if suffix in ("", "partial") and held_elsewhere(stage_lock_path(work, name, key)) or (
                     suffix == "partial" and now - _newest_mtime(entry) < busy_minutes * 60):
                 garbage.kept_busy.append(entry)  # a process builds (or waits for) that output now

@@ -56,20 +56,20 @@ def extra_text(root: Path, path: str, i: int) -> Path:
         raise ConfigError(f"{key}: {str(path)!r} is empty: nothing to score")
     seen = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if seen not in _CHECKED:
+        from pipeline.ingest.items import looks_utf16, text_encoding
         data = p.read_bytes()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            from pipeline.ingest.items import text_encoding
             codec = text_encoding(data[:4]).upper()
             hint = ("gzip-compressed: decompress it first" if data[:2] == b"\x1f\x8b" else
                     f"{codec} (its byte-order mark says so): convert it first, e.g. iconv -f {codec} -t UTF-8"
                     if codec != "UTF-8-SIG" else "convert it first, e.g. iconv -f latin1 -t utf-8 if it is Latin-1")
             raise ConfigError(f"{key}: {str(path)!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}"
                               f"); {hint}") from None
-        if "\x00" in text:  # valid UTF-8, but no text: UTF-16 without its mark is every other byte NUL
-            raise ConfigError(f"{key}: {str(path)!r} holds NUL characters (UTF-16 without a byte-order mark?): "
-                              "convert it first, e.g. iconv -f UTF-16LE -t UTF-8")
+        if looks_utf16(data):  # valid UTF-8, but no text: UTF-16 without its mark is every other byte NUL
+            raise ConfigError(f"{key}: {str(path)!r} holds NUL bytes throughout (UTF-16 without a byte-order mark?): "
+                              "convert it first, e.g. iconv -f UTF-16LE (or UTF-16BE) -t UTF-8")
         if not text.strip():
             raise ConfigError(f"{key}: {str(path)!r} holds only whitespace: nothing to score")
         _CHECKED.add(seen)

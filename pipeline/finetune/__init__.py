@@ -83,7 +83,7 @@ def check(run_cfg: Any, root: Any = None) -> None:
     from pipeline.configtypes import ConfigError
     from pipeline.finetune.modeling import check_trunk_options
     from pipeline.pretrain import check_device
-    from pipeline.tasks import TaskError, load_task
+    from pipeline.tasks import TaskError, load_task  # (TaskError is a ValueError: named for the reader)
     check_device(run_cfg.finetune.device, "finetune.device")
     trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
     check_trunk_options(trunk, run_cfg.finetune)
@@ -91,8 +91,8 @@ def check(run_cfg: Any, root: Any = None) -> None:
         if task.source == "files" and root is not None:
             try:
                 load_task(task, root)
-            except TaskError as e:
-                raise ConfigError(str(e)) from None
+            except (TaskError, ValueError, RecursionError) as e:  # (a JSON array nested too deep: RecursionError)
+                raise ConfigError(f"tasks.tasks[{task.name}]: {e}") from None
 
 
 def run(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:

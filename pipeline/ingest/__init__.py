@@ -58,7 +58,7 @@ def _codec_mark(path: Path, src: SourceConfig) -> str:
     try:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
             head = f.read(4096)
-    except (OSError, EOFError):  # (a damaged .gz: the stage counts it)
+    except _read_errors():  # (a damaged .gz: the stage counts it)
         return gz
     encoding = text_encoding(head[:4])
     return gz + ("" if encoding == "utf-8-sig" else f"|{encoding}") + ("|nul-bytes" if looks_utf16(head) else "")

@@ -51,7 +51,7 @@ def looks_utf16(data: bytes) -> bool:
 def decode(data: bytes, src: SourceConfig, where: str) -> str | Drop:
     if looks_utf16(data):
         return Drop("undecodable_bytes", where, "NUL bytes throughout: UTF-16 without its byte-order mark? Convert it "
-                    "to UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)")
+                    "to UTF-8 (e.g. iconv -f UTF-16LE, or UTF-16BE, -t UTF-8)")
     encoding = text_encoding(data[:4])
     try:
         return data.decode(encoding)

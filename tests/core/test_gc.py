@@ -159,9 +159,13 @@ def test_the_outputs_after_a_missing_task_file_are_all_kept_not_called_unused(tm
     found = gc.find(cfg, tmp_path)
     removed = {p for p, _, _ in found.remove}
     assert not removed & set(theirs.values())
-    assert removed == set(garbage.values()) - {garbage["stale"], garbage["abandoned"]}  # pretrain, tokenize: kept
+    assert removed == set(garbage.values()) - {garbage["stale"]}  # a published pretrain output: kept (partials go)
     assert found.kept_blocked["decontaminate"].startswith("20260104-000000-config.json: tasks.tasks[t].test: no file")
     assert found.kept_blocked["pretrain"] == "20260104-000000-config.json: needs tokenize"
+    # a later run makes it an old config: its file is gone for good, as far as gc can tell, and collection resumes
+    (tmp_path / "data" / "runs" / "20260105-000000-config.json").write_text(json.dumps(to_dict(cfg)))
+    found = gc.find(cfg, tmp_path)
+    assert not found.kept_blocked and set(theirs.values()) <= {p for p, _, _ in found.remove}
 
 
 def test_a_model_or_tokenizer_the_config_points_into_is_live(tmp_path):

@@ -138,10 +138,12 @@ def test_extra_texts_and_a_missing_one(tmp_path, tokens, decoder, tasks_cfg):
     (root / "texts" / "latin.txt").write_bytes(b"caf\xe9 au lait\n")
     (root / "texts" / "wide.txt").write_bytes("wide text\n".encode("utf-16"))
     (root / "texts" / "bare.txt").write_bytes("wide text\n".encode("utf-16-le"))
+    (root / "texts" / "stray.txt").write_bytes(b"real text with one stray NUL \x00 in it\n")  # scraped: still text
+    assert resolve_texts(EvaluateConfig(extra_texts=["texts/stray.txt"]), root)
     cases = (("empty", "is empty"), ("blank", "holds only whitespace"), ("latin", r"is not UTF-8 text \(byte 3"),
              ("wide", r"is not UTF-8 text \(byte 0: b'\\xff'\); UTF-16 \(its byte-order mark says so\): convert it "
                       "first, e.g. iconv -f UTF-16 -t UTF-8"),
-             ("bare", r"holds NUL characters \(UTF-16 without a byte-order mark\?\)"))
+             ("bare", r"holds NUL bytes throughout \(UTF-16 without a byte-order mark\?\)"))
     for name, match in cases:
         with pytest.raises(ConfigError, match=rf"evaluate.extra_texts\[0\]: 'texts/{name}.txt' {match}"):
             resolve_texts(EvaluateConfig(extra_texts=[f"texts/{name}.txt"]), root)

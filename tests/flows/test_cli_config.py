@@ -116,4 +116,5 @@ def test_status_lists_every_stage_when_a_task_file_of_the_config_is_gone(tmp_pat
         assert lines[after].split()[1] == "-"  # unknown, not "not built yet"
         assert f"missing (cannot run: needs {up}, which cannot)" in lines[after]
     assert "cannot run: tasks.tasks[t].test: no file" in lines["finetune"]  # (it reads the tasks itself)
+    assert lines["finetune"].split()[1] == lines["evaluate"].split()[1] == "-"  # after a blocked stage: unknown
     assert "lmforge status: decontaminate: tasks.tasks[t].test: no file 'te.csv'" in err

@@ -101,8 +101,8 @@ def test_utf16_without_its_mark_is_one_counted_drop_not_a_nul_laced_document(tmp
     """It became one document of 'F\\x00i\\x00r\\x00s\\x00t...' (paragraphs lost; clean then stripped the NULs)."""
     p = tmp_path / "bare.txt"
     p.write_bytes("First paragraph.\n\nSecond one, a little longer.\n".encode("utf-16-le"))
-    why = ("NUL bytes throughout: UTF-16 without its byte-order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16LE "
-           "-t UTF-8)")
+    why = ("NUL bytes throughout: UTF-16 without its byte-order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16LE, "
+           "or UTF-16BE, -t UTF-8)")
     for split in ("file", "paragraph"):
         got = items(read_text_file, p, SourceConfig(name="t", kind="text", paths=["x"], split=split))
         assert got == [Drop("undecodable_bytes", "bare.txt", why)], split
@@ -110,3 +110,19 @@ def test_utf16_without_its_mark_is_one_counted_drop_not_a_nul_laced_document(tmp
     ok.write_bytes(b"a stray NUL \x00 in real text stays text\n")
     assert [d.text for d in items(read_text_file, ok, SourceConfig(name="t", kind="text", paths=["x"]))] == [
         "a stray NUL \x00 in real text stays text\n"]
+
+
+def test_a_damaged_gzipped_text_file_is_counted_at_run_time_not_a_planning_crash(tmp_path):
+    """Planning opened it for its byte-order mark and raised zlib.error (status and gc too)."""
+    import gzip
+
+    from pipeline.ingest import fingerprint
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("plain text\n")
+    data = bytearray(gzip.compress(("some words " * 400).encode()))
+    data[12:40] = bytes(b ^ 0xFF for b in data[12:40])
+    (tmp_path / "notes" / "b.txt.gz").write_bytes(bytes(data))
+    cfg = IngestConfig(sources=[SourceConfig(name="t", kind="text", paths=["notes"])])
+    assert fingerprint(cfg, tmp_path)
+    stats = run(cfg, StageContext(name="ingest", key="k", out=tmp_path / "out", root=tmp_path))
+    assert stats["docs"] == 1 and stats["dropped"] == 1

@@ -130,6 +130,6 @@ def test_a_task_that_cannot_train_stops_the_plan_whatever_decontaminate_has_cach
     cfg = lambda train: config.load("tiny", overrides=[f"tasks.tasks=[{json.dumps({**task, 'train': train})}]"])
     work = tmp_path / "data" / "work"
     make_plan(cfg("tr.conll"), work, tmp_path)
-    with pytest.raises(ConfigError, match=r"^task ner: the train rows in o.conll hold no entity"):
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[ner\]: task ner: the train rows in o.conll hold no entity"):
         make_plan(cfg("o.conll"), work, tmp_path)
     assert make_plan(cfg("o.conll"), work, tmp_path, until="pretrain")  # no fine-tuning: nothing to refuse
