@@ -66,11 +66,17 @@ class DigestCache:
             self.entries = {}
 
     def digest(self, path: Path) -> str:
+        return self.derived(path, "", file_digest)
+
+    def derived(self, path: Path, tag: str, fn: Callable[[Path], Any]) -> Any:
+        """``fn(path)`` (a JSON value) for what the file holds now, computed again only when its stat changed:
+        the content digest (tag ""), or another fact read from the file (a codec mark, a check's verdict)."""
         st = path.stat()
-        name, seen = str(path.resolve()), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        name, seen = str(path.resolve()) + (f"|{tag}" if tag else ""), [st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                                         st.st_ino]
         entry = self.entries.get(name)
         if not (isinstance(entry, list) and entry[:-1] == seen):
-            entry = self.entries[name] = [*seen, file_digest(path)]
+            entry = self.entries[name] = [*seen, fn(path)]
             self.dirty = True
         return entry[-1]
 

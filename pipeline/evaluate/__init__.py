@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.configtypes import ConfigError, existing_file
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
-from pipeline.store import files_fingerprint
+from pipeline.store import DIGESTS, files_fingerprint
 
 VERSION = "6"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
 # 4: the test metrics by task, method and init in the stats (MLflow metrics); 5: the report's task data (rows kept
@@ -42,38 +42,35 @@ def fingerprint(cfg: EvaluateConfig, root: Path) -> str:
     return files_fingerprint(extra_text(root, p, i) for i, p in enumerate(cfg.extra_texts))
 
 
-_CHECKED: set[tuple] = set()  # extra texts that passed, by what stat says of them: each is read once per process
-
-
 def extra_text(root: Path, path: str, i: int) -> Path:
     """The ``i``-th extra text: it must exist and be UTF-8 text that is not blank (a ConfigError naming the key),
     checked at planning (a file that is not UTF-8 stopped the run at its end, after pretraining) and again when the
-    stage starts (unless its stat is unchanged)."""
+    stage starts; the file is read again only when its stat changed (``store.DIGESTS``)."""
     key = f"evaluate.extra_texts[{i}]"
     p = existing_file(root, path, key)
-    st = p.stat()
-    if st.st_size == 0:
+    if p.stat().st_size == 0:
         raise ConfigError(f"{key}: {str(path)!r} is empty: nothing to score")
-    seen = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if seen not in _CHECKED:
-        from pipeline.ingest.items import looks_utf16, text_encoding
-        data = p.read_bytes()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            codec = text_encoding(data[:4]).upper()
-            hint = ("gzip-compressed: decompress it first" if data[:2] == b"\x1f\x8b" else
-                    f"{codec} (its byte-order mark says so): convert it first, e.g. iconv -f {codec} -t UTF-8"
-                    if codec != "UTF-8-SIG" else "convert it first, e.g. iconv -f latin1 -t utf-8 if it is Latin-1")
-            raise ConfigError(f"{key}: {str(path)!r} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}"
-                              f"); {hint}") from None
-        if looks_utf16(data):  # valid UTF-8, but no text: UTF-16 without its mark is every other byte NUL
-            raise ConfigError(f"{key}: {str(path)!r} holds NUL bytes throughout (UTF-16 without a byte-order mark?): "
-                              "convert it first, e.g. iconv -f UTF-16LE (or UTF-16BE) -t UTF-8")
-        if not text.strip():
-            raise ConfigError(f"{key}: {str(path)!r} holds only whitespace: nothing to score")
-        _CHECKED.add(seen)
+    if why := DIGESTS.derived(p, "extra-text check 1", _not_text):
+        raise ConfigError(f"{key}: {str(path)!r} {why}")
     return p
+
+
+def _not_text(p: Path) -> str:
+    """Why the file is no text to score ("" when it is)."""
+    from pipeline.ingest.items import looks_utf16, text_encoding
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        codec = text_encoding(data[:4]).upper()
+        hint = ("gzip-compressed: decompress it first" if data[:2] == b"\x1f\x8b" else
+                f"{codec} (its byte-order mark says so): convert it first, e.g. iconv -f {codec} -t UTF-8"
+                if codec != "UTF-8-SIG" else "convert it first, e.g. iconv -f latin1 -t utf-8 if it is Latin-1")
+        return f"is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); {hint}"
+    if looks_utf16(data):  # valid UTF-8, but no text: UTF-16 without its mark is every other byte NUL
+        return ("holds NUL bytes throughout (UTF-16 without a byte-order mark?): convert it first, e.g. iconv -f "
+                "UTF-16LE (or UTF-16BE) -t UTF-8")
+    return "" if text.strip() else "holds only whitespace: nothing to score"
 
 
 __getattr__ = stage_exports(__name__, {'run', 'resolve_texts'})

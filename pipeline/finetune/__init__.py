@@ -87,8 +87,8 @@ def check(run_cfg: Any, root: Any = None) -> None:
     check_device(run_cfg.finetune.device, "finetune.device")
     trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
     check_trunk_options(trunk, run_cfg.finetune)
-    for task in run_cfg.tasks.tasks:
-        if task.source == "files" and root is not None:
+    for task in (run_cfg.tasks.tasks if root is not None else ()):
+        if task.source == "files":
             try:
                 load_task(task, root)
             except (TaskError, ValueError, RecursionError) as e:  # (a JSON array nested too deep: RecursionError)

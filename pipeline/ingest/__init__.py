@@ -43,20 +43,25 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
         if src.split == "paragraph":  # 2: a paragraph holding invalid UTF-8 is dropped alone, not its whole file
             h.update(b"paragraphs 2\n")
         for p in resolve_paths(src, root):
-            h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}{_codec_mark(p, src)}\n".encode())
+            mark = DIGESTS.derived(p, f"codec-mark 1 {src.kind}", lambda f: _codec_mark(f, src.kind)) if src.kind in (
+                "text", "markdown", "csv", "tsv") else ""  # (kept by stat as the digest is: read once per change)
+            h.update(f"{_rel(p, root)}|{DIGESTS.digest(p)}{mark}\n".encode())
     return h.hexdigest()[:16]
 
 
-def _codec_mark(path: Path, src: SourceConfig) -> str:
+def _open_raw(path: Path) -> Any:
+    """A corpus file's bytes, decompressed when it is a ``.gz``."""
+    import gzip
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _codec_mark(path: Path, kind: str) -> str:
     """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark, "|gz" for a
     gzipped text file, "|nul-bytes" for one that looks like UTF-16 without its mark (``looks_utf16``): each read
     (or dropped) otherwise since these marks (only those files' keys change)."""
-    if src.kind not in ("text", "markdown", "csv", "tsv"):
-        return ""
-    import gzip
-    gz = "|gz" if src.kind in ("text", "markdown") and path.name.endswith(".gz") else ""  # (read raw before)
+    gz = "|gz" if kind in ("text", "markdown") and path.name.endswith(".gz") else ""  # (read raw before)
     try:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+        with _open_raw(path) as f:
             head = f.read(4096)
     except _read_errors():  # (a damaged .gz: the stage counts it)
         return gz
@@ -102,8 +107,7 @@ def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str
         names = pq.read_schema(path).names
         return src.text_field in names, f"{rel} has the columns {names}"
     if src.kind in ("csv", "tsv"):
-        import gzip
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+        with _open_raw(path) as f:
             raw = f.read(CHECK_BYTES)
             head = raw.decode(text_encoding(raw[:4]), errors="replace").lstrip("\ufeff")
         first = head.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]  # (CR-only line ends too)
