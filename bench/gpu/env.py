@@ -32,7 +32,7 @@ def env_section(dev: torch.device) -> dict:
             res["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
                                                 "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
     try:
-        import model  # noqa: F401  (needs safetensors)
+        importlib.import_module("model")  # (needs safetensors)
         res["model_imports"] = True
     except Exception as e:
         res["model_imports"] = f"{type(e).__name__}: {e}"

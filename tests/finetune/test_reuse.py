@@ -179,8 +179,8 @@ def test_a_resumed_stage_keeps_only_intact_runs_of_its_key(donor, pretrained_roo
     donor_dir = copy / "work" / "finetune" / "a"
     pristine = (donor_dir / WEIGHTS).read_bytes()
     partial = Workspace(copy / "work", "finetune", "f").open(fresh=False)
-    for run in ("full-pretrained-s0", "full-scratch-s0"):
-        adopt(donor_dir / "runs" / "ner" / run, partial, "ner", run, report_files("tagging", run))
+    for name in ("full-pretrained-s0", "full-scratch-s0"):
+        adopt(donor_dir / "runs" / "ner" / name, partial, "ner", name, report_files("tagging", name))
     assert (partial / WEIGHTS).stat().st_ino == (donor_dir / WEIGHTS).stat().st_ino
     _flip(donor_dir / WEIGHTS)
     other_key = partial / "runs" / "ner" / "full-scratch-s0" / RUN_KEY
