@@ -28,7 +28,7 @@ from pipeline import documents  # noqa: E402
 from pipeline.configtypes import build  # noqa: E402
 from pipeline.pretrain.config import PretrainConfig  # noqa: E402
 from pipeline.stage import StageContext  # noqa: E402
-from pipeline.store import Workspace  # noqa: E402
+from pipeline.store import Workspace, validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = datasets_dir()
@@ -201,20 +201,18 @@ def pretrain_config(recipe: dict, threads: int) -> PretrainConfig:
                                   **({"seed": recipe["seed"]} if "seed" in recipe else {})})
 
 
-def pretrained_model(recipe: dict, threads: int) -> Path:
-    """Tokenize + pretrain once per recipe; returns the folder holding ``model/``."""
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    root = CACHE / f"pretrained-{key}"
-    if (root / "model" / "model.safetensors").exists():
-        say(f"pretrained model: cached at {root}")
-        return root
-    from pipeline.pretrain.trainer import train
+def corpus_shards(corpus: str, vocab_size: int, threads: int, sentinels: int = 0) -> Path:
+    """The pretraining corpus (``corpus_documents``) tokenized by the pipeline's tokenize stage (sentencepiece,
+    ``sentinels`` span-corruption pieces, 2% validation), once per corpus, vocabulary and sentinel count: the
+    tokenize output folder, cached under data/work/_bench/work/tokenize/."""
+    key = hashlib.sha256(json.dumps([corpus, vocab_size, sentinels]).encode()).hexdigest()[:12]
+    tws = Workspace(CACHE / "work", "tokenize", key)
+    if validate(tws.final)[0] is not None:
+        return tws.final
     from pipeline.tokenize import TokenizeConfig
     from pipeline.tokenize import run as tokenize_run
-    t0 = time.perf_counter()
-    docs = corpus_documents(recipe.get("corpus", "cased"))
-    extra = {"modern": "", "cased-conll": " + Tiny Shakespeare + CoNLL-2003 train"}.get(recipe.get("corpus", ""),
-                                                                                         " + Tiny Shakespeare")
+    docs = corpus_documents(corpus)
+    extra = {"modern": "", "cased-conll": " + Tiny Shakespeare + CoNLL-2003 train"}.get(corpus, " + Tiny Shakespeare")
     say(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.2f}M chars "
         f"(TinyStories slice + WikiText-2 valid/test{extra}; no SST-2)")
     ws = Workspace(CACHE / "work", "docs", key)
@@ -223,16 +221,28 @@ def pretrained_model(recipe: dict, threads: int) -> Path:
     rows = [{"doc_id": f"bench:{i}", "text": t, "source": "bench", "meta": "{}"} for i, t in enumerate(docs)]
     documents.write_table(documents.docs_table(rows), out / documents.shard_name(0))
     docs_m = ws.publish("1", {}, {}, {}, None, 0.0)
-    tws = Workspace(CACHE / "work", "tokenize", key)
-    tcfg = TokenizeConfig(vocab_size=recipe["vocab_size"], sentinels=0, val_fraction=0.02)
+    tcfg = TokenizeConfig(vocab_size=vocab_size, sentinels=sentinels, val_fraction=0.02)
     tctx = StageContext(name="tokenize", key=key, out=tws.open(fresh=True), inputs={"docs": docs_m}, workers=threads)
     tstats = tokenize_run(tcfg, tctx)
     tok_m = tws.publish("1", {}, {}, tstats, None, 0.0)
     say(f"tokenized: {tstats['tokens_train']:,} train tokens, vocab {tstats['vocab_size']}, "
         f"{tstats['bytes_per_token']:.2f} bytes/token")
+    return tok_m.path
+
+
+def pretrained_model(recipe: dict, threads: int) -> Path:
+    """Tokenize + pretrain once per recipe; returns the folder holding ``model/``."""
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    root = CACHE / f"pretrained-{key}"
+    if (root / "model" / "model.safetensors").exists():
+        say(f"pretrained model: cached at {root}")
+        return root
+    from pipeline.pretrain.trainer import train
+    t0 = time.perf_counter()
+    shards = corpus_shards(recipe.get("corpus", "cased"), recipe["vocab_size"], threads)
     pcfg = pretrain_config(recipe, threads)
     tmp = root.with_name(root.name + ".tmp")
-    stats = train(pcfg, tok_m.path, tmp)
+    stats = train(pcfg, shards, tmp)
     os.replace(tmp, root)
     say(f"pretrained {recipe['max_steps']} steps: val loss {stats['best_val_loss']:.3f}, "
         f"{stats['tokens']:,} tokens, {stats['tokens_per_s']:,.0f} tok/s, {time.perf_counter() - t0:.0f} s")

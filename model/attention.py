@@ -1,7 +1,10 @@
 """Multi-head attention through `scaled_dot_product_attention`: self-attention (causal or
-bidirectional, with rotary positions, QK-norm and a KV cache) and cross-attention for enc-dec."""
+bidirectional, with rotary positions or T5's relative position bias, QK-norm and a KV cache) and
+cross-attention for enc-dec."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,44 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     x1, x2 = x.chunk(2, dim=-1)  # (B, H, T, D/2) each
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def relative_buckets(rel: Tensor, bidirectional: bool, num_buckets: int, max_distance: int) -> Tensor:
+    """T5's bucket of each relative position ``rel = key - query``: half the buckets (all of them for a
+    causal stack, which sees no key ahead) give one bucket per distance up to ``exact``, the rest cover
+    distances up to ``max_distance`` in log-spaced buckets, and farther keys share the last; a bidirectional
+    stack gives keys ahead of the query the upper half of the buckets."""
+    out = torch.zeros_like(rel)
+    if bidirectional:
+        num_buckets //= 2
+        out = out + (rel > 0).long() * num_buckets
+        dist = rel.abs()
+    else:
+        dist = (-rel).clamp(min=0)
+    exact = num_buckets // 2
+    far = exact + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+                   * (num_buckets - exact)).long()
+    return out + torch.where(dist < exact, dist, far.clamp(max=num_buckets - 1))
+
+
+class RelativeBias(nn.Module):
+    """T5's relative position bias: a learned scalar per head and relative-position bucket, added to the
+    attention logits of every self-attention layer of one stack (the layers share the table). It has no
+    length limit of its own; ``block_size`` still bounds the sequence."""
+
+    def __init__(self, n_head: int, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128) -> None:
+        super().__init__()
+        self.bidirectional, self.num_buckets, self.max_distance = bidirectional, num_buckets, max_distance
+        self.bias = nn.Embedding(num_buckets, n_head)
+
+    def forward(self, q_start: int, q_len: int, k_len: int) -> Tensor:
+        """The bias for queries at positions ``q_start .. q_start + q_len - 1`` and keys at ``0 .. k_len - 1``
+        (a KV-cached step: the cached keys and its own): float (1, H, q_len, k_len)."""
+        device = self.bias.weight.device
+        q = torch.arange(q_start, q_start + q_len, device=device)[:, None]
+        k = torch.arange(k_len, device=device)[None, :]
+        buckets = relative_buckets(k - q, self.bidirectional, self.num_buckets, self.max_distance)
+        return self.bias(buckets).permute(2, 0, 1).unsqueeze(0)
 
 
 class LayerKV:
@@ -88,8 +129,9 @@ class SelfAttention(nn.Module):
         rope: tuple[Tensor, Tensor] | None = None,
         cache: LayerKV | None = None,
     ) -> Tensor:
-        """x: (B, T, C); attn_mask: bool (B, 1, T, T) with True = may attend, already combined with
-        causality by the trunk; rope: (cos, sin) for these T positions."""
+        """x: (B, T, C); attn_mask: bool (B, 1, T, T) with True = may attend, or a float bias added to the
+        logits (B or 1, H or 1, T, keys: a relative position bias, -inf where a query may not attend), already
+        combined with causality by the trunk; rope: (cos, sin) for these T positions."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # (B, T, H, D)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
@@ -105,6 +147,8 @@ class SelfAttention(nn.Module):
             if decoding and T != 1:
                 raise ValueError(f"KV-cached decoding takes one token at a time, got T={T}")
             k, v = cache.update(k, v)
+        if attn_mask is not None and attn_mask.is_floating_point() and attn_mask.dtype != q.dtype:
+            attn_mask = attn_mask.to(q.dtype)  # (autocast: SDPA takes a float mask in the queries' dtype)
         y = F.scaled_dot_product_attention(
             q, k, v,
             attn_mask=attn_mask,

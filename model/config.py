@@ -13,13 +13,13 @@ from typing import Any, Literal
 Arch = Literal["decoder", "encoder", "encoder_decoder"]
 Norm = Literal["layernorm", "rmsnorm"]
 Mlp = Literal["gelu", "swiglu", "relu2"]
-Pos = Literal["learned", "rotary"]
+Pos = Literal["learned", "rotary", "relative"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("decoder", "encoder", "encoder_decoder"),
     "norm": ("layernorm", "rmsnorm"),
     "mlp": ("gelu", "swiglu", "relu2"),
-    "pos": ("learned", "rotary"),
+    "pos": ("learned", "rotary", "relative"),
 }
 _POSITIVE_INTS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
 _BOOLS = ("bias", "tie_embeddings", "qk_norm")
@@ -45,6 +45,8 @@ class ModelConfig:
     norm: Norm = "layernorm"
     mlp: Mlp = "gelu"
     pos: Pos = "learned"
+    """Positions: a learned table, rotary, or T5's relative position bias (``relative``: bucketed, one table
+    per stack shared by its layers)."""
     bias: bool = False
     """Biases in Linear layers and LayerNorms; False is a bit faster and no worse (nanoGPT)."""
     dropout: float = 0.0

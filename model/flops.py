@@ -47,14 +47,14 @@ def build_for_config(cfg: ModelConfig) -> nn.Module:
 
 def param_count(model_or_cfg: nn.Module | ModelConfig, non_embedding: bool = True) -> int:
     """Parameters of a module, or of the language model a config builds (built on the meta
-    device: exact, with no memory). non_embedding=True drops position embeddings (`wpe`), as
-    nanoGPT's get_num_params does; token embeddings stay because the tied head uses them."""
+    device: exact, with no memory). non_embedding=True drops position embeddings (`wpe`, and a relative
+    position bias table), as nanoGPT's get_num_params does; token embeddings stay because the tied head uses them."""
     if isinstance(model_or_cfg, ModelConfig):
         with torch.device("meta"):
             model_or_cfg = build_for_config(model_or_cfg)
     total = 0
     for name, p in model_or_cfg.named_parameters():  # tied parameters appear once
-        if non_embedding and name.endswith("wpe.weight"):
+        if non_embedding and name.endswith(("wpe.weight", "rel_bias.bias.weight")):
             continue
         total += p.numel()
     return total

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from model.attention import CrossAttention, KVCache, Rotary, SelfAttention
+from model.attention import CrossAttention, KVCache, RelativeBias, Rotary, SelfAttention
 from model.config import ModelConfig
 from model.layers import MLP, Block, init_gpt2_, make_norm
 
@@ -66,6 +66,7 @@ class Transformer(nn.Module):
         self.wte = wte if wte is not None else nn.Embedding(cfg.padded_vocab, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos == "learned" else None
         self.rotary = Rotary(cfg.head_dim, cfg.block_size) if cfg.pos == "rotary" else None
+        self.rel_bias = RelativeBias(cfg.n_head, bidirectional=not self.causal) if cfg.pos == "relative" else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             build_block(cfg, causal=self.causal, cross=cross) for _ in range(self.n_layer)
@@ -112,11 +113,22 @@ class Transformer(nn.Module):
         rope = self.rotary(start, T) if self.rotary is not None else None
         x = self.drop(x)
         attn_mask = padding_attn_mask(attention_mask, self.causal) if attention_mask is not None else None
+        if self.rel_bias is not None:
+            attn_mask = self._with_bias(attn_mask, start, T)
         mem_mask = memory_mask.bool()[:, None, None, :] if memory_mask is not None else None  # (B, 1, 1, S)
         for i, block in enumerate(self.blocks):
             layer_cache = cache.layers[i] if cache is not None else None
             x = block(x, attn_mask, rope, layer_cache, memory, mem_mask)
         return self.ln_f(x)  # (B, T, C)
+
+    def _with_bias(self, mask: Tensor | None, start: int, T: int) -> Tensor:
+        """The relative position bias for T queries from position ``start`` (keys: the cached ones and
+        these), with what ``mask`` (bool, True = may attend) or causality forbids at -inf."""
+        bias = self.rel_bias(start, T, start + T)  # (1, H, T, K)
+        if mask is None and self.causal and T > 1:
+            q = torch.arange(start, start + T, device=bias.device)[:, None]
+            mask = torch.arange(start + T, device=bias.device)[None, :] <= q  # (T, K)
+        return bias if mask is None else bias.masked_fill(~mask, float("-inf"))
 
     def forward(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         return self.forward_hidden(idx, attention_mask)

@@ -19,7 +19,7 @@ class ModelSection:
     block_size: int = bounded(256, ge=8)
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     mlp: Literal["gelu", "swiglu", "relu2"] = "relu2"
-    pos: Literal["learned", "rotary"] = "rotary"
+    pos: Literal["learned", "rotary", "relative"] = "rotary"
     bias: bool = False
     dropout: float = bounded(0.0, ge=0.0, lt=1.0)
     tie_embeddings: bool = True
@@ -42,8 +42,9 @@ class ModelSection:
 
 def may_change_when_continuing(model: ModelSection) -> set[str]:
     """The model settings continued pretraining may change from the saved model's: its dropout, and with rotary
-    positions its context (``block_size``: no table of positions holds it); every other one shapes the weights."""
-    return {"dropout"} | ({"block_size"} if model.pos == "rotary" else set())
+    or relative positions its context (``block_size``: no table of positions holds it); every other one shapes
+    the weights."""
+    return {"dropout"} | ({"block_size"} if model.pos in ("rotary", "relative") else set())
 
 
 @dataclass(frozen=True)

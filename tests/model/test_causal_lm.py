@@ -11,6 +11,7 @@ VARIANTS = {
     "nanogpt": dict(),
     "modern": dict(norm="rmsnorm", mlp="relu2", pos="rotary", qk_norm=True),
     "swiglu_bias_untied": dict(mlp="swiglu", bias=True, tie_embeddings=False),
+    "relative": dict(norm="rmsnorm", pos="relative"),
 }
 
 
@@ -73,7 +74,7 @@ def test_exact_parameter_count_by_hand():
     assert param_count(CausalLM(cfg)) == param_count(cfg) == 512 + 512 + 936 + 8 == 1968
 
 
-@pytest.mark.parametrize("variant", ["nanogpt", "modern"])
+@pytest.mark.parametrize("variant", ["nanogpt", "modern", "relative"])
 def test_kv_cache_generation_equals_recomputation(variant):
     model = CausalLM(tiny(**VARIANTS[variant]))
     prompt = torch.randint(0, 50, (2, 3))

@@ -18,6 +18,8 @@ CONFIGS = {
     "encoder": ModelConfig(arch="encoder", n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=50, bias=True),
     "seq2seq": ModelConfig(arch="encoder_decoder", n_layer=1, n_dec_layer=2, n_head=2, n_embd=16,
                            block_size=8, vocab_size=50, pos="rotary"),
+    "seq2seq_relative": ModelConfig(arch="encoder_decoder", n_layer=1, n_dec_layer=1, n_head=2, n_embd=16,
+                                    block_size=8, vocab_size=50, pos="relative"),
 }
 FAMILY = {"decoder": CausalLM, "encoder": MaskedLM, "encoder_decoder": Seq2SeqLM}
 
