@@ -94,7 +94,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: got {value!r}, expected a list")
         (item_tp, *_) = get_args(tp) or (Any,)
-        items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(item_tp, v, _item_key(key, i, v)) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
@@ -211,6 +211,18 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
     return obj
+
+
+_NAME = re.compile(r"\w[\w.-]*")  # (an item whose name is not one is named by index: its own check names it)
+
+
+def _item_key(key: str, i: int, value: Any) -> str:
+    """How errors name a list's item: by its ``name`` when it has one ("tasks.tasks[sentiment].kind", as the
+    item's own checks and ``--set`` name it), else by index ("ingest.sources[0].paths")."""
+    name = value.get("name") if isinstance(value, dict) else None
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        return f"{key}[{name}]"
+    return f"{key}[{i}]"
 
 
 _ITEM = re.compile(r"^([^\[\]]+)\[([^\[\]]+)\]$")  # "sources[0]", "tasks[stdlib_area]"

@@ -77,14 +77,14 @@ def test_a_string_field_rejects_null_and_booleans(value):
 def test_a_yaml_null_or_yes_for_a_string_names_the_full_key(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("ingest:\n  sources:\n  - name: a\n    kind: jsonl\n    paths: [x.jsonl]\n    text_field: yes\n")
-    with pytest.raises(ConfigError, match=r"^ingest.sources\[0\].text_field: got True, expected a string"):
+    with pytest.raises(ConfigError, match=r"^ingest.sources\[a\].text_field: got True, expected a string"):
         config.load(files=[f])
     f.write_text("run:\n  experiment:\n")
     with pytest.raises(ConfigError, match="^run.experiment: got None, expected a string"):
         config.load(files=[f])
     # in an optional list (a task's labels), the item's own reason, not "got [True, False], expected list or null"
     f.write_text("tasks:\n  tasks:\n  - {name: t, source: files, train: a.csv, labels: [yes, no]}\n")
-    with pytest.raises(ConfigError, match=r"^tasks.tasks\[0\].labels\[0\]: got True, expected a string \(YAML reads"):
+    with pytest.raises(ConfigError, match=r"^tasks.tasks\[t\].labels\[0\]: got True, expected a string \(YAML reads"):
         config.load(files=[f])
 
 
@@ -190,7 +190,12 @@ def test_post_init_errors_name_the_full_key():
              ("pretrain.seed=-1", "^pretrain.seed: got -1, allowed: a number >= 0$"),
              ("dedup.seed=4294967296", "^dedup.seed: got 4294967296, allowed: a number < 4294967296$"),
              ("tokenize.seed=4294967296", "^tokenize.seed: got 4294967296, allowed: a number < 4294967296$"),
-             ("tasks.tasks[0].split_seed=-1", r"^tasks.tasks\[\w+\].split_seed: got -1, allowed: a number >= 0$")]
+             ("tasks.tasks[0].split_seed=-1", r"^tasks.tasks\[stdlib_area\].split_seed: got -1, allowed: a number >= 0$"),
+             # a list item is named as --set and its own checks name it: by its name (it was by index)
+             ('tasks.tasks=[{"name": "a", "source": "files", "train": "a.tsv"}, {"name": "sent", "kind": "bogus"}]',
+              r"^tasks.tasks\[sent\].kind: got 'bogus', allowed: 'classification'"),
+             ('ingest.sources=[{"name": "a", "kind": "text", "paths": ["a.txt"], "max_docs": "many"}]',
+              r"^ingest.sources\[a\].max_docs: got 'many', expected an integer")]
     for assignment, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             config.load(overrides=[assignment])
@@ -241,7 +246,7 @@ def test_source_validation():
         config.load("default", overrides=['ingest.sources=[{"name": "x", "kind": "jsonl"}]'])
     with pytest.raises(ConfigError, match="duplicate source name 'a'"):
         config.load("default", overrides=['ingest.sources=[{"name": "a"}, {"name": "a"}]'])
-    with pytest.raises(ConfigError, match=r"ingest.sources\[0\].kind: got 'xml', allowed: 'stdlib_docs'"):
+    with pytest.raises(ConfigError, match=r"ingest.sources\[a\].kind: got 'xml', allowed: 'stdlib_docs'"):
         config.load("default", overrides=['ingest.sources=[{"name": "a", "kind": "xml", "paths": ["x"]}]'])
 
 
