@@ -216,7 +216,7 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     planned = compute(cfg, work, root, missing_ok=True)
     blocked = blocked_stages(planned)  # an outside file the config names is missing: the stages before it are shown
     for p in planned:
-        m, why = validate(p.path, deep=args.verify) if args.verify else (p.manifest, p.reason)
+        m, why = validate(p.path, deep=True) if args.verify and p.path.exists() else (p.manifest, p.reason)
         after = any(up in blocked for up in p.input_stages.values())  # its key hangs on the missing file: unknown
         if p.name in blocked:
             why, m = f"cannot run: {blocked[p.name]}" + (", which cannot" if blocked[p.name].startswith("needs ")

@@ -140,15 +140,20 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
-def _found(src: SourceConfig, root: Path) -> tuple[list[Path], set[Path]]:
+Found = tuple[list[Path], set[Path], dict[Path, tuple[str, str]]]
+
+
+def _found(src: SourceConfig, root: Path) -> Found:
     skipped: set[Path] = set()
-    return resolve_paths(src, root, skipped), skipped
+    odd: dict[Path, tuple[str, str]] = {}
+    return resolve_paths(src, root, skipped, odd), skipped, odd
 
 
-def _source_items(src: SourceConfig, root: Path, found: tuple[list[Path], set[Path]] | None = None,
+def _source_items(src: SourceConfig, root: Path, found: Found | None = None,
                   claimed: frozenset[Path] = frozenset()) -> Iterator[Doc | Drop]:
-    """The documents and drops of one source. A file source's ``found``: its files and the files of another kind
-    in its folders (``resolve_paths``); ``claimed``: files some source reads (not ``other_suffix`` then)."""
+    """The documents and drops of one source. A file source's ``found``: its files, the files of another kind in
+    its folders and what else it left out (``resolve_paths``); ``claimed``: files some source reads (not
+    ``other_suffix`` then)."""
     if src.kind == "stdlib_docs":
         for local_id, text, meta in stdlib.iter_docs():
             yield Doc(local_id, text, meta)
@@ -163,11 +168,13 @@ def _source_items(src: SourceConfig, root: Path, found: tuple[list[Path], set[Pa
     else:
         reader, errors = READERS[src.kind], _read_errors()
         assert found is not None, "a file source's files come resolved (_rows)"
-        files, skipped = found
+        files, skipped, odd = found
         for path in sorted(skipped - set(files) - claimed):  # in a folder, of another kind, read by no source
             kinds = ", ".join(filter(None, SUFFIXES[src.kind]))
             yield Drop("other_suffix", _rel(path, root), f"not a {src.kind} file ({kinds}); name it in paths, or "
                                                            "give it a source of its kind")
+        for path, (reason, detail) in sorted(odd.items()):  # no regular file; a file's second name
+            yield Drop(reason, _rel(path, root), detail)
         for path in files:
             rel = _rel(path, root)
             n = 0
@@ -213,13 +220,13 @@ def _cut(window: str) -> int:
 
 def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:
     found = {i: _found(src, root) for i, src in enumerate(cfg.sources) if src.kind in READERS}  # one glob each
-    claimed = frozenset(p for files, _ in found.values() for p in files)
+    claimed = frozenset(p for files, _, _ in found.values() for p in files)
     for i, src in enumerate(cfg.sources):
         n = 0
         for item in _source_items(src, root, found.get(i), claimed):
             if isinstance(item, Drop):
-                counts[f"dropped.{item.reason}"] += 1
-                counts[f"source.{src.name}.dropped"] += 1
+                counts[f"dropped.{item.reason}"] += item.rows
+                counts[f"source.{src.name}.dropped"] += item.rows
                 if len(drops[item.reason]) < cfg.samples_per_reason:
                     drops[item.reason].append({"source": src.name, "where": item.where, "detail": item.detail})
                 continue

@@ -23,6 +23,7 @@ class Drop:
     reason: str
     where: str
     detail: str = ""
+    rows: int = 1  # what it counts as: a whole file whose rows are known (a Parquet file) counts its rows
 
 
 Item = Doc | Drop

@@ -9,6 +9,7 @@ import csv
 import glob
 import gzip
 import io
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -37,23 +38,34 @@ FIELD_LIMIT = 2**31 - 1
 GENERATED = ("data/work", "data/runs", "mlruns", ".prefect")
 
 
-def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = None) -> list[Path]:
+def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = None,
+                  odd: dict[Path, tuple[str, str]] | None = None) -> list[Path]:
     """Expand files, folders and glob patterns (relative to ``base``, the project root) into a sorted list of
-    files; a folder or pattern leaves out what lmforge itself wrote there (``GENERATED``). A folder's files
-    without a suffix of the source's kind are left out too, and added to ``skipped`` (ingest counts them)."""
-    files: set[Path] = set()
+    files (their real paths: a file reached twice, through a link or another path, is one file); a folder or
+    pattern leaves out what lmforge itself wrote there (``GENERATED``). A folder's files without a suffix of the
+    source's kind are left out too, and added to ``skipped``; ``odd`` gets (reason, detail) for what is left out
+    otherwise: an entry of a folder that is no regular file (a link to nothing, a named pipe), and each further
+    name of a file already listed (ingest counts them all)."""
+    names: dict[Path, set[Path]] = {}  # each file's real path: the names it was found under
     generated = [(base / g).resolve() for g in GENERATED]
     for pattern in src.paths:
         p = Path(pattern).expanduser()
         p = p if p.is_absolute() else base / p
         if p.is_dir():
-            inside = [q for q in p.rglob("*") if q.is_file()]
+            entries = [q for q in p.rglob("*") if not any(q.resolve().is_relative_to(g) for g in generated)]
+            inside = [q for q in entries if q.is_file()]
             matches = [q for q in inside if _suffix_ok(q, src.kind)]
             if skipped is not None:
-                skipped.update(q.resolve() for q in inside if not _suffix_ok(q, src.kind)
-                               and not any(q.resolve().is_relative_to(g) for g in generated))
+                skipped.update(q.resolve() for q in inside if not _suffix_ok(q, src.kind))
+            for q in (q for q in entries if not q.is_file() and not q.is_dir()):
+                if not _suffix_ok(q, src.kind) and skipped is not None:
+                    skipped.add(q.absolute())
+                elif odd is not None:
+                    odd[q.absolute()] = ("unreadable_file", f"{_not_a_file(q)}, not a file to read")
         elif p.is_file():
             matches = [p]
+        elif p.is_symlink() or p.exists():
+            raise IngestError(f"source {src.name!r}: {pattern!r} is {_not_a_file(p)}, not a file to read")
         else:
             matches = [Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file()]
         if not p.is_file():
@@ -64,8 +76,27 @@ def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = Non
                                   f"({found} file(s) under {', '.join(GENERATED)}), which are never read as corpus")
         if not matches:
             raise IngestError(f"source {src.name!r}: no file matches {pattern!r} (looked in {p})")
-        files.update(m.resolve() for m in matches)
-    return sorted(files)
+        for m in matches:
+            names.setdefault(m.resolve(), set()).add(Path(os.path.normpath(m.absolute())))
+    if odd is not None:
+        for real, seen in names.items():  # the real path's own name first, when it was named
+            first, *others = sorted(seen, key=lambda n: (n != real, str(n)))
+            for name in others:
+                odd[name] = ("same_file", f"the same file as {_shown(first, base)} (a link, or another path to "
+                                          "it): read once")
+    return sorted(names)
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"a link to nothing ({path.readlink()} does not exist)"
+    return next((what for test, what in (("is_fifo", "a named pipe"), ("is_socket", "a socket"),
+                                         ("is_block_device", "a device"), ("is_char_device", "a device"))
+                 if getattr(path, test)()), "not a regular file")
+
+
+def _shown(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
 def _suffix_ok(path: Path, kind: str) -> bool:
@@ -123,7 +154,9 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
         yield Drop("unreadable_file", rel, f"{type(e).__name__}: {e}")
         return
     if src.text_field not in pf.schema_arrow.names:
-        yield Drop("missing_column", rel, f"no column {src.text_field!r}; columns: {pf.schema_arrow.names}")
+        rows = pf.metadata.num_rows
+        yield Drop("missing_column", rel, f"no column {src.text_field!r}; columns: {pf.schema_arrow.names}: "
+                                          f"{rows} row(s) not read", rows=max(rows, 1))
         return
     if pf.metadata.num_rows == 0:
         yield Drop("empty_file", rel)
@@ -134,7 +167,7 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
                or getattr(pa.types, "is_string_view", lambda _: False)(value))
     if not textual:  # bytes, numbers: one file-level drop
         yield Drop("bad_field_type", rel, f"column {src.text_field!r} is {kind}, not text: "
-                                          f"{pf.metadata.num_rows} row(s) not read")
+                                          f"{pf.metadata.num_rows} row(s) not read", rows=pf.metadata.num_rows)
         return
     row = 0  # rows are counted from 0, as in the doc id and meta "row"
     for batch in pf.iter_batches(columns=[src.text_field], batch_size=4096):
