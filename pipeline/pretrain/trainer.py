@@ -104,6 +104,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     accum = grad_accum_steps(cfg, rt.world)
     ckpt = out / CHECKPOINT
     step, best, best_step = 0, math.inf, -1
+    best_state: dict[str, torch.Tensor] | None = None  # the kept model's weights, on the CPU
     if state.is_complete(ckpt):
         resumed = state.load_trainer(ckpt)
         model.load_state_dict(load_model(ckpt, map_location=rt.device)[0].state_dict())
@@ -168,15 +169,16 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             if peak:  # tok_s counts every rank's tokens; peak is one device's
                 record["mfu"] = tok_s * flops_tok / (peak * rt.world)
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            # periodic evals use the same leading val windows; the last one scores the whole val stream
-            last_eval = evaluate_lm(model, val_shards, cfg, rt,
-                                    max_batches=None if step == cfg.max_steps else cfg.eval_batches)
+            # every eval scores the same leading val windows (``eval_batches``), so that the best is chosen among
+            # figures of the same tokens; the model kept is then scored on the whole val stream (``_score_kept``)
+            last_eval = evaluate_lm(model, val_shards, cfg, rt, max_batches=cfg.eval_batches)
             if not last_eval:
                 raise NotEnoughTokens(f"the val split ({val_shards.n_tokens:,} tokens) has no token to score: give "
                                       "the corpus more documents, or tokenize.val_fraction a larger share")
             record.update({f"val_{k}": v for k, v in last_eval.items()})
             if last_eval["loss"] < best:
                 best, best_step = last_eval["loss"], step
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 if rt.is_main:
                     _save_best(out / BEST, model, mcfg, shards_dir, {**extra_meta, "step": step, **{
                         f"val_{k}": v for k, v in last_eval.items()}})
@@ -197,15 +199,21 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             progress.close()
             return {"stopped_at": step}
     progress.close()
+    kept_eval = _score_kept(model, best_state, best_step, step, out, val_shards, cfg, rt)
+    if rt.is_main:  # the kept model again (the same weights), its meta now holding its whole-split figures
+        _save_best(out / BEST, model, mcfg, shards_dir, {**extra_meta, "step": best_step, "select_val_loss": best,
+                                                          **{f"val_{k}": v for k, v in kept_eval.items()}})
+    if rt.is_main:
+        tracker.log_metrics({f"kept_val_{k}": v for k, v in kept_eval.items()}, step=step)
     seconds = time.perf_counter() - t_start
     tracker.flush()
     stats = {"steps": step, "tokens": step * tokens_per_step, "grad_accum": accum, "world_size": rt.world,
              "params": param_count(model), "params_total": param_count(model, non_embedding=False),
              "flops_per_token": flops_tok, "final_train_loss": train_loss if steps_this_run else float("nan"),
              "tokens_per_s": tok_s, "achieved_tflops": tok_s * flops_tok / 1e12,
-             "best_val_loss": best, "best_step": best_step, "train_seconds": seconds,
-             "device": str(rt.device), "dtype": rt.dtype,
-             **{f"val_{k}": v for k, v in last_eval.items()}}
+             "best_val_loss": kept_eval["loss"], "best_step": best_step, "select_val_loss": best,
+             "train_seconds": seconds, "device": str(rt.device), "dtype": rt.dtype,
+             **{f"val_{k}": v for k, v in kept_eval.items()}}
     if peak:
         stats["mfu"] = tok_s * flops_tok / (peak * rt.world)
     if rt.is_main:
@@ -222,6 +230,17 @@ def token_weights(targets: list[torch.Tensor], rt: Runtime) -> list[float]:
     counts = [int((y != IGNORE_INDEX).sum()) for y in targets]
     total = float(all_reduce_mean(torch.tensor(float(sum(counts)), device=targets[0].device), rt)) * rt.world
     return [n * rt.world / max(total, 1.0) for n in counts]
+
+
+def _score_kept(model: torch.nn.Module, best_state: dict[str, torch.Tensor] | None, best_step: int, step: int,
+                out: Path, val_shards: TokenShards, cfg: PretrainConfig, rt: Any) -> dict[str, float]:
+    """The kept model (the best by the figures of ``eval_batches`` leading val windows, every eval the same ones)
+    scored on the whole val stream: the figures the stage reports of the model it publishes. ``model`` takes its
+    weights (from memory, or from ``out/model`` when a resumed run found the training done)."""
+    if best_step != step:
+        weights = best_state if best_state is not None else load_model(out / BEST, map_location="cpu")[0].state_dict()
+        model.load_state_dict(weights)
+    return evaluate_lm(model, val_shards, cfg, rt, max_batches=None)
 
 
 class _null:
