@@ -85,8 +85,8 @@ def parser() -> argparse.ArgumentParser:
     fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK] (an "
                         "encoder-decoder's: the span it writes for each)")
     fm.add_argument("text")
-    fm.add_argument("--top-k", type=_positive, default=5, help="pieces per mask (at most the vocabulary; an "
-                    "encoder-decoder writes one span per mask)")
+    fm.add_argument("--top-k", type=_positive, default=None, help="pieces per mask (default 5; at most the "
+                    "vocabulary; an encoder-decoder writes one greedy span per mask, and takes no --top-k)")
     fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder or "
                     "encoder-decoder)")
     return ap
@@ -331,7 +331,10 @@ def cmd_generate(args: argparse.Namespace, root: Path) -> int:
 def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
     from pipeline import inference
     folder = _model(args, root, "MaskedLM")
-    for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k)):
+    if args.top_k is not None and json.loads((folder / "meta.json").read_text()).get("model_class") == "Seq2SeqLM":
+        print(f"lmforge fill-mask: --top-k {args.top_k} left aside: {folder} is an encoder-decoder, which writes one "
+              "greedy span per mask (a masked LM gives its top pieces)", file=sys.stderr)
+    for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k or 5)):
         print(f"mask {i + 1}: " + ("  ".join(f"{piece!r} {p:.3f}" for piece, p in preds) if preds else
                                    "(the model wrote no span for it: it ended before this mask's sentinel)"))
     return 0

@@ -15,7 +15,7 @@ from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.plan import PlannedStage
 from pipeline.stage import StageContext
-from pipeline.store import Manifest, Workspace, output_files, validate
+from pipeline.store import Manifest, Workspace, output_files, read_manifest, stage_dir, validate
 from pipeline.tracking import MlflowRun, MlflowSession, NullTracker, numeric_metrics
 
 log = logging.getLogger("pipeline.runner")
@@ -145,6 +145,19 @@ def _log_outcome(tracker: Any, manifest: Manifest, seconds: float) -> None:
     tracker.log_artifact(manifest.path / "manifest.json")
 
 
+def _input_runs(ps: PlannedStage, manifest: Manifest) -> dict[str, str]:
+    """``input.<role>.run`` of a cached stage, as an executed one has them: the runs that built the folders its
+    output was built from (its manifest's ``sources``)."""
+    work = ps.path.parent.parent
+    out = {}
+    for role, key in manifest.sources.items():
+        up = ps.input_stages.get(role)
+        m = read_manifest(stage_dir(work, up, key)) if up else None
+        if m is not None and m.run_id:
+            out[f"input.{role}.run"] = m.run_id
+    return out
+
+
 def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession | None,
                   parent_id: str | None) -> str | None:
     """A child run for a stage served from cache, pointing to the run that built it."""
@@ -154,7 +167,7 @@ def record_cached(ps: PlannedStage, manifest: Manifest, session: MlflowSession |
     note = {"mlflow.note.content": f"Served from cache: the output of run {built_by} (its curves, reports and "
                                    "artifacts are there)." if built_by else "Served from cache."}
     tracker = session.start(f"{ps.name} (cached)", {**_tags(ps, cached=True, built_by=built_by, manifest=manifest),
-                                                    **note}, parent_id)
+                                                    **_input_runs(ps, manifest), **note}, parent_id)
     with _failed_on_error(tracker):
         tracker.log_params(ps.config)
         tracker.log_metrics(numeric_metrics(manifest.stats))

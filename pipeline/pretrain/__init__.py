@@ -27,11 +27,13 @@ __all__ = ["VERSION", "PretrainConfig", "ModelSection", "run", "fingerprint", "i
 # What ``model.load_model`` reads from a model folder (model.checkpoint's WEIGHTS, CONFIG, META; named here
 # so that planning does not import torch).
 MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
+MASK_RATE_DEFAULT = 0.15  # PretrainConfig.mask_rate's default (checked in the tests)
 
 
 def key_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
-    state is saved changes no output; nor the encoder-decoder's settings for another architecture. ``init_from``
+    state is saved changes no output; nor the encoder-decoder's settings for another architecture, nor the
+    masking rate of a causal LM. ``init_from``
     counts by content (``fingerprint``), not by how its path is spelled: ``./m``, ``m``, an absolute path or an
     identical copy elsewhere are one key."""
     from pipeline.configtypes import to_dict
@@ -39,6 +41,8 @@ def key_config(cfg: PretrainConfig) -> dict[str, Any]:
     if cfg.resolved_objective != "span":  # what only span corruption reads (keys made before it existed stand)
         d.pop("mean_span")
         d["model"] = {k: v for k, v in d["model"].items() if k != "n_dec_layer"}
+    if cfg.resolved_objective == "causal":  # no masking: the rate counts as its default (the keys made stand)
+        d["mask_rate"] = MASK_RATE_DEFAULT
     return d if cfg.init_from is None else {**d, "init_from": BY_CONTENT}
 
 

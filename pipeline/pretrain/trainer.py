@@ -188,6 +188,9 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         for name, value in (("training", train_loss), ("validation", last_eval.get("loss", 0.0))):
             if not math.isfinite(value):
                 progress.close()
+                if rt.is_main:  # nothing to resume: from its checkpoint, the same config diverges at the same step
+                    for part in (ckpt, out / BEST, out / METRICS):
+                        shutil.rmtree(part) if part.is_dir() else part.unlink(missing_ok=True)
                 raise Diverged(f"pretrain: the {name} loss is {value} at step {step} (lr {lr:.2e}): the run diverged; "
                                "lower pretrain.lr, or raise pretrain.warmup_steps or set pretrain.grad_clip")
         progress.update(1, extra=f"loss {train_loss:.4f}  {tok_s:,.0f} tok/s  lr {lr:.2e}")

@@ -127,6 +127,10 @@ def test_a_report_only_change_rebuilds_its_stage_and_cached_stages_keep_their_li
     client, runs = mlflow_runs(project)
     latest = max((r for r in runs if r.data.tags.get("stage") == "decontaminate"), key=lambda r: r.info.start_time)
     assert latest.data.tags["cached"] == "true" and latest.data.tags["input.docs"] == built_from
+    # and the run that built that folder, as an executed stage's tags name it (cached runs once lacked it)
+    first_dedup = next(r for r in runs if r.data.tags.get("stage") == "dedup" and r.data.tags["cached"] == "false"
+                       and r.data.tags["stage.key"] == built_from)
+    assert latest.data.tags["input.docs.run"] == first_dedup.info.run_id
 
 
 def test_rerun_selections(project, monkeypatch, capsys, executed):
@@ -265,6 +269,8 @@ def test_an_encoder_decoder_through_the_flow_and_finetune_runs_reused(project, m
     assert "encoder-decoder, span corruption" in out and "Seq2SeqLM" in out
     assert lmforge(project, monkeypatch, "fill-mask", "The [MASK] module") == 0  # the newest: the encoder-decoder
     assert capsys.readouterr().out.startswith("mask 1: ")
+    assert lmforge(project, monkeypatch, "fill-mask", "--top-k", "3", "The [MASK] module") == 0  # said, not ignored
+    assert "--top-k 3 left aside" in capsys.readouterr().err
     executed.clear()
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny", *t5, "--set", "finetune.seeds=[0,1]") == 0
     assert executed == ["finetune", "evaluate"]

@@ -226,3 +226,17 @@ def test_a_batch_counts_the_window_a_row_reads_and_n_dec_layer_equal_to_n_layer_
     same = cfg(model={"arch": "encoder_decoder", "n_dec_layer": 2})  # TINY_MODEL's n_layer
     assert same.model.n_dec_layer is None and key_config(same) == key_config(cfg(model={"arch": "encoder_decoder"}))
     assert cfg(model={"arch": "encoder_decoder", "n_dec_layer": 1}).model.n_dec_layer == 1
+
+
+def test_a_causal_lms_key_leaves_out_what_it_never_reads():
+    """``pretrain.mask_rate`` on a decoder gave a new key: a tester retrained a byte-identical model, and
+    everything after it. The masked LM and span corruption read it; the default's key stays as it was."""
+    import dataclasses
+
+    from pipeline.pretrain import MASK_RATE_DEFAULT, key_config
+    from pipeline.pretrain.config import PretrainConfig
+    assert {f.name: f.default for f in dataclasses.fields(PretrainConfig)}["mask_rate"] == MASK_RATE_DEFAULT
+    assert key_config(cfg(mask_rate=0.3)) == key_config(cfg()) and key_config(cfg())["mask_rate"] == 0.15
+    assert key_config(cfg(mask_rate=0.3, mean_span=5.0)) == key_config(cfg())
+    for arch in ("encoder", "encoder_decoder"):
+        assert key_config(cfg(model={"arch": arch}, mask_rate=0.3)) != key_config(cfg(model={"arch": arch}))

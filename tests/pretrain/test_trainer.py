@@ -310,8 +310,11 @@ def test_a_diverged_run_stops_and_publishes_nothing(shards, tmp_path):
     from pipeline.stage import Diverged
     with pytest.raises(Diverged, match=r"^pretrain: the training loss is nan at step \d+ \(lr .*\): the run diverged; "
                        r"lower pretrain.lr"):
-        train(cfg(max_steps=30, lr=1e30, warmup_steps=0, grad_clip=0.0), shards, tmp_path / "m")
+        train(cfg(max_steps=30, lr=1e30, warmup_steps=0, grad_clip=0.0, checkpoint_every=1), shards, tmp_path / "m")
     assert not (tmp_path / "m" / "model").exists()
+    # nor anything for a next run to resume (status said a diverged run's partial would be resumed)
+    from pipeline.store import output_files
+    assert output_files(tmp_path / "m") == []
 
 
 def test_no_validation_split_is_refused_at_planning_when_the_run_pretrains(tmp_path):
