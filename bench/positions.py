@@ -97,11 +97,11 @@ def quality(arch: str, shards: Path, steps: int, threads: int, work: Path) -> di
                                      "threads": threads})
         t0 = time.perf_counter()
         st = train(cfg, shards, work / f"{arch}-{kind}")
-        row = {"val_loss": round(st["val_loss"], 4), "seconds": round(time.perf_counter() - t0, 1)}
-        if "val_encoder_gain" in st:
-            row["encoder_gain"] = round(st["val_encoder_gain"], 4)
-        if "val_accuracy" in st:
-            row["accuracy"] = round(st["val_accuracy"], 4)
+        row = {"val_loss": round(st["kept_val_loss"], 4), "seconds": round(time.perf_counter() - t0, 1)}
+        if "kept_val_encoder_gain" in st:
+            row["encoder_gain"] = round(st["kept_val_encoder_gain"], 4)
+        if "kept_val_accuracy" in st:
+            row["accuracy"] = round(st["kept_val_accuracy"], 4)
         out[kind] = row
         say(f"quality {arch} {kind}: {row}")
     return out

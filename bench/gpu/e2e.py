@@ -115,5 +115,6 @@ def run_figures(out: Path, rc: int, st: dict, dev: torch.device) -> dict:
            "mfu": next((r["mfu"] for r in reversed(rows) if "mfu" in r), None)}
     fig["trained"] = bool(rows and rows[-1]["train_loss"] < rows[0]["train_loss"] - 0.5 and fig["model"]
                           and math.isfinite(last_eval.get("val_bpb", math.nan)))
-    fig.update({k: st[k] for k in ("steps", "device", "dtype", "val_loss", "val_bpb", "train_seconds", "stderr_tail") if k in st})
+    fig.update({k: st[k] for k in ("steps", "device", "dtype", "kept_val_loss", "kept_val_bpb", "train_seconds",
+                                   "stderr_tail") if k in st})
     return fig

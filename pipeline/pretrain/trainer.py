@@ -105,6 +105,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     ckpt = out / CHECKPOINT
     step, best, best_step = 0, math.inf, -1
     best_state: dict[str, torch.Tensor] | None = None  # the kept model's weights, on the CPU
+    whole: dict[str, float] | None = None  # the whole val stream's figures of the kept model, when already scored
     if state.is_complete(ckpt):
         resumed = state.load_trainer(ckpt)
         model.load_state_dict(load_model(ckpt, map_location=rt.device)[0].state_dict())
@@ -170,8 +171,11 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
                 record["mfu"] = tok_s * flops_tok / (peak * rt.world)
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             # every eval scores the same leading val windows (``eval_batches``), so that the best is chosen among
-            # figures of the same tokens; the model kept is then scored on the whole val stream (``_score_kept``)
-            last_eval = evaluate_lm(model, val_shards, cfg, rt, max_batches=cfg.eval_batches)
+            # figures of the same tokens; the model kept is then scored on the whole val stream (``_score_kept``).
+            # A run's one eval (at its end) has nothing to choose among: the whole stream at once.
+            only = best_step < 0 and step == cfg.max_steps
+            last_eval = evaluate_lm(model, val_shards, cfg, rt, max_batches=None if only else cfg.eval_batches)
+            whole = last_eval if only else None
             if not last_eval:
                 raise NotEnoughTokens(f"the val split ({val_shards.n_tokens:,} tokens) has no token to score: give "
                                       "the corpus more documents, or tokenize.val_fraction a larger share")
@@ -202,11 +206,10 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             progress.close()
             return {"stopped_at": step}
     progress.close()
-    kept_eval = _score_kept(model, best_state, best_step, step, out, val_shards, cfg, rt)
+    kept_eval = whole or _score_kept(model, best_state, best_step, step, out, val_shards, cfg, rt)
     if rt.is_main:  # the kept model again (the same weights), its meta now holding its whole-split figures
         _save_best(out / BEST, model, mcfg, shards_dir, {**extra_meta, "step": best_step, "select_val_loss": best,
                                                           **{f"val_{k}": v for k, v in kept_eval.items()}})
-    if rt.is_main:
         tracker.log_metrics({f"kept_val_{k}": v for k, v in kept_eval.items()}, step=step)
     seconds = time.perf_counter() - t_start
     tracker.flush()
@@ -216,7 +219,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
              "tokens_per_s": tok_s, "achieved_tflops": tok_s * flops_tok / 1e12,
              "best_val_loss": kept_eval["loss"], "best_step": best_step, "select_val_loss": best,
              "train_seconds": seconds, "device": str(rt.device), "dtype": rt.dtype,
-             **{f"val_{k}": v for k, v in kept_eval.items()}}
+             **{f"kept_val_{k}": v for k, v in kept_eval.items()}}  # (val_*: the evals' curve, on eval_batches)
     if peak:
         stats["mfu"] = tok_s * flops_tok / (peak * rt.world)
     if rt.is_main:

@@ -35,8 +35,8 @@ def test_the_kept_model_is_chosen_on_one_token_set_and_reported_on_the_whole_spl
     model, _ = load_model(out / "model")
     whole = evaluate_lm(model.eval(), TokenShards(shards, "val"), c, setup("cpu", "float32", 1), max_batches=None)
     assert whole["tokens"] == TokenShards(shards, "val").n_tokens - 1
-    assert stats["val_loss"] == stats["best_val_loss"] == pytest.approx(whole["loss"], abs=1e-6)
+    assert stats["kept_val_loss"] == stats["best_val_loss"] == pytest.approx(whole["loss"], abs=1e-6)
     meta = json.loads((out / "model" / "meta.json").read_text())
     assert meta["step"] == best_step and meta["val_loss"] == pytest.approx(whole["loss"], abs=1e-6)
     again = train(c, shards, out)  # the training done (a run killed before it published): the same figures
-    assert again["val_loss"] == stats["val_loss"] and again["best_step"] == best_step
+    assert again["kept_val_loss"] == stats["kept_val_loss"] and again["best_step"] == best_step

@@ -72,7 +72,7 @@ def test_exact_resume(shards, tmp_path):
     # the resumed run's tracker gets the whole curve: the kept steps 1-5 first, then 6-12 as they train
     assert logged == list(enumerate(losses(tmp_path / "full"), 1))
     assert len(losses(tmp_path / "full")) == 12
-    assert resumed["val_loss"] == full["val_loss"] and resumed["best_step"] == full["best_step"]
+    assert resumed["kept_val_loss"] == full["kept_val_loss"] and resumed["best_step"] == full["best_step"]
 
 
 def test_causal_figures_and_outputs(shards, tmp_path):
@@ -80,9 +80,9 @@ def test_causal_figures_and_outputs(shards, tmp_path):
     first, last = losses(tmp_path / "o")[0], stats["final_train_loss"]
     assert last < first - 0.5  # it learns
     val = TokenShards(shards, "val")
-    assert stats["val_tokens"] == val.n_tokens - 1  # every val target scored once
+    assert stats["kept_val_tokens"] == val.n_tokens - 1  # every val target scored once
     # bits per byte: nats per token -> bits per byte via the val stream's bytes per target
-    assert stats["val_bpb"] == pytest.approx(stats["val_loss"] * stats["val_tokens"] / math.log(2) / stats["val_bytes"])
+    assert stats["kept_val_bpb"] == pytest.approx(stats["kept_val_loss"] * stats["kept_val_tokens"] / math.log(2) / stats["kept_val_bytes"])
     assert (tmp_path / "o" / "model" / "tokenizer" / "tokenizer.model").exists()
     assert (tmp_path / "o" / "reports" / "loss_curve.png").stat().st_size > 1000
     meta = json.loads((tmp_path / "o" / "model" / "meta.json").read_text())
@@ -93,7 +93,7 @@ def test_masked_lm_pretraining(shards, tmp_path):
     stats = train(cfg(model={"arch": "encoder"}, max_steps=20, lr=5e-3), shards, tmp_path / "m")
     ls = losses(tmp_path / "m")
     assert sum(ls[-4:]) / 4 < sum(ls[:4]) / 4 - 0.3
-    assert 0.0 <= stats["val_accuracy"] <= 1.0 and "val_bpb" not in stats and "val_ppl" not in stats
+    assert 0.0 <= stats["kept_val_accuracy"] <= 1.0 and "kept_val_bpb" not in stats and "kept_val_ppl" not in stats
     meta = json.loads((tmp_path / "m" / "model" / "meta.json").read_text())
     assert meta["model_class"] == "MaskedLM"
     # One definition of the masked-LM validation figures: the evaluate stage's scorer, run on the kept
@@ -179,7 +179,7 @@ def test_continued_pretraining_starts_from_weights(shards, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path / "elsewhere")  # a relative init_from is taken from the project root
     cont = train(cfg(max_steps=2, init_from="base/model"), shards, tmp_path / "cont", root=tmp_path)
     fresh = train(cfg(max_steps=2), shards, tmp_path / "fresh")
-    assert cont["val_loss"] < fresh["val_loss"] - 0.3
+    assert cont["kept_val_loss"] < fresh["kept_val_loss"] - 0.3
     with pytest.raises(ValueError, match="different model config"):
         train(cfg(max_steps=1, model={"n_embd": 64}, init_from=str(tmp_path / "base" / "model")), shards,
               tmp_path / "bad")
@@ -193,7 +193,7 @@ def test_continued_pretraining_starts_from_weights(shards, tmp_path, monkeypatch
     # dropout, and a rotary model's context, may change: the same weights (a usual continued-pretraining recipe)
     longer = cfg(max_steps=2, model={"dropout": 0.1, "block_size": 64}, init_from="base/model")
     assert fingerprint(longer, tmp_path)
-    assert train(longer, shards, tmp_path / "longer", root=tmp_path)["val_loss"] < fresh["val_loss"] - 0.3
+    assert train(longer, shards, tmp_path / "longer", root=tmp_path)["kept_val_loss"] < fresh["kept_val_loss"] - 0.3
     learned = {"pos": "learned"}
     train(cfg(max_steps=2, model=learned), shards, tmp_path / "learned")
     with pytest.raises(ConfigError, match=r"block_size: 32 there, 64 here\); .* settings but dropout$"):
