@@ -7,6 +7,7 @@ every cache. A stage that is not selected but feeds a selected one must be cache
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -44,10 +45,15 @@ class PlannedStage:
 
 def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
     """What of its own config section a stage's key holds: all of it, unless the stage module's
-    ``key_config(section)`` leaves out settings that cannot change its output in this config (LoRA's rank when
-    no run uses LoRA, training options of a tokenizer that is reused): changing one then rebuilds nothing."""
+    ``key_config(section[, run_cfg])`` leaves out settings that cannot change its output in this config (LoRA's rank
+    when no run uses LoRA, training options of a tokenizer that is reused, a masking rate a decoder is not scored
+    with): changing one then rebuilds nothing."""
     narrow = getattr(registry.get(name).load(), "key_config", None)
-    return narrow(cfg.section(name)) if narrow else to_dict(cfg.section(name))
+    if narrow is None:
+        return to_dict(cfg.section(name))
+    # (one that takes the run's config too sees what another section says: the trunk's architecture or size)
+    return narrow(cfg.section(name), cfg) if "run_cfg" in inspect.signature(narrow).parameters \
+        else narrow(cfg.section(name))
 
 
 MISSING = "missing: "  # what ``compute(missing_ok=True)`` puts in a key for an outside file it could not read

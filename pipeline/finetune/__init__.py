@@ -55,13 +55,14 @@ LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_plus", "lora_targets"
 ADAPTER_KEYS = ("adapter_bottleneck", "adapter_where", "adapter_init", "adapter_form", "adapter_scale")
 
 
-def key_config(cfg: FinetuneConfig) -> dict[str, Any]:
+def key_config(cfg: FinetuneConfig, run_cfg: Any = None) -> dict[str, Any]:
     """The config in the stage's key, without the settings of methods no run uses (``methods: [full]`` with
-    another ``lora_r`` retrains nothing)."""
+    another ``lora_r`` retrains nothing), and ``max_len`` as the stage uses it: at most the trunk's block size."""
     from pipeline.configtypes import to_dict
     unused = unused_settings(cfg.trains(), "two_stage" in cfg.methods)
     unused += ["log_checkpoints"]  # what the stage's MLflow run holds, not what the stage writes
-    return {k: v for k, v in to_dict(cfg).items() if k not in unused}
+    d = {k: v for k, v in to_dict(cfg).items() if k not in unused}
+    return d if run_cfg is None else {**d, "max_len": min(cfg.max_len, run_cfg.pretrain.model.block_size)}
 
 
 def unused_settings(uses: set[str], two_stage: bool) -> list[str]:

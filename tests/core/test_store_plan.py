@@ -180,6 +180,16 @@ def test_settings_that_cannot_change_an_output_are_not_in_its_key(tmp_path):
     assert keys(reuse, "tokenize.vocab_size=5000", "tokenize.model_type=bpe") == keys(reuse)
     assert keys(reuse, "tokenize.val_fraction=0.2")["tokenize"] != keys(reuse)["tokenize"]
     assert keys("tokenize.vocab_size=1200")["tokenize"] != keys()["tokenize"]  # trained: every option counts
+    # what another section makes moot (a tester's findings): a decoder is pretrained and scored with no masking;
+    # fine-tuning reads at most the trunk's block size
+    assert keys("pretrain.mask_rate=0.3", "evaluate.mask_rate=0.3", "evaluate.mean_span=5") == keys()
+    enc = "pretrain.model.arch=encoder"
+    assert keys(enc, "evaluate.mean_span=5") == keys(enc)
+    assert keys(enc, "evaluate.mask_rate=0.3")["evaluate"] != keys(enc)["evaluate"]
+    assert keys(enc, "pretrain.mask_rate=0.3")["pretrain"] != keys(enc)["pretrain"]
+    block = config.load("tiny").pretrain.model.block_size
+    assert keys(f"finetune.max_len={block + 100}") == keys(f"finetune.max_len={block}")
+    assert keys(f"finetune.max_len={block - 1}")["finetune"] != keys(f"finetune.max_len={block}")["finetune"]
 
 
 def test_a_report_only_setting_rebuilds_its_stage_not_the_downstream(tmp_path):
