@@ -47,7 +47,9 @@ def relative_buckets(rel: Tensor, bidirectional: bool, num_buckets: int, max_dis
     else:
         dist = (-rel).clamp(min=0)
     exact = num_buckets // 2
-    far = exact + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    # (in float64: distances at a bucket's edge, 16 or 32 of 8 exact, give a whole number that float32's log may
+    # round either way on another device)
+    far = exact + (torch.log(dist.double().clamp(min=1) / exact) / math.log(max_distance / exact)
                    * (num_buckets - exact)).long()
     return out + torch.where(dist < exact, dist, far.clamp(max=num_buckets - 1))
 

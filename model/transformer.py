@@ -128,7 +128,10 @@ class Transformer(nn.Module):
         if mask is None and self.causal and T > 1:
             q = torch.arange(start, start + T, device=bias.device)[:, None]
             mask = torch.arange(start + T, device=bias.device)[None, :] <= q  # (T, K)
-        return bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        bias = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
+        if torch.is_autocast_enabled(bias.device.type):  # cast once here, not in every layer (each keeps its copy)
+            bias = bias.to(torch.get_autocast_dtype(bias.device.type))
+        return bias
 
     def forward(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         return self.forward_hidden(idx, attention_mask)

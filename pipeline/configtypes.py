@@ -12,6 +12,7 @@ import json
 import math
 import re
 import types
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
 
@@ -94,7 +95,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: got {value!r}, expected a list")
         (item_tp, *_) = get_args(tp) or (Any,)
-        items = [_coerce(item_tp, v, _item_key(key, i, v)) for i, v in enumerate(value)]
+        names = Counter(v.get("name") for v in value if isinstance(v, dict))
+        items = [_coerce(item_tp, v, _item_key(key, i, v, names)) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
@@ -216,11 +218,12 @@ def to_dict(obj: Any) -> Any:
 _NAME = re.compile(r"\w[\w.-]*")  # (an item whose name is not one is named by index: its own check names it)
 
 
-def _item_key(key: str, i: int, value: Any) -> str:
+def _item_key(key: str, i: int, value: Any, names: Counter) -> str:
     """How errors name a list's item: by its ``name`` when it has one ("tasks.tasks[sentiment].kind", as the
-    item's own checks and ``--set`` name it), else by index ("ingest.sources[0].paths")."""
+    item's own checks and ``--set`` name it), else by index ("ingest.sources[0].paths"): also when the name is
+    a number (``--set`` reads one as an index) or another item's too (``--set`` would reach the first)."""
     name = value.get("name") if isinstance(value, dict) else None
-    if isinstance(name, str) and _NAME.fullmatch(name):
+    if isinstance(name, str) and _NAME.fullmatch(name) and not name.lstrip("-").isdigit() and names[name] == 1:
         return f"{key}[{name}]"
     return f"{key}[{i}]"
 

@@ -48,8 +48,9 @@ def parity_checks(dev: torch.device, smoke: bool) -> list[dict]:
     from model import CausalLM, ModelConfig
     shape = (2, 2, 64, 32, 300) if smoke else (4, 4, 256, 128, 1000)  # L, H, C, T, V
     out = []
-    for recipe in ("modern", "nanogpt"):
-        cfg = getattr(ModelConfig, recipe)(*shape)
+    for recipe in ("modern", "nanogpt", "relative"):  # relative: T5's bias, a float mask through SDPA
+        cfg = (ModelConfig.modern(*shape).replace(pos="relative") if recipe == "relative"
+               else getattr(ModelConfig, recipe)(*shape))
         torch.manual_seed(0)
         ref_model = CausalLM(cfg).train()
         g = torch.Generator().manual_seed(1)
@@ -68,7 +69,7 @@ def parity_checks(dev: torch.device, smoke: bool) -> list[dict]:
         bf16 = fwd_bwd(model, xd, yd, autocast(dev, "bf16"))
         out.append(compare(f"{recipe} bf16 autocast {dev.type} vs fp32 cpu", bf16, ref,
                            {"loss": 1e-2, "logits": 5e-2, "grad": 1.5e-1}))
-        if not smoke and recipe == "modern":
+        if not smoke and recipe in ("modern", "relative"):
             compiled = torch.compile(model, dynamic=False)
             out.append(compare(f"{recipe} bf16 compiled vs bf16 eager ({dev.type})",
                                fwd_bwd(compiled, xd, yd, autocast(dev, "bf16")), bf16,

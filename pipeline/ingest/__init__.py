@@ -220,7 +220,11 @@ def _cut(window: str) -> int:
 
 def _rows(cfg: IngestConfig, root: Path, drops: dict[str, list], counts: Counter) -> Iterator[dict[str, Any]]:
     found = {i: _found(src, root) for i, src in enumerate(cfg.sources) if src.kind in READERS}  # one glob each
-    claimed = frozenset(p for files, _, _ in found.values() for p in files)
+    claimed = frozenset(p for files, _, odd in found.values() for p in [*files, *odd])  # (counted by one source)
+    seen: set[Path] = set()
+    for i, (files, skipped, odd) in sorted(found.items()):  # an entry no source can read: the first counts it
+        found[i] = files, skipped, {p: v for p, v in odd.items() if v[0] != "unreadable_file" or p not in seen}
+        seen.update(odd)
     for i, src in enumerate(cfg.sources):
         n = 0
         for item in _source_items(src, root, found.get(i), claimed):

@@ -44,23 +44,24 @@ def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = Non
     files (their real paths: a file reached twice, through a link or another path, is one file); a folder or
     pattern leaves out what lmforge itself wrote there (``GENERATED``). A folder's files without a suffix of the
     source's kind are left out too, and added to ``skipped``; ``odd`` gets (reason, detail) for what is left out
-    otherwise: an entry of a folder that is no regular file (a link to nothing, a named pipe), and each further
-    name of a file already listed (ingest counts them all)."""
+    otherwise: an entry of a folder that is no regular file (a link to nothing or that loops, a linked folder, a
+    named pipe), and each further name of a file already listed (ingest counts them all)."""
     names: dict[Path, set[Path]] = {}  # each file's real path: the names it was found under
     generated = [(base / g).resolve() for g in GENERATED]
     for pattern in src.paths:
         p = Path(pattern).expanduser()
         p = p if p.is_absolute() else base / p
         if p.is_dir():
-            entries = [q for q in p.rglob("*") if not any(q.resolve().is_relative_to(g) for g in generated)]
-            inside = [q for q in entries if q.is_file()]
-            matches = [q for q in inside if _suffix_ok(q, src.kind)]
-            if skipped is not None:
-                skipped.update(q.resolve() for q in inside if not _suffix_ok(q, src.kind))
-            for q in (q for q in entries if not q.is_file() and not q.is_dir()):
-                if not _suffix_ok(q, src.kind) and skipped is not None:
-                    skipped.add(q.absolute())
-                elif odd is not None:
+            entries = list(p.rglob("*"))
+            matches = [q for q in entries if q.is_file() and _suffix_ok(q, src.kind)]  # (lmforge's own: below)
+            for q in entries:
+                if q.is_file() and _suffix_ok(q, src.kind) or _inside(q, generated) or q.is_dir() and not \
+                        q.is_symlink():
+                    continue
+                if q.is_file() or not _suffix_ok(q, src.kind) and not q.is_dir():  # another kind's
+                    if skipped is not None:
+                        skipped.add(q.resolve() if q.is_file() else q.absolute())
+                elif odd is not None:  # no regular file: a link to nothing, a named pipe, a linked folder
                     odd[q.absolute()] = ("unreadable_file", f"{_not_a_file(q)}, not a file to read")
         elif p.is_file():
             matches = [p]
@@ -70,7 +71,7 @@ def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = Non
             matches = [Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file()]
         if not p.is_file():
             found = len(matches)
-            matches = [m for m in matches if not any(m.resolve().is_relative_to(g) for g in generated)]
+            matches = [m for m in matches if not _inside(m, generated)]
             if found and not matches:
                 raise IngestError(f"source {src.name!r}: {pattern!r} matches only lmforge's own outputs "
                                   f"({found} file(s) under {', '.join(GENERATED)}), which are never read as corpus")
@@ -82,14 +83,31 @@ def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = Non
         for real, seen in names.items():  # the real path's own name first, when it was named
             first, *others = sorted(seen, key=lambda n: (n != real, str(n)))
             for name in others:
-                odd[name] = ("same_file", f"the same file as {_shown(first, base)} (a link, or another path to "
-                                          "it): read once")
+                odd[name] = ("same_file", f"the same file as {_shown(first, base)} (a symbolic link to it, or a "
+                                          "path through one): read once")
     return sorted(names)
 
 
+def _inside(path: Path, folders: list[Path]) -> bool:
+    """Whether ``path`` is, once its links are followed, in one of ``folders`` (a link that loops is not)."""
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError):  # (Python < 3.13: RuntimeError for a loop)
+        return False
+    return any(real.is_relative_to(f) for f in folders)
+
+
 def _not_a_file(path: Path) -> str:
-    if path.is_symlink() and not path.exists():
-        return f"a link to nothing ({path.readlink()} does not exist)"
+    if path.is_symlink():
+        if path.is_dir():
+            return "a link to a folder (not followed in a folder: name that folder in paths)"
+        if not path.exists():
+            try:
+                path.resolve(strict=True)
+            except FileNotFoundError:
+                return f"a link to nothing ({os.readlink(path)} does not exist)"
+            except (RuntimeError, OSError):
+                return "a link that loops"
     return next((what for test, what in (("is_fifo", "a named pipe"), ("is_socket", "a socket"),
                                          ("is_block_device", "a device"), ("is_char_device", "a device"))
                  if getattr(path, test)()), "not a regular file")

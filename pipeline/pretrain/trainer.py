@@ -112,6 +112,10 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
         state.load_optimizer(opt, ckpt, rt.device)
         state.restore_rng(resumed)
         step, best, best_step = resumed["step"], resumed["best_val_loss"], resumed["best_step"]
+        if best_step >= 0 and _kept_step(out / BEST) != best_step:
+            # the model folder holds another step than the checkpoint's best (a killed run saved a later best
+            # after its last checkpoint, or it is gone): the best is chosen again among the evals from here on
+            best, best_step = math.inf, -1
     metrics_log = _MetricsLog(out / METRICS, keep_before=step)
     if rt.is_main:  # a resumed run's MLflow run gets the whole curve, not only the steps after the checkpoint
         for record in metrics_log.kept:
@@ -236,6 +240,14 @@ def token_weights(targets: list[torch.Tensor], rt: Runtime) -> list[float]:
     counts = [int((y != IGNORE_INDEX).sum()) for y in targets]
     total = float(all_reduce_mean(torch.tensor(float(sum(counts)), device=targets[0].device), rt)) * rt.world
     return [n * rt.world / max(total, 1.0) for n in counts]
+
+
+def _kept_step(folder: Path) -> int | None:
+    """The step of the model saved in ``folder`` (its meta.json), or None."""
+    try:
+        return int(json.loads((folder / "meta.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _score_kept(model: torch.nn.Module, best_state: dict[str, torch.Tensor] | None, best_step: int, step: int,

@@ -195,7 +195,10 @@ def test_post_init_errors_name_the_full_key():
              ('tasks.tasks=[{"name": "a", "source": "files", "train": "a.tsv"}, {"name": "sent", "kind": "bogus"}]',
               r"^tasks.tasks\[sent\].kind: got 'bogus', allowed: 'classification'"),
              ('ingest.sources=[{"name": "a", "kind": "text", "paths": ["a.txt"], "max_docs": "many"}]',
-              r"^ingest.sources\[a\].max_docs: got 'many', expected an integer")]
+              r"^ingest.sources\[a\].max_docs: got 'many', expected an integer"),
+             # a number for a name is read as an index by --set: the index names the item then
+             ('ingest.sources=[{"name": "a"}, {"name": "0", "kind": "text", "paths": ["a.txt"], "max_docs": "x"}]',
+              r"^ingest.sources\[1\].max_docs: got 'x'")]
     for assignment, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             config.load(overrides=[assignment])

@@ -32,6 +32,21 @@ def test_a_link_to_nothing_and_a_named_pipe_in_a_folder_are_counted(tmp_path):
     assert got == {"corp/broken.txt": "a link to nothing (gone.txt does not exist), not a file to read",
                    "corp/pipe.txt": "a named pipe, not a file to read"}
     assert [s["where"] for s in samples["other_suffix"]] == ["corp/broken.bz2"]
+    (d / "loop.txt").symlink_to("loop.txt")  # once a crash of the run, of planning and of status
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "b.txt").write_text("in a linked folder")
+    (d / "linked").symlink_to(tmp_path / "more")
+    stats, samples = stage(tmp_path, SourceConfig(name="c", kind="text", paths=["corp"]), out="o4")
+    got = {s["where"]: s["detail"] for s in samples["unreadable_file"]}
+    assert got["corp/loop.txt"] == "a link that loops, not a file to read"
+    assert got["corp/linked"].startswith("a link to a folder (not followed")
+    assert stats["docs"] == 1 and stats["dropped.unreadable_file"] == 4
+    # a source of another kind over the same folder does not count them again (as other_suffix, or unreadable)
+    (d / "r.jsonl").write_text('{"text": "a record"}\n')
+    stats, samples = stage(tmp_path, SourceConfig(name="c", kind="text", paths=["corp"]),
+                           SourceConfig(name="j", kind="jsonl", paths=["corp"]), out="o5")
+    assert stats["dropped.unreadable_file"] == 4 and stats["source.j.dropped"] == 1
+    assert [s["where"] for s in samples["other_suffix"]] == ["corp/broken.bz2", "corp/broken.bz2"]  # each source's
     for name in ("broken.txt", "pipe.txt"):  # named in paths: an error that says what it is
         with pytest.raises(IngestError, match=rf"'corp/{name}' is a (link to nothing|named pipe)"):
             stage(tmp_path, SourceConfig(name="c", kind="text", paths=[f"corp/{name}"]), out=name)
@@ -58,3 +73,10 @@ def test_a_parquet_file_dropped_whole_counts_its_rows(tmp_path):
     assert stats["docs"] == 1 and stats["dropped.bad_field_type"] == 3 and stats["dropped.missing_column"] == 5
     assert stats["dropped"] == 8 and stats["source.p.dropped"] == 8
     assert samples["missing_column"][0]["detail"].endswith("5 row(s) not read")
+
+
+def test_a_folder_holding_only_lmforges_outputs_says_so(tmp_path):
+    (tmp_path / "data" / "work" / "x").mkdir(parents=True)
+    (tmp_path / "data" / "work" / "x" / "a.txt").write_text("an output, not corpus")
+    with pytest.raises(IngestError, match=r"'data' matches only lmforge's own outputs \(1 file"):
+        stage(tmp_path, SourceConfig(name="c", kind="text", paths=["data"]))

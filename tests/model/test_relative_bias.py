@@ -103,3 +103,17 @@ def test_configs_take_relative():
         build(PretrainConfig, {"model": {"pos": "alibi"}})
     with pytest.raises(ValueError, match="relative"):
         ModelConfig(pos="alibi")
+
+
+def test_relative_bias_under_bf16_autocast():
+    torch.manual_seed(0)
+    model = CausalLM(relative("decoder"))
+    idx = torch.randint(0, 50, (2, 10))
+    mask = torch.tensor([[1] * 10, [1] * 6 + [0] * 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bias = model.transformer._with_bias(None, 0, 10)
+        assert bias.dtype == torch.bfloat16  # cast once for every layer
+        logits, loss = model(idx, idx)
+        h = model.transformer.forward_hidden(idx, mask)
+    (loss + h.float().sum() * 0).backward()
+    assert torch.isfinite(logits.float()).all() and model.transformer.rel_bias.bias.weight.grad.abs().sum() > 0

@@ -40,3 +40,19 @@ def test_the_kept_model_is_chosen_on_one_token_set_and_reported_on_the_whole_spl
     assert meta["step"] == best_step and meta["val_loss"] == pytest.approx(whole["loss"], abs=1e-6)
     again = train(c, shards, out)  # the training done (a run killed before it published): the same figures
     assert again["kept_val_loss"] == stats["kept_val_loss"] and again["best_step"] == best_step
+
+
+def test_a_resume_whose_model_folder_is_not_the_checkpoints_best_chooses_again(shards, tmp_path):
+    """A killed run may save a later best after its last checkpoint; where resuming is not exact (GPU, bf16) the
+    replayed eval may not replace it, and the folder's weights would be published as the checkpoint's best."""
+    c = cfg(max_steps=12, eval_every=3, eval_batches=1)
+    out = tmp_path / "o"
+    assert train(c, shards, out, stop_after=7) == {"stopped_at": 7}  # evals at 3 and 6; checkpoint at 7
+    meta_file = out / "model" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "step": 11}))  # as if saved by the killed run after its checkpoint
+    trainer = out / "checkpoint" / "trainer.json"  # and as if no later eval beat the checkpoint's best
+    trainer.write_text(json.dumps({**json.loads(trainer.read_text()), "best_val_loss": -1.0}))
+    stats = train(c, shards, out)
+    assert stats["best_step"] in (9, 12)  # chosen among the evals after the resume
+    assert json.loads(meta_file.read_text())["step"] == stats["best_step"]
