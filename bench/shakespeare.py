@@ -43,7 +43,8 @@ from dataclasses import dataclass  # noqa: E402
 import torch  # noqa: E402
 
 from bench.nanogpt_char import NanoRun  # noqa: E402
-from pipeline.configtypes import apply_override, build  # noqa: E402
+from pipeline.configtypes import build  # noqa: E402
+from pipeline.overrides import apply_override  # noqa: E402
 from pipeline.loader import TokenShards  # noqa: E402
 from pipeline.pretrain.config import PretrainConfig  # noqa: E402
 

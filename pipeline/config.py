@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.configtypes import ConfigError, apply_override, bounded, build, deep_merge, to_dict
+from pipeline.configtypes import ConfigError, bounded, build, deep_merge, to_dict
+from pipeline.overrides import apply_override
 from pipeline.clean.config import CleanConfig
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig

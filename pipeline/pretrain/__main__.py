@@ -18,7 +18,8 @@ from pathlib import Path
 # to each spinning thread).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline.configtypes import ConfigError, apply_override, build, deep_merge
+from pipeline.configtypes import ConfigError, build, deep_merge
+from pipeline.overrides import apply_override
 from pipeline.pretrain.config import PretrainConfig
 
 

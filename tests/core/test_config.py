@@ -8,7 +8,8 @@ from typing import Literal
 import pytest
 
 from pipeline import config
-from pipeline.configtypes import ConfigError, apply_override, bounded, build, parse_override, to_dict
+from pipeline.configtypes import ConfigError, bounded, build, to_dict
+from pipeline.overrides import apply_override, parse_override
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ def test_post_init_errors_name_the_full_key():
              ("pretrain.seed=-1", "^pretrain.seed: got -1, allowed: a number >= 0$"),
              ("dedup.seed=4294967296", "^dedup.seed: got 4294967296, allowed: a number < 4294967296$"),
              ("tokenize.seed=4294967296", "^tokenize.seed: got 4294967296, allowed: a number < 4294967296$"),
-             ("tasks.tasks[0].split_seed=-1", r"^tasks.tasks\[stdlib_area\].split_seed: got -1, allowed: a number >= 0$"),
+             ("tasks.tasks[0].split_seed=-1",
+              r"^tasks.tasks\[stdlib_area\].split_seed: got -1, allowed: a number >= 0$"),
              # a list item is named as --set and its own checks name it: by its name (it was by index)
              ('tasks.tasks=[{"name": "a", "source": "files", "train": "a.tsv"}, {"name": "sent", "kind": "bogus"}]',
               r"^tasks.tasks\[sent\].kind: got 'bogus', allowed: 'classification'"),

@@ -82,7 +82,8 @@ def test_causal_figures_and_outputs(shards, tmp_path):
     val = TokenShards(shards, "val")
     assert stats["kept_val_tokens"] == val.n_tokens - 1  # every val target scored once
     # bits per byte: nats per token -> bits per byte via the val stream's bytes per target
-    assert stats["kept_val_bpb"] == pytest.approx(stats["kept_val_loss"] * stats["kept_val_tokens"] / math.log(2) / stats["kept_val_bytes"])
+    assert stats["kept_val_bpb"] == pytest.approx(
+        stats["kept_val_loss"] * stats["kept_val_tokens"] / math.log(2) / stats["kept_val_bytes"])
     assert (tmp_path / "o" / "model" / "tokenizer" / "tokenizer.model").exists()
     assert (tmp_path / "o" / "reports" / "loss_curve.png").stat().st_size > 1000
     meta = json.loads((tmp_path / "o" / "model" / "meta.json").read_text())
