@@ -205,6 +205,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _drop_empty_default(client: Any) -> None:
+    """A new store gets MLflow's "Default" experiment, its artifacts under the *current* folder's mlruns/0 (not
+    the project's): when it holds no run, it is deleted (restorable, as any MLflow deletion), so that the UI shows
+    lmforge's experiment alone and nothing points outside the project."""
+    from mlflow.entities import ViewType
+    try:
+        default = client.get_experiment("0")
+        if default.lifecycle_stage == "active" and not client.search_runs(["0"], max_results=1,
+                                                                          run_view_type=ViewType.ALL):
+            client.delete_experiment("0")
+    except Exception:  # (another store's rules: it stays)
+        pass
+
+
 class MlflowSession:
     """Parent/child runs for one pipeline invocation; ``enabled`` is False when MLflow is unusable."""
 
@@ -234,6 +248,8 @@ class MlflowSession:
                 if exp is None:
                     artifacts = (root / "mlruns" / "artifacts").resolve().as_uri()
                     self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+                    if db is not None:
+                        _drop_empty_default(self.client)
                 else:
                     self.experiment_id = exp.experiment_id
         except Exception as e:  # missing package, unreachable server, broken store: run untracked

@@ -57,6 +57,8 @@ def test_sqlite_store_under_mlruns(tmp_path, monkeypatch):
     assert session.find_stage_run("clean", "abc") == run.run_id
     exp = session.client.get_experiment(session.experiment_id)
     assert exp.artifact_location == (tmp_path / "mlruns" / "artifacts").resolve().as_uri()
+    # MLflow's empty "Default" experiment (artifacts in the current folder, not the project's) is not shown
+    assert [e.name for e in session.client.search_experiments()] == [exp.name]
 
 
 @pytest.mark.parametrize("links", ["all", "none", "all but the first"])
