@@ -14,8 +14,8 @@
 No issue sets a target for this option: the JSON line's ``met`` is null; it records what the option costs and
 gives. Measured here (one thread): at 300 steps, relative / rotary throughput 0.978 (decoder) and 0.946
 (encoder-decoder), validation loss 4.410 vs 4.257 (decoder) and 4.509 vs 4.565 (encoder-decoder); with ``--full``
-(1,500 steps; 1,205 s of training for the four models), 0.971 and 0.939, 3.736 vs 3.722 and 4.096 vs 4.058, the encoder-decoder's encoder
-gain 0.010 vs 0.001 (it barely reads its encoder either way at this size).
+(1,500 steps; 1,205 s of training for the four models), 0.971 and 0.939, 3.736 vs 3.722 and 4.096 vs 4.058, the
+encoder-decoder's encoder gain 0.010 vs 0.001 (it barely reads its encoder either way at this size).
 
     .venv/bin/python bench/positions.py           # the default: ~5 min (300 training steps per model)
     .venv/bin/python bench/positions.py --full    # 1,500 steps per model (~25 min)
