@@ -55,9 +55,10 @@ def resolve_paths(src: SourceConfig, base: Path, skipped: set[Path] | None = Non
             entries = list(p.rglob("*"))
             matches = [q for q in entries if q.is_file() and _suffix_ok(q, src.kind)]  # (lmforge's own: below)
             for q in entries:
-                if q.is_file() and _suffix_ok(q, src.kind) or _inside(q, generated) or q.is_dir() and not \
-                        q.is_symlink():
-                    continue
+                if q.is_file() and _suffix_ok(q, src.kind) or q.is_dir() and not q.is_symlink():
+                    continue  # read, or a folder the walk goes through
+                if _inside(q, generated):
+                    continue  # lmforge's own
                 if q.is_file() or not _suffix_ok(q, src.kind) and not q.is_dir():  # another kind's
                     if skipped is not None:
                         skipped.add(q.resolve() if q.is_file() else q.absolute())
