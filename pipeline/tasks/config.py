@@ -199,6 +199,9 @@ def view(cfg: TasksConfig, splits: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
+NAMES_VERSION = "|names2"  # 2: a stdlib_names window repeated elsewhere is dropped (duplicate_text), not in two splits
+
+
 def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) -> str:
     """What the tasks' data is now, for the keys of the stages that read it: each task file's content digest
     (the files of ``splits`` only: ``split_files``), and for the tasks derived from the
@@ -217,6 +220,7 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     read = {config_path(root, f) for t in cfg.tasks for f in split_files(t, splits)}
     paths = sorted({p for p in paths if p in read})  # the files, in any order the tasks name them
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
+    derived += NAMES_VERSION if any(t.source == "stdlib_names" for t in cfg.tasks) else ""
     loader = FILES_VERSION if any(t.source == "files" for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{loader}".encode()).hexdigest()[:16]
 

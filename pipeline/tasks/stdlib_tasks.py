@@ -243,15 +243,24 @@ def _paragraph_records(unit: str, where: str, text: str, mark: re.Pattern[str], 
 
 
 def names_records(cfg: TaskConfig) -> dict[str, list[Record | Drop]]:
+    """The tagging task's windows, split by unit (module or pydoc topic). A window whose words another one
+    already has (topics and some modules repeat whole paragraphs) is dropped as ``duplicate_text``, as the area
+    task drops a repeated docstring: no example is in two splits, nor twice in one."""
     splits = unit_splits(cfg.split_seed, cfg.val_fraction, cfg.test_fraction)
     out: dict[str, list[Record | Drop]] = {"train": [], "validation": [], "test": []}
-    for module, docs in module_docstrings():
-        unit = f"module/{module}"
-        for where, doc in docs:
-            out[splits[unit]].extend(_paragraph_records(unit, where, doc, DOC_MARK, "`"))
-    for name, text in topic_texts():
-        unit = f"topic/{name}"
-        out[splits[unit]].extend(_paragraph_records(unit, "topic", text, TOPIC_MARK, '"'))
+    seen: dict[tuple[str, ...], str] = {}
+    units = [(f"module/{module}", where, doc, DOC_MARK, "`") for module, docs in module_docstrings()
+             for where, doc in docs]
+    units += [(f"topic/{name}", "topic", text, TOPIC_MARK, '"') for name, text in topic_texts()]
+    for unit, where, text, mark, mark_char in units:
+        for item in _paragraph_records(unit, where, text, mark, mark_char):
+            if isinstance(item, Record):
+                words = tuple(item.tokens or ())
+                if words in seen:
+                    item = Drop("duplicate_text", item.origin, f"the same words as {seen[words]}")
+                else:
+                    seen[words] = item.origin
+            out[splits[unit]].append(item)
     return out
 
 

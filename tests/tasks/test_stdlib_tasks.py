@@ -98,3 +98,19 @@ def test_docstring_cache_round_trips(tmp_path, monkeypatch):
     assert stdlib_tasks.use_cache(tmp_path) == path
     assert stdlib_tasks.module_docstrings(frozenset({"json", "email"})) == before
     assert len(before) > 10 and all(docs for _, docs in before)
+
+
+def test_no_names_example_is_in_two_splits_nor_twice_in_one(tmp_path):
+    """pydoc topics and some modules repeat whole paragraphs: 20 of the default's 200 test windows were train
+    windows too (a reviewer's count). A repeated window is now dropped as duplicate_text, as a repeated docstring
+    is in the area task."""
+    names = next(t for t in TasksConfig().tasks if t.source == "stdlib_names")
+    records = stdlib_tasks.names_records(names)  # every window, before any sampling
+    kept = {s: [tuple(r.tokens) for r in rs if not hasattr(r, "reason")] for s, rs in records.items()}
+    assert all(len(set(ws)) == len(ws) for ws in kept.values())
+    assert not set(kept["train"]) & set(kept["test"]) and not set(kept["train"]) & set(kept["validation"])
+    assert not set(kept["validation"]) & set(kept["test"])
+    dups = [r for rs in records.values() for r in rs if getattr(r, "reason", None) == "duplicate_text"]
+    assert len(dups) > 100 and all(d.detail.startswith("the same words as ") for d in dups)
+    data = load_task(names, tmp_path)
+    assert data.drop_counts()["duplicate_text"] > 0
