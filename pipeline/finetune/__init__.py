@@ -62,6 +62,8 @@ def key_config(cfg: FinetuneConfig, run_cfg: Any = None) -> dict[str, Any]:
     unused = unused_settings(cfg.trains(), "two_stage" in cfg.methods)
     unused += ["log_checkpoints"]  # what the stage's MLflow run holds, not what the stage writes
     d = {k: v for k, v in to_dict(cfg).items() if k not in unused}
+    if cfg.grad_accum > 1:  # an epoch's short last step is a mean over its own micro-batches (once under-scaled)
+        d["grad_accum_last"] = "mean"
     return d if run_cfg is None else {**d, "max_len": min(cfg.max_len, run_cfg.pretrain.model.block_size)}
 
 

@@ -174,7 +174,9 @@ def fit(model: nn.Module, method: str, train_enc: Encoded, val_examples: list[di
             for micro, rows in enumerate(train_batches(lengths, cfg.batch_size, seed, epoch_no), 1):
                 idx, mask, lab = collate(train_enc, rows, pad_id, tagging)
                 _, loss = model(idx.to(device), mask.to(device), lab.to(device), weights)
-                (loss / cfg.grad_accum).backward()
+                # the mean over this step's micro-batches: an epoch's last step may have fewer than grad_accum
+                group = min(cfg.grad_accum, batches_per_epoch - (micro - 1) // cfg.grad_accum * cfg.grad_accum)
+                (loss / group).backward()
                 loss_acc, loss_n = loss_acc + float(loss.detach()), loss_n + 1
                 end_of_epoch = micro == batches_per_epoch
                 if micro % cfg.grad_accum and not end_of_epoch:
