@@ -171,6 +171,7 @@ def _needs_train(t: TaskConfig, splits: Sequence[str]) -> bool:
 # "|files3": UTF-16 / UTF-32 files read by their byte-order mark, rows holding a NUL dropped, integer tags as ids
 # into the labels, a .json array of objects read, a tagging train split without an entity refused.
 FILES_VERSION = "|files3"
+CUT_VERSION = "|cut2"  # 2: the copies of a text repeated in a train file all take its first copy's side of the cut
 
 
 def split_files(t: TaskConfig, splits: Sequence[str] = SPLITS) -> list[str]:
@@ -222,6 +223,7 @@ def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) ->
     derived = stdlib.fingerprint() if any(t.source != "files" for t in cfg.tasks) else ""
     derived += NAMES_VERSION if any(t.source == "stdlib_names" for t in cfg.tasks) else ""
     loader = FILES_VERSION if any(t.source == "files" for t in cfg.tasks) else ""
+    loader += CUT_VERSION if any(t.source == "files" and not (t.validation and t.test) for t in cfg.tasks) else ""
     return hashlib.sha256(f"{files_fingerprint(paths)}|{derived}{loader}".encode()).hexdigest()[:16]
 
 

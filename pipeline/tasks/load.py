@@ -138,8 +138,10 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     cut = {s: f for s, f in cut.items() if s not in where}
     if cut:
         kept = []
-        keys = _numbered([item.origin if isinstance(item, Drop) else _text_key(item.text, item.text_pair, item.tokens)
-                          for item in out["train"]])
+        # every copy of a text takes its first copy's side: a text repeated in the file is on one side of the cut
+        keys = [key if isinstance(item, Drop) else key.rsplit("\x1d", 1)[0] + "\x1d1" for item, key in zip(
+            out["train"], _numbered([item.origin if isinstance(item, Drop) else _text_key(
+                item.text, item.text_pair, item.tokens) for item in out["train"]]))]
         for item, key in zip(out["train"], keys):
             x = _hash01(cfg.split_seed, key)
             if "test" in cut and x < cut["test"]:
@@ -156,8 +158,9 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
 
 def _text_key(text: str | None, pair: str | None, tokens: list[str] | None) -> str:
     """What decides a file row's side of the cut and its place in a sample (with the count of its copies so far):
-    its text, not its file and line, so a renamed file or an inserted row moves no other row. Copies of a text are
-    placed one by one, as rows are: a file that repeats a text can hold it on both sides."""
+    its text, not its file and line, so a renamed file or an inserted row moves no other row. The copies of a
+    text all take the first copy's side of the cut (a test row's text is never a train row's); a sample draws
+    them one by one."""
     if text is None:  # a tagging row
         return "t:" + "\x1f".join(tokens or [])
     return "c:" + text.strip() + "\x1e" + (pair or "").strip()

@@ -273,6 +273,20 @@ def test_the_cut_follows_each_rows_text_not_its_file_and_line(tmp_path):
     assert sum(len(after[s] ^ before[s]) for s in after) <= 2
 
 
+def test_a_text_repeated_in_the_train_file_is_on_one_side_of_the_cut(tmp_path):
+    """Each copy hashed with its copy number took a side of its own: 30 copies of one text were split 24 / 2 / 4
+    between train, validation and test (a reviewer's count), a test text that train held too."""
+    rows = [f"review number {i}\t{i % 2}\n" for i in range(200)] + ["the same review\t1\n"] * 30
+    f = write(tmp_path / "dups.tsv", "text\tlabel\n" + "".join(rows))
+    data = load_task(task(name="d", train=f), tmp_path)
+    sides = [s for s, exs in data.splits.items() if any(ex["text"] == "the same review" for ex in exs)]
+    assert len(sides) == 1
+    alone = write(tmp_path / "alone.tsv", "text\tlabel\n" + "".join(rows[:200]))  # the other rows stay where
+    before = {s: {ex["text"] for ex in d} for s, d in load_task(task(name="d", train=alone), tmp_path).splits.items()}
+    after = {s: {ex["text"] for ex in d} - {"the same review"} for s, d in data.splits.items()}
+    assert after == before
+
+
 def test_a_sampled_train_decides_the_labels_and_the_one_label_error_comes_first(tmp_path):
     """max_train could sample away the only rows of a label that validation / test still held (a class nothing
     learns); a train of one label was reported as an empty validation split when validation held the other."""
