@@ -20,7 +20,7 @@ from pipeline.finetune.reports import report_files, val_gains, write_run_reports
 from pipeline.finetune.reuse import RUN_KEY, Donors, adopt, run_damage, run_key, seal, task_digests, trunk_digests
 from pipeline.finetune.scoring import metrics, predict
 from pipeline.finetune.trainer import fit
-from pipeline.pretrain.runtime import pick_device
+from pipeline.pretrain.runtime import pick_device, set_tf32
 from pipeline.progress import Progress
 from pipeline.stage import Diverged, StageContext
 from pipeline.store import atomic_write_text
@@ -164,6 +164,7 @@ def run_stage(cfg: FinetuneConfig, ctx: StageContext) -> dict[str, Any]:
     max_len = min(cfg.max_len, mcfg.block_size)
     modeling.check_trunk_options(mcfg, cfg)
     device = pick_device(cfg.device, "finetune.device")
+    set_tf32(device, False)  # fp32 training, whatever stage ran before in this process (a run key holds the device)
     # A task's runs (method x init x seed) are independent: on CPU, up to ``ctx.workers`` of them train at once
     # in worker processes (a small model gains more from this than from intra-op threads:
     # bench/finetune_parallel.py). Each run gets ``run_threads`` threads, fixed by the config and the

@@ -63,11 +63,18 @@ def setup(device: str, dtype: str, threads: int, key: str = "pretrain.device") -
         # One thread per core (per process under DDP); more oversubscribes and slows matmuls.
         n = threads or max(1, (os.cpu_count() or 1) // world)
         torch.set_num_threads(n)
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     resolved = dtype if dtype != "auto" else ("bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
+    set_tf32(dev, resolved != "fp32")
     return Runtime(dev, resolved, rank, world)
+
+
+def set_tf32(dev: torch.device, on: bool) -> None:
+    """TF32 matmuls on a CUDA device, set by every stage that computes there (the flags are the process's: a stage
+    run after another would otherwise inherit them): on beside bf16 autocast, off for fp32 figures, whichever
+    stage ran before in the same process."""
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
 
 
 def all_reduce_mean(value: torch.Tensor, rt: Runtime) -> torch.Tensor:
