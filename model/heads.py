@@ -53,22 +53,24 @@ def embedding_table(emb: nn.Module) -> Tensor:
 
 
 def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
-    """h: (B, T, C) -> (B, C). Padding is assumed on the right (attention_mask 1 = real token)."""
-    if pooling == "first":
-        return h[:, 0]
+    """h: (B, T, C) -> (B, C), over the real tokens (attention_mask 1), padded on either side."""
     if attention_mask is None:
         attention_mask = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
+    rows = torch.arange(h.size(0), device=h.device)
+    if pooling == "first":  # the first real token (argmax: the first 1; a row without any: position 0)
+        return h[rows, (attention_mask != 0).long().argmax(dim=1)]
     if pooling == "weighted_mean":  # position-weighted (SGPT): the t-th real token weighs t, as it saw t tokens
-        w = torch.arange(1, h.size(1) + 1, device=h.device, dtype=h.dtype) * attention_mask.to(h.dtype)
+        w = attention_mask.to(h.dtype).cumsum(dim=1) * attention_mask.to(h.dtype)
         return (h * w.unsqueeze(-1)).sum(dim=1) / w.sum(dim=1, keepdim=True).clamp(min=1.0)
     if pooling == "max":  # each feature's largest value over the real tokens (zeros for a row without any)
         real = attention_mask.unsqueeze(-1) != 0
         pooled = h.masked_fill(~real, torch.finfo(h.dtype).min).amax(dim=1)
         return torch.where(real.any(dim=1), pooled, torch.zeros_like(pooled))
     mask = attention_mask.to(h.dtype)  # (B, T)
-    if pooling == "last":
-        last = (attention_mask.long().sum(dim=1) - 1).clamp(min=0)  # (B,)
-        return h[torch.arange(h.size(0), device=h.device), last]
+    if pooling == "last":  # the last real token (a row without any: position 0)
+        real = (attention_mask != 0).long()
+        last = torch.where(real.any(dim=1), h.size(1) - 1 - real.flip(1).argmax(dim=1), 0)  # (B,)
+        return h[rows, last]
     return (h * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 

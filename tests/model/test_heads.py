@@ -36,6 +36,17 @@ def test_pooling_picks_the_right_vectors():
 
 
 @pytest.mark.parametrize("pooling", ["first", "last", "mean", "max", "weighted_mean"])
+def test_pooling_reads_the_real_tokens_on_either_side_of_the_padding(pooling):
+    """``pool`` assumed right padding: with left padding, first / last / weighted_mean read padding (a reviewer)."""
+    real = torch.randn(2, 3, 5)
+    right = torch.cat([real, torch.randn(2, 2, 5)], dim=1)  # padding positions hold junk
+    left = torch.cat([torch.randn(2, 2, 5), real], dim=1)
+    r_mask, l_mask = torch.tensor([[1, 1, 1, 0, 0]] * 2), torch.tensor([[0, 0, 1, 1, 1]] * 2)
+    assert torch.allclose(pool(right, r_mask, pooling), pool(left, l_mask, pooling), atol=1e-6)
+    assert torch.allclose(pool(right, r_mask, pooling), pool(real, None, pooling), atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["first", "last", "mean", "max", "weighted_mean"])
 def test_sequence_classifier_shapes_and_weighted_loss(pooling):
     clf = SequenceClassifier(encoder_trunk(), n_labels=3, pooling=pooling)
     idx = torch.randint(0, 30, (4, 8))
