@@ -10,9 +10,10 @@ from pipeline.evaluate.config import EvaluateConfig
 from pipeline.lazy import stage_exports
 from pipeline.store import DIGESTS, files_fingerprint
 
-VERSION = "6"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
+VERSION = "7"  # 2: the headline gain's interval from test-set resampling in the report; 3: macro-F1 (scoring);
 # 4: the test metrics by task, method and init in the stats (MLflow metrics); 5: the report's task data (rows kept
-# per split, rows dropped by reason); 6: an encoder-decoder's span-corruption figures, the LM part's noise rate
+# per split, rows dropped by reason); 6: an encoder-decoder's span-corruption figures, the LM part's noise rate;
+# 7: the inputs each split cut at max_len, in the task data table
 
 
 def check(run_cfg: Any, root: Any = None) -> None:

@@ -110,9 +110,13 @@ def lm_lines(lm: dict[str, Any]) -> list[str]:
 def task_data_lines(tasks: list[dict[str, Any]]) -> list[str]:
     if not tasks:
         return []
-    rows = [[t["task"], t["n_train"], t["n_validation"], t["n_test"], t["dropped"],
+    def cut(t: dict[str, Any]) -> str:
+        n = t.get("truncated") or {}
+        return " / ".join("—" if n.get(s) is None else f"{n[s]:,}" for s in ("train", "validation", "test"))
+    rows = [[t["task"], t["n_train"], t["n_validation"], t["n_test"], cut(t), t["dropped"],
              ", ".join(f"{r} {n:,}" for r, n in sorted(t["dropped_by_reason"].items())) or "—"] for t in tasks]
-    lines = ["## Task data", "", *table(["task", "train rows", "validation rows", "test rows", "rows dropped",
+    lines = ["## Task data", "", *table(["task", "train rows", "validation rows", "test rows",
+                                         "inputs cut at max_len (train / val / test)", "rows dropped",
                                          "dropped by reason"], rows), ""]
     lossy = [t for t in tasks if t["dropped"]]
     if lossy:

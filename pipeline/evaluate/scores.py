@@ -43,7 +43,7 @@ def score_runs(finetune_dir: Path, tasks_cfg: Any, units: dict[RunKey, Any] | No
         kind = run["kind"]
         if kind not in METRICS:
             raise ValueError(f"run {run['run_dir']}: unknown task kind {kind!r}; known: {sorted(METRICS)}")
-        rows.append({**{k: run[k] for k in RUN_FIELDS}, "n_test": m["n_test"],
+        rows.append({**{k: run[k] for k in RUN_FIELDS}, "n_test": m["n_test"], "test_truncated": m["truncated"],
                      **{k: float(m[k]) for k in METRICS[kind]},
                      "best_epoch": run.get("best_epoch"), "trainable_params": run.get("trainable_params"),
                      "trainable_share": run.get("trainable_share"), "then": run.get("then"),

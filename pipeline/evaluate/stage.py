@@ -121,9 +121,10 @@ def _headline(lm_part: dict[str, Any], gain_rows: list[dict[str, Any]], runs: li
     return stats
 
 
-def _task_data(ctx: StageContext) -> list[dict[str, Any]]:
-    """Per fine-tuned task: the rows each split kept (the finetune stage's counts) and the rows its files
-    lost, by reason, with the file listing them (``tasks/<task>/drops.json``: samples with file and line)."""
+def _task_data(ctx: StageContext, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fine-tuned task: the rows each split kept (the finetune stage's counts), the inputs cut at ``max_len``
+    (train and validation: the finetune stage's counts; test: the scored runs'), and the rows its files lost, by
+    reason, with the file listing them (``tasks/<task>/drops.json``: samples with file and line)."""
     if "finetune" not in ctx.inputs:
         return []
     ft = ctx.input("finetune")
@@ -131,8 +132,10 @@ def _task_data(ctx: StageContext) -> list[dict[str, Any]]:
     for path in sorted((ft.path / "tasks").glob("*/drops.json")):
         drops = json.loads(path.read_text())
         t = drops["task"]
+        cut = {s: ft.stats.get(f"{t}.truncated_{s}") for s in ("train", "validation")}
+        cut["test"] = max((r["test_truncated"] for r in runs if r["task"] == t), default=None)
         out.append({"task": t, **{f"n_{s}": ft.stats.get(f"{t}.n_{s}") for s in SPLITS}, "dropped": drops["total"],
-                    "dropped_by_reason": drops["counts"], "drops_file": str(path)})
+                    "dropped_by_reason": drops["counts"], "drops_file": str(path), "truncated": cut})
     return out
 
 
@@ -145,7 +148,7 @@ def run(cfg: EvaluateConfig, ctx: StageContext) -> dict[str, Any]:
     gain_rows = gains(runs, units)
     decont = ctx.input("decontaminate").stats if "decontaminate" in ctx.inputs else None
     report = {"provenance": _provenance(ctx, model_dir, n_params), "decontamination": decont, "lm": lm_part,
-              "task_data": _task_data(ctx), "runs": runs, "gains": gain_rows}
+              "task_data": _task_data(ctx, runs), "runs": runs, "gains": gain_rows}
     ctx.write_report("report.json", report)
     ctx.write_report("report.md", markdown(report))
     return _headline(lm_part, gain_rows, runs, decont)

@@ -88,7 +88,9 @@ def test_report_scores_every_run_and_the_gain(tmp_path, tokens, decoder, tasks_c
     assert data["dropped"] == 2 and data["dropped_by_reason"] == {"empty_text": 1, "missing_label": 1}
     drops = json.loads(Path(data["drops_file"]).read_text())
     assert drops["task"] == "animals" and drops["samples"]["missing_label"][0]["where"].endswith("train.jsonl:25")
-    assert "| animals | 24 | 12 | 12 | 2 | empty_text 1, missing_label 1 |" in md
+    # inputs cut at max_len per split (test: the scored runs' count, once missing from the report)
+    assert data["truncated"] == {"train": 0, "validation": 0, "test": 0}
+    assert "| animals | 24 | 12 | 12 | 0 / 0 / 0 | 2 | empty_text 1, missing_label 1 |" in md
     assert f"`{data['drops_file']}`" in md
 
 
@@ -189,3 +191,12 @@ def test_encoder_reports_masked_lm_loss_and_accuracy(tmp_path, tokens, encoder, 
     md = (ctx.reports / "report.md").read_text()
     assert "masked LM: loss and accuracy on masked positions; no perplexity" in md
     assert "Bits per byte =" not in md and "scored on the masked positions only" in md  # no bpb column to explain
+
+
+def test_the_task_data_table_shows_the_inputs_each_split_cut():
+    from pipeline.evaluate.report import task_data_lines
+    t = {"task": "t", "n_train": 10, "n_validation": 4, "n_test": 5, "dropped": 0, "dropped_by_reason": {},
+         "drops_file": "x", "truncated": {"train": 7, "validation": 1, "test": 3}}
+    assert "| t | 10 | 4 | 5 | 7 / 1 / 3 | 0 | — |" in "\n".join(task_data_lines([t]))
+    old = {k: v for k, v in t.items() if k != "truncated"}  # (a report.json written before the column)
+    assert "| t | 10 | 4 | 5 | — / — / — | 0 | — |" in "\n".join(task_data_lines([old]))
