@@ -275,7 +275,9 @@ def read_conll(path: Path, rel: str, cfg: TaskConfig) -> Iterator[Record | Drop]
         try:
             tok, tag = cols[cfg.token_column], cols[cfg.tag_column]
         except IndexError:
-            bad = ("misaligned_tags", i, f"no column {max(cfg.token_column, cfg.tag_column)}")
+            missing = next(f"{k} {c}" for k, c in (("token_column", cfg.token_column), ("tag_column", cfg.tag_column))
+                           if not -len(cols) <= c < len(cols))
+            bad = ("misaligned_tags", i, f"{len(cols)} column(s): no {missing}")
             continue
         tokens.append(tok)
         tags.append(tag)

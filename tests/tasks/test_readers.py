@@ -113,6 +113,10 @@ def test_conll_sentences_and_bad_rows(tmp_path):
     assert [ex["origin"] for ex in train] == ["train.conll:3", "train.conll:7"]
     by = drops_by_reason(data)
     assert by["misaligned_tags"][0] == "train.conll:10"  # the line that lacks a tag column
+    two = write(tmp_path / "two.conll", "EU B-ORG\nrejects O\n\nPeter B-PER\n")  # tag_column 2 of 2 columns
+    with pytest.raises(TaskError, match=r"2 column\(s\): no tag_column 2"):  # (it named max(token, tag) column)
+        load_task(task(name="ner", kind="tagging", train=two, validation=two, test=two, scheme="BIO", tag_column=2),
+                  tmp_path)
     assert by["bad_tag_scheme"][:2] == ["train.conll:13", "train.conll:16"]  # X-PER; S- is not BIO
     assert data.labels == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 
