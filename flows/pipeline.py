@@ -134,7 +134,9 @@ def pipeline_flow(run_name: str) -> list[dict[str, Any]]:
         fresh = refresh and ps.reason in FRESH
         result = stage_task.with_options(name=ps.name, refresh_cache=refresh, result_storage=r.work)(
             stage=ps.name, key=ps.key, fresh=fresh)
-        taken = bool(result.pop(TAKEN, False))  # built by another process meanwhile: served from cache here
+        # built by another process meanwhile: served from cache here (Prefect's cached record of such a step keeps
+        # the mark: a later run served from that record took nothing from another process)
+        taken = bool(result.pop(TAKEN, False)) and refresh
         manifest = Manifest.from_json(result, path=ps.path)
         ps.manifest = manifest
         cached = not refresh or taken

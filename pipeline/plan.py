@@ -98,16 +98,9 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
     out = []
     for spec in registry.STAGES:
         inputs = {role: keys[up] for role, up in spec.inputs.items()}
-        # None: this config names no outside file (e.g. no tokenize.tokenizer_path), and the key stays as before
-        if spec.external_inputs and (fp := _fingerprint(missing_ok, spec.load().fingerprint,
-                                                        cfg.section(spec.name), root)) is not None:
-            inputs["external"] = fp
         reads = {name: registry.section_reads(spec, name, cfg.section(spec.name), cfg.section(name), root)
                  for name in spec.sections}
-        for section, (_, fn, args) in reads.items():
-            fp = _fingerprint(missing_ok, fn, *args)
-            if fp is not None:
-                inputs[f"{section}_files"] = fp
+        inputs.update(outside_files(cfg, spec.name, root, missing_ok, reads))
         conf = stage_config(cfg, spec.name)
         if spec.sections:
             conf = {**conf, "_sections": {name: part for name, (part, _, _) in reads.items()}}
@@ -134,6 +127,25 @@ def _compute(cfg: RunConfig, work: Path, root: Path, missing_ok: bool) -> list[P
         elif ps.action == "run":
             ps.reason = "not built yet"
         out.append(ps)
+    return out
+
+
+def outside_files(cfg: RunConfig, name: str, root: Path, missing_ok: bool = False,
+                  reads: dict[str, Any] | None = None) -> dict[str, str]:
+    """What the files outside the store that stage ``name`` reads hold now (content fingerprints), as its key
+    holds them: ``external`` (its own section's files: the corpus, a reused tokenizer or model, extra texts) and
+    ``<section>_files`` (another section's: the tasks' files). None of a kind when the config names no such file
+    (the key then stays as it was before that option existed)."""
+    spec = registry.get(name)
+    out = {}
+    if spec.external_inputs and (fp := _fingerprint(missing_ok, spec.load().fingerprint, cfg.section(name),
+                                                    root)) is not None:
+        out["external"] = fp
+    if reads is None:
+        reads = {s: registry.section_reads(spec, s, cfg.section(name), cfg.section(s), root) for s in spec.sections}
+    for section, (_, fn, args) in reads.items():
+        if (fp := _fingerprint(missing_ok, fn, *args)) is not None:
+            out[f"{section}_files"] = fp
     return out
 
 

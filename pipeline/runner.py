@@ -5,6 +5,7 @@ The flow wraps ``execute`` in a Prefect task; tests and the plain entry points c
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 from pipeline import stages as registry
 from pipeline.config import RunConfig
 from pipeline.plan import PlannedStage
-from pipeline.stage import StageContext
+from pipeline.stage import InputChanged, StageContext
 from pipeline.store import Manifest, Workspace, output_files, read_manifest, stage_dir, validate
 from pipeline.tracking import MlflowRun, MlflowSession, NullTracker, numeric_metrics
 
@@ -83,6 +84,7 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
                            extra={name: cfg.section(name) for name in spec.sections})
         tracker.log_params(ps.config)
         t0 = time.perf_counter()
+        _same_outside_files(ps, cfg, root, "before it started")
         try:
             stats = module.run(cfg.section(ps.name), ctx)
         except Exception as e:
@@ -90,6 +92,7 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
                 e.add_note(f"the {ps.name} stage resumed {kept} file(s) of an interrupted run in {out}; if one is "
                            f"damaged, the same command with --from {ps.name} starts the stage over")
             raise
+        _same_outside_files(ps, cfg, root, "while it ran", discard=out)
         seconds = time.perf_counter() - t0
         manifest = ws.publish(ps.version, ps.config, ps.inputs, stats, tracker.run_id, seconds, sources=ps.sources)
         _log_outcome(tracker, manifest, seconds)
@@ -102,6 +105,25 @@ def execute(ps: PlannedStage, cfg: RunConfig, plan: list[PlannedStage], root: Pa
     if isinstance(tracker, MlflowRun):
         tracker.finish()
     return manifest
+
+
+OUTSIDE = {"external": "the files its own config section names", "tasks_files": "the tasks' files"}
+
+
+def _same_outside_files(ps: PlannedStage, cfg: RunConfig, root: Path, when: str, discard: Path | None = None) -> None:
+    """The files outside the store that the stage's key holds (``plan.outside_files``) must hold what they held
+    when the run was planned: an output read from an edited file would be cached under the old file's key (a
+    tester edited a task file while pretraining ran; fine-tuning then read the new one under the old key).
+    ``discard``: the partial folder, removed then (what the stage wrote may come from either version)."""
+    from pipeline.plan import outside_files
+    now = outside_files(cfg, ps.name, root, missing_ok=True)
+    changed = [k for k, v in now.items() if ps.inputs.get(k) != v]
+    if changed:
+        if discard is not None:
+            shutil.rmtree(discard, ignore_errors=True)
+        what = " and ".join(OUTSIDE.get(k, k) for k in changed)
+        raise InputChanged(f"{ps.name}: {what} changed since this run planned its key ({when}); nothing is "
+                           "published: run the command again, and keep the files as they are while it runs")
 
 
 @contextmanager

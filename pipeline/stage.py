@@ -109,6 +109,11 @@ class InputGone(FileNotFoundError):
     run rebuilds the input (the CLI prints the message alone)."""
 
 
+class InputChanged(InputGone):
+    """A file outside the store that a stage's key holds (a corpus or task file, a reused model) changed between
+    the run's planning and the stage's reading it: the output would not match its key; nothing is published."""
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every NaN or infinite float as None: strict JSON has no NaN (Python writes a bare ``NaN``,
     which other parsers reject)."""

@@ -26,7 +26,7 @@ WORDS = ["the", "socket", "file", "error", "list", "value"]
 def write_ner(folder: Path) -> None:
     lines = []
     for i in range(48):
-        w = [WORDS[(i + j) % 6] for j in range(5)]
+        w = [WORDS[(i + j) % 6] for j in range(5)] + [f"n{i}"]  # (each sentence its own: copies share a side)
         tags = ["B-CODE" if x in ("socket", "error") else "O" for x in w]
         lines += [f"{a} {t}" for a, t in zip(w, tags)] + [""]
     lines += ["-DOCSTART- O", "", "lonely"]  # one bad row: no tag column

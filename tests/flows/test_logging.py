@@ -182,6 +182,10 @@ def test_two_runs_started_together_in_one_fresh_root(tmp_path):
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # the stages not built yet read as plain status has them, not as a folder with no manifest (it has no folder)
     assert "missing (not built yet)" in verify.stdout and "no valid manifest" not in verify.stdout
+    if any("built by another process" in err for _, err in outs):  # (when one run took the other's output)
+        again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert again.returncode == 0 and "cached (" in again.stderr  # a plain cache hit now: no other process
+        assert "another process" not in again.stderr, again.stderr
 
 
 def test_a_config_error_lets_the_next_run_start_its_server(tmp_path, monkeypatch, capsys):
