@@ -132,7 +132,7 @@ class TaskConfig:
 
 def default_tasks() -> list[TaskConfig]:
     """The two stdlib tasks, sampled so the default finetune stage takes minutes on 2 CPU cores
-    (full data: ~1,800 / 280 / 300 area examples and ~1,600 / 290 / 230 names windows)."""
+    (full data: ~1,800 / 280 / 300 area examples and ~1,640 / 280 / 270 names windows)."""
     return [
         TaskConfig(name="stdlib_area", kind="classification", source="stdlib_area", max_train=600, max_eval=200),
         TaskConfig(name="stdlib_names", kind="tagging", source="stdlib_names", scheme="BIO", max_train=600,
@@ -200,7 +200,8 @@ def view(cfg: TasksConfig, splits: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-NAMES_VERSION = "|names2"  # 2: a stdlib_names window repeated elsewhere is dropped (duplicate_text), not in two splits
+NAMES_VERSION = "|names2"  # 2: a stdlib_names window repeated elsewhere is dropped (duplicate_text), not in two
+# splits; windows of 24 words, not 48 (most fit finetune.max_len)
 
 
 def fingerprint(cfg: TasksConfig, root: Path, splits: Sequence[str] = SPLITS) -> str:
