@@ -31,7 +31,8 @@ import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 
 from bench.pretrained import CACHE, DATASETS, PRETRAIN, QUICK_PRETRAIN, pretrained_model, say  # noqa: E402
-from bench.finetune_gain import METHODS, finetune, say_summary, summarize, summary_fields  # noqa: E402
+from bench.finetune_gain import (METHODS, add_size_args, finetune, say_summary, summarize,  # noqa: E402
+                                 summary_fields)
 import torch  # noqa: E402
 
 from pipeline.configtypes import build  # noqa: E402
@@ -39,16 +40,10 @@ from pipeline.finetune import FinetuneConfig  # noqa: E402
 from pipeline.tasks import TasksConfig  # noqa: E402
 
 
-# the short check measures no target: its JSON line says so (the figures are still printed)
-QUICK_VERDICT = {"met": None, "met_by_method": None}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_true", help="the target's run: the small trunk (pretrained once, "
-                    "cached), 3 seeds, 2,000 sentences (~10 min)")
-    size.add_argument("--quick", action="store_true", help="the default: a short check of a few minutes")
+    add_size_args(ap, "the target's run: the small trunk (pretrained once, cached), 3 seeds, 2,000 sentences "
+                  "(~10 min)")
     ap.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds (default 3; quick 1)")
     ap.add_argument("--train-sentences", type=int, default=None, help="CoNLL train sample (default 2000)")
     ap.add_argument("--epochs", type=int, default=3)
@@ -93,7 +88,7 @@ def main() -> None:
     say(f"wall-clock: {wall:.0f} s (pretrain {t_pre:.0f} s, fine-tune {t_ft:.0f} s)")
     print(json.dumps({
         "bench": "conll", "mode": "quick" if args.quick else "full", "metric": "dev_entity_f1",
-        **summary_fields(summary), **(QUICK_VERDICT if args.quick else {}),
+        **summary_fields(summary, measured=not args.quick),
         "baseline": {"full-scratch_median": round(summary["scratch"], 2)},
         "seeds": seeds, "train_sentences": n_train, "pretrain": recipe, "finetune": {
             k: v for k, v in asdict(cfg).items() if k in ("epochs", "max_len", "batch_size", "lr", "head_lr",

@@ -99,12 +99,22 @@ def say_summary(summary: dict, metric: str, unit: str) -> None:
                 f"reaches the target in {100 * b['p_reaches_target']:.1f}% of draws")
 
 
-def summary_fields(summary: dict) -> dict:
-    """``summarize``'s figures, rounded, as the fine-tune benches' JSON line holds them."""
+def add_size_args(ap, full_help: str) -> None:
+    """``--full`` (the target's run) or ``--quick`` (the default, kept for old commands)."""
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help=full_help)
+    size.add_argument("--quick", action="store_true", help="the default: a short check of a few minutes")
+
+
+def summary_fields(summary: dict, measured: bool = True) -> dict:
+    """``summarize``'s figures, rounded, as the fine-tune benches' JSON line holds them; not ``measured`` (the
+    short check): ``met`` and ``met_by_method`` are null, the target was not measured (the figures stay)."""
+    verdict = {"met": summary["met"], "met_by_method": summary["met_by_method"]} if measured else \
+        {"met": None, "met_by_method": None}
     return {
         "figures": {f"{k}_median": round(v, 2) for k, v in summary["median"].items() if k != "full-scratch"},
         "per_seed": {k: [round(x, 2) for x in v] for k, v in summary["per_seed"].items()},
         "gain": {m: round(g, 2) for m, g in summary["gain"].items()},
         "gain_per_seed": {m: [round(x, 2) for x in v] for m, v in summary["gain_per_seed"].items()},
-        "targets": {"gain_over_scratch_points": summary["target"]}, "met": summary["met"],
-        "met_by_method": summary["met_by_method"], "gain_bootstrap": summary.get("bootstrap", {})}
+        "targets": {"gain_over_scratch_points": summary["target"]}, **verdict,
+        "gain_bootstrap": summary.get("bootstrap", {})}

@@ -40,7 +40,8 @@ from dataclasses import asdict  # noqa: E402
 
 from bench.pretrained import (CACHE, DATASETS, PRETRAIN, QUICK_PRETRAIN, add_recipe_args,  # noqa: E402
                               pretrained_model, recipe_from_args, say)  # (sets OMP_WAIT_POLICY before torch)
-from bench.finetune_gain import METHODS, finetune, say_summary, summarize, summary_fields  # noqa: E402
+from bench.finetune_gain import (METHODS, add_size_args, finetune, say_summary, summarize,  # noqa: E402
+                                 summary_fields)
 import torch  # noqa: E402
 
 from pipeline.configtypes import build  # noqa: E402
@@ -294,17 +295,11 @@ def read_tsv(path: Path) -> list[tuple[str, int]]:
     return [(t, int(y)) for y, t in (ln.split("\t", 1) for ln in lines if "\t" in ln)]
 
 
-# the short check measures no target: its JSON line says so (the figures are still printed)
-QUICK_VERDICT = {"met": None, "met_by_method": None}
-
-
 # -- main ------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_true", help="the target's run: the medium trunk (~37 min to pretrain "
-                    "once, cached), 3 seeds, 4,000 examples (~15 min)")
-    size.add_argument("--quick", action="store_true", help="the default: a short check of a few minutes")
+    add_size_args(ap, "the target's run: the medium trunk (~37 min to pretrain once, cached), 3 seeds, 4,000 "
+                  "examples (~15 min)")
     ap.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds (default 3; quick 1)")
     ap.add_argument("--train-examples", type=int, default=None, help=f"SST-2 train sample (default {TRAIN_EXAMPLES})")
     ap.add_argument("--train-rows", choices=TRAIN_ROWS, default="phrases",
@@ -358,7 +353,7 @@ def main() -> None:
     say(f"wall-clock: {wall:.0f} s (pretrain {t_pre:.0f} s, fine-tune {t_ft:.0f} s, bow {t_bow:.0f} s)")
     print(json.dumps({
         "bench": "sst2", "mode": "quick" if args.quick else "full", "metric": "dev_accuracy",
-        **summary_fields(summary), **(QUICK_VERDICT if args.quick else {}),
+        **summary_fields(summary, measured=not args.quick),
         "baseline": {"full-scratch_median": round(summary["scratch"], 2), "bow_logreg": round(100 * bow, 2)},
         "seeds": seeds, "train_examples": n_train, "train_rows": args.train_rows, "style": args.style,
         "pretrain": recipe, "finetune": {

@@ -90,7 +90,7 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"cannot set {'.'.join(path)}: {'.'.join(path[:depth]) or 'the config'} is not a mapping")
         klass = _dataclass_of(tp)
-        tp = get_type_hints(klass)[name] if klass is not None and name in get_type_hints(klass) else Any
+        tp = get_type_hints(klass).get(name, Any) if klass is not None else Any
         if not item:
             if depth == len(path) - 1:
                 node[name] = to_dict(value)  # plain data, as a config file's: a later --set can reach into it

@@ -7,7 +7,6 @@ every cache. A stage that is not selected but feeds a selected one must be cache
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -45,15 +44,11 @@ class PlannedStage:
 
 def stage_config(cfg: RunConfig, name: str) -> dict[str, Any]:
     """What of its own config section a stage's key holds: all of it, unless the stage module's
-    ``key_config(section[, run_cfg])`` leaves out settings that cannot change its output in this config (LoRA's rank
+    ``key_config(section, run_cfg)`` leaves out settings that cannot change its output in this config (LoRA's rank
     when no run uses LoRA, training options of a tokenizer that is reused, a masking rate a decoder is not scored
     with): changing one then rebuilds nothing."""
-    narrow = getattr(registry.get(name).load(), "key_config", None)
-    if narrow is None:
-        return to_dict(cfg.section(name))
-    # (one that takes the run's config too sees what another section says: the trunk's architecture or size)
-    return narrow(cfg.section(name), cfg) if "run_cfg" in inspect.signature(narrow).parameters \
-        else narrow(cfg.section(name))
+    narrow = getattr(registry.get(name).load(), "key_config", None)  # (run_cfg: what another section says)
+    return narrow(cfg.section(name), cfg) if narrow else to_dict(cfg.section(name))
 
 
 MISSING = "missing: "  # what ``compute(missing_ok=True)`` puts in a key for an outside file it could not read
@@ -199,7 +194,8 @@ def make_plan(cfg: RunConfig, work: Path, root: Path, **selection: Any) -> list[
     before any stage runs (a fine-tuning option the pretrained trunk cannot take, found after pretraining,
     would cost the pretraining run)."""
     planned = select(compute(cfg, work, root), **selection)
-    _check_options(planned, cfg, root, set())  # cheap: before the inputs are read
+    _check_options(planned, cfg, root, set())  # before the cached inputs are verified (digests); a
+    # finetune check reads each files task whole (the stage reads it again: left so, a planning error is worth it)
     running = {p.name for p in planned if p.action == "run"}
     verify_inputs(planned)
     _check_options(planned, cfg, root, running)  # the stages that verify_inputs turned to run

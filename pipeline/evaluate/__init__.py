@@ -37,14 +37,17 @@ def check(run_cfg: Any, root: Any = None) -> None:
 __all__ = ["VERSION", "EvaluateConfig", "fingerprint", "extra_text", "run", "check", "key_config"]
 
 
-def key_config(cfg: EvaluateConfig, run_cfg: Any) -> dict[str, Any]:
+def key_config(cfg: EvaluateConfig, run_cfg: Any = None) -> dict[str, Any]:
     """The config in the stage's key: the noise settings a model is not scored with count as their defaults (a
     decoder is scored with none, a masked LM with no spans), so setting them rebuilds nothing (the keys made
     before stand)."""
     import dataclasses
 
     from pipeline.configtypes import to_dict
-    d, arch = to_dict(cfg), run_cfg.pretrain.model.arch
+    d = to_dict(cfg)
+    if run_cfg is None:
+        return d
+    arch = run_cfg.pretrain.model.arch
     defaults = {f.name: f.default for f in dataclasses.fields(EvaluateConfig)}
     unread = ("mask_rate", "mean_span") if arch == "decoder" else ("mean_span",) if arch == "encoder" else ()
     return {**d, **{k: defaults[k] for k in unread}}

@@ -75,7 +75,7 @@ def unused_settings(uses: set[str], two_stage: bool) -> list[str]:
     return unused + ([] if two_stage else ["head_epochs", "then"])
 
 
-def check(run_cfg: Any, root: Any = None) -> None:
+def check(run_cfg: Any, root: Any) -> None:
     """At planning: the fine-tuning options against the trunk that ``pretrain.model`` describes (the stage
     checks them again against the model it gets); and each files task read, so that one that cannot train (no
     usable rows, one label, no entity) stops the run before pretraining: decontaminate reads the tasks too, but
@@ -86,15 +86,15 @@ def check(run_cfg: Any, root: Any = None) -> None:
     from pipeline.configtypes import ConfigError
     from pipeline.finetune.modeling import check_trunk_options
     from pipeline.pretrain import check_device
-    from pipeline.tasks import TaskError, load_task  # (TaskError is a ValueError: named for the reader)
+    from pipeline.tasks import load_task
     check_device(run_cfg.finetune.device, "finetune.device")
     trunk = ModelConfig(vocab_size=run_cfg.tokenize.vocab_size, **asdict(run_cfg.pretrain.model))
     check_trunk_options(trunk, run_cfg.finetune)
-    for task in (run_cfg.tasks.tasks if root is not None else ()):
+    for task in run_cfg.tasks.tasks:
         if task.source == "files":
             try:
                 load_task(task, root)
-            except (TaskError, ValueError, RecursionError) as e:  # (a JSON array nested too deep: RecursionError)
+            except (ValueError, RecursionError) as e:  # (TaskError is a ValueError; a JSON array nested too deep)
                 raise ConfigError(f"tasks.tasks[{task.name}]: {e}") from None
 
 

@@ -18,7 +18,7 @@ from pipeline import documents
 from pipeline.ingest import stdlib
 from pipeline.ingest.config import IngestConfig, SourceConfig
 from pipeline.ingest.items import looks_utf16, text_encoding
-from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, resolve_paths
+from pipeline.ingest.readers import READERS, SUFFIXES, Doc, Drop, IngestError, open_raw, resolve_paths
 from pipeline.stage import StageContext
 from pipeline.store import DIGESTS
 
@@ -49,19 +49,13 @@ def fingerprint(cfg: IngestConfig, root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _open_raw(path: Path) -> Any:
-    """A corpus file's bytes, decompressed when it is a ``.gz``."""
-    import gzip
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-
-
 def _codec_mark(path: Path, kind: str) -> str:
     """"|utf-16" (or utf-32) for a text, CSV or TSV file that starts with that codec's byte-order mark, "|gz" for a
     gzipped text file, "|nul-bytes" for one that looks like UTF-16 without its mark (``looks_utf16``): each read
     (or dropped) otherwise since these marks (only those files' keys change)."""
     gz = "|gz" if kind in ("text", "markdown") and path.name.endswith(".gz") else ""  # (read raw before)
     try:
-        with _open_raw(path) as f:
+        with open_raw(path) as f:
             head = f.read(4096)
     except _read_errors():  # (a damaged .gz: the stage counts it)
         return gz
@@ -107,7 +101,7 @@ def _field_in(path: Path, rel: str, src: SourceConfig) -> tuple[bool | None, str
         names = pq.read_schema(path).names
         return src.text_field in names, f"{rel} has the columns {names}"
     if src.kind in ("csv", "tsv"):
-        with _open_raw(path) as f:
+        with open_raw(path) as f:
             raw = f.read(CHECK_BYTES)
             head = raw.decode(text_encoding(raw[:4]), errors="replace").lstrip("\ufeff")
         first = head.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]  # (CR-only line ends too)

@@ -12,7 +12,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from pipeline.ingest.config import SourceConfig
 from pipeline.ingest.items import SURROGATE, Doc, Drop, IngestError, Item, decode, looks_utf16, text_encoding
@@ -118,13 +118,23 @@ def _shown(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
+def open_raw(path: Path) -> Any:
+    """A corpus file opened for its bytes, decompressed when it is a ``.gz``."""
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def raw_bytes(path: Path) -> bytes:
+    with open_raw(path) as f:
+        return f.read()
+
+
 def _suffix_ok(path: Path, kind: str) -> bool:
     name = path.name.lower()
     return any(name.endswith(s) for s in SUFFIXES[kind] if s) or (kind == "text" and "." not in name)
 
 
 def read_text_file(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    data = raw_bytes(path)
     text = decode(data, src, rel)
     # only the paragraphs that hold the bad bytes go (UTF-8: a UTF-16 or UTF-32 file that does not decode is dropped)
     if isinstance(text, Drop) and src.split == "paragraph" and text_encoding(data[:4]) == "utf-8-sig" and \
@@ -202,7 +212,7 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
 
 
 def read_delimited(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = decode(gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes(),
+    text = decode(raw_bytes(path),
                    src, rel)
     if isinstance(text, Drop):
         yield text

@@ -30,7 +30,7 @@ MODEL_FILES = ("model_config.json", "model.safetensors", "meta.json")
 MASK_RATE_DEFAULT = 0.15  # PretrainConfig.mask_rate's default (checked in the tests)
 
 
-def key_config(cfg: PretrainConfig) -> dict[str, Any]:
+def key_config(cfg: PretrainConfig, run_cfg: Any = None) -> dict[str, Any]:
     """The config in the stage's key, without ``checkpoint_every``: resume is exact, so how often the training
     state is saved changes no output; nor the encoder-decoder's settings for another architecture, nor the
     masking rate of a causal LM. ``init_from``

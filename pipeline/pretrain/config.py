@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.configtypes import SEED_LIMIT, ConfigError, bounded
 
@@ -40,7 +40,7 @@ class ModelSection:
                               "pairs of each head's dimensions; or pos: learned")
 
 
-def may_change_when_continuing(model: ModelSection) -> set[str]:
+def may_change_when_continuing(model: Any) -> set[str]:  # (a ModelSection or a ModelConfig: its .pos)
     """The model settings continued pretraining may change from the saved model's: its dropout, and with rotary
     or relative positions its context (``block_size``: no table of positions holds it); every other one shapes
     the weights."""

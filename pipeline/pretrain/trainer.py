@@ -30,6 +30,7 @@ from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
 from pipeline.stage import Diverged, InputGone
+from pipeline.store import atomic_write_text
 from pipeline.tokenize.tokenizer import MODEL_FILE, model_digest
 from pipeline.tracking import NullTracker, Tracker
 
@@ -98,7 +99,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.init_from:
-        _init_from(model, mcfg, cfg, init_model_dir(cfg.init_from, root), train_shards.meta)
+        _init_from(model, mcfg, init_model_dir(cfg.init_from, root), train_shards.meta)
     model.to(rt.device)
     opt = build_adamw(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     accum = grad_accum_steps(cfg, rt.world)
@@ -211,9 +212,11 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             return {"stopped_at": step}
     progress.close()
     kept_eval = whole or _score_kept(model, best_state, best_step, step, out, val_shards, cfg, rt)
-    if rt.is_main:  # the kept model again (the same weights), its meta now holding its whole-split figures
-        _save_best(out / BEST, model, mcfg, shards_dir, {**extra_meta, "step": best_step, "select_val_loss": best,
-                                                          **{f"val_{k}": v for k, v in kept_eval.items()}})
+    if rt.is_main:  # the kept model's meta: its whole-split figures, and the one it was chosen by
+        meta_file = out / BEST / "meta.json"
+        meta = {**json.loads(meta_file.read_text()), "select_val_loss": best,
+                **{f"val_{k}": v for k, v in kept_eval.items()}}
+        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         tracker.log_metrics({f"kept_val_{k}": v for k, v in kept_eval.items()}, step=step)
     seconds = time.perf_counter() - t_start
     tracker.flush()
@@ -266,12 +269,12 @@ class _null:
     def __exit__(self, *a): return False
 
 
-def _init_from(model: torch.nn.Module, mcfg: ModelConfig, cfg: PretrainConfig, folder: Path,
+def _init_from(model: torch.nn.Module, mcfg: ModelConfig, folder: Path,
                shards_meta: dict[str, Any]) -> None:
     """Continued pretraining: start from a saved model of the same architecture and tokenizer. The same
     vocabulary size is not enough: another tokenizer's ids mean other pieces."""
     src, src_cfg = load_model(folder)
-    free = may_change_when_continuing(cfg.model)  # (dropout; a rotary model's block_size: the same weights)
+    free = may_change_when_continuing(mcfg)  # (dropout; a rotary model's block_size: the same weights)
     diff = {k: (v, getattr(mcfg, k)) for k, v in src_cfg.to_dict().items() if getattr(mcfg, k) != v and k not in free}
     if diff:
         raise ConfigError(f"pretrain.init_from: {folder} has a different model config {diff}; "

@@ -33,7 +33,7 @@ TRAINING_KEYS = ("model_type", "vocab_size", "character_coverage", "sentinels", 
                  "max_sentence_length", "train_threads")  # what only training a tokenizer reads
 
 
-def key_config(cfg: TokenizeConfig) -> dict[str, Any]:
+def key_config(cfg: TokenizeConfig, run_cfg: Any = None) -> dict[str, Any]:
     """The config in the stage's key: with ``tokenizer_path`` set, not the training options (unused), and the
     reused model by content (``fingerprint``), not by how its path is spelled."""
     d = to_dict(cfg)
