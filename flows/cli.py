@@ -1,4 +1,5 @@
-"""``lmforge``: run the pipeline, show what is cached, open the MLflow UI.
+"""``lmforge``: run the pipeline, show what is cached, open the MLflow UI (the commands that use a model:
+``flows.use``).
 
 Prefect is imported only by ``run`` (``status`` and ``ui`` stay fast and need no Prefect server).
 """
@@ -13,9 +14,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from flows import env
+from flows import env, use
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -26,27 +27,11 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                         "tasks.tasks[stdlib_area].max_train=500")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {value}, allowed: 1 or more")
-    return value
-
-
 def _port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:  # (0 would let the server pick a port this command could not name)
         raise argparse.ArgumentTypeError(f"got {value}, allowed: 1 to 65535")
     return value
-
-
-def _not_negative(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value >= 0:  # (NaN too)
-            raise argparse.ArgumentTypeError(f"got {text}, allowed: 0 or more")
-        return value
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,22 +58,7 @@ def parser() -> argparse.ArgumentParser:
                     help="keep only what this config uses (default: also every config recorded in data/runs/)")
     ui = sub.add_parser("ui", help="the MLflow UI over this project's store, on 127.0.0.1")
     ui.add_argument("--port", type=_port, default=5000, help="1 to 65535 (default 5000)")
-    gen = sub.add_parser("generate", help="sample text from the latest pretrained causal LM")
-    gen.add_argument("--prompt", default="")
-    gen.add_argument("--max-tokens", type=_positive, default=100)
-    gen.add_argument("--temperature", type=_not_negative(float), default=0.8,
-                     help="softmax temperature; 0: greedy, the likeliest piece each time (default 0.8)")
-    gen.add_argument("--top-k", type=_not_negative(int), default=50,
-                     help="sample among the k likeliest pieces; 0: among all of them (default 50)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained decoder)")
-    fm = sub.add_parser("fill-mask", help="the latest pretrained encoder's top predictions for [MASK] (an "
-                        "encoder-decoder's: the span it writes for each)")
-    fm.add_argument("text")
-    fm.add_argument("--top-k", type=_positive, default=None, help="pieces per mask (default 5; at most the "
-                    "vocabulary; an encoder-decoder writes one greedy span per mask, and takes no --top-k)")
-    fm.add_argument("--model", type=Path, help="a model folder (default: the latest pretrained encoder or "
-                    "encoder-decoder)")
+    use.add_parsers(sub)
     return ap
 
 
@@ -310,36 +280,6 @@ def _port_taken(port: int) -> str | None:
     return None
 
 
-def _model(args: argparse.Namespace, root: Path, model_class: str) -> Path:
-    """``--model``, else the newest pretrained model of that class in the store (named on stderr)."""
-    from pipeline import inference
-    if args.model:
-        return inference.model_folder(args.model)
-    folder = inference.latest_model(root / "data" / "work", model_class)
-    print(f"lmforge: the latest pretrained {'causal LM' if model_class == 'CausalLM' else 'model that fills masks'}: "
-          f"{folder} (--model picks another)", file=sys.stderr)
-    return folder
-
-
-def cmd_generate(args: argparse.Namespace, root: Path) -> int:
-    from pipeline import inference
-    folder = _model(args, root, "CausalLM")
-    print(inference.generate(folder, args.prompt, args.max_tokens, args.temperature, args.top_k or None, args.seed))
-    return 0
-
-
-def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
-    from pipeline import inference
-    folder = _model(args, root, "MaskedLM")
-    if args.top_k is not None and json.loads((folder / "meta.json").read_text()).get("model_class") == "Seq2SeqLM":
-        print(f"lmforge fill-mask: --top-k {args.top_k} left aside: {folder} is an encoder-decoder, which writes one "
-              "greedy span per mask (a masked LM gives its top pieces)", file=sys.stderr)
-    for i, preds in enumerate(inference.fill_mask(folder, args.text, args.top_k or 5)):
-        print(f"mask {i + 1}: " + ("  ".join(f"{piece!r} {p:.3f}" for piece, p in preds) if preds else
-                                   "(the model wrote no span for it: it ended before this mask's sentinel)"))
-    return 0
-
-
 RESUME = ("lmforge run with the same config resumes where it stopped (--force, --stage and --from start their "
           "stages over)")
 _terminated = False
@@ -362,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.configtypes import ConfigError
     from pipeline.plan import PlanError
     try:
-        commands = {"run": cmd_run, "status": cmd_status, "gc": cmd_gc, "ui": cmd_ui, "generate": cmd_generate,
-                    "fill-mask": cmd_fill_mask}
+        commands = {"run": cmd_run, "status": cmd_status, "gc": cmd_gc, "ui": cmd_ui, **use.COMMANDS}
         return commands[args.command](args, root)
     except (ConfigError, PlanError, FileNotFoundError, ValueError) as e:
         print(f"lmforge: error: {e}", *getattr(e, "__notes__", ()), sep="\n", file=sys.stderr)

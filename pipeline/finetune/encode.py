@@ -13,7 +13,7 @@ Truncation keeps the layout's special tokens and cuts the text (for a pair, the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -31,6 +31,7 @@ class Encoded:
     first: list[np.ndarray] | None  # tagging: position of each word's first sub-token, -1 if truncated
     truncated: int  # examples that lost tokens to max_len
     outside: int = 0  # tagging: the id of ``O``, predicted for a word cut off by truncation
+    cut: set[int] = field(default_factory=set)  # the rows that lost tokens (``truncated`` of them)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,7 +72,7 @@ def encode_texts(examples: list[dict[str, Any]], labels: list[str], tok: Tokeniz
     texts = tok.encode_batch([ex["text"] for ex in examples], num_threads=threads)
     pairs = (tok.encode_batch([ex["text_pair"] for ex in examples], num_threads=threads)
              if examples and "text_pair" in examples[0] else None)
-    ids, labs, truncated = [], [], 0
+    ids, labs, cuts = [], [], set()
     for i, ex in enumerate(examples):
         a = np.asarray(texts[i], dtype=np.int64)
         if pairs is None:
@@ -84,10 +85,11 @@ def encode_texts(examples: list[dict[str, Any]], labels: list[str], tok: Tokeniz
             a2, b2 = _fit_pair(a, b, room)
             cut = len(a2) + len(b2) < len(a) + len(b)
             body = np.concatenate([a2, np.asarray(sep, dtype=np.int64), b2])
-        truncated += cut
+        if cut:
+            cuts.add(i)
         ids.append(np.concatenate([np.asarray(prefix, dtype=np.int64), body, np.asarray(suffix, dtype=np.int64)]))
         labs.append(np.asarray(index[ex["label"]], dtype=np.int64))
-    return Encoded(ids, labs, None, truncated)
+    return Encoded(ids, labs, None, len(cuts), cut=cuts)
 
 
 def encode_tagged(examples: list[dict[str, Any]], labels: list[str], tok: Tokenizer, arch: str,
@@ -98,8 +100,8 @@ def encode_tagged(examples: list[dict[str, Any]], labels: list[str], tok: Tokeni
     flat, lengths = tok.encode_flat(words, num_threads=threads)
     ends = np.cumsum(lengths)
     room = max_len - len(prefix) - len(suffix)
-    ids, labs, firsts, truncated, w = [], [], [], 0, 0
-    for ex in examples:
+    ids, labs, firsts, cuts, w = [], [], [], set(), 0
+    for i, ex in enumerate(examples):
         n = len(ex["tokens"])
         lens = lengths[w:w + n]
         start = int(ends[w - 1]) if w else 0
@@ -107,7 +109,8 @@ def encode_tagged(examples: list[dict[str, Any]], labels: list[str], tok: Tokeni
         w += n
         first = len(prefix) + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
         kept = first < len(prefix) + room
-        truncated += bool(len(body) > room)
+        if len(body) > room:
+            cuts.add(i)
         body = body[:room]
         seq = np.concatenate([np.asarray(prefix, dtype=np.int64), body, np.asarray(suffix, dtype=np.int64)])
         lab = np.full(len(seq), IGNORE, dtype=np.int64)
@@ -116,7 +119,7 @@ def encode_tagged(examples: list[dict[str, Any]], labels: list[str], tok: Tokeni
         ids.append(seq)
         labs.append(lab)
         firsts.append(np.where(kept, first, -1))
-    return Encoded(ids, labs, firsts, truncated, index["O"])
+    return Encoded(ids, labs, firsts, len(cuts), index["O"], cuts)
 
 
 def encode(examples: list[dict[str, Any]], kind: str, labels: list[str], tok: Tokenizer, arch: str,

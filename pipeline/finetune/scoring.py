@@ -13,12 +13,16 @@ from pipeline.tasks.metrics import accuracy, macro_f1, per_label_prf, span_f1
 
 @torch.no_grad()
 def predict(model: nn.Module, enc: Encoded, tagging: bool, pad_id: int, batch_size: int,
-            device: torch.device = torch.device("cpu")) -> tuple[list[Any], float]:
+            device: torch.device = torch.device("cpu"), probs: list | None = None) -> tuple[list[Any], float]:
     """Per example: a class id (classification) or a tag id per word (tagging; a word lost to
-    truncation gets ``O``, ``enc.outside``). Also the mean loss over labelled positions."""
+    truncation gets ``O``, ``enc.outside``). Also the mean loss over labelled positions. ``probs``, when
+    given, is filled per example with the softmax over the labels (classification) or the predicted tag's
+    probability per word (tagging; 1.0 for a word lost to truncation)."""
     was_training = model.training
     model.eval()
     preds: list[Any] = [None] * len(enc)
+    if probs is not None:
+        probs[:] = [None] * len(enc)
     loss_sum, n_sum = 0.0, 0
     for rows in eval_batches(enc, batch_size):
         idx, mask, lab = collate(enc, rows, pad_id, tagging)
@@ -28,12 +32,17 @@ def predict(model: nn.Module, enc: Encoded, tagging: bool, pad_id: int, batch_si
             loss_sum += float(loss) * n
             n_sum += n
         best = logits.argmax(dim=-1).cpu().numpy()
+        soft = logits.float().softmax(dim=-1).cpu().numpy() if probs is not None else None
         for r, i in enumerate(rows):
             if tagging:
                 first = enc.first[i]
                 preds[i] = np.where(first >= 0, best[r][np.maximum(first, 0)], enc.outside).tolist()
+                if soft is not None:
+                    probs[i] = np.where(first >= 0, soft[r].max(axis=-1)[np.maximum(first, 0)], 1.0).tolist()
             else:
                 preds[i] = int(best[r])
+                if soft is not None:
+                    probs[i] = soft[r].tolist()
     model.train(was_training)
     return preds, loss_sum / max(n_sum, 1)
 

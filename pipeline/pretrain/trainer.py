@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -117,6 +118,10 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
             # the model folder holds another step than the checkpoint's best (a killed run saved a later best
             # after its last checkpoint, or it is gone): the best is chosen again among the evals from here on
             best, best_step = math.inf, -1
+        if rt.is_main:
+            kept = f"best val loss {best:.4f} at step {best_step}" if best_step >= 0 else "no kept model yet"
+            print(f"pretrain: resuming at step {step} of {cfg.max_steps} from {ckpt} ({kept})", file=sys.stderr,
+                  flush=True)
     metrics_log = _MetricsLog(out / METRICS, keep_before=step)
     if rt.is_main:  # a resumed run's MLflow run gets the whole curve, not only the steps after the checkpoint
         for record in metrics_log.kept:

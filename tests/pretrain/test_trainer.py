@@ -53,7 +53,7 @@ def test_schedules():
     assert lr_at(99, schedule="wsd", **kw) == pytest.approx(0.1)
 
 
-def test_exact_resume(shards, tmp_path):
+def test_exact_resume(shards, tmp_path, capsys):
     c = cfg()
     full = train(c, shards, tmp_path / "full")
     first = train(c, shards, tmp_path / "resumed", stop_after=5)
@@ -68,6 +68,8 @@ def test_exact_resume(shards, tmp_path):
                 logged.append((step, metrics["train_loss"]))
 
     resumed = train(c, shards, tmp_path / "resumed", tracker=Tracker())
+    said = capsys.readouterr().err
+    assert f"pretrain: resuming at step 5 of {c.max_steps} from " in said  # the user is told where it resumes
     assert losses(tmp_path / "resumed") == losses(tmp_path / "full")  # bit-identical at every step
     # the resumed run's tracker gets the whole curve: the kept steps 1-5 first, then 6-12 as they train
     assert logged == list(enumerate(losses(tmp_path / "full"), 1))
