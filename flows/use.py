@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -84,36 +85,75 @@ def cmd_fill_mask(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CHUNK = 256  # inputs predicted and printed at a time (stdin streams)
+
+
+def _input_lines(args: argparse.Namespace) -> tuple[Any, str, bool]:
+    """(the byte lines of --file, its name for messages, whether they are JSON Lines)."""
+    if not args.file:
+        return (), "", False
+    if args.file == "-":
+        return sys.stdin.buffer, "stdin", args.jsonl
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"--file: {path} {'is not a file' if path.exists() else 'does not exist'}")
+    suffix = path.suffix.lower()
+    if suffix == ".json" and not args.jsonl:
+        raise ValueError(f"--file: {path} is .json; give JSON Lines (one object a line, .jsonl) or add --jsonl if "
+                         "it is that")
+    return open(path, "rb"), str(path), args.jsonl or suffix in JSONL_SUFFIXES
+
+
+def _say_run(folder: Path, run: dict[str, Any]) -> None:
+    metric = run.get("metric")
+    score = f"validation {metric} {run['best'][metric]:.4f}, best epoch {run['best_epoch']:g}" \
+        if metric and "best" in run else "no result.json beside it"
+    print(f"lmforge: task {run.get('task')!r}, run {run.get('method')}-{run.get('init')}-s{run.get('seed')} ({score}): "
+          f"{folder}", file=sys.stderr)
+
+
 def cmd_predict(args: argparse.Namespace, root: Path) -> int:
     from pipeline import predict
-    folder, chosen = predict.resolve(args.model, args.task, root / "data" / "work")
-    meta = json.loads((folder / "meta.json").read_text())
-    if chosen is not None:
-        score = chosen["best"].get(chosen.get("metric", "accuracy"))
-        print(f"lmforge: task {chosen['task']!r}, run {chosen['method']}-{chosen['init']}-s{chosen['seed']} "
-              f"(validation {chosen.get('metric', 'accuracy')} {score:.4f}, best epoch {chosen['best_epoch']}): {folder}",
-              file=sys.stderr)
-    lines: Any = ()
-    source = ""
-    if args.file:
-        source = "stdin" if args.file == "-" else args.file
-        lines = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="strict")
+    folder, run = predict.resolve(args.model, args.task, root / "data" / "work")
+    _say_run(folder, run)
+    lines, source, jsonl = _input_lines(args)
+    blank, done, cut = [0], 0, 0
     try:
-        examples = predict.read_inputs(args.texts, lines, source, meta["kind"] == "pair_classification",
-                                       jsonl=args.jsonl or str(args.file or "").endswith(".jsonl"))
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        examples = predict.read_inputs(args.texts, lines, source, run.get("kind") or "classification", jsonl, blank)
+        first = next(examples, None)
+        if first is None:
+            raise ValueError("nothing to predict: give texts, or --file with one text a line"
+                             + (f" ({source} has {blank[0]} blank line(s) only)" if blank[0] else ""))
+        model = predict.Predictor(folder)
+        chunk = [first]
+        for ex in examples:
+            chunk.append(ex)
+            if len(chunk) == CHUNK:
+                done, cut = _emit(model(chunk), args.json, done, cut)
+                chunk = []
+        done, cut = _emit(model(chunk), args.json, done, cut)
+    except BrokenPipeError:  # (| head): the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if args.file and args.file != "-":
             lines.close()
-    preds = predict.predict_examples(folder, examples)
-    for p in preds:
-        print(json.dumps(p, ensure_ascii=False) if args.json else predict.render(p))
-    cut = sum(p["truncated"] for p in preds)
     if cut:
-        print(f"lmforge: {cut} of {len(preds)} input(s) cut at max_len {meta['max_len']} tokens, as in training",
+        print(f"lmforge: {cut} of {done} input(s) cut at max_len {model.meta['max_len']} tokens, as in training",
+              file=sys.stderr)
+    if blank[0]:
+        print(f"lmforge: {blank[0]} blank line(s) of {source} skipped (--json gives each prediction its line)",
               file=sys.stderr)
     return 0
+
+
+def _emit(preds: list[dict[str, Any]], as_json: bool, done: int, cut: int) -> tuple[int, int]:
+    from pipeline.predict import render
+    for p in preds:
+        print(json.dumps(p, ensure_ascii=False) if as_json else render(p))
+    sys.stdout.flush()
+    return done + len(preds), cut + sum(p["truncated"] for p in preds)
 
 
 COMMANDS = {"generate": cmd_generate, "fill-mask": cmd_fill_mask, "predict": cmd_predict}

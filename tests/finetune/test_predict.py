@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 
 import pytest
 
 from finetune.test_stage import TASKS, context, write_ner
 from flows import cli
 from pipeline import predict
+from pipeline.predict import PAIR
 from pipeline.configtypes import build
 from pipeline.finetune import FinetuneConfig, run
 from pipeline.finetune.results import list_runs, read_jsonl, test_metrics
@@ -38,22 +40,36 @@ def test_best_run_is_the_best_pretrained_run_on_the_selection_metric(tmp_path):
     assert predict.best_run(by_loss, "a", tmp_path)["seed"] == 1  # a loss: the lowest; NaN never wins
 
 
+def _read(texts, lines, kind="classification", jsonl=False, blank=None):
+    return list(predict.read_inputs(texts, [x.encode() if isinstance(x, str) else x for x in lines], "f", kind,
+                                    jsonl, blank))
+
+
 def test_read_inputs_texts_lines_jsonl_and_pairs():
-    got = predict.read_inputs(["one text"], ["a line\n", "\n", "another\n"], "f.txt", pair=False, jsonl=False)
-    assert got == [{"text": "one text"}, {"text": "a line"}, {"text": "another"}]
+    blank = [0]
+    got = _read(["one text"], ["\ufeffa line\r\n", "\n", "another\n"], blank=blank)
+    assert got == [{"text": "one text", "argument": 1}, {"text": "a line", "line": 1}, {"text": "another", "line": 3}]
+    assert blank == [1]  # counted, and each prediction keeps its line
     lines = ['{"text": "x"}\n', '{"tokens": ["use", "os.path"]}\n']
-    assert predict.read_inputs([], lines, "f.jsonl", pair=False, jsonl=True) == [
-        {"text": "x"}, {"tokens": ["use", "os.path"], "text": "use os.path"}]
-    assert predict.read_inputs(["a\tb"], [], "", pair=True, jsonl=False) == [{"text": "a", "text_pair": "b"}]
-    for lines, pair, jsonl, message in (
-            (["no tab"], True, False, "f line 1: a pair task takes two texts separated by a tab"),
-            (["\n", "{oops"], False, True, "f line 2: not JSON"),
-            (["[1]"], False, True, "f line 1: expected an object"),
-            (['{"text": ""}'], False, True, 'f line 1: no "text"'),
-            (['{"text": "a"}'], True, True, 'f line 1: a pair task needs "text_pair"'),
-            (["", "  "], False, False, "nothing to predict")):
+    assert _read([], lines, "tagging", jsonl=True) == [
+        {"text": "x", "line": 1}, {"tokens": ["use", "os.path"], "text": "use os.path", "line": 2}]
+    assert _read(["a\tb"], [], PAIR) == [{"text": "a", "text_pair": "b", "argument": 1}]
+    assert _read([], ['{"text": "a", "text_pair": "b"}'], PAIR, jsonl=True) == [
+        {"text": "a", "text_pair": "b", "line": 1}]
+    for texts, lines, kind, jsonl, message in (
+            ([], ["no tab"], PAIR, False, "f line 1: a pair task takes two non-empty texts separated by one tab"),
+            ([], ["a\tb\tc"], PAIR, False, "got 3 part"),
+            ([], ["\n", "{oops"], "classification", True, "f line 2: not JSON"),
+            ([], ["[1]"], "classification", True, "f line 1: expected an object"),
+            ([], ['{"text": ""}'], "classification", True, 'f line 1: no "text"'),
+            ([], ['{"text": "a"}'], PAIR, True, 'f line 1: a pair task needs "text_pair"'),
+            ([], ['{"tokens": ["a"], "text_pair": "b"}'], PAIR, True, '"tokens" is for a tagging task'),
+            ([], ['{"text": "a", "text_pair": "b"}'], "classification", True, '"text_pair" is for a pair task'),
+            ([], ['{"tokens": ["a", 1]}'], "tagging", True, '"tokens" must be a non-empty list of non-empty strings'),
+            ([], [b"ok\n", b"caf\xe9\n"], "classification", False, "f line 2: not UTF-8 text"),
+            (["x", ""], [], "classification", False, "argument 2: an empty text")):
         with pytest.raises(ValueError, match=message):
-            predict.read_inputs([], lines, "f", pair=pair, jsonl=jsonl)
+            _read(texts, lines, kind, jsonl)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +119,17 @@ def test_a_long_input_is_cut_and_marked(finetuned):
     short, long = predict.predict_examples(folder, [{"text": "Return a socket."}, {"text": "file " * 200}])
     assert (short["truncated"], long["truncated"]) == (False, True)
     tagged = predict.predict_examples(out / "runs" / "ner" / "full-pretrained-s0" / "model", [{"text": "the value " * 60}])
-    assert tagged[0]["truncated"] and len(tagged[0]["tags"]) == 120 and tagged[0]["tags"][-1] == "O"
+    first_cut = tagged[0]["first_cut_word"]
+    assert tagged[0]["truncated"] and len(tagged[0]["tags"]) == 120 and 0 < first_cut < 120
+    assert set(tagged[0]["tags"][first_cut:]) == {"O"} and set(tagged[0]["tag_probabilities"][first_cut:]) == {None}
+    assert None not in tagged[0]["tag_probabilities"][:first_cut]
     assert predict.render(long).endswith("(truncated)")
+    assert predict.render(tagged[0]).endswith(f"(truncated: words from {first_cut + 1} on are tagged O unseen)")
+    line = predict.render({**short, "text": "two\tparts\nand a \\"})
+    assert line.split("\t")[2] == "two\\tparts\\nand a \\\\"  # one line a prediction, whatever the text holds
 
 
-def test_the_command(finetuned, capsys, monkeypatch, tmp_path):
+def test_the_command(finetuned, capsys, monkeypatch, tmp_path, pretrained_root):
     out, _ = finetuned
     assert cli.main(["predict", "--model", str(out), "--task", "stdlib_area", "Return a socket.",
                      "Parse the XML file."]) == 0
@@ -115,13 +137,31 @@ def test_the_command(finetuned, capsys, monkeypatch, tmp_path):
     lines = captured.out.splitlines()
     assert len(lines) == 2 and lines[0].split("\t")[2] == "Return a socket."
     assert "task 'stdlib_area', run full-pretrained-s" in captured.err
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"tokens": ["the", "socket", "error"]}\n'))
-    assert cli.main(["predict", "--model", str(out), "--task", "ner", "--file", "-", "--jsonl", "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)
-    assert got["tokens"] == ["the", "socket", "error"] and len(got["tags"]) == 3
+    stdin = io.TextIOWrapper(io.BytesIO(b'{"tokens": ["the", "socket", "error"]}\n\n'))
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert cli.main(["predict", "--model", str(out / "runs" / "ner"), "--file", "-", "--jsonl", "--json"]) == 0
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)
+    assert got["tokens"] == ["the", "socket", "error"] and len(got["tags"]) == 3 and got["line"] == 1
+    assert "1 blank line(s) of stdin skipped" in captured.err
+    run = out / "runs" / "stdlib_area" / "full-pretrained-s0"
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    weights = copy / "model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe not text\n")
-    assert cli.main(["predict", "--model", str(out), "--task", "stdlib_area", "--file", str(bad)]) == 2
-    assert "bad.txt: not UTF-8 text" in capsys.readouterr().err
-    assert cli.main(["predict", "--model", str(tmp_path), "x"]) == 2
-    assert "no task model in" in capsys.readouterr().err
+    (tmp_path / "in.json").write_text('{"text": "x"}\n')
+    (tmp_path / "empty").mkdir()
+    for argv, message in (
+            (["--model", str(out), "--task", "stdlib_area", "--file", str(bad)], "bad.txt line 1: not UTF-8 text"),
+            (["--model", str(out), "--task", "stdlib_area", "--file", str(tmp_path)], "is not a file"),
+            (["--model", str(out), "--task", "stdlib_area", "--file", str(tmp_path / "in.json")], "add --jsonl"),
+            (["--model", str(bad.parent / "empty"), "x"], "no task model in"),
+            (["--model", str(tmp_path / "nowhere"), "x"], "nowhere does not exist"),
+            (["--model", str(pretrained_root / "model"), "x"], "holds a pretrained CausalLM, not a fine-tuned"),
+            (["--model", str(copy), "x"], "copy is damaged: model/model.safetensors changed")):
+        assert cli.main(["predict", *argv]) == 2, argv
+        assert message in capsys.readouterr().err
