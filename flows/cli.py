@@ -308,11 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmforge: error: {e}", *getattr(e, "__notes__", ()), sep="\n", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lmforge: interrupted; {RESUME}", file=sys.stderr)
+        print("lmforge: interrupted" + (f"; {RESUME}" if args.command == "run" else ""), file=sys.stderr)
         return 130
     except SystemExit:
         if _terminated:
-            print(f"lmforge: terminated (SIGTERM); {RESUME}", file=sys.stderr)
+            print("lmforge: terminated (SIGTERM)" + (f"; {RESUME}" if args.command == "run" else ""), file=sys.stderr)
         raise
 
 

@@ -94,15 +94,31 @@ def _input_lines(args: argparse.Namespace) -> tuple[Any, str, bool]:
     if not args.file:
         return (), "", False
     if args.file == "-":
-        return sys.stdin.buffer, "stdin", args.jsonl
+        return _stdin_lines(), "stdin", args.jsonl
     path = Path(args.file)
-    if not path.is_file():
-        raise FileNotFoundError(f"--file: {path} {'is not a file' if path.exists() else 'does not exist'}")
+    if path.is_dir() or not path.exists():
+        raise FileNotFoundError(f"--file: {path} {'is a folder' if path.exists() else 'does not exist'}")
     suffix = path.suffix.lower()
     if suffix == ".json" and not args.jsonl:
         raise ValueError(f"--file: {path} is .json; give JSON Lines (one object a line, .jsonl) or add --jsonl if "
                          "it is that")
-    return open(path, "rb"), str(path), args.jsonl or suffix in JSONL_SUFFIXES
+    try:
+        return open(path, "rb"), str(path), args.jsonl or suffix in JSONL_SUFFIXES
+    except OSError as e:
+        raise ValueError(f"--file: {path}: {e.strerror or e}") from None
+
+
+def _stdin_lines() -> Any:
+    """stdin's byte lines; from a pipe or a terminal as they come (``waiting_lines``), so each is answered
+    without waiting for the end of the input."""
+    import stat
+    from pipeline.predict import waiting_lines
+    try:
+        fd = sys.stdin.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (OSError, ValueError):  # (a replaced sys.stdin without a descriptor)
+        return sys.stdin.buffer
+    return sys.stdin.buffer if regular else waiting_lines(fd)
 
 
 def _say_run(folder: Path, run: dict[str, Any]) -> None:
@@ -115,24 +131,29 @@ def _say_run(folder: Path, run: dict[str, Any]) -> None:
 
 def cmd_predict(args: argparse.Namespace, root: Path) -> int:
     from pipeline import predict
-    folder, run = predict.resolve(args.model, args.task, root / "data" / "work")
+    notes: list[str] = []
+    folder, run = predict.resolve(args.model, args.task, root / "data" / "work", notes)
+    for note in notes:
+        print(f"lmforge: {note}", file=sys.stderr)
     _say_run(folder, run)
     lines, source, jsonl = _input_lines(args)
     blank, done, cut = [0], 0, 0
     try:
         examples = predict.read_inputs(args.texts, lines, source, run.get("kind") or "classification", jsonl, blank)
-        first = next(examples, None)
+        first = next((ex for ex in examples if ex is not None), None)
         if first is None:
             raise ValueError("nothing to predict: give texts, or --file with one text a line"
                              + (f" ({source} has {blank[0]} blank line(s) only)" if blank[0] else ""))
         model = predict.Predictor(folder)
         chunk = [first]
         for ex in examples:
-            chunk.append(ex)
-            if len(chunk) == CHUNK:
+            if ex is not None:
+                chunk.append(ex)
+            if chunk and (ex is None or len(chunk) == CHUNK):  # a full chunk, or no more input waiting
                 done, cut = _emit(model(chunk), args.json, done, cut)
                 chunk = []
-        done, cut = _emit(model(chunk), args.json, done, cut)
+        if chunk:
+            done, cut = _emit(model(chunk), args.json, done, cut)
     except BrokenPipeError:  # (| head): the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -30,9 +30,10 @@ def _meta(folder: Path) -> dict[str, Any] | None:
 
 
 def _score(result: dict[str, Any]) -> float:
+    from pipeline.finetune.trainer import LOWER_IS_BETTER
     metric = result.get("metric", "accuracy")
     value = result["best"].get(metric, math.nan)
-    return -value if metric == "loss" else value
+    return -value if metric in LOWER_IS_BETTER else value
 
 
 def best_run(runs: list[dict[str, Any]], task: str | None, where: Path) -> dict[str, Any]:
@@ -46,13 +47,16 @@ def best_run(runs: list[dict[str, Any]], task: str | None, where: Path) -> dict[
     mine = [r for r in runs if r["task"] == task]
     if not mine:
         raise ValueError(f"--task: got {task!r}, allowed: {', '.join(tasks) or '(no task)'} (the tasks in {where})")
-    pretrained = [r for r in mine if r["init"] == "pretrained"] or mine
+    pretrained = [r for r in mine if r["init"] == "pretrained"]
+    if not pretrained:
+        raise ValueError(f"{where}: task {task!r} has no run from the pretrained model, only baselines")
     ranked = [(_score(r) if not math.isnan(_score(r)) else -math.inf, -i) for i, r in enumerate(pretrained)]
     return pretrained[max(range(len(pretrained)), key=ranked.__getitem__)]
 
 
-def latest_output(work: Path, task: str | None) -> Path:
-    """The newest published finetune output (with ``task``, when given) under ``work/finetune``."""
+def latest_output(work: Path, task: str | None, notes: list[str] | None = None) -> Path:
+    """The newest published finetune output (with ``task``, when given) under ``work/finetune``. A damaged one is
+    not used: ``notes`` gets a line naming it, since it may be newer than the one chosen."""
     from pipeline.finetune.results import list_runs
     from pipeline.store import validate
     found, tasks, damaged = [], set(), []
@@ -67,7 +71,10 @@ def latest_output(work: Path, task: str | None) -> Path:
         if task is None or task in have:
             found.append((m.created, folder))
     if found:
-        return max(found)[1]
+        chosen = max(found)[1]
+        if notes is not None and damaged:
+            notes.append(f"not used, as damaged (lmforge run rebuilds it): {'; '.join(damaged)}; using {chosen}")
+        return chosen
     hint = f"; not used, as damaged: {'; '.join(damaged)} (lmforge run rebuilds it)" if damaged else ""
     if tasks:
         raise ValueError(f"--task: got {task!r}, allowed: {', '.join(sorted(tasks))} (the tasks fine-tuned in "
@@ -85,11 +92,12 @@ def _check_run(run_dir: Path) -> None:
             raise ValueError(f"--model: {run_dir} is damaged: {why} (lmforge run trains it again)")
 
 
-def resolve(path: Path | None, task: str | None, work: Path) -> tuple[Path, dict[str, Any]]:
+def resolve(path: Path | None, task: str | None, work: Path,
+            notes: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
     """(the task model's folder, what is known of its run: ``result.json``, else its meta) for ``--model`` ``path``
-    (None: the newest finetune output, ``latest_output``) and ``--task``."""
+    (None: the newest finetune output, ``latest_output``, which may add to ``notes``) and ``--task``."""
     from pipeline.finetune.results import list_runs
-    path = latest_output(work, task) if path is None else Path(path)
+    path = latest_output(work, task, notes) if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--model: {path} does not exist")
     for folder in (path, path / "model"):
@@ -116,18 +124,48 @@ def resolve(path: Path | None, task: str | None, work: Path) -> tuple[Path, dict
     return Path(chosen["run_dir"]) / "model", chosen
 
 
-def read_inputs(texts: Iterable[str], lines: Iterable[bytes], source: str, kind: str, jsonl: bool,
-                blank: list[int] | None = None) -> Iterator[dict[str, Any]]:
+def waiting_lines(fd: int, size: int = 65536) -> Iterator[bytes | None]:
+    """The lines of a pipe or terminal (``fd``) as they come, and None whenever no more input is waiting: the
+    caller's cue to answer what it has (``lmforge predict --file -`` behind ``tail -f``, or typed lines)."""
+    import os
+    import select
+    buf = b""
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield line + b"\n"
+        if not select.select([fd], [], [], 0)[0]:
+            yield None
+        data = os.read(fd, size)  # (blocks until input comes, or the writer closes)
+        if not data:
+            if buf:
+                yield buf
+            return
+        buf += data
+
+
+def _no_surrogates(text: str, where: str) -> str:
+    if any("\ud800" <= c <= "\udfff" for c in text):  # undecodable bytes as Python keeps them, or JSON's lone halves
+        raise ValueError(f"{where}: not UTF-8 text (a lone surrogate or undecodable byte)")
+    return text
+
+
+def read_inputs(texts: Iterable[str], lines: Iterable[bytes | None], source: str, kind: str, jsonl: bool,
+                blank: list[int] | None = None) -> Iterator[dict[str, Any] | None]:
     """Examples from command-line ``texts`` (each marked ``argument``: its number), then the ``lines`` (bytes) of
     ``source`` (a file, or stdin), each marked ``line``: JSON Lines when ``jsonl`` (objects with ``text``, plus
     ``text_pair`` for a pair task, or ``tokens``, a list of words, for tagging), else one text a line (a pair
     task's two texts separated by one tab). UTF-8, a leading byte-order mark dropped. Blank lines are skipped
-    (their count added to ``blank[0]``, when given); anything else that does not fit is an error naming it."""
+    (their count added to ``blank[0]``, when given); anything else that does not fit is an error naming it. A None
+    among the lines (``waiting_lines``: no more input waiting) is passed on as None."""
     for n, text in enumerate(texts, 1):
-        if any("\udc80" <= c <= "\udcff" for c in text):  # (undecodable bytes of an argument, as Python keeps them)
-            raise ValueError(f"argument {n}: not UTF-8 text")
-        yield {**_example(text, kind, f"argument {n}"), "argument": n}
-    for n, raw in enumerate(lines, 1):
+        yield {**_example(_no_surrogates(text, f"argument {n}"), kind, f"argument {n}"), "argument": n}
+    n = 0
+    for raw in lines:
+        if raw is None:
+            yield None
+            continue
+        n += 1
         where = f"{source} line {n}"
         try:
             line = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
@@ -162,6 +200,10 @@ def _json_example(line: str, kind: str, where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: not JSON ({e.msg})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected an object with \"text\", got {type(obj).__name__}")
+    for key in ("text", "text_pair", "tokens"):
+        for value in obj.get(key) if isinstance(obj.get(key), list) else [obj.get(key)]:
+            if isinstance(value, str):
+                _no_surrogates(value, where)
     if "tokens" in obj:
         words = obj["tokens"]
         if kind != "tagging":
@@ -201,6 +243,11 @@ class Predictor:
         from pipeline.finetune.scoring import predict
         from pipeline.tasks.metrics import spans
         tagging = self.kind == "tagging"
+        for i, ex in enumerate(examples):
+            if (self.kind == PAIR) != ("text_pair" in ex) or ("tokens" in ex and not tagging):
+                raise ValueError(f"example {i + 1}: a {self.kind} model takes "
+                                 + ("text and text_pair" if self.kind == PAIR else "text, or tokens" if tagging
+                                    else "text alone"))
         rows = [{**ex, "tokens": ex.get("tokens") or ex["text"].split()} if tagging else
                 {**ex, "label": self.labels[0]} for ex in examples]
         for r in rows:
@@ -252,7 +299,9 @@ def render(pred: dict[str, Any]) -> str:
     for s in reversed(pred["spans"]):
         words[s["first"]:s["last"] + 1] = [f"[{' '.join(words[s['first']:s['last'] + 1])}]{s['type']}"]
     cut = pred["first_cut_word"]
-    return " ".join(words) + (f"  (truncated: words from {cut + 1} on are tagged O unseen)" if cut is not None else "")
+    mark = f"  (truncated: words from {cut + 1} on are tagged O unseen)" if cut is not None else \
+        "  (truncated: the last word's later pieces)" if pred["truncated"] else ""
+    return " ".join(words) + mark
 
 
-__all__ = ["resolve", "best_run", "latest_output", "read_inputs", "Predictor", "predict_examples", "render"]
+__all__ = ["resolve", "best_run", "latest_output", "read_inputs", "waiting_lines", "Predictor", "predict_examples", "render"]

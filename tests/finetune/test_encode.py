@@ -30,7 +30,7 @@ def test_tagging_truncation_marks_lost_words(tokenizer):
     words = ["message"] * 30
     ex = {"tokens": words, "tags": ["O"] * 30, "origin": "t:1"}
     enc = encode([ex], "tagging", ["O"], tokenizer, "encoder", max_len=12)
-    assert len(enc.ids[0]) == 12 and enc.truncated == 1
+    assert len(enc.ids[0]) == 12 and enc.truncated == 1 and enc.cut == {0}
     assert enc.ids[0][0] == tokenizer.cls_id and enc.ids[0][-1] == tokenizer.eos_id
     kept = enc.first[0] >= 0
     assert kept.sum() == (enc.labels[0] != IGNORE).sum() and kept.sum() < 30
@@ -80,7 +80,7 @@ def test_classification_pairs_and_truncation(tokenizer):
     a, b = tokenizer.encode("parse the file"), tokenizer.encode("socket error")
     assert enc.ids[0].tolist() == a + [tokenizer.sep_id] + b
     assert [int(x) for x in enc.labels] == [1, 0]
-    assert len(enc.ids[1]) == 16 and enc.truncated == 1
+    assert len(enc.ids[1]) == 16 and enc.truncated == 1 and enc.cut == {1}  # which rows lost tokens
     x = tokenizer.encode("x")
     assert enc.ids[1][-len(x) - 1:].tolist() == [tokenizer.sep_id, *x]
     enc = encode(exs, "pair_classification", ["a", "b"], tokenizer, "encoder", max_len=16)

@@ -5,19 +5,22 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
+import time
 
 import pytest
 
-from finetune.test_stage import TASKS, context, write_ner
+from finetune.test_stage import TASKS, WORDS, context, write_ner
 from flows import cli
 from pipeline import predict
 from pipeline.predict import PAIR
+from pipeline.store import Workspace
 from pipeline.configtypes import build
 from pipeline.finetune import FinetuneConfig, run
 from pipeline.finetune.results import list_runs, read_jsonl, test_metrics
 from pipeline.tasks import TasksConfig
-from pipeline.tasks.metrics import spans
+from pipeline.tasks.metrics import span_counts, spans
 
 
 def _run(task, method, init, seed, value, metric="accuracy"):
@@ -76,14 +79,19 @@ def test_read_inputs_texts_lines_jsonl_and_pairs():
 def finetuned(tmp_path_factory, pretrained_root):
     tmp = tmp_path_factory.mktemp("predict")
     write_ner(tmp)
-    tasks = build(TasksConfig, TASKS)
+    rows = [{"text": f"{WORDS[i % 6]} {WORDS[(i + 1) % 6]} n{i}", "text_pair": f"{WORDS[(i * 5) % 6]} m{i}",
+             "label": "same" if i % 6 == (i * 5) % 6 else "other"} for i in range(60)]
+    (tmp / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pair = {"name": "pairs", "kind": PAIR, "source": "files", "train": "pairs.jsonl", "val_fraction": 0.2,
+            "test_fraction": 0.2}
+    tasks = build(TasksConfig, {"tasks": TASKS["tasks"] + [pair]})
     ctx = context(tmp, pretrained_root, tasks)
     cfg = FinetuneConfig(methods=["full"], seeds=[0, 1], epochs=2, batch_size=16, max_len=48, threads=1)
     run(cfg, ctx)
     return ctx.out, tasks
 
 
-@pytest.mark.parametrize("task", ["stdlib_area", "ner"])
+@pytest.mark.parametrize("task", ["stdlib_area", "ner", "pairs"])
 def test_predictions_are_the_ones_evaluate_scores(finetuned, task):
     out, tasks = finetuned
     folder, chosen = predict.resolve(out, task, out.parent)
@@ -98,15 +106,16 @@ def test_predictions_are_the_ones_evaluate_scores(finetuned, task):
     if task == "ner":
         preds = predict.predict_examples(folder, [{"tokens": ex["tokens"]} for ex in examples])
         assert [p["tokens"] for p in preds] == [ex["tokens"] for ex in examples]
-        correct = sum(g == p for ex, pr in zip(examples, preds) for g, p in zip(ex["tags"], pr["tags"]))
-        assert correct / sum(len(ex["tags"]) for ex in examples) == pytest.approx(scored["accuracy"])
+        assert [list(c) for c in span_counts([ex["tags"] for ex in examples], [p["tags"] for p in preds], "BIO")] \
+            == [list(c) for c in scored["span_counts"]]  # per sentence: (correct, predicted, gold) spans
         assert all(0.0 < q <= 1.0 for p in preds for q in p["tag_probabilities"])
         for p in preds:  # the spans are the CoNLL chunks of the tags (an I- after O starts one too)
             assert [(s["type"], s["first"], s["last"]) for s in p["spans"]] == spans(p["tags"], "BIO")
             assert all(s["text"] == " ".join(p["tokens"][s["first"]:s["last"] + 1]) for s in p["spans"])
         assert sum(len(p["spans"]) for p in preds) > 0
     else:
-        preds = predict.predict_examples(folder, [{"text": ex["text"]} for ex in examples])
+        keys = ("text", "text_pair") if task == "pairs" else ("text",)
+        preds = predict.predict_examples(folder, [{k: ex[k] for k in keys} for ex in examples])
         assert [int(ex["label"] == p["label"]) for ex, p in zip(examples, preds)] == scored["correct"]
         for p in preds:
             assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
@@ -157,7 +166,7 @@ def test_the_command(finetuned, capsys, monkeypatch, tmp_path, pretrained_root):
     (tmp_path / "empty").mkdir()
     for argv, message in (
             (["--model", str(out), "--task", "stdlib_area", "--file", str(bad)], "bad.txt line 1: not UTF-8 text"),
-            (["--model", str(out), "--task", "stdlib_area", "--file", str(tmp_path)], "is not a file"),
+            (["--model", str(out), "--task", "stdlib_area", "--file", str(tmp_path)], "is a folder"),
             (["--model", str(out), "--task", "stdlib_area", "--file", str(tmp_path / "in.json")], "add --jsonl"),
             (["--model", str(bad.parent / "empty"), "x"], "no task model in"),
             (["--model", str(tmp_path / "nowhere"), "x"], "nowhere does not exist"),
@@ -165,3 +174,51 @@ def test_the_command(finetuned, capsys, monkeypatch, tmp_path, pretrained_root):
             (["--model", str(copy), "x"], "copy is damaged: model/model.safetensors changed")):
         assert cli.main(["predict", *argv]) == 2, argv
         assert message in capsys.readouterr().err
+
+
+def test_waiting_lines_answer_what_came_before_more_arrives():
+    read, write = os.pipe()
+    lines = predict.waiting_lines(read, size=4)
+    os.write(write, b"first\nsecond\nthi")
+    assert [next(lines), next(lines)] == [b"first\n", b"second\n"]
+    assert next(lines) is None  # "thi" waits for its end; nothing more is waiting: the caller answers now
+    os.write(write, b"rd\nlast")
+    os.close(write)
+    assert list(lines) == [b"third\n", b"last"]
+    os.close(read)
+    marked = list(predict.read_inputs([], [b"a\n", None, b"\n", b"b\n"], "stdin", "classification", False))
+    assert marked == [{"text": "a", "line": 1}, None, {"text": "b", "line": 3}]  # the cue is passed on
+
+
+def test_the_default_model_is_the_newest_intact_output_holding_the_task(finetuned, tmp_path):
+    out, _ = finetuned
+    work = tmp_path / "work"
+    for key in ("older", "newer"):
+        ws = Workspace(work, "finetune", key)
+        shutil.copytree(out, ws.partial, symlinks=True)
+        ws.publish("1", {}, {}, {}, None, 0.0)
+        time.sleep(0.01)
+    notes: list[str] = []
+    assert predict.latest_output(work, "ner", notes) == work / "finetune" / "newer" and notes == []
+    (work / "finetune" / "newer" / "runs" / "ner" / "full-scratch-s0" / "result.json").write_text("{}")
+    assert predict.latest_output(work, "ner", notes) == work / "finetune" / "older"
+    assert len(notes) == 1 and "newer" in notes[0] and "not used, as damaged" in notes[0]  # said, not silent
+    folder, run = predict.resolve(None, "pairs", work)
+    assert folder.parts[-5:-3] == ("older", "runs") and run["task"] == "pairs" and run["init"] == "pretrained"
+    with pytest.raises(ValueError, match="allowed: ner, pairs, stdlib_area"):
+        predict.latest_output(work, "nope")
+    with pytest.raises(FileNotFoundError, match="no fine-tuned model in"):
+        predict.latest_output(tmp_path / "elsewhere", None)
+
+
+def test_pairs_render_and_a_model_refuses_inputs_of_another_kind(finetuned):
+    out, _ = finetuned
+    folder, _ = predict.resolve(out, "pairs", out.parent)
+    model = predict.Predictor(folder)
+    (p,) = model([{"text": "the socket", "text_pair": "file " * 80}])
+    assert p["truncated"] and predict.render(p).endswith(" | " + ("file " * 80) + "  (truncated)")
+    with pytest.raises(ValueError, match="example 1: a pair_classification model takes text and text_pair"):
+        model([{"text": "the socket"}])
+    tagger = predict.Predictor(predict.resolve(out, "ner", out.parent)[0])
+    with pytest.raises(ValueError, match="example 1: a tagging model takes text, or tokens"):
+        tagger([{"text": "a", "text_pair": "b"}])

@@ -76,9 +76,12 @@ def test_an_interrupted_command_says_how_to_resume(monkeypatch, capsys, tmp_path
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "cmd_status", interrupted)
-    assert cli.main(["status", "--preset", "tiny"]) == 130
+    monkeypatch.setattr(cli, "cmd_run", interrupted)
+    assert cli.main(["run", "--preset", "tiny"]) == 130
     assert "interrupted; lmforge run with the same config resumes" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "cmd_status", interrupted)  # a command that builds nothing has nothing to resume
+    assert cli.main(["status", "--preset", "tiny"]) == 130
+    assert capsys.readouterr().err == "lmforge: interrupted\n"
 
 
 def test_a_terminated_command_says_how_to_resume(monkeypatch, capsys, tmp_path):
@@ -94,11 +97,11 @@ def test_a_terminated_command_says_how_to_resume(monkeypatch, capsys, tmp_path):
 
     previous = signal.getsignal(signal.SIGTERM)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "cmd_status", terminated)
+    monkeypatch.setattr(cli, "cmd_run", terminated)
     monkeypatch.setattr(cli, "_terminated", False)
     try:
         with pytest.raises(SystemExit) as exit_:
-            cli.main(["status", "--preset", "tiny"])
+            cli.main(["run", "--preset", "tiny"])
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert exit_.value.code == 143
