@@ -146,6 +146,10 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     built = sum(not s["cached"] for s in summary)
     print(f"lmforge: {len(summary)} stage(s), {built} built, {len(summary) - built} cached, "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    tasks = [t.name for t in cfg.tasks.tasks]
+    if tasks and any(s["stage"] == "finetune" for s in summary):
+        print(f"lmforge: use a fine-tuned model: lmforge predict --task {tasks[0]} \"some text\" (tasks: "
+              f"{', '.join(tasks)}); browse the runs: lmforge ui", file=sys.stderr)
     return 0
 
 

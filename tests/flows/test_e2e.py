@@ -56,8 +56,9 @@ def test_full_run_then_cached(project, monkeypatch, capsys, executed):
     capsys.readouterr()
     assert lmforge(project, monkeypatch, "run", "--preset", "tiny") == 0
     assert executed == names
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "# lmforge evaluation report" in out and "bits per byte" in out  # the report ends the run
+    assert 'lmforge predict --task stdlib_area "some text" (tasks: stdlib_area, stdlib_names)' in err  # what next
     rows = status(project, monkeypatch, capsys)
     assert [r["stage"] for r in rows] == names and all(r["cached"] for r in rows)
     mtimes = {r["stage"]: (Path(r["path"]) / "manifest.json").stat().st_mtime_ns for r in rows}
@@ -215,6 +216,11 @@ def test_generate_from_the_pipeline_model(project, monkeypatch, capsys):
     assert lmforge(project, monkeypatch, "generate", "--model", str(pretrain_out / "checkpoint")) == 2
     assert (f"holds weights but no tokenizer (a training checkpoint?); the published model, with its tokenizer, "
             f"is {pretrain_out / 'model'}") in capsys.readouterr().err
+    # predict: the best pretrained run of the newest fine-tuning output holding the task
+    assert lmforge(project, monkeypatch, "predict", "--task", "stdlib_names", "Call os.path.join on the parts.") == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and "Call" in out
+    assert re.search(r"task 'stdlib_names', run \w+-pretrained-s\d .*/data/work/finetune/\w+/runs/stdlib_names/", err)
 
 
 def test_missing_upstream_is_a_clear_error(tmp_path, monkeypatch, capsys):
