@@ -97,9 +97,9 @@ FINETUNE = {"max_len": 64, "pooling": "mean", "batch_size": 32, "lr": 5e-4, "hea
             "lora_targets": ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"], "lora_r": 16, "lora_alpha": 16.0,
             "adapter_init": "kaiming", "adapter_form": "parallel", "adapter_where": ["mlp"], "adapter_bottleneck": 128,
             "adapter_scale": 4.0}
-RECORDED = ("epochs", "patience", "max_len", "batch_size", "lr", "head_lr", "peft_lr", "peft_norms", "lora_r", "lora_alpha",
-            "lora_targets", "adapter_form", "adapter_where", "adapter_bottleneck", "adapter_scale", "adapter_init",
-            "ema")
+RECORDED = ("epochs", "patience", "max_len", "batch_size", "lr", "head_lr", "peft_lr", "peft_norms", "lora_r",
+            "lora_alpha", "lora_targets", "adapter_form", "adapter_where", "adapter_bottleneck", "adapter_scale",
+            "adapter_init", "ema")
 # LoRA runs two-stage (the stage's "two_stage" method with then="lora"): the head alone for HEAD_EPOCHS, then
 # LoRA and the head for the rest of EPOCHS (LP-FT, Kumar et al. 2022: a head trained first keeps the first
 # updates from pulling the pretrained features toward a random head). Selected on the validation split (medium

@@ -304,4 +304,5 @@ def render(pred: dict[str, Any]) -> str:
     return " ".join(words) + mark
 
 
-__all__ = ["resolve", "best_run", "latest_output", "read_inputs", "waiting_lines", "Predictor", "predict_examples", "render"]
+__all__ = ["resolve", "best_run", "latest_output", "read_inputs", "waiting_lines", "Predictor", "predict_examples",
+           "render"]

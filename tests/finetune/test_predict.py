@@ -97,7 +97,8 @@ def test_predictions_are_the_ones_evaluate_scores(finetuned, task):
     folder, chosen = predict.resolve(out, task, out.parent)
     best = max((r for r in list_runs(out) if r["task"] == task and r["init"] == "pretrained"),
                key=lambda r: r["best"][r["metric"]])
-    assert folder == out / "runs" / task / f"full-pretrained-s{best['seed']}" / "model" and chosen["seed"] == best["seed"]
+    assert folder == out / "runs" / task / f"full-pretrained-s{best['seed']}" / "model"
+    assert chosen["seed"] == best["seed"]
     assert predict.resolve(folder.parent, None, out.parent)[0] == folder  # a run's folder, or its model/
     with pytest.raises(ValueError, match="is a model of task"):
         predict.resolve(folder, "other", out.parent)
@@ -127,7 +128,8 @@ def test_a_long_input_is_cut_and_marked(finetuned):
     folder, _ = predict.resolve(out, "stdlib_area", out.parent)
     short, long = predict.predict_examples(folder, [{"text": "Return a socket."}, {"text": "file " * 200}])
     assert (short["truncated"], long["truncated"]) == (False, True)
-    tagged = predict.predict_examples(out / "runs" / "ner" / "full-pretrained-s0" / "model", [{"text": "the value " * 60}])
+    tagger = out / "runs" / "ner" / "full-pretrained-s0" / "model"
+    tagged = predict.predict_examples(tagger, [{"text": "the value " * 60}])
     first_cut = tagged[0]["first_cut_word"]
     assert tagged[0]["truncated"] and len(tagged[0]["tags"]) == 120 and 0 < first_cut < 120
     assert set(tagged[0]["tags"][first_cut:]) == {"O"} and set(tagged[0]["tag_probabilities"][first_cut:]) == {None}
