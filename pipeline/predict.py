@@ -50,8 +50,9 @@ def best_run(runs: list[dict[str, Any]], task: str | None, where: Path) -> dict[
     pretrained = [r for r in mine if r["init"] == "pretrained"]
     if not pretrained:
         raise ValueError(f"{where}: task {task!r} has no run from the pretrained model, only baselines")
-    ranked = [(_score(r) if not math.isnan(_score(r)) else -math.inf, -i) for i, r in enumerate(pretrained)]
-    return pretrained[max(range(len(pretrained)), key=ranked.__getitem__)]
+    scores = [_score(r) for r in pretrained]
+    best = max(range(len(pretrained)), key=lambda i: (-math.inf if math.isnan(scores[i]) else scores[i], -i))
+    return pretrained[best]
 
 
 def latest_output(work: Path, task: str | None, notes: list[str] | None = None) -> Path:
@@ -225,10 +226,8 @@ class Predictor:
     """A task model loaded once (``folder``: a task model's folder), applied to batches of examples."""
 
     def __init__(self, folder: Path, batch_size: int = 64) -> None:
-        from pipeline.finetune import modeling
-        from pipeline.tokenize.tokenizer import Tokenizer
-        self.model, _, self.meta = modeling.load(folder)
-        self.tok = Tokenizer.from_dir(folder)
+        from pipeline.finetune.modeling import load_with_tokenizer
+        self.model, self.meta, self.tok, self.pad_id = load_with_tokenizer(folder)
         self.labels, self.kind, self.batch_size = self.meta["labels"], self.meta["kind"], batch_size
         self.folder = folder
 
@@ -248,16 +247,13 @@ class Predictor:
                 raise ValueError(f"example {i + 1}: a {self.kind} model takes "
                                  + ("text and text_pair" if self.kind == PAIR else "text, or tokens" if tagging
                                     else "text alone"))
-        rows = [{**ex, "tokens": ex.get("tokens") or ex["text"].split()} if tagging else
-                {**ex, "label": self.labels[0]} for ex in examples]
-        for r in rows:
-            if tagging:
-                r["tags"] = ["O"] * len(r["tokens"])
+        words = [ex.get("tokens") or ex["text"].split() for ex in examples] if tagging else None
+        rows = [{**ex, "tokens": w, "tags": ["O"] * len(w)} for ex, w in zip(examples, words)] if tagging else \
+            [{**ex, "label": self.labels[0]} for ex in examples]  # (placeholder gold: encode wants one)
         enc = encode(rows, self.kind, self.labels, self.tok, self.meta["arch"], self.meta["max_len"])
         probs: list = []
         with torch.inference_mode():
-            preds, _ = predict(self.model, enc, tagging, self.tok.pad_id if self.tok.pad_id is not None else 0,
-                               self.batch_size, probs=probs)
+            preds, _ = predict(self.model, enc, tagging, self.pad_id, self.batch_size, probs=probs)
         if not all(math.isfinite(x) for pr in probs for x in pr):
             raise ValueError(f"{self.folder}: the model gives NaN or infinite scores (damaged weights?)")
         out = []
@@ -269,8 +265,7 @@ class Predictor:
                 found = [{"type": t, "first": a, "last": b, "text": " ".join(r["tokens"][a:b + 1])}
                          for t, a, b in spans(tags, self.meta.get("scheme") or "BIO")]
                 out.append({**mark, "tokens": r["tokens"], "tags": tags,
-                            "tag_probabilities": [None if k >= (cut[0] if cut else len(tags)) else round(x, 4)
-                                                  for k, x in enumerate(pr)],
+                            "tag_probabilities": [None if f < 0 else round(x, 4) for f, x in zip(enc.first[i], pr)],
                             "spans": found, "truncated": i in enc.cut, "first_cut_word": cut[0] if cut else None})
             else:
                 out.append({**mark, "text": r["text"], **({"text_pair": r["text_pair"]} if "text_pair" in r else {}),

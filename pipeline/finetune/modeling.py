@@ -262,6 +262,15 @@ def save(model: nn.Module, mcfg: ModelConfig, folder: Path, tokenizer_file: Path
     return folder
 
 
+def load_with_tokenizer(folder: Path) -> tuple[nn.Module, dict[str, Any], Any, int]:
+    """A saved task model (``load``), its meta, the tokenizer saved beside it and the id inputs are padded with:
+    what scoring a test split and ``lmforge predict`` both need."""
+    from pipeline.tokenize.tokenizer import Tokenizer
+    model, _, meta = load(folder)
+    tok = Tokenizer.from_dir(folder)
+    return model, meta, tok, tok.pad_id if tok.pad_id is not None else 0
+
+
 def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Rebuild a saved task model (re-applying adapters recorded in its meta) and load its weights."""
     folder = Path(folder)
@@ -277,5 +286,5 @@ def load(folder: Path, map_location: str = "cpu") -> tuple[nn.Module, ModelConfi
     return module.to(map_location), mcfg, meta
 
 
-__all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "resolve_pooling",
-           "has_lora", "norm_names", "frozen_names", "check_trunk_options", "lora_zero_factors"]
+__all__ = ["build", "add_method_modules", "set_trainable", "optimizer", "save", "load", "load_with_tokenizer",
+           "resolve_pooling", "has_lora", "norm_names", "frozen_names", "check_trunk_options", "lora_zero_factors"]

@@ -41,18 +41,15 @@ def test_metrics(run_dir: Path, tasks_cfg) -> dict[str, Any]:
     from pipeline.finetune.encode import encode
     from pipeline.finetune.scoring import metrics, predict
     from pipeline.tasks.metrics import span_counts
-    from pipeline.tokenize.tokenizer import Tokenizer
 
     run_dir = Path(run_dir)
     result = json.loads((run_dir / "result.json").read_text())
     task = tasks_cfg.get(result["task"]) if tasks_cfg is not None else None
     examples = read_jsonl(run_dir.parents[2] / "tasks" / result["task"] / "test.jsonl")
-    model, mcfg, meta = modeling.load(run_dir / "model")
-    tok = Tokenizer.from_dir(run_dir / "model")
+    model, meta, tok, pad_id = modeling.load_with_tokenizer(run_dir / "model")
     labels, kind = meta["labels"], meta["kind"]
     scheme = meta.get("scheme") or (task.scheme if task is not None and task.scheme != "auto" else None)
     enc = encode(examples, kind, labels, tok, meta["arch"], meta["max_len"])
-    pad_id = tok.pad_id if tok.pad_id is not None else 0
     preds, loss = predict(model, enc, kind == "tagging", pad_id, batch_size=64)
     out = {k: result[k] for k in ("task", "kind", "method", "init", "seed")}
     out.update(n_test=len(examples), truncated=enc.truncated, loss=loss, labels=labels)
