@@ -10,6 +10,7 @@ A folder holds
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,16 @@ def save_model(
     }
     (folder / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def update_meta(folder: str | Path, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to a saved model's meta, in the format ``save_model`` writes, leaving its weights as they are.
+    Written to a temporary file and renamed: a reader sees the old meta or the new one."""
+    path = Path(folder) / META
+    meta = {**json.loads(path.read_text()), **extra}
+    tmp = path.with_name(f".{META}.tmp-{os.getpid()}")  # (the name the store clears if a crash leaves it)
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def load_config(folder: str | Path) -> ModelConfig:

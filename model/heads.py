@@ -57,19 +57,18 @@ def pool(h: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:
     if attention_mask is None:
         attention_mask = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
     rows = torch.arange(h.size(0), device=h.device)
+    mask = attention_mask.to(h.dtype)  # (B, T)
     if pooling == "first":  # the first real token (argmax: the first 1; a row without any: position 0)
         return h[rows, (attention_mask != 0).long().argmax(dim=1)]
     if pooling == "weighted_mean":  # position-weighted (SGPT): the t-th real token weighs t, as it saw t tokens
-        w = attention_mask.to(h.dtype).cumsum(dim=1) * attention_mask.to(h.dtype)
+        w = mask.cumsum(dim=1) * mask
         return (h * w.unsqueeze(-1)).sum(dim=1) / w.sum(dim=1, keepdim=True).clamp(min=1.0)
     if pooling == "max":  # each feature's largest value over the real tokens (zeros for a row without any)
         real = attention_mask.unsqueeze(-1) != 0
         pooled = h.masked_fill(~real, torch.finfo(h.dtype).min).amax(dim=1)
         return torch.where(real.any(dim=1), pooled, torch.zeros_like(pooled))
-    mask = attention_mask.to(h.dtype)  # (B, T)
-    if pooling == "last":  # the last real token (a row without any: position 0)
-        real = (attention_mask != 0).long()
-        last = torch.where(real.any(dim=1), h.size(1) - 1 - real.flip(1).argmax(dim=1), 0)  # (B,)
+    if pooling == "last":  # the last real token: the largest real position (a row without any: position 0)
+        last = ((attention_mask != 0).long() * torch.arange(h.size(1), device=h.device)).argmax(dim=1)  # (B,)
         return h[rows, last]
     return (h * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline import stages as registry
 from pipeline.config import RunConfig
-from pipeline.plan import PlannedStage
+from pipeline.plan import PlannedStage, outside_files
 from pipeline.stage import InputChanged, StageContext
 from pipeline.store import Manifest, Workspace, output_files, read_manifest, stage_dir, validate
 from pipeline.tracking import MlflowRun, MlflowSession, NullTracker, numeric_metrics
@@ -115,7 +115,6 @@ def _same_outside_files(ps: PlannedStage, cfg: RunConfig, root: Path, when: str,
     when the run was planned: an output read from an edited file would be cached under the old file's key (a
     tester edited a task file while pretraining ran; fine-tuning then read the new one under the old key).
     ``discard``: the partial folder, removed then (what the stage wrote may come from either version)."""
-    from pipeline.plan import outside_files
     now = outside_files(cfg, ps.name, root, missing_ok=True)
     changed = [k for k, v in now.items() if ps.inputs.get(k) != v]
     if changed:

@@ -212,8 +212,7 @@ def read_parquet(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
 
 
 def read_delimited(path: Path, rel: str, src: SourceConfig) -> Iterator[Item]:
-    text = decode(raw_bytes(path),
-                   src, rel)
+    text = decode(raw_bytes(path), src, rel)
     if isinstance(text, Drop):
         yield text
         return

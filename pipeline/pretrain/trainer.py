@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from model import ModelConfig, build_adamw, device_peak_flops, flops_per_token, load_model, param_count
+from model.checkpoint import update_meta
 from model.flops import build_for_config, seq2seq_flops
 from model.layers import IGNORE_INDEX
 from pipeline.configtypes import ConfigError
@@ -31,7 +32,6 @@ from pipeline.pretrain.runtime import Runtime, all_reduce_mean, setup
 from pipeline.pretrain.schedule import lr_at
 from pipeline.progress import Progress
 from pipeline.stage import Diverged, InputGone
-from pipeline.store import atomic_write_text
 from pipeline.tokenize.tokenizer import MODEL_FILE, model_digest
 from pipeline.tracking import NullTracker, Tracker
 
@@ -218,10 +218,7 @@ def train(cfg: PretrainConfig, shards_dir: Path, out: Path, tracker: Tracker | N
     progress.close()
     kept_eval = whole or _score_kept(model, best_state, best_step, step, out, val_shards, cfg, rt)
     if rt.is_main:  # the kept model's meta: its whole-split figures, and the one it was chosen by
-        meta_file = out / BEST / "meta.json"
-        meta = {**json.loads(meta_file.read_text()), "select_val_loss": best,
-                **{f"val_{k}": v for k, v in kept_eval.items()}}
-        atomic_write_text(meta_file, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        update_meta(out / BEST, {"select_val_loss": best, **{f"val_{k}": v for k, v in kept_eval.items()}})
         tracker.log_metrics({f"kept_val_{k}": v for k, v in kept_eval.items()}, step=step)
     seconds = time.perf_counter() - t_start
     tracker.flush()

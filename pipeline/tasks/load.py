@@ -139,9 +139,9 @@ def _file_records(cfg: TaskConfig, root: Path) -> tuple[dict[str, list[Record | 
     if cut:
         kept = []
         # every copy of a text takes its first copy's side: a text repeated in the file is on one side of the cut
-        keys = [key if isinstance(item, Drop) else key.rsplit("\x1d", 1)[0] + "\x1d1" for item, key in zip(
-            out["train"], _numbered([item.origin if isinstance(item, Drop) else _text_key(
-                item.text, item.text_pair, item.tokens) for item in out["train"]]))]
+        # (the key of a first copy, as _numbered gave it when copies were placed one by one; a drop's origin is its own)
+        keys = [f"{item.origin if isinstance(item, Drop) else _text_key(item.text, item.text_pair, item.tokens)}\x1d1"
+                for item in out["train"]]
         for item, key in zip(out["train"], keys):
             x = _hash01(cfg.split_seed, key)
             if "test" in cut and x < cut["test"]:
